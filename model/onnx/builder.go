@@ -118,7 +118,7 @@ func AttrS(name, v string) Attribute { return Attribute{Name: name, Type: AttrSt
 
 // AttrInts returns an integer-list attribute.
 func AttrInts(name string, v ...int64) Attribute {
-	return Attribute{Name: name, Type: AttrInts, Ints: append([]int64(nil), v...)}
+	return Attribute{Name: name, Type: AttrIntList, Ints: append([]int64(nil), v...)}
 }
 
 // AttrT returns a tensor attribute.

@@ -22,7 +22,9 @@ const (
 // AttrType is an ONNX AttributeProto.AttributeType value.
 type AttrType int32
 
-// ONNX attribute kinds.
+// ONNX attribute kinds. The INTS kind is AttrIntList because the name
+// AttrInts belongs to the builder helper that makes such an attribute;
+// AttrFloatList and AttrStringList are aliases for symmetry.
 const (
 	AttrUndefined AttrType = 0
 	AttrFloat     AttrType = 1
@@ -31,8 +33,11 @@ const (
 	AttrTensor    AttrType = 4
 	AttrGraph     AttrType = 5
 	AttrFloats    AttrType = 6
-	AttrInts      AttrType = 7
+	AttrIntList   AttrType = 7
 	AttrStrings   AttrType = 8
+
+	AttrFloatList  = AttrFloats
+	AttrStringList = AttrStrings
 )
 
 // Tensor is a TensorProto: a named, typed, shaped constant. Exactly one of the

@@ -1,0 +1,257 @@
+package onnx
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Marshal encodes m as an ONNX ModelProto in protobuf wire format, ready to
+// be written to a .onnx file or handed to ONNX Runtime. Float, double, int64
+// and int32 tensor data are written as little-endian raw_data. Marshal checks
+// that every tensor's data agrees with its type and shape (ErrInvalidTensor)
+// but does not check the graph; call Validate for that.
+func (m *Model) Marshal() ([]byte, error) {
+	if m.Graph == nil {
+		return nil, ErrNoGraph
+	}
+	var b []byte
+	b = appendVarintField(b, fModelIRVersion, uint64(m.IRVersion))
+	b = appendStringField(b, fModelProducerName, m.ProducerName)
+	b = appendStringField(b, fModelProducerVersion, m.ProducerVersion)
+	b, err := appendMessage(b, fModelGraph, func(b []byte) ([]byte, error) { return appendGraph(b, m.Graph) })
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range m.Opsets {
+		b, _ = appendMessage(b, fModelOpsetImport, func(b []byte) ([]byte, error) {
+			b = protowire.AppendTag(b, fOpsetDomain, protowire.BytesType)
+			b = protowire.AppendString(b, op.Domain)
+			return appendVarintField(b, fOpsetVersion, uint64(op.Version)), nil
+		})
+	}
+	return b, nil
+}
+
+// appendMessage appends field num holding the sub-message that enc appends.
+// The sub-message is encoded in place and then shifted right by the size of
+// its tag and length prefix, so no temporary buffer is allocated per level.
+func appendMessage(b []byte, num protowire.Number, enc func([]byte) ([]byte, error)) ([]byte, error) {
+	start := len(b)
+	b, err := enc(b)
+	if err != nil {
+		return b[:start], err
+	}
+	n := len(b) - start
+	var hdr [20]byte // tag and length varints, at most 10 bytes each
+	h := protowire.AppendTag(hdr[:0], num, protowire.BytesType)
+	h = protowire.AppendVarint(h, uint64(n))
+	b = append(b, h...) // grow by len(h)
+	copy(b[start+len(h):], b[start:start+n])
+	copy(b[start:], h)
+	return b, nil
+}
+
+// appendStringField appends a string field, omitting it when empty.
+func appendStringField(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+// appendVarintField appends a varint field, omitting it when zero.
+func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+func appendGraph(b []byte, g *Graph) ([]byte, error) {
+	var err error
+	for i, n := range g.Nodes {
+		if n == nil {
+			return b, fmt.Errorf("%w: node %d is nil", ErrInvalidGraph, i)
+		}
+		if b, err = appendMessage(b, fGraphNode, func(b []byte) ([]byte, error) { return appendNode(b, n) }); err != nil {
+			return b, err
+		}
+	}
+	b = appendStringField(b, fGraphName, g.Name)
+	for i, t := range g.Initializers {
+		if t == nil {
+			return b, fmt.Errorf("%w: initializer %d is nil", ErrInvalidGraph, i)
+		}
+		if b, err = appendMessage(b, fGraphInitializer, func(b []byte) ([]byte, error) { return appendTensor(b, t) }); err != nil {
+			return b, err
+		}
+	}
+	for _, list := range []struct {
+		num protowire.Number
+		vis []ValueInfo
+	}{{fGraphInput, g.Inputs}, {fGraphOutput, g.Outputs}, {fGraphValueInfo, g.ValueInfos}} {
+		for i := range list.vis {
+			vi := &list.vis[i]
+			b, _ = appendMessage(b, list.num, func(b []byte) ([]byte, error) { return appendValueInfo(b, vi), nil })
+		}
+	}
+	return b, nil
+}
+
+func appendNode(b []byte, n *Node) ([]byte, error) {
+	for _, s := range n.Inputs {
+		// Empty names mark omitted optional inputs and must be kept.
+		b = protowire.AppendTag(b, fNodeInput, protowire.BytesType)
+		b = protowire.AppendString(b, s)
+	}
+	for _, s := range n.Outputs {
+		b = protowire.AppendTag(b, fNodeOutput, protowire.BytesType)
+		b = protowire.AppendString(b, s)
+	}
+	b = appendStringField(b, fNodeName, n.Name)
+	b = appendStringField(b, fNodeOpType, n.OpType)
+	var err error
+	for i := range n.Attrs {
+		a := &n.Attrs[i]
+		if b, err = appendMessage(b, fNodeAttribute, func(b []byte) ([]byte, error) { return appendAttribute(b, a) }); err != nil {
+			return b, fmt.Errorf("node %q attribute %q: %w", n.Name, a.Name, err)
+		}
+	}
+	b = appendStringField(b, fNodeDomain, n.Domain)
+	return b, nil
+}
+
+func appendAttribute(b []byte, a *Attribute) ([]byte, error) {
+	b = appendStringField(b, fAttrName, a.Name)
+	var err error
+	switch a.Type {
+	case AttrFloat:
+		b = protowire.AppendTag(b, fAttrF, protowire.Fixed32Type)
+		b = protowire.AppendFixed32(b, math.Float32bits(a.F))
+	case AttrInt:
+		b = protowire.AppendTag(b, fAttrI, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(a.I))
+	case AttrString:
+		b = protowire.AppendTag(b, fAttrS, protowire.BytesType)
+		b = protowire.AppendBytes(b, a.S)
+	case AttrTensor:
+		if a.T == nil {
+			return b, fmt.Errorf("%w: tensor attribute without tensor", ErrInvalidTensor)
+		}
+		b, err = appendMessage(b, fAttrT, func(b []byte) ([]byte, error) { return appendTensor(b, a.T) })
+	case AttrGraph:
+		if a.G == nil {
+			return b, fmt.Errorf("%w: graph attribute without graph", ErrInvalidGraph)
+		}
+		b, err = appendMessage(b, fAttrG, func(b []byte) ([]byte, error) { return appendGraph(b, a.G) })
+	case AttrFloats:
+		for _, f := range a.Floats {
+			b = protowire.AppendTag(b, fAttrFloats, protowire.Fixed32Type)
+			b = protowire.AppendFixed32(b, math.Float32bits(f))
+		}
+	case AttrIntList:
+		for _, v := range a.Ints {
+			b = protowire.AppendTag(b, fAttrInts, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(v))
+		}
+	case AttrStrings:
+		for _, s := range a.Strings {
+			b = protowire.AppendTag(b, fAttrStrings, protowire.BytesType)
+			b = protowire.AppendBytes(b, s)
+		}
+	default:
+		return b, fmt.Errorf("%w: unsupported attribute type %d", ErrInvalidGraph, a.Type)
+	}
+	if err != nil {
+		return b, err
+	}
+	b = protowire.AppendTag(b, fAttrType, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(a.Type)), nil
+}
+
+func appendValueInfo(b []byte, vi *ValueInfo) []byte {
+	b = appendStringField(b, fValueInfoName, vi.Name)
+	b, _ = appendMessage(b, fValueInfoType, func(b []byte) ([]byte, error) {
+		return appendMessage(b, fTypeTensorType, func(b []byte) ([]byte, error) {
+			b = appendVarintField(b, fTypeTensorElem, uint64(vi.DataType))
+			if vi.Shape == nil {
+				return b, nil // unknown rank: no shape field at all
+			}
+			return appendMessage(b, fTypeTensorShape, func(b []byte) ([]byte, error) {
+				for _, d := range vi.Shape {
+					b, _ = appendMessage(b, fShapeDim, func(b []byte) ([]byte, error) {
+						if d.Param != "" {
+							return appendStringField(b, fDimParam, d.Param), nil
+						}
+						b = protowire.AppendTag(b, fDimValue, protowire.VarintType)
+						return protowire.AppendVarint(b, uint64(d.Value)), nil
+					})
+				}
+				return b, nil
+			})
+		})
+	})
+	return b
+}
+
+func appendTensor(b []byte, t *Tensor) ([]byte, error) {
+	if err := t.check(); err != nil {
+		return b, err
+	}
+	for _, d := range t.Dims {
+		b = protowire.AppendTag(b, fTensorDims, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(d))
+	}
+	b = protowire.AppendTag(b, fTensorDataType, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(t.DataType))
+	b = appendStringField(b, fTensorName, t.Name)
+	switch {
+	case len(t.Raw) > 0:
+		b = protowire.AppendTag(b, fTensorRawData, protowire.BytesType)
+		b = protowire.AppendBytes(b, t.Raw)
+	case len(t.Float) > 0:
+		b = appendRawHeader(b, len(t.Float)*4)
+		for _, v := range t.Float {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+	case len(t.Double) > 0:
+		b = appendRawHeader(b, len(t.Double)*8)
+		for _, v := range t.Double {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	case len(t.Int64) > 0:
+		b = appendRawHeader(b, len(t.Int64)*8)
+		for _, v := range t.Int64 {
+			b = binary.LittleEndian.AppendUint64(b, uint64(v))
+		}
+	case len(t.Int32) > 0 && t.DataType == Int32:
+		b = appendRawHeader(b, len(t.Int32)*4)
+		for _, v := range t.Int32 {
+			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		}
+	case len(t.Int32) > 0:
+		// bool, (u)int8 and float16 held in int32_data: keep that field so
+		// the element width stays the reader's business.
+		n := 0
+		for _, v := range t.Int32 {
+			n += protowire.SizeVarint(uint64(int64(v)))
+		}
+		b = protowire.AppendTag(b, fTensorInt32Data, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(n))
+		for _, v := range t.Int32 {
+			b = protowire.AppendVarint(b, uint64(int64(v)))
+		}
+	}
+	return b, nil
+}
+
+func appendRawHeader(b []byte, n int) []byte {
+	b = protowire.AppendTag(b, fTensorRawData, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(n))
+	return b
+}
