@@ -23,15 +23,30 @@ func (b *Builder) fresh(prefix string) string {
 	return fmt.Sprintf("%s_%d", prefix, b.next)
 }
 
-// Input declares a graph input and returns its name.
+// Input declares a graph input and returns its name. No shape arguments
+// declare a scalar (rank 0); use Dim{Param: "n"} for a symbolic dimension.
 func (b *Builder) Input(name string, dt DataType, shape ...Dim) string {
-	b.g.Inputs = append(b.g.Inputs, ValueInfo{Name: name, DataType: dt, Shape: shape})
+	b.g.Inputs = append(b.g.Inputs, ValueInfo{Name: name, DataType: dt, Shape: shapeOf(shape)})
 	return name
 }
 
-// Output declares value as a graph output of the given type and shape.
+// Output declares value as a graph output of the given type and shape. No
+// shape arguments declare a scalar (rank 0); OutputAnyShape declares an
+// output whose rank is unknown.
 func (b *Builder) Output(value string, dt DataType, shape ...Dim) {
-	b.g.Outputs = append(b.g.Outputs, ValueInfo{Name: value, DataType: dt, Shape: shape})
+	b.g.Outputs = append(b.g.Outputs, ValueInfo{Name: value, DataType: dt, Shape: shapeOf(shape)})
+}
+
+// OutputAnyShape declares value as a graph output of the given type whose
+// shape, rank included, is left to shape inference.
+func (b *Builder) OutputAnyShape(value string, dt DataType) {
+	b.g.Outputs = append(b.g.Outputs, ValueInfo{Name: value, DataType: dt})
+}
+
+// shapeOf copies shape, turning "no dimensions" into an explicit rank-0 shape
+// (a nil Shape in a ValueInfo means the rank is unknown).
+func shapeOf(shape []Dim) []Dim {
+	return append([]Dim{}, shape...)
 }
 
 // Initializer adds t as a graph initializer (a weight) and returns its name.
