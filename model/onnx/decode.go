@@ -224,7 +224,7 @@ func decodeGraph(b []byte, depth int) (*Graph, error) {
 			g.Nodes = append(g.Nodes, nd)
 		case fGraphInitializer:
 			var t *Tensor
-			t, err = decodeTensor(s, depth)
+			t, err = decodeTensor(s)
 			g.Initializers = append(g.Initializers, t)
 		default:
 			var vi ValueInfo
@@ -331,7 +331,7 @@ func decodeAttribute(b []byte, depth int) (Attribute, error) {
 			if err != nil {
 				return n, err
 			}
-			a.T, err = decodeTensor(s, depth)
+			a.T, err = decodeTensor(s)
 			return n, err
 		case fAttrG:
 			s, n, err := bytesField(typ, b)
@@ -423,7 +423,7 @@ func decodeDim(b []byte) (Dim, error) {
 	return d, err
 }
 
-func decodeTensor(b []byte, _ int) (*Tensor, error) {
+func decodeTensor(b []byte) (*Tensor, error) {
 	t := &Tensor{}
 	var raw []byte
 	hasRaw := false

@@ -1,0 +1,217 @@
+package ort
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+)
+
+// Session is one loaded model. Run may be called concurrently; Close waits
+// for running calls and makes later ones fail with ErrClosed.
+type Session struct {
+	mu      sync.RWMutex
+	s       *ortgo.DynamicAdvancedSession
+	inputs  []string
+	outputs []string
+	inInfo  map[string]onnx.ValueInfo
+	outInfo []onnx.ValueInfo
+	log     *slog.Logger
+}
+
+// NewSession loads an encoded ONNX model. inputs and outputs name the graph
+// inputs the caller will feed and the graph outputs Run returns; nil means
+// all of them, in graph order. A model ONNX Runtime rejects gives
+// ErrBadModel; names the graph lacks give ErrBadInput.
+func (r *Runtime) NewSession(model []byte, inputs, outputs []string) (*Session, error) {
+	sig, err := onnx.ReadSignature(model)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)
+	}
+	inInfo := make(map[string]onnx.ValueInfo, len(sig.Inputs))
+	for _, vi := range sig.Inputs {
+		inInfo[vi.Name] = vi
+	}
+	outByName := make(map[string]onnx.ValueInfo, len(sig.Outputs))
+	for _, vi := range sig.Outputs {
+		outByName[vi.Name] = vi
+	}
+	if inputs == nil {
+		inputs = names(sig.Inputs)
+	}
+	if outputs == nil {
+		outputs = names(sig.Outputs)
+	}
+	if len(inputs) == 0 || len(outputs) == 0 {
+		return nil, fmt.Errorf("%w: a session needs at least one input and one output (model has inputs %v, outputs %v)",
+			ErrBadModel, names(sig.Inputs), names(sig.Outputs))
+	}
+	for _, in := range inputs {
+		if _, ok := inInfo[in]; !ok {
+			return nil, fmt.Errorf("%w: model has no input %q (inputs: %v)", ErrBadInput, in, names(sig.Inputs))
+		}
+	}
+	outInfo := make([]onnx.ValueInfo, len(outputs))
+	for i, out := range outputs {
+		vi, ok := outByName[out]
+		if !ok {
+			return nil, fmt.Errorf("%w: model has no output %q (outputs: %v)", ErrBadInput, out, names(sig.Outputs))
+		}
+		outInfo[i] = vi
+	}
+	opts, err := r.sessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)
+	}
+	r.log.Debug("ONNX session created", "bytes", len(model), "inputs", inputs, "outputs", outputs,
+		"provider", r.provider)
+	return &Session{
+		s:       s,
+		inputs:  slices.Clone(inputs),
+		outputs: slices.Clone(outputs),
+		inInfo:  inInfo,
+		outInfo: outInfo,
+		log:     r.log,
+	}, nil
+}
+
+func names(vis []onnx.ValueInfo) []string {
+	out := make([]string, len(vis))
+	for i, vi := range vis {
+		out[i] = vi.Name
+	}
+	return out
+}
+
+// Inputs returns the input names Run expects.
+func (s *Session) Inputs() []string { return slices.Clone(s.inputs) }
+
+// Outputs returns the output names Run returns.
+func (s *Session) Outputs() []string { return slices.Clone(s.outputs) }
+
+// Run feeds inputs (exactly the session's input names) and returns the
+// session's outputs by name. The returned tensors are Go-owned and stay
+// valid after Close. Input data is read, not copied or modified. Inputs that
+// disagree with the session or the model's declared types and shapes give
+// ErrBadInput before ONNX Runtime is called; failures inside ONNX Runtime
+// give ErrRun.
+func (s *Session) Run(inputs map[string]*Tensor) (map[string]*Tensor, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.s == nil {
+		return nil, ErrClosed
+	}
+	if err := s.checkInputs(inputs); err != nil {
+		return nil, err
+	}
+	in := make([]ortgo.Value, len(s.inputs))
+	out := make([]ortgo.Value, len(s.outputs))
+	defer func() {
+		for _, v := range slices.Concat(in, out) {
+			if v != nil {
+				_ = v.Destroy()
+			}
+		}
+	}()
+	for i, name := range s.inputs {
+		v, err := inputs[name].toValue()
+		if err != nil {
+			return nil, fmt.Errorf("%w: input %q: %w", ErrBadInput, name, err)
+		}
+		in[i] = v
+	}
+	for i, vi := range s.outInfo {
+		if vi.Shape != nil && len(vi.Shape) == 0 {
+			v, err := newScalarOutput(vi.DataType)
+			if err != nil {
+				return nil, fmt.Errorf("%w: output %q: %w", ErrRun, vi.Name, err)
+			}
+			out[i] = v
+		}
+	}
+	if err := s.s.Run(in, out); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRun, err)
+	}
+	res := make(map[string]*Tensor, len(out))
+	for i, v := range out {
+		if v == nil {
+			return nil, fmt.Errorf("%w: output %q was not produced", ErrRun, s.outputs[i])
+		}
+		t, err := fromValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", s.outputs[i], err)
+		}
+		res[s.outputs[i]] = t
+	}
+	return res, nil
+}
+
+// checkInputs verifies names, self-consistency, and agreement with the
+// model's declared input types and fixed dimensions.
+func (s *Session) checkInputs(inputs map[string]*Tensor) error {
+	var errs []error
+	for _, name := range s.inputs {
+		t, ok := inputs[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%w: missing input %q (session inputs: %v)", ErrBadInput, name, s.inputs))
+			continue
+		}
+		if err := t.check(); err != nil {
+			errs = append(errs, fmt.Errorf("input %q: %w", name, err))
+			continue
+		}
+		if err := conforms(t, s.inInfo[name]); err != nil {
+			errs = append(errs, fmt.Errorf("input %q: %w", name, err))
+		}
+	}
+	for name := range inputs {
+		if !slices.Contains(s.inputs, name) {
+			errs = append(errs, fmt.Errorf("%w: unexpected input %q (session inputs: %v)", ErrBadInput, name, s.inputs))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// conforms checks t against a declared graph input.
+func conforms(t *Tensor, vi onnx.ValueInfo) error {
+	if vi.DataType != onnx.Undefined && vi.DataType != t.Type {
+		return fmt.Errorf("%w: type %s, model declares %s", ErrBadInput, t.Type, vi.DataType)
+	}
+	if vi.Shape == nil {
+		return nil
+	}
+	if len(vi.Shape) != len(t.Shape) {
+		return fmt.Errorf("%w: shape %v has rank %d, model declares rank %d", ErrBadInput, t.Shape, len(t.Shape), len(vi.Shape))
+	}
+	for i, d := range vi.Shape {
+		if d.Param == "" && d.Value > 0 && d.Value != t.Shape[i] {
+			return fmt.Errorf("%w: shape %v, model declares dimension %d = %d", ErrBadInput, t.Shape, i, d.Value)
+		}
+	}
+	return nil
+}
+
+// Close releases the session. It is safe to call more than once.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.s == nil {
+		return nil
+	}
+	err := s.s.Destroy()
+	s.s = nil
+	if err != nil {
+		return fmt.Errorf("ort: destroy session: %w", err)
+	}
+	return nil
+}

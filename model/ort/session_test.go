@@ -1,0 +1,238 @@
+package ort
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+)
+
+func TestRunMatchesReference(t *testing.T) {
+	r := TestRuntime(t)
+	d := newDense(4, 3)
+	for _, tc := range []struct {
+		name  string
+		dt    onnx.DataType
+		batch int
+		tol   float64
+	}{
+		{"float32/batch1", onnx.Float, 1, 1e-5},
+		{"float32/batch5", onnx.Float, 5, 1e-5},
+		{"float64/batch1", onnx.Double, 1, 1e-12},
+		{"float64/batch5", onnx.Double, 5, 1e-12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := r.NewSession(d.model(t, tc.dt), []string{"x"}, []string{"probs", "total"})
+			if err != nil {
+				t.Fatalf("NewSession: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			x := input(tc.batch, d.in)
+			in := F64Tensor(x, int64(tc.batch), int64(d.in))
+			if tc.dt == onnx.Float {
+				in = F32Tensor(toF32(x), int64(tc.batch), int64(d.in))
+			}
+			out, err := s.Run(map[string]*Tensor{"x": in})
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			wantProbs, wantTotal := d.reference(x, tc.batch)
+			probs, total := out["probs"], out["total"]
+			if probs == nil || total == nil {
+				t.Fatalf("outputs %v missing probs or total", out)
+			}
+			if got, want := fmt.Sprint(probs.Shape), fmt.Sprint([]int64{int64(tc.batch), int64(d.out)}); got != want {
+				t.Fatalf("probs shape %s, want %s", got, want)
+			}
+			if len(total.Shape) != 0 || total.Type != tc.dt {
+				t.Fatalf("total: shape %v type %s, want scalar %s", total.Shape, total.Type, tc.dt)
+			}
+			got := asF64(probs)
+			for i := range wantProbs {
+				if math.Abs(got[i]-wantProbs[i]) > tc.tol {
+					t.Fatalf("probs[%d] = %v, want %v", i, got[i], wantProbs[i])
+				}
+			}
+			if g := asF64(total)[0]; math.Abs(g-wantTotal) > tc.tol*float64(tc.batch*d.out) {
+				t.Fatalf("total = %v, want %v", g, wantTotal)
+			}
+		})
+	}
+}
+
+func toF32(x []float64) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(v)
+	}
+	return out
+}
+
+func asF64(t *Tensor) []float64 {
+	if t.Type == onnx.Double {
+		return t.F64
+	}
+	out := make([]float64, len(t.F32))
+	for i, v := range t.F32 {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+func TestRunBadInput(t *testing.T) {
+	r := TestRuntime(t)
+	d := newDense(4, 3)
+	s, err := r.NewSession(d.model(t, onnx.Float), nil, nil)
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	good := F32Tensor(make([]float32, 8), 2, 4)
+	for _, tc := range []struct {
+		name   string
+		inputs map[string]*Tensor
+	}{
+		{"missing", map[string]*Tensor{}},
+		{"extra", map[string]*Tensor{"x": good, "y": good}},
+		{"nil", map[string]*Tensor{"x": nil}},
+		{"wrong type", map[string]*Tensor{"x": F64Tensor(make([]float64, 8), 2, 4)}},
+		{"too few elements", map[string]*Tensor{"x": F32Tensor(make([]float32, 7), 2, 4)}},
+		{"wrong rank", map[string]*Tensor{"x": F32Tensor(make([]float32, 8), 8)}},
+		{"wrong fixed dim", map[string]*Tensor{"x": F32Tensor(make([]float32, 10), 2, 5)}},
+		{"negative dim", map[string]*Tensor{"x": F32Tensor(nil, -2, 4)}},
+		{"two slices", map[string]*Tensor{"x": {Type: onnx.Float, Shape: []int64{2, 4}, F32: make([]float32, 8), I64: []int64{1}}}},
+		{"unsupported type", map[string]*Tensor{"x": {Type: onnx.Float16, Shape: []int64{2, 4}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Run(tc.inputs)
+			t.Logf("error: %v", err)
+			if !errors.Is(err, ErrBadInput) {
+				t.Fatalf("Run error = %v, want ErrBadInput", err)
+			}
+		})
+	}
+	if _, err := s.Run(map[string]*Tensor{"x": good}); err != nil {
+		t.Fatalf("good input after bad ones: %v", err)
+	}
+}
+
+func TestNewSessionErrors(t *testing.T) {
+	r := TestRuntime(t)
+	d := newDense(4, 3)
+	valid := d.model(t, onnx.Float)
+	unknownOp := onnx.NewBuilder("bad")
+	x := unknownOp.Input("x", onnx.Float, onnx.Dims(2)...)
+	unknownOp.Named("NoSuchOperator", []string{x}, []string{"y"})
+	unknownOp.Output("y", onnx.Float, onnx.Dims(2)...)
+	badOp, err := onnx.NewModel(unknownOp.Graph(), 17).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		model   []byte
+		in, out []string
+		want    error
+	}{
+		{"garbage", []byte("this is not an onnx model at all"), nil, nil, ErrBadModel},
+		{"empty", nil, nil, nil, ErrBadModel},
+		{"truncated", valid[:len(valid)/2], nil, nil, ErrBadModel},
+		{"unknown operator", badOp, nil, nil, ErrBadModel},
+		{"unknown input name", valid, []string{"nope"}, nil, ErrBadInput},
+		{"unknown output name", valid, nil, []string{"nope"}, ErrBadInput},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := r.NewSession(tc.model, tc.in, tc.out)
+			if err == nil {
+				_ = s.Close()
+			}
+			t.Logf("error: %v", err)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("NewSession error = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSessionClose(t *testing.T) {
+	r := TestRuntime(t)
+	s, err := r.NewSession(newDense(4, 3).model(t, onnx.Float), nil, nil)
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	in := map[string]*Tensor{"x": F32Tensor(make([]float32, 4), 1, 4)}
+	out, err := s.Run(in)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.Run(in); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Run after Close = %v, want ErrClosed", err)
+	}
+	if len(out["probs"].F32) != 3 {
+		t.Fatalf("output after Close has %d values, want 3", len(out["probs"].F32))
+	}
+}
+
+func TestConcurrentRun(t *testing.T) {
+	r := TestRuntime(t)
+	d := newDense(4, 3)
+	s, err := r.NewSession(d.model(t, onnx.Double), nil, nil)
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := g + 1
+			x := input(batch, d.in)
+			out, err := s.Run(map[string]*Tensor{"x": F64Tensor(x, int64(batch), int64(d.in))})
+			if err != nil {
+				errs <- err
+				return
+			}
+			want, _ := d.reference(x, batch)
+			for i, v := range out["probs"].F64 {
+				if math.Abs(v-want[i]) > 1e-12 {
+					errs <- fmt.Errorf("batch %d: probs[%d] = %v, want %v", batch, i, v, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestMeasureSessionCreate(t *testing.T) {
+	r := TestRuntime(t)
+	model := newDense(4, 3).model(t, onnx.Float)
+	d, err := MeasureSessionCreate(r, model, 2)
+	if err != nil {
+		t.Fatalf("MeasureSessionCreate: %v", err)
+	}
+	if d <= 0 {
+		t.Fatalf("mean creation time %v, want > 0", d)
+	}
+	if _, err := MeasureSessionCreate(r, model, 0); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("n=0: %v, want ErrBadConfig", err)
+	}
+	if _, err := MeasureSessionCreate(r, []byte("junk"), 1); !errors.Is(err, ErrBadModel) {
+		t.Fatalf("junk model: %v, want ErrBadModel", err)
+	}
+}
