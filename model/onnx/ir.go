@@ -1,6 +1,3 @@
-// Package onnx holds an in-memory form of the ONNX intermediate representation
-// (the subset of onnx.proto that wsgrpo writes and reads), its protobuf wire
-// encoding, and a small graph-building API.
 package onnx
 
 // DataType is an ONNX TensorProto.DataType value.
