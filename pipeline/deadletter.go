@@ -1,0 +1,176 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Reason says why a message became a dead letter.
+type Reason string
+
+// Dead-letter reasons.
+const (
+	// ReasonInvalidPayload: the payload could not be decoded or failed schema
+	// validation (schemas.ErrInvalid).
+	ReasonInvalidPayload Reason = "invalid-payload"
+	// ReasonPermanentError: the processor returned an error wrapping
+	// ErrPermanent, or its output cannot be published at any size.
+	ReasonPermanentError Reason = "permanent-error"
+	// ReasonMaxDeliveries: the message failed on its last allowed delivery,
+	// or the server gave up redelivering it (a worker died holding it each
+	// time).
+	ReasonMaxDeliveries Reason = "max-deliveries"
+)
+
+// Headers of a dead-letter message. The body is the original payload.
+const (
+	HeaderReason     = "Wsgrpo-Dlq-Reason"
+	HeaderError      = "Wsgrpo-Dlq-Error"
+	HeaderStage      = "Wsgrpo-Dlq-Stage"
+	HeaderStream     = "Wsgrpo-Dlq-Stream"
+	HeaderSubject    = "Wsgrpo-Dlq-Subject"
+	HeaderConsumer   = "Wsgrpo-Dlq-Consumer"
+	HeaderSequence   = "Wsgrpo-Dlq-Sequence"
+	HeaderDeliveries = "Wsgrpo-Dlq-Deliveries"
+	HeaderTime       = "Wsgrpo-Dlq-Time"
+)
+
+// maxErrorHeader bounds the error text carried in a header.
+const maxErrorHeader = 2048
+
+// DeadLetter is one message the pipeline gave up on, with where it came from
+// and why.
+type DeadLetter struct {
+	Reason     Reason
+	Error      string
+	Stage      string
+	Stream     string
+	Subject    string
+	Consumer   string
+	Sequence   uint64 // stream sequence of the original message
+	Deliveries uint64 // how many times it was delivered
+	Time       time.Time
+	Payload    []byte // the original message body, unchanged
+}
+
+// Msg returns d as a NATS message on subject, with a Nats-Msg-Id derived
+// from the source stream and sequence so that a dead letter recorded twice
+// (by two workers, or before and after a crash) is stored once.
+func (d DeadLetter) Msg(subject string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = d.Payload
+	m.Header.Set(HeaderReason, string(d.Reason))
+	m.Header.Set(HeaderError, headerSafe(d.Error))
+	m.Header.Set(HeaderStage, d.Stage)
+	m.Header.Set(HeaderStream, d.Stream)
+	m.Header.Set(HeaderSubject, d.Subject)
+	m.Header.Set(HeaderConsumer, d.Consumer)
+	m.Header.Set(HeaderSequence, strconv.FormatUint(d.Sequence, 10))
+	m.Header.Set(HeaderDeliveries, strconv.FormatUint(d.Deliveries, 10))
+	m.Header.Set(HeaderTime, d.Time.UTC().Format(time.RFC3339Nano))
+	m.Header.Set(jetstream.MsgIDHeader, "dlq."+d.Stream+"."+d.Consumer+"."+strconv.FormatUint(d.Sequence, 10))
+	return m
+}
+
+// headerSafe keeps s on one line and within maxErrorHeader bytes.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r < 0x20 && r != '\t' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxErrorHeader {
+		s = s[:maxErrorHeader]
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// DecodeDeadLetter parses a dead-letter message (headers and body). It
+// returns ErrDeadLetter for a message that lacks a field or holds a bad value.
+func DecodeDeadLetter(h nats.Header, body []byte) (DeadLetter, error) {
+	var d DeadLetter
+	get := func(k string) (string, error) {
+		v := h.Values(k)
+		if len(v) != 1 {
+			return "", fmt.Errorf("%w: header %s appears %d times", ErrDeadLetter, k, len(v))
+		}
+		return v[0], nil
+	}
+	var err error
+	var reason, seq, dels, ts string
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{
+		{HeaderReason, &reason}, {HeaderError, &d.Error}, {HeaderStage, &d.Stage},
+		{HeaderStream, &d.Stream}, {HeaderSubject, &d.Subject}, {HeaderConsumer, &d.Consumer},
+		{HeaderSequence, &seq}, {HeaderDeliveries, &dels}, {HeaderTime, &ts},
+	} {
+		if *f.dst, err = get(f.key); err != nil {
+			return DeadLetter{}, err
+		}
+	}
+	switch r := Reason(reason); r {
+	case ReasonInvalidPayload, ReasonPermanentError, ReasonMaxDeliveries:
+		d.Reason = r
+	default:
+		return DeadLetter{}, fmt.Errorf("%w: unknown reason %q", ErrDeadLetter, reason)
+	}
+	if d.Sequence, err = strconv.ParseUint(seq, 10, 64); err != nil {
+		return DeadLetter{}, fmt.Errorf("%w: sequence %q", ErrDeadLetter, seq)
+	}
+	if d.Deliveries, err = strconv.ParseUint(dels, 10, 64); err != nil {
+		return DeadLetter{}, fmt.Errorf("%w: deliveries %q", ErrDeadLetter, dels)
+	}
+	if d.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+		return DeadLetter{}, fmt.Errorf("%w: time %q", ErrDeadLetter, ts)
+	}
+	if d.Stage == "" || d.Stream == "" {
+		return DeadLetter{}, fmt.Errorf("%w: empty stage or stream", ErrDeadLetter)
+	}
+	d.Payload = body
+	return d, nil
+}
+
+// ReadDeadLetters returns up to limit dead letters of the run, oldest first
+// (limit <= 0: all of them).
+func ReadDeadLetters(ctx context.Context, js jetstream.JetStream, t Topology, limit int) ([]DeadLetter, error) {
+	s, err := js.Stream(ctx, t.DeadLetterStream())
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream info: %w", err)
+	}
+	var out []DeadLetter
+	if info.State.Msgs == 0 {
+		return out, nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		raw, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		d, err := DecodeDeadLetter(raw.Header, raw.Data)
+		if err != nil {
+			return out, fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

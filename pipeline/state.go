@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// RunState is the run's KV bucket: small values every process of a run can
+// read (its configuration, the current policy version, progress markers).
+type RunState struct {
+	kv jetstream.KeyValue
+}
+
+// OpenRunState opens the run-state bucket created by Topology.Ensure.
+func OpenRunState(ctx context.Context, js jetstream.JetStream, t Topology) (*RunState, error) {
+	kv, err := js.KeyValue(ctx, t.StateBucket())
+	if err != nil {
+		return nil, fmt.Errorf("run state %s: %w", t.StateBucket(), err)
+	}
+	return &RunState{kv: kv}, nil
+}
+
+// validKey accepts KV keys made of [A-Za-z0-9_-] tokens separated by dots.
+func validKey(key string) error {
+	if key == "" || key[0] == '.' || key[len(key)-1] == '.' {
+		return fmt.Errorf("%w: state key %q", ErrInvalidName, key)
+	}
+	for _, c := range key {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+		if !ok {
+			return fmt.Errorf("%w: state key %q may only hold A-Z a-z 0-9 _ - .", ErrInvalidName, key)
+		}
+	}
+	return nil
+}
+
+// Put stores value under key and returns its revision.
+func (s *RunState) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := validKey(key); err != nil {
+		return 0, err
+	}
+	rev, err := s.kv.Put(ctx, key, value)
+	if err != nil {
+		return 0, fmt.Errorf("run state put %s: %w", key, err)
+	}
+	return rev, nil
+}
+
+// Get returns the value under key and its revision, or ErrNotFound.
+func (s *RunState) Get(ctx context.Context, key string) ([]byte, uint64, error) {
+	if err := validKey(key); err != nil {
+		return nil, 0, err
+	}
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, fmt.Errorf("run state %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("run state get %s: %w", key, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// PutJSON stores v as JSON under key.
+func (s *RunState) PutJSON(ctx context.Context, key string, v any) (uint64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("run state %s: %w", key, err)
+	}
+	return s.Put(ctx, key, b)
+}
+
+// GetJSON decodes the JSON value under key into v, or returns ErrNotFound.
+func (s *RunState) GetJSON(ctx context.Context, key string, v any) error {
+	b, _, err := s.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("run state %s: %w", key, err)
+	}
+	return nil
+}
+
+// Update stores value under key only if the key is still at revision
+// (0: only if the key does not exist), for compare-and-set updates.
+func (s *RunState) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	if err := validKey(key); err != nil {
+		return 0, err
+	}
+	var rev uint64
+	var err error
+	if revision == 0 {
+		rev, err = s.kv.Create(ctx, key, value)
+	} else {
+		rev, err = s.kv.Update(ctx, key, value, revision)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run state update %s: %w", key, err)
+	}
+	return rev, nil
+}

@@ -1,0 +1,299 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgrpo/wsgrpo/schemas"
+)
+
+// Default sizes and limits of the topology.
+const (
+	// DefaultMaxPayload is the max_payload the embedded server is started
+	// with: a 256-row rollout batch of 512 completion tokens with logprobs
+	// encodes to about 1.3 MB (see docs/benchmarks/pipeline.md), so 8 MiB
+	// leaves room for longer completions.
+	DefaultMaxPayload = 8 << 20
+	// HeaderReserve is the part of the server's max_payload kept free for
+	// message headers: data streams accept bodies up to
+	// max_payload-HeaderReserve, so a dead letter (original body plus its
+	// headers) always fits in one message.
+	HeaderReserve = 16 << 10
+	// DefaultDuplicateWindow is how long JetStream remembers a Nats-Msg-Id
+	// for de-duplication of re-published outputs.
+	DefaultDuplicateWindow = 10 * time.Minute
+	// maxNameLen bounds run ids and stage names so derived names stay under
+	// the server's limits.
+	maxNameLen = 64
+)
+
+// Prefix is the first token of every subject and the first word of every
+// stream and bucket name.
+const Prefix = "wsgrpo"
+
+// Hop is one hand-off between stages: a stream with one subject.
+type Hop struct {
+	Kind      schemas.Kind
+	Stream    string
+	Subject   string
+	Retention jetstream.RetentionPolicy
+}
+
+// Topology names and creates the JetStream resources of one run. Every name
+// derives from Run, so two runs on one server never share a stream, subject,
+// consumer or bucket.
+type Topology struct {
+	// Run is the run id, 1 to 64 characters of [A-Za-z0-9_-].
+	Run string
+	// Storage is the stream storage; the zero value is file storage.
+	Storage jetstream.StorageType
+	// Replicas is the stream replica count (0 means 1).
+	Replicas int
+	// MaxMsgSize caps one message body on the data streams. Zero derives it
+	// from the connected server: max_payload - HeaderReserve.
+	MaxMsgSize int32
+	// MaxAge bounds how long messages stay in the streams (0: forever).
+	MaxAge time.Duration
+	// Duplicates is the de-duplication window (0: DefaultDuplicateWindow).
+	Duplicates time.Duration
+}
+
+// NewTopology returns the topology of run with default settings, or
+// ErrInvalidName.
+func NewTopology(run string) (Topology, error) {
+	if err := ValidateName(run); err != nil {
+		return Topology{}, fmt.Errorf("run id: %w", err)
+	}
+	return Topology{Run: run}, nil
+}
+
+// ValidateName checks a run id, stage or consumer name: 1 to 64 characters of
+// [A-Za-z0-9_-].
+func ValidateName(s string) error {
+	if s == "" || len(s) > maxNameLen {
+		return fmt.Errorf("%w: %q must have 1 to %d characters", ErrInvalidName, s, maxNameLen)
+	}
+	for _, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+		if !ok {
+			return fmt.Errorf("%w: %q may only hold A-Z a-z 0-9 _ -", ErrInvalidName, s)
+		}
+	}
+	return nil
+}
+
+func (t Topology) streamName(suffix string) string {
+	return strings.ToUpper(Prefix) + "_" + t.Run + "_" + suffix
+}
+
+// Hop returns the hand-off stream that carries batches of kind k.
+func (t Topology) Hop(k schemas.Kind) (Hop, error) {
+	ret := jetstream.WorkQueuePolicy
+	switch k {
+	case schemas.KindPrompt, schemas.KindRollout, schemas.KindVerified:
+	case schemas.KindLabeled:
+		// The learner and the trajectory logger each see every labeled row.
+		ret = jetstream.InterestPolicy
+	default:
+		return Hop{}, fmt.Errorf("%w: no hop for kind %q", ErrInvalidConfig, k)
+	}
+	return Hop{
+		Kind:      k,
+		Stream:    t.streamName(strings.ToUpper(string(k))),
+		Subject:   Prefix + "." + t.Run + "." + string(k),
+		Retention: ret,
+	}, nil
+}
+
+// Hops returns the four hand-off streams in pipeline order.
+func (t Topology) Hops() []Hop {
+	out := make([]Hop, 0, len(schemas.Kinds()))
+	for _, k := range schemas.Kinds() {
+		h, err := t.Hop(k)
+		if err == nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// DeadLetterStream returns the name of the run's dead-letter stream.
+func (t Topology) DeadLetterStream() string { return t.streamName("DLQ") }
+
+// DeadLetterSubject returns the subject a stage's dead letters go to.
+func (t Topology) DeadLetterSubject(stage string) string {
+	return Prefix + "." + t.Run + ".dlq." + stage
+}
+
+// deadLetterFilter matches every stage's dead letters of this run.
+func (t Topology) deadLetterFilter() string { return Prefix + "." + t.Run + ".dlq.>" }
+
+// WeightsBucket returns the name of the Object Store bucket of policy
+// weights.
+func (t Topology) WeightsBucket() string { return Prefix + "_" + t.Run + "_weights" }
+
+// StateBucket returns the name of the KV bucket of run state.
+func (t Topology) StateBucket() string { return Prefix + "_" + t.Run + "_state" }
+
+// Stage is the standard wiring of one named stage: where it reads, under
+// which durable consumer, and where it writes (Output is nil for a sink).
+type Stage struct {
+	Name     string
+	Input    Hop
+	Consumer string
+	Output   *Hop
+}
+
+// Stage names of the WS-GRPO pipeline.
+const (
+	StageSampler  = "sampler"
+	StageVerifier = "verifier"
+	StageLabeler  = "labeler"
+	StageLearner  = "learner"
+	StageLogger   = "logger"
+)
+
+// Stage returns the standard wiring of a pipeline stage (sampler, verifier,
+// labeler, learner or logger).
+func (t Topology) Stage(name string) (Stage, error) {
+	var in, out schemas.Kind
+	switch name {
+	case StageSampler:
+		in, out = schemas.KindPrompt, schemas.KindRollout
+	case StageVerifier:
+		in, out = schemas.KindRollout, schemas.KindVerified
+	case StageLabeler:
+		in, out = schemas.KindVerified, schemas.KindLabeled
+	case StageLearner, StageLogger:
+		in = schemas.KindLabeled
+	default:
+		return Stage{}, fmt.Errorf("%w: unknown stage %q", ErrInvalidConfig, name)
+	}
+	ih, err := t.Hop(in)
+	if err != nil {
+		return Stage{}, err
+	}
+	s := Stage{Name: name, Input: ih, Consumer: name}
+	if out != "" {
+		oh, err := t.Hop(out)
+		if err != nil {
+			return Stage{}, err
+		}
+		s.Output = &oh
+	}
+	return s, nil
+}
+
+// maxMsgSize returns the body limit of the data streams for a server whose
+// max_payload is serverMax.
+func (t Topology) maxMsgSize(serverMax int64) (int32, error) {
+	if t.MaxMsgSize > 0 {
+		if int64(t.MaxMsgSize)+HeaderReserve > serverMax {
+			return 0, fmt.Errorf("%w: MaxMsgSize %d plus %d bytes of headers exceeds the server max_payload %d",
+				ErrInvalidConfig, t.MaxMsgSize, HeaderReserve, serverMax)
+		}
+		return t.MaxMsgSize, nil
+	}
+	if serverMax <= 2*HeaderReserve {
+		return 0, fmt.Errorf("%w: server max_payload %d is too small", ErrInvalidConfig, serverMax)
+	}
+	return int32(serverMax - HeaderReserve), nil
+}
+
+// Ensure creates or updates every stream and bucket of the run. It is
+// idempotent and safe to call from every process at start-up.
+func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
+	if err := ValidateName(t.Run); err != nil {
+		return fmt.Errorf("run id: %w", err)
+	}
+	serverMax := js.Conn().MaxPayload()
+	bodyMax, err := t.maxMsgSize(serverMax)
+	if err != nil {
+		return err
+	}
+	replicas := max(t.Replicas, 1)
+	dups := t.Duplicates
+	if dups <= 0 {
+		dups = DefaultDuplicateWindow
+	}
+	for _, h := range t.Hops() {
+		cfg := jetstream.StreamConfig{
+			Name:        h.Stream,
+			Description: fmt.Sprintf("wsgrpo run %s: %s batches", t.Run, h.Kind),
+			Subjects:    []string{h.Subject},
+			Retention:   h.Retention,
+			Storage:     t.Storage,
+			Replicas:    replicas,
+			MaxMsgSize:  bodyMax,
+			MaxAge:      t.MaxAge,
+			Duplicates:  dups,
+			Discard:     jetstream.DiscardOld,
+		}
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", h.Stream, err)
+		}
+	}
+	dlq := jetstream.StreamConfig{
+		Name:        t.DeadLetterStream(),
+		Description: fmt.Sprintf("wsgrpo run %s: dead letters", t.Run),
+		Subjects:    []string{t.deadLetterFilter()},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     t.Storage,
+		Replicas:    replicas,
+		MaxMsgSize:  int32(min(serverMax, int64(^uint32(0)>>1))),
+		MaxAge:      t.MaxAge,
+		Duplicates:  dups,
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", dlq.Name, err)
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      t.WeightsBucket(),
+		Description: fmt.Sprintf("wsgrpo run %s: policy weights by version", t.Run),
+		Storage:     t.Storage,
+		Replicas:    replicas,
+	}); err != nil {
+		return fmt.Errorf("ensure object store %s: %w", t.WeightsBucket(), err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      t.StateBucket(),
+		Description: fmt.Sprintf("wsgrpo run %s: run state", t.Run),
+		History:     8,
+		Storage:     t.Storage,
+		Replicas:    replicas,
+	}); err != nil {
+		return fmt.Errorf("ensure kv %s: %w", t.StateBucket(), err)
+	}
+	return nil
+}
+
+// MaxBodySize returns the largest message body the run's data streams accept
+// on the connected server.
+func (t Topology) MaxBodySize(js jetstream.JetStream) (int, error) {
+	n, err := t.maxMsgSize(js.Conn().MaxPayload())
+	return int(n), err
+}
+
+// Delete removes every stream and bucket of the run.
+func (t Topology) Delete(ctx context.Context, js jetstream.JetStream) error {
+	names := []string{t.DeadLetterStream()}
+	for _, h := range t.Hops() {
+		names = append(names, h.Stream)
+	}
+	for _, n := range names {
+		if err := js.DeleteStream(ctx, n); err != nil && !isNotFound(err) {
+			return fmt.Errorf("delete stream %s: %w", n, err)
+		}
+	}
+	if err := js.DeleteObjectStore(ctx, t.WeightsBucket()); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete object store: %w", err)
+	}
+	if err := js.DeleteKeyValue(ctx, t.StateBucket()); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete kv: %w", err)
+	}
+	return nil
+}
