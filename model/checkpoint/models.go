@@ -1,0 +1,26 @@
+package checkpoint
+
+import (
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+)
+
+// KVModel returns the encoded float32 KV-cache ONNX graph of c (see
+// policy.KVGraph), ready for an ONNX Runtime session.
+func (c *Checkpoint) KVModel() ([]byte, error) {
+	m, err := policy.KVGraph(c.Config, c.Weights)
+	if err != nil {
+		return nil, err
+	}
+	return m.Marshal()
+}
+
+// FullModel returns the encoded float32 full-sequence ONNX graph of c (see
+// policy.FullGraph).
+func (c *Checkpoint) FullModel() ([]byte, error) {
+	m, err := policy.FullGraph(c.Config, c.Weights, onnx.Float)
+	if err != nil {
+		return nil, err
+	}
+	return m.Marshal()
+}
