@@ -188,7 +188,9 @@ func TestOpGradients(t *testing.T) {
 		{name: "LogSoftmax", params: []param{{name: "x", dims: []int64{3, 4}, lo: -2, hi: 2}},
 			build: func(b *onnx.Builder) string { return op(b, "LogSoftmax", []string{"x"}, onnx.AttrI("axis", -1)) }},
 		{name: "ReduceMean/axes-attr", params: []param{{name: "x", dims: []int64{2, 3, 4}}},
-			build: func(b *onnx.Builder) string { return op(b, "ReduceMean", []string{"x"}, onnx.AttrInts("axes", 1), onnx.AttrI("keepdims", 0)) }},
+			build: func(b *onnx.Builder) string {
+				return op(b, "ReduceMean", []string{"x"}, onnx.AttrInts("axes", 1), onnx.AttrI("keepdims", 0))
+			}},
 		{name: "ReduceMean/keepdims-negative-axis", params: []param{{name: "x", dims: []int64{2, 3, 4}}},
 			build: func(b *onnx.Builder) string { return op(b, "ReduceMean", []string{"x"}, onnx.AttrInts("axes", -1)) }},
 		{name: "ReduceMean/all", params: []param{{name: "x", dims: []int64{2, 3}}},
@@ -200,7 +202,9 @@ func TestOpGradients(t *testing.T) {
 				return op(b, "ReduceMean", []string{op(b, "Mul", []string{x, "w"})}, onnx.AttrInts("axes", 0), onnx.AttrI("keepdims", 0))
 			}},
 		{name: "ReduceSum/axes-input", params: []param{{name: "x", dims: []int64{2, 3, 4}}},
-			build: func(b *onnx.Builder) string { return op(b, "ReduceSum", []string{"x", ints(b, 0, 2)}, onnx.AttrI("keepdims", 0)) }},
+			build: func(b *onnx.Builder) string {
+				return op(b, "ReduceSum", []string{"x", ints(b, 0, 2)}, onnx.AttrI("keepdims", 0))
+			}},
 		{name: "ReduceSum/keepdims", params: []param{{name: "x", dims: []int64{2, 3}}},
 			build: func(b *onnx.Builder) string { return op(b, "ReduceSum", []string{"x", ints(b, 1)}) }},
 		{name: "Concat", params: []param{{name: "a", dims: []int64{2, 1}}, {name: "b", dims: []int64{2, 3}}},
