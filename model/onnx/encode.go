@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -17,7 +18,7 @@ func (m *Model) Marshal() ([]byte, error) {
 	if m.Graph == nil {
 		return nil, ErrNoGraph
 	}
-	var b []byte
+	b := make([]byte, 0, 1024+dataSize(m.Graph, 0))
 	b = appendVarintField(b, fModelIRVersion, uint64(m.IRVersion))
 	b = appendStringField(b, fModelProducerName, m.ProducerName)
 	b = appendStringField(b, fModelProducerVersion, m.ProducerVersion)
@@ -253,5 +254,32 @@ func appendTensor(b []byte, t *Tensor) ([]byte, error) {
 func appendRawHeader(b []byte, n int) []byte {
 	b = protowire.AppendTag(b, fTensorRawData, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(n))
-	return b
+	return slices.Grow(b, n)
+}
+
+// dataSize estimates the bytes of tensor data in g and its subgraphs, to
+// size the output buffer once.
+func dataSize(g *Graph, depth int) int {
+	if g == nil || depth > maxDepth {
+		return 0
+	}
+	n := 0
+	size := func(t *Tensor) int {
+		if t == nil {
+			return 0
+		}
+		return len(t.Raw) + 4*len(t.Float) + 8*len(t.Double) + 8*len(t.Int64) + 5*len(t.Int32) + 16
+	}
+	for _, t := range g.Initializers {
+		n += size(t)
+	}
+	for _, nd := range g.Nodes {
+		if nd == nil {
+			continue
+		}
+		for _, a := range nd.Attrs {
+			n += size(a.T) + dataSize(a.G, depth+1)
+		}
+	}
+	return n
 }

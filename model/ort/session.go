@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -118,9 +119,7 @@ func (s *Session) Run(inputs map[string]*Tensor) (map[string]*Tensor, error) {
 	out := make([]ortgo.Value, len(s.outputs))
 	defer func() {
 		for _, v := range slices.Concat(in, out) {
-			if v != nil {
-				_ = v.Destroy()
-			}
+			destroy(v)
 		}
 	}()
 	for i, name := range s.inputs {
@@ -140,7 +139,7 @@ func (s *Session) Run(inputs map[string]*Tensor) (map[string]*Tensor, error) {
 		}
 	}
 	if err := s.s.Run(in, out); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRun, err)
+		return nil, fmt.Errorf("%w: %w%s", ErrRun, err, s.unknownRankHint())
 	}
 	res := make(map[string]*Tensor, len(out))
 	for i, v := range out {
@@ -154,6 +153,34 @@ func (s *Session) Run(inputs map[string]*Tensor) (map[string]*Tensor, error) {
 		res[s.outputs[i]] = t
 	}
 	return res, nil
+}
+
+// unknownRankHint explains the likely cause of a failed run when some output
+// has no declared shape: the Go binding cannot return a rank-0 value that ONNX
+// Runtime allocated, so scalar outputs must be declared with rank 0.
+func (s *Session) unknownRankHint() string {
+	var unknown []string
+	for _, vi := range s.outInfo {
+		if vi.Shape == nil {
+			unknown = append(unknown, vi.Name)
+		}
+	}
+	if len(unknown) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (outputs %v have no declared shape; if one is a scalar, declare it with rank 0, e.g. onnx.Builder.Output with no dims)", unknown)
+}
+
+// destroy releases v, tolerating nil and typed-nil values (the binding can
+// leave the latter behind when converting an output fails).
+func destroy(v ortgo.Value) {
+	if v == nil {
+		return
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return
+	}
+	_ = v.Destroy()
 }
 
 // checkInputs verifies names, self-consistency, and agreement with the

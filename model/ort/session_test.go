@@ -236,3 +236,100 @@ func TestMeasureSessionCreate(t *testing.T) {
 		t.Fatalf("junk model: %v, want ErrBadModel", err)
 	}
 }
+
+// TestScalarOutputs covers rank-0 outputs: declared scalars come back as
+// scalars; a scalar output whose rank was left undeclared fails with ErrRun
+// and a hint, rather than crashing.
+func TestScalarOutputs(t *testing.T) {
+	r := TestRuntime(t)
+	for _, tc := range []struct {
+		name    string
+		dt      onnx.DataType
+		declare func(b *onnx.Builder, dt onnx.DataType)
+		wantErr error
+	}{
+		{"float32 declared", onnx.Float, func(b *onnx.Builder, dt onnx.DataType) { b.Output("s", dt) }, nil},
+		{"int64 declared", onnx.Int64, func(b *onnx.Builder, dt onnx.DataType) { b.Output("s", dt) }, nil},
+		{"int32 declared", onnx.Int32, func(b *onnx.Builder, dt onnx.DataType) { b.Output("s", dt) }, nil},
+		{"undeclared rank", onnx.Float, func(b *onnx.Builder, dt onnx.DataType) { b.OutputAnyShape("s", dt) }, ErrRun},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := onnx.NewBuilder("scalar")
+			x := b.Input("x", tc.dt, onnx.Dims(3)...)
+			b.Named("ReduceSum", []string{x}, []string{"s"}, onnx.AttrI("keepdims", 0))
+			tc.declare(b, tc.dt)
+			m, err := onnx.NewModel(b.Graph(), 17).Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := r.NewSession(m, nil, nil)
+			if err != nil {
+				t.Fatalf("NewSession: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			in := map[string]*Tensor{"x": F32Tensor([]float32{1, 2, 3.5}, 3)}
+			switch tc.dt {
+			case onnx.Int64:
+				in["x"] = I64Tensor([]int64{1, 2, 4}, 3)
+			case onnx.Int32:
+				in["x"] = I32Tensor([]int32{1, 2, 4}, 3)
+			}
+			out, err := s.Run(in)
+			if tc.wantErr != nil {
+				t.Logf("error: %v", err)
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("Run error = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			got := out["s"]
+			if len(got.Shape) != 0 || got.Len() != 1 {
+				t.Fatalf("s = %+v, want a scalar", got)
+			}
+			var v float64
+			switch tc.dt {
+			case onnx.Float:
+				v = float64(got.F32[0])
+			case onnx.Int64:
+				v = float64(got.I64[0])
+			case onnx.Int32:
+				v = float64(got.I32[0])
+			}
+			if want := map[onnx.DataType]float64{onnx.Float: 6.5, onnx.Int64: 7, onnx.Int32: 7}[tc.dt]; v != want {
+				t.Fatalf("s = %v, want %v", v, want)
+			}
+		})
+	}
+}
+
+func TestBoolTensors(t *testing.T) {
+	r := TestRuntime(t)
+	b := onnx.NewBuilder("bool")
+	x := b.Input("x", onnx.Int64, onnx.Dim{Param: "n"})
+	mask := b.Input("mask", onnx.Bool, onnx.Dim{Param: "n"})
+	gt := b.Op("Greater", []string{x, b.Constant(onnx.Int64s(1))})
+	b.Named("And", []string{gt, mask}, []string{"both"})
+	b.Output("both", onnx.Bool, onnx.Dim{Param: "n"})
+	m, err := onnx.NewModel(b.Graph(), 17).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.NewSession(m, nil, nil)
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	out, err := s.Run(map[string]*Tensor{
+		"x":    I64Tensor([]int64{0, 2, 3, 5}, 4),
+		"mask": BoolTensor([]bool{true, true, false, true}, 4),
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got, want := fmt.Sprint(out["both"].Bool), fmt.Sprint([]bool{false, true, false, true}); got != want {
+		t.Fatalf("both = %s, want %s", got, want)
+	}
+}
