@@ -107,6 +107,9 @@ func ReadSafetensors(data []byte) (policy.Weights, map[string]string, error) {
 			}
 			continue
 		}
+		if name == "" {
+			return nil, nil, fmt.Errorf("%w: empty tensor name", ErrSafetensors)
+		}
 		var e stEntry
 		if err := json.Unmarshal(msg, &e); err != nil {
 			return nil, nil, fmt.Errorf("%w: tensor %q: %v", ErrSafetensors, name, err)
