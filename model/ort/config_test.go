@@ -3,6 +3,7 @@ package ort
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,5 +130,28 @@ func TestCUDAFallback(t *testing.T) {
 	t.Logf("error: %v", err)
 	if !errors.Is(err, ErrCUDAUnavailable) {
 		t.Fatalf("Init(cuda, required) = %v, want ErrCUDAUnavailable", err)
+	}
+}
+
+// TestInitUnloadableLibrary checks the first Init of a process against a file
+// that is not a shared library. The environment is process-wide and other
+// tests create it, so the check runs in a child process of the test binary.
+func TestInitUnloadableLibrary(t *testing.T) {
+	const envBad = "WSGRPO_ORT_TEST_BAD_LIB"
+	if bad := os.Getenv(envBad); bad != "" {
+		_, err := Init(Config{LibraryPath: bad}, nil)
+		if !errors.Is(err, ErrLibraryLoad) || !strings.Contains(err.Error(), "make setup") {
+			t.Fatalf("Init(%s) = %v, want ErrLibraryLoad naming `make setup`", bad, err)
+		}
+		return
+	}
+	bad := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+	if err := os.WriteFile(bad, []byte("not a shared object"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInitUnloadableLibrary$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envBad+"="+bad)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child process: %v\n%s", err, out)
 	}
 }

@@ -19,6 +19,7 @@ func TestRunMatchesReference(t *testing.T) {
 		batch int
 		tol   float64
 	}{
+		{"float32/batch0", onnx.Float, 0, 1e-5},
 		{"float32/batch1", onnx.Float, 1, 1e-5},
 		{"float32/batch5", onnx.Float, 5, 1e-5},
 		{"float64/batch1", onnx.Double, 1, 1e-12},
