@@ -45,9 +45,8 @@ func logitsOf(t testing.TB, rt *ort.Runtime, c *Checkpoint) []float32 {
 	}
 	shape := []int64{int64(b.Rows), int64(b.Len)}
 	out, err := s.Run(map[string]*ort.Tensor{
-		policy.InputIDs:       ort.I64Tensor(b.IDs, shape...),
-		policy.InputMask:      ort.I64Tensor(b.Mask, shape...),
-		policy.InputPositions: ort.I64Tensor(b.Positions, shape...),
+		policy.InputIDs:  ort.I64Tensor(b.IDs, shape...),
+		policy.InputMask: ort.I64Tensor(b.Mask, shape...),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -67,7 +67,7 @@ func TestLoadSignature(t *testing.T) {
 	if kv.Layers() != cfg.NLayers || !kv.HasCache() || kv.sig.heads != int64(cfg.NHeads) || kv.sig.headDim != int64(cfg.HeadDim()) {
 		t.Fatalf("KV signature %+v", kv.sig)
 	}
-	if full.HasCache() || !full.sig.hasPos || !full.sig.hasMask || full.sig.vocabSize != cfg.VocabSize {
+	if full.HasCache() || full.sig.hasPos || !full.sig.hasMask || full.sig.vocabSize != cfg.VocabSize {
 		t.Fatalf("full signature %+v", full.sig)
 	}
 }

@@ -3,8 +3,9 @@ package policy
 import "fmt"
 
 // Batch is a padded batch of token sequences in the layout the policy
-// graphs take: row-major [Rows, Len] int64 ids, attention mask and position
-// ids.
+// graphs take: row-major [Rows, Len] int64 ids and attention mask, and the
+// position ids the KV graph takes (the full graph derives them from the
+// mask).
 type Batch struct {
 	Rows, Len int
 	IDs       []int64

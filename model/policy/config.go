@@ -10,8 +10,8 @@
 // use ONNX opset 17 and only differentiable primitives on the paths from
 // weights to outputs (Gather, MatMul, Add, Sub, Mul, Div, ReduceMean, Sqrt,
 // Reshape, Transpose, Softmax, Tanh, Concat); masks and positions go through
-// Shape, Slice, Concat, Unsqueeze, Cast, Where and Constant nodes that no
-// weight reaches.
+// Shape, Slice, Concat, Unsqueeze, CumSum, Cast, Where, integer Add/Sub/Mul
+// and Constant nodes that no weight reaches.
 package policy
 
 import (

@@ -13,11 +13,13 @@ const (
 // FullGraph returns the full-sequence policy graph in float type dt
 // (onnx.Float, or onnx.Double for finite-difference checks).
 //
-// Inputs: input_ids [B,T] int64; attention_mask [B,T] int64 (0 marks
-// padding keys, so left and right padding both work); position_ids [B,T]
-// int64 (0..MaxSeq-1; see Batch). Outputs: logits [B,T,V] and hidden [B,T,D],
-// the final layer-normed hidden state. Row t of the logits predicts token
-// t+1. T must not exceed cfg.MaxSeq.
+// Inputs: input_ids [B,T] int64 and attention_mask [B,T] int64 (1 for real
+// tokens, 0 for padding, so left and right padding both work; NewBatch
+// builds both). Positions are computed in the graph as the count of real
+// tokens before each token (CumSum of the mask), the same positions the KV
+// graph gets through position_ids. Outputs: logits [B,T,V] and hidden
+// [B,T,D], the final layer-normed hidden state. Row t of the logits
+// predicts token t+1. T must not exceed cfg.MaxSeq.
 func FullGraph(cfg Config, w Weights, dt onnx.DataType) (*onnx.Model, error) {
 	g, err := newGraphBuilder("wsgrpo_policy_full", cfg, w, dt)
 	if err != nil {
@@ -26,11 +28,10 @@ func FullGraph(cfg Config, w Weights, dt onnx.DataType) (*onnx.Model, error) {
 	bt := []onnx.Dim{{Param: DimBatch}, {Param: DimSeq}}
 	ids := g.b.Input(InputIDs, onnx.Int64, bt...)
 	mask := g.b.Input(InputMask, onnx.Int64, bt...)
-	pos := g.b.Input(InputPositions, onnx.Int64, bt...)
 
 	t := g.dimOf(ids, 1)
 	bias := g.attentionBias(mask, g.ints(0), t, t)
-	x := g.embed(ids, pos)
+	x := g.embed(ids, g.positions(mask))
 	for l := 0; l < cfg.NLayers; l++ {
 		x = g.block(l, x, bias, kvIO{})
 	}
@@ -82,4 +83,12 @@ func KVGraph(cfg Config, w Weights) (*onnx.Model, error) {
 		g.b.Output(io[l].presentValue, onnx.Float, b, h, tot, dh)
 	}
 	return g.model(), nil
+}
+
+// positions returns (CumSum(mask, axis 1) - 1) · mask: each real token's
+// index among the real tokens of its row, 0 at padding.
+func (g *graphBuilder) positions(mask string) string {
+	axis := g.b.Constant(&onnx.Tensor{DataType: onnx.Int64, Int64: []int64{1}})
+	count := g.b.Op("CumSum", []string{mask, axis})
+	return g.b.Op("Mul", []string{g.b.Op("Sub", []string{count, g.ints(1)}), mask})
 }

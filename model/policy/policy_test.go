@@ -163,9 +163,8 @@ func runFull(t testing.TB, s *ort.Session, b *Batch) (logits, hidden *ort.Tensor
 	t.Helper()
 	shape := []int64{int64(b.Rows), int64(b.Len)}
 	out, err := s.Run(map[string]*ort.Tensor{
-		InputIDs:       ort.I64Tensor(b.IDs, shape...),
-		InputMask:      ort.I64Tensor(b.Mask, shape...),
-		InputPositions: ort.I64Tensor(b.Positions, shape...),
+		InputIDs:  ort.I64Tensor(b.IDs, shape...),
+		InputMask: ort.I64Tensor(b.Mask, shape...),
 	})
 	if err != nil {
 		t.Fatalf("full Run: %v", err)

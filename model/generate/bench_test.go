@@ -1,0 +1,88 @@
+package generate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+)
+
+func TestMeasureDecode(t *testing.T) {
+	rt := ort.TestRuntime(t)
+	cfg := policy.Config{VocabSize: 20, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 8}
+	for _, cache := range []bool{true, false} {
+		tps, err := MeasureDecode(rt, cfg, 2, 5, cache)
+		if err != nil || tps <= 0 {
+			t.Fatalf("cache=%v: %v tokens/s, %v", cache, tps, err)
+		}
+	}
+	if _, err := MeasureDecode(rt, cfg, 0, 5, true); !errors.Is(err, ErrOptions) {
+		t.Fatalf("batch 0: %v", err)
+	}
+	cfg.NHeads = 3
+	if _, err := MeasureDecode(rt, cfg, 1, 5, true); !errors.Is(err, policy.ErrConfig) {
+		t.Fatalf("bad config: %v", err)
+	}
+}
+
+// BenchmarkDecode measures sampling throughput at batch 16, 256 new tokens,
+// for two model sizes, with the KV cache and with full recompute. The
+// tokens/s metric counts generated tokens.
+func BenchmarkDecode(b *testing.B) {
+	rt := ort.TestRuntime(b)
+	const batch, newTokens = 16, 256
+	for _, d := range []int{128, 256} {
+		cfg := policy.Config{VocabSize: 96, DModel: d, NLayers: 4, NHeads: 4, DFF: 4 * d, MaxSeq: benchPromptLen + newTokens}
+		w, err := policy.Init(cfg, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, cache := range []bool{true, false} {
+			b.Run(fmt.Sprintf("d%d_l4_cache=%v", d, cache), func(b *testing.B) {
+				var g *onnx.Model
+				if cache {
+					g, err = policy.KVGraph(cfg, w)
+				} else {
+					g, err = policy.FullGraph(cfg, w, onnx.Float)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				data, err := g.Marshal()
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, err := Load(rt, data, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = m.Close() })
+				prompts := make([][]int32, batch)
+				for i := range prompts {
+					prompts[i] = []int32{1, 5, 9, 13, 17, 21, 25, int32(i)}
+				}
+				o := Options{Temperature: 1, MaxNewTokens: newTokens, EOS: -1, Seed: 1}
+				warm := o
+				warm.MaxNewTokens = 2
+				if _, err := m.Generate(context.Background(), prompts, warm); err != nil {
+					b.Fatal(err) // opens the session outside the timed loop
+				}
+				tokens := 0
+				for b.Loop() {
+					out, err := m.Generate(context.Background(), prompts, o)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, c := range out {
+						tokens += len(c.Tokens)
+					}
+				}
+				b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+	}
+}
