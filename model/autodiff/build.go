@@ -74,9 +74,9 @@ func Build(g *onnx.Graph, loss string, params []string, opts ...Option) (*onnx.G
 	if err := c.backward(g, loss, params); err != nil {
 		return nil, err
 	}
-	out.Outputs = []onnx.ValueInfo{valueInfo(loss, li)}
+	out.Outputs = []onnx.ValueInfo{outputInfo(g, loss, li)}
 	for _, name := range cfg.outputs {
-		out.Outputs = append(out.Outputs, valueInfo(name, info[name]))
+		out.Outputs = append(out.Outputs, outputInfo(g, name, info[name]))
 	}
 	for i, p := range params {
 		gname := GradPrefix + p
@@ -123,6 +123,19 @@ func trainingSkeleton(g *onnx.Graph, params []string) (*onnx.Graph, []*onnx.Tens
 		}
 	}
 	return out, infos, nil
+}
+
+// outputInfo describes a kept forward value: as inferred when its rank is
+// known, else as g declares it among its outputs.
+func outputInfo(g *onnx.Graph, name string, vi *vinfo) onnx.ValueInfo {
+	if vi.rank < 0 {
+		for _, o := range g.Outputs {
+			if o.Name == name {
+				return o
+			}
+		}
+	}
+	return valueInfo(name, vi)
 }
 
 func valueInfo(name string, vi *vinfo) onnx.ValueInfo {

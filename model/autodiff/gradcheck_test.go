@@ -218,6 +218,19 @@ func TestOpGradients(t *testing.T) {
 			build: func(b *onnx.Builder) string {
 				return op(b, "Slice", []string{"x", ints(b, 1, -1), ints(b, 3, 0), ints(b, 0, 1), ints(b, 1, -2)})
 			}},
+		{name: "CumSum", params: []param{{name: "x", dims: []int64{3, 4}}},
+			build: func(b *onnx.Builder) string { return op(b, "CumSum", []string{"x", ints(b, 1)}) }},
+		{name: "CumSum/reverse-exclusive", params: []param{{name: "x", dims: []int64{3, 4}}},
+			build: func(b *onnx.Builder) string {
+				return op(b, "CumSum", []string{"x", b.Constant(&onnx.Tensor{DataType: onnx.Int64, Int64: []int64{0}})},
+					onnx.AttrI("reverse", 1), onnx.AttrI("exclusive", 1))
+			}},
+		{name: "MatMul/unknown-rank-times-weight", params: []param{{name: "w", dims: []int64{3, 2}}},
+			feeds: map[string]*ort.Tensor{"x": ort.F64Tensor([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, 2, 2, 3)},
+			build: func(b *onnx.Builder) string {
+				b.Graph().Inputs = append(b.Graph().Inputs, onnx.ValueInfo{Name: "x", DataType: onnx.Double})
+				return op(b, "MatMul", []string{op(b, "Tanh", []string{op(b, "MatMul", []string{"x", ints64AsDouble(b)})}), "w"})
+			}},
 		{name: "Where/broadcast", params: []param{{name: "a", dims: []int64{2, 3}}, {name: "b", dims: []int64{3}}},
 			build: func(b *onnx.Builder) string {
 				cond := b.Constant(&onnx.Tensor{DataType: onnx.Bool, Dims: []int64{2, 3}, Raw: []byte{1, 0, 1, 0, 0, 1}})
@@ -261,4 +274,9 @@ func TestOpGradients(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { runGradCase(t, rt, tc) })
 	}
+}
+
+// ints64AsDouble returns a constant 3x3 double matrix (a fixed mixing of x).
+func ints64AsDouble(b *onnx.Builder) string {
+	return b.Constant(&onnx.Tensor{DataType: onnx.Double, Dims: []int64{3, 3}, Double: []float64{0.5, -0.2, 0.1, 0.3, 0.2, -0.4, 0.1, 0.1, 0.3}})
 }

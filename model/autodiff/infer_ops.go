@@ -61,7 +61,7 @@ var unaryOps = map[string]bool{
 	"LogSoftmax": true, "Sign": true, "Reciprocal": true, "Softplus": true, "Not": true,
 	"Floor": true, "Ceil": true, "Round": true, "Clip": true, "Trilu": true,
 	"ScatterND": true, "ScatterElements": true, "IsNaN": true, "IsInf": true,
-	"Sin": true, "Cos": true, "LeakyRelu": true, "Elu": true, "Selu": true, "HardSigmoid": true,
+	"Sin": true, "Cos": true, "CumSum": true, "LeakyRelu": true, "Elu": true, "Selu": true, "HardSigmoid": true,
 }
 
 // inferNode returns infos for n's outputs (nil entries when unknown).
@@ -179,6 +179,11 @@ func inferNode(n *onnx.Node, info map[string]*vinfo) []*vinfo {
 		return outs
 	case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare":
 		axes, ok := reduceAxes(n, info)
+		if ok && len(axes) == 0 && attrInt(n, "noop_with_empty_axes", 0) != 0 {
+			c := *x
+			c.vals = nil
+			return []*vinfo{&c}
+		}
 		return []*vinfo{inferReduce(x, axes, ok, attrInt(n, "keepdims", 1) != 0)}
 	case "Range":
 		return []*vinfo{rankInfo(x.dt, 1)}
@@ -253,6 +258,9 @@ func reduceAxes(n *onnx.Node, info map[string]*vinfo) ([]int64, bool) {
 }
 
 func inferReduce(x *vinfo, axes []int64, ok, keep bool) *vinfo {
+	if ok && len(axes) == 0 && !keep {
+		return dimsInfo(x.dt, nil)
+	}
 	if x.rank < 0 || !ok {
 		return unknownInfo(x.dt)
 	}

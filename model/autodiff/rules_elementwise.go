@@ -27,7 +27,7 @@ var rules = map[string]rule{
 	"Gather": ruleGather, "GatherElements": ruleGatherElements,
 	"Reshape": ruleReshape, "Squeeze": ruleReshape, "Unsqueeze": ruleReshape, "Flatten": ruleReshape,
 	"Expand": ruleExpand, "Transpose": ruleTranspose, "Concat": ruleConcat,
-	"Split": ruleSplit, "Slice": ruleSlice,
+	"Split": ruleSplit, "Slice": ruleSlice, "CumSum": ruleCumSum,
 }
 
 func (c *ctx) outInfo(n *onnx.Node) *vinfo { return c.info[n.Outputs[0]] }

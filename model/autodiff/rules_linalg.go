@@ -22,13 +22,18 @@ func (c *ctx) swapLast(v string, rank int) string {
 // flattened batch instead of a batched product and a sum.
 func ruleMatMul(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error) {
 	a, b, y := n.Inputs[0], n.Inputs[1], n.Outputs[0]
-	ra, err := c.rank(a)
-	if err != nil {
-		return nil, err
-	}
 	rb, err := c.rank(b)
 	if err != nil {
 		return nil, err
+	}
+	ra, err := c.rank(a)
+	if err != nil {
+		if rb != 2 {
+			return nil, err
+		}
+		// A product with a matrix (a weight) needs no batch reduction, so an
+		// input of unknown rank (at least 2) is fine.
+		return c.matMulByMatrix(a, b, gy[0], want), nil
 	}
 	ai, bi, yi := c.info[a], c.info[b], c.info[y]
 	g := gy[0]
@@ -81,6 +86,18 @@ func ruleMatMul(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error
 		}
 	}
 	return out, nil
+}
+
+// matMulByMatrix is the gradient of A·B for B of rank 2 and A of rank >= 2.
+func (c *ctx) matMulByMatrix(a, b, g string, want []bool) []string {
+	out := make([]string, 2)
+	if want[0] {
+		out[0] = c.op("MatMul", g, c.swapLast(b, 2))
+	}
+	if want[1] {
+		out[1] = c.e.Op("Gemm", []string{c.flattenTo2(a, nil), c.flattenTo2(g, nil)}, onnx.AttrI("transA", 1))
+	}
+	return out
 }
 
 // matGradInfo describes the raw gradient of a MatMul operand: y's batch

@@ -103,3 +103,15 @@ func ruleSlice(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error)
 	out[0] = c.reshapeLike(flat, x)
 	return out, nil
 }
+
+// ruleCumSum: the gradient of a cumulative sum is the cumulative sum of the
+// output gradient in the opposite direction (same exclusive flag).
+func ruleCumSum(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error) {
+	out := make([]string, len(n.Inputs))
+	if want[0] {
+		rev := 1 - attrInt(n, "reverse", 0)
+		out[0] = c.e.Op("CumSum", []string{gy[0], n.Inputs[1]},
+			onnx.AttrI("exclusive", attrInt(n, "exclusive", 0)), onnx.AttrI("reverse", rev))
+	}
+	return out, nil
+}

@@ -91,7 +91,7 @@ func TestTrainerLearnsReverse(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = tr.Close() })
 	rng := rand.New(rand.NewPCG(2, 2))
-	held := reverseBatch(rand.New(rand.NewPCG(99, 99)), 256)
+	held := GraphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(99, 99)), 256))
 	before, err := tr.Evaluate(held)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestTrainerLearnsReverse(t *testing.T) {
 	const steps = 300
 	var last Result
 	for s := range steps {
-		if last, err = tr.Step(reverseBatch(rng, 64)); err != nil {
+		if last, err = tr.Step(GraphInputs(m.Graph, reverseBatch(rng, 64))); err != nil {
 			t.Fatalf("step %d: %v", s, err)
 		}
 	}
@@ -143,7 +143,7 @@ func TestTrainerErrors(t *testing.T) {
 	if _, err := tr.Step(); !errors.Is(err, ErrTrainer) {
 		t.Fatalf("no batch: got %v", err)
 	}
-	bad := reverseBatch(rand.New(rand.NewPCG(1, 1)), 2)
+	bad := GraphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(1, 1)), 2))
 	bad[policy.ParamLMHead] = bad[InputTokenMask]
 	if _, err := tr.Step(bad); !errors.Is(err, ErrTrainer) {
 		t.Fatalf("weight fed as input: got %v", err)

@@ -1,0 +1,152 @@
+package train
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+	"github.com/wsgrpo/wsgrpo/model/optim"
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+)
+
+// BenchConfig describes a training-step measurement.
+type BenchConfig struct {
+	// Policy is the model shape (weights are freshly initialised).
+	Policy policy.Config
+	// Batch and Seq give the tokens per step (Batch x Seq).
+	Batch, Seq int
+	// Warmup steps are run first and not timed; Steps are timed.
+	Warmup, Steps int
+}
+
+// BenchResult reports a training-step measurement.
+type BenchResult struct {
+	// Params is the number of trained weights.
+	Params int64
+	// Tokens is Batch x Seq.
+	Tokens int
+	// FLOPs is the matmul work of one step (TrainStepFLOPs).
+	FLOPs float64
+	// StepTime is the mean wall time of one full step (ONNX Runtime
+	// forward+backward and the AdamW update in Go).
+	StepTime time.Duration
+	// MinStepTime is the fastest step.
+	MinStepTime time.Duration
+	// GFLOPS is FLOPs / StepTime in 1e9 per second.
+	GFLOPS float64
+}
+
+// TrainStepFLOPs counts the matrix-multiply floating-point operations of
+// one training step of a policy of shape c on batch x seq tokens:
+//
+//	forward per token = L (8 d^2 + 4 d f + 4 T d) + 2 d V
+//	step              = 3 x batch x seq x forward
+//
+// (q, k, v, o projections 4 x 2d^2; MLP 2 x 2df; scores and weighted values
+// 2 x 2Td over all heads, counted in full although half is masked; the LM
+// head 2dV; the backward pass costs twice the forward: a product for the
+// input gradient and one for the weight gradient of every matmul).
+// Element-wise work, softmax, layer norms and the embedding gather are
+// not counted.
+func TrainStepFLOPs(c policy.Config, batch, seq int) float64 {
+	d, f, v, t, l := float64(c.DModel), float64(c.DFF), float64(c.VocabSize), float64(seq), float64(c.NLayers)
+	fwd := l*(8*d*d+4*d*f+4*t*d) + 2*d*v
+	return 3 * float64(batch) * t * fwd
+}
+
+// MeasureTrainStep builds a float32 policy with the GRPO loss (sequence
+// mean, beta 0.04), trains it on random tokens and reports the time per
+// step and the achieved matmul GFLOP/s.
+func MeasureTrainStep(rt *ort.Runtime, bc BenchConfig, log *slog.Logger) (BenchResult, error) {
+	if bc.Batch < 1 || bc.Seq < 1 || bc.Seq > bc.Policy.MaxSeq || bc.Steps < 1 || bc.Warmup < 0 {
+		return BenchResult{}, fmt.Errorf("%w: bench batch %d, seq %d (max %d), steps %d", ErrTrainer, bc.Batch, bc.Seq, bc.Policy.MaxSeq, bc.Steps)
+	}
+	w, err := policy.Init(bc.Policy, 1)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	m, err := policy.FullGraph(bc.Policy, w, onnx.Float)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	out, err := AppendGRPO(m.Graph, onnx.Float, policy.OutputLogits, GRPOConfig{EpsLow: 0.2, EpsHigh: 0.2, Beta: 0.04})
+	if err != nil {
+		return BenchResult{}, err
+	}
+	oc := optim.DefaultConfig()
+	oc.LR = 1e-5
+	tr, err := New(rt, m.Graph, out.Loss, Config{Optim: oc, Metrics: out.Metrics()}, log)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	defer tr.Close()
+	feeds := GraphInputs(m.Graph, randomGRPOBatch(rand.New(rand.NewPCG(1, 2)), bc.Policy.VocabSize, bc.Batch, bc.Seq))
+	for range bc.Warmup {
+		if _, err := tr.Step(feeds); err != nil {
+			return BenchResult{}, err
+		}
+	}
+	times := make([]time.Duration, bc.Steps)
+	for i := range times {
+		start := time.Now()
+		if _, err := tr.Step(feeds); err != nil {
+			return BenchResult{}, err
+		}
+		times[i] = time.Since(start)
+	}
+	var total time.Duration
+	for _, d := range times {
+		total += d
+	}
+	res := BenchResult{
+		Params:      bc.Policy.NumParams(),
+		Tokens:      bc.Batch * bc.Seq,
+		FLOPs:       TrainStepFLOPs(bc.Policy, bc.Batch, bc.Seq),
+		StepTime:    total / time.Duration(len(times)),
+		MinStepTime: slices.Min(times),
+	}
+	res.GFLOPS = res.FLOPs / res.StepTime.Seconds() / 1e9
+	return res, nil
+}
+
+// randomGRPOBatch returns policy and GRPO inputs over random tokens with a
+// quarter of each row as prompt.
+func randomGRPOBatch(rng *rand.Rand, vocab, b, t int) map[string]*ort.Tensor {
+	n := b * t
+	ids, ones, pos, tg := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	tm, old, ref, adv := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, b)
+	for i := range n {
+		ids[i], ones[i], pos[i], tg[i] = int64(rng.IntN(vocab)), 1, int64(i%t), int64(rng.IntN(vocab))
+		if i%t >= t/4 {
+			tm[i] = 1
+		}
+		old[i] = -float32(rng.Float64() * 5)
+		ref[i] = -float32(rng.Float64() * 5)
+	}
+	for i := range adv {
+		adv[i] = float32(rng.NormFloat64())
+	}
+	s := []int64{int64(b), int64(t)}
+	return map[string]*ort.Tensor{
+		policy.InputIDs: ort.I64Tensor(ids, s...), policy.InputMask: ort.I64Tensor(ones, s...),
+		policy.InputPositions: ort.I64Tensor(pos, s...), InputTargets: ort.I64Tensor(tg, s...),
+		InputTokenMask: ort.F32Tensor(tm, s...), InputOldLogprobs: ort.F32Tensor(old, s...),
+		InputRefLogprobs: ort.F32Tensor(ref, s...), InputAdvantages: ort.F32Tensor(adv, int64(b)),
+	}
+}
+
+// GraphInputs returns the feeds that g declares as inputs, dropping the
+// others (such as position_ids for a graph that computes positions itself).
+func GraphInputs(g *onnx.Graph, feeds map[string]*ort.Tensor) map[string]*ort.Tensor {
+	out := make(map[string]*ort.Tensor, len(feeds))
+	for _, in := range g.Inputs {
+		if t, ok := feeds[in.Name]; ok {
+			out[in.Name] = t
+		}
+	}
+	return out
+}

@@ -1,0 +1,54 @@
+package train
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+)
+
+// BenchmarkTrainStep measures one GRPO training step (forward, backward,
+// AdamW) of 32x128 tokens on d_model-128 policies with 2 and 4 layers and
+// reports the achieved matmul GFLOP/s (see TrainStepFLOPs).
+func BenchmarkTrainStep(b *testing.B) {
+	rt := ort.TestRuntime(b)
+	for _, layers := range []int{2, 4} {
+		b.Run(fmt.Sprintf("layers=%d", layers), func(b *testing.B) {
+			cfg := policy.DefaultConfig(100)
+			cfg.NLayers = layers
+			res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: b.N}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(res.GFLOPS, "GFLOP/s")
+			b.ReportMetric(res.StepTime.Seconds()*1e3, "ms/step")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+func TestTrainStepFLOPs(t *testing.T) {
+	// d 128, f 512, V 100, T 128, 2 layers: per token 2*(131072+262144+65536)
+	// + 25600 = 943104; times 3*32*128.
+	cfg := policy.DefaultConfig(100)
+	cfg.NLayers = 2
+	if got, want := TrainStepFLOPs(cfg, 32, 128), 3.0*32*128*943104; got != want {
+		t.Fatalf("FLOPs %v, want %v", got, want)
+	}
+}
+
+func TestMeasureTrainStepSmall(t *testing.T) {
+	rt := ort.TestRuntime(t)
+	cfg := policy.Config{VocabSize: 11, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 8}
+	res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 2, Seq: 8, Steps: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Tokens != 16 || res.StepTime <= 0 || res.GFLOPS <= 0 || res.Params != cfg.NumParams() {
+		t.Fatalf("result %+v", res)
+	}
+	if _, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 2, Seq: 9, Steps: 1}, nil); err == nil {
+		t.Fatal("seq beyond MaxSeq accepted")
+	}
+}
