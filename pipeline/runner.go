@@ -287,7 +287,7 @@ func (r *Runner) sampleLag(ctx context.Context) {
 // worker pulls and handles messages until ctx is done.
 func (r *Runner) worker(ctx, hard context.Context, id int) {
 	log := r.log.With("worker", id)
-	h := newHeld()
+	h := newHeld(log)
 	if r.cfg.Heartbeat > 0 {
 		stop := make(chan struct{})
 		defer close(stop)
@@ -358,11 +358,12 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // held is the set of messages a worker holds unacknowledged; its heartbeat
 // keeps them from being redelivered while work goes on.
 type held struct {
+	log  *slog.Logger
 	mu   sync.Mutex
 	msgs map[jetstream.Msg]struct{}
 }
 
-func newHeld() *held { return &held{msgs: map[jetstream.Msg]struct{}{}} }
+func newHeld(log *slog.Logger) *held { return &held{log: log, msgs: map[jetstream.Msg]struct{}{}} }
 
 func (h *held) add(m jetstream.Msg) {
 	h.mu.Lock()
@@ -392,7 +393,9 @@ func (h *held) heartbeat(every time.Duration, stop <-chan struct{}) {
 		}
 		h.mu.Unlock()
 		for _, m := range msgs {
-			_ = m.InProgress()
+			if err := m.InProgress(); err != nil {
+				h.log.Debug("heartbeat failed", "err", err)
+			}
 		}
 	}
 }
