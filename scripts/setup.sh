@@ -35,7 +35,15 @@ fetch_npm() {
     echo "setup: $(basename "$dest") already cached at $dest"
     return 0
   fi
-  command -v npm >/dev/null || fail "npm is not installed; install Node.js/npm (apt-get install npm) and re-run make setup"
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "setup: npm not found; installing it with apt-get ..."
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null ||
+        fail "could not install npm with apt-get; install Node.js/npm and re-run make setup"
+    else
+      fail "npm is not installed; install Node.js/npm (apt-get install npm) and re-run make setup"
+    fi
+  fi
   local tmp
   tmp=$(mktemp -d)
   echo "setup: fetching $pkg (this is a large download, once) ..."

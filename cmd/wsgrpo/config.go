@@ -1,0 +1,260 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/providers/structs"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/pipeline"
+)
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("invalid configuration")
+
+// Config is the configuration shared by every wsgrpo command. Values come,
+// lowest precedence first, from the defaults, a YAML file (--config),
+// WSGRPO_* environment variables (WSGRPO_RUNNER_CONCURRENCY sets
+// runner.concurrency) and command-line flags.
+type Config struct {
+	// Run is the run id; streams, buckets and log rows are named after it.
+	Run string `koanf:"run"`
+	// Dir is the run directory: embedded NATS storage, chDB data, checkpoints.
+	// Default: runs/<run>.
+	Dir string `koanf:"dir"`
+	// NATS is the URL of an external NATS server; empty starts one in-process.
+	NATS string `koanf:"nats"`
+	// ClickHouseDSN selects the ClickHouse server for the trajectory log;
+	// empty uses embedded chDB under Dir.
+	ClickHouseDSN string `koanf:"clickhouse_dsn"`
+	// Metrics is the address to serve Prometheus metrics on ("" = off).
+	Metrics string `koanf:"metrics"`
+	// Log configures log output.
+	Log LogConfig `koanf:"log"`
+	// Runner tunes every stage runner of this process.
+	Runner RunnerConfig `koanf:"runner"`
+	// ORT configures ONNX Runtime.
+	ORT ORTConfig `koanf:"ort"`
+}
+
+// LogConfig configures log/slog output.
+type LogConfig struct {
+	Level  string `koanf:"level"`  // debug, info, warn, error
+	Format string `koanf:"format"` // text or json
+}
+
+// RunnerConfig holds the stage-runner settings a user tunes.
+type RunnerConfig struct {
+	Concurrency int           `koanf:"concurrency"`
+	FetchSize   int           `koanf:"fetch_size"`
+	AckWait     time.Duration `koanf:"ack_wait"`
+	MaxDeliver  int           `koanf:"max_deliver"`
+}
+
+// ORTConfig selects the ONNX Runtime library and execution provider.
+type ORTConfig struct {
+	Library     string `koanf:"library"`
+	Provider    string `koanf:"provider"` // cpu or cuda
+	DeviceID    int    `koanf:"device_id"`
+	RequireCUDA bool   `koanf:"require_cuda"`
+	Threads     int    `koanf:"threads"`
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Run:    "default",
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Runner: RunnerConfig{Concurrency: 1, FetchSize: 1, AckWait: pipeline.DefaultAckWait, MaxDeliver: pipeline.DefaultMaxDeliver},
+		ORT:    ORTConfig{Provider: "cpu", Threads: 1},
+	}
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	if err := pipeline.ValidateName(c.Run); err != nil {
+		return fmt.Errorf("%w: run: %w", ErrConfig, err)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("%w: log.level %q (want debug, info, warn or error)", ErrConfig, c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("%w: log.format %q (want text or json)", ErrConfig, c.Log.Format)
+	}
+	if c.Runner.Concurrency < 1 {
+		return fmt.Errorf("%w: runner.concurrency %d must be at least 1", ErrConfig, c.Runner.Concurrency)
+	}
+	if c.Runner.FetchSize < 1 || c.Runner.FetchSize > pipeline.MaxFetch {
+		return fmt.Errorf("%w: runner.fetch_size %d must be 1..%d", ErrConfig, c.Runner.FetchSize, pipeline.MaxFetch)
+	}
+	if c.Runner.AckWait < time.Second {
+		return fmt.Errorf("%w: runner.ack_wait %s must be at least 1s", ErrConfig, c.Runner.AckWait)
+	}
+	if c.Runner.MaxDeliver < 1 {
+		return fmt.Errorf("%w: runner.max_deliver %d must be at least 1", ErrConfig, c.Runner.MaxDeliver)
+	}
+	if err := c.ortConfig().Validate(); err != nil {
+		return fmt.Errorf("%w: ort: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// RunDir returns the run directory (Dir, or runs/<run>).
+func (c Config) RunDir() string {
+	if c.Dir != "" {
+		return c.Dir
+	}
+	return filepath.Join("runs", c.Run)
+}
+
+func (c Config) ortConfig() ort.Config {
+	oc := ort.DefaultConfig()
+	oc.LibraryPath = c.ORT.Library
+	oc.Provider = c.ORT.Provider
+	oc.DeviceID = c.ORT.DeviceID
+	oc.RequireCUDA = c.ORT.RequireCUDA
+	if c.ORT.Threads > 0 {
+		oc.IntraOpThreads = c.ORT.Threads
+	}
+	return oc
+}
+
+// runnerConfig applies the user's runner settings to a stage's wiring.
+func (c Config) runnerConfig(rc pipeline.RunnerConfig) pipeline.RunnerConfig {
+	rc.Concurrency = c.Runner.Concurrency
+	rc.FetchSize = c.Runner.FetchSize
+	rc.AckWait = c.Runner.AckWait
+	rc.MaxDeliver = c.Runner.MaxDeliver
+	return rc
+}
+
+// addConfigFlags registers the flags that map onto Config keys. Flag names
+// are the koanf keys with "." and "_" written as "-".
+func addConfigFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	fs.String("config", "", "YAML configuration file")
+	fs.String("run", d.Run, "run id, or a run directory holding run.yaml")
+	fs.String("dir", "", "run directory (default runs/<run>)")
+	fs.String("nats", "", "external NATS URL (default: embedded server in the run directory)")
+	fs.String("clickhouse-dsn", "", "ClickHouse server DSN for the trajectory log (default: embedded chDB)")
+	fs.String("metrics", "", "serve Prometheus metrics on this address, e.g. :9090")
+	fs.String("log-level", d.Log.Level, "log level: debug, info, warn, error")
+	fs.String("log-format", d.Log.Format, "log format: text or json")
+	fs.Int("runner-concurrency", d.Runner.Concurrency, "workers per stage in this process")
+	fs.Int("runner-fetch-size", d.Runner.FetchSize, "messages per pull (1..8)")
+	fs.Duration("runner-ack-wait", d.Runner.AckWait, "redelivery timeout without an ack or heartbeat")
+	fs.Int("runner-max-deliver", d.Runner.MaxDeliver, "attempts before a batch is dead-lettered")
+	fs.String("ort-library", "", "path to libonnxruntime.so (default: WSGRPO_ORT_LIB or the make setup cache)")
+	fs.String("ort-provider", d.ORT.Provider, "ONNX Runtime execution provider: cpu or cuda")
+	fs.Int("ort-device-id", 0, "CUDA device id")
+	fs.Bool("ort-require-cuda", false, "fail instead of falling back to CPU when CUDA cannot load")
+	fs.Int("ort-threads", d.ORT.Threads, "ONNX Runtime intra-op threads")
+}
+
+// flagKeys maps flag names to koanf keys.
+var flagKeys = map[string]string{
+	"clickhouse-dsn":     "clickhouse_dsn",
+	"log-level":          "log.level",
+	"log-format":         "log.format",
+	"runner-concurrency": "runner.concurrency",
+	"runner-fetch-size":  "runner.fetch_size",
+	"runner-ack-wait":    "runner.ack_wait",
+	"runner-max-deliver": "runner.max_deliver",
+	"ort-library":        "ort.library",
+	"ort-provider":       "ort.provider",
+	"ort-device-id":      "ort.device_id",
+	"ort-require-cuda":   "ort.require_cuda",
+	"ort-threads":        "ort.threads",
+}
+
+// envKeys maps WSGRPO_* variables to koanf keys: the first "_" after a
+// section name becomes ".", e.g. WSGRPO_RUNNER_FETCH_SIZE -> runner.fetch_size.
+func envKey(k string) string {
+	k = strings.ToLower(strings.TrimPrefix(k, "WSGRPO_"))
+	for _, section := range []string{"log_", "runner_", "ort_"} {
+		if strings.HasPrefix(k, section) {
+			return strings.TrimSuffix(section, "_") + "." + strings.TrimPrefix(k, section)
+		}
+	}
+	return k
+}
+
+// loadConfig builds the Config for a command from defaults, file, env and
+// flags. A --run naming an existing directory with a run.yaml uses that
+// directory and file.
+func loadConfig(fs *pflag.FlagSet) (Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(structs.Provider(DefaultConfig(), "koanf"), nil); err != nil {
+		return Config{}, fmt.Errorf("%w: defaults: %w", ErrConfig, err)
+	}
+	path, _ := fs.GetString("config")
+	if run, _ := fs.GetString("run"); path == "" && run != "" {
+		if st, err := os.Stat(filepath.Join(run, "run.yaml")); err == nil && !st.IsDir() {
+			path = filepath.Join(run, "run.yaml")
+		}
+	}
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return Config{}, fmt.Errorf("%w: config file %s: %w", ErrConfig, path, err)
+		}
+	}
+	// Environment variables that are not configuration keys are ignored.
+	known := map[string]bool{}
+	for _, key := range k.Keys() {
+		known[key] = true
+	}
+	if err := k.Load(env.Provider(".", env.Opt{
+		Prefix: "WSGRPO_",
+		TransformFunc: func(key, v string) (string, any) {
+			key = envKey(key)
+			if !known[key] {
+				return "", nil
+			}
+			return key, v
+		},
+	}), nil); err != nil {
+		return Config{}, fmt.Errorf("%w: environment: %w", ErrConfig, err)
+	}
+	if err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+		if f.Name == "config" {
+			return "", nil
+		}
+		key, ok := flagKeys[f.Name]
+		if !ok {
+			key = f.Name
+		}
+		if !known[key] {
+			return "", nil
+		}
+		return key, posflag.FlagVal(fs, f)
+	}), nil); err != nil {
+		return Config{}, fmt.Errorf("%w: flags: %w", ErrConfig, err)
+	}
+	var c Config
+	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	// --run may name a run directory: its base name is the run id.
+	if st, err := os.Stat(c.Run); err == nil && st.IsDir() {
+		if c.Dir == "" {
+			c.Dir = c.Run
+		}
+		c.Run = filepath.Base(filepath.Clean(c.Run))
+	}
+	return c, c.Validate()
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wsgrpo/wsgrpo/pipeline"
+)
+
+// session is a connection to the run's JetStream, embedded or external.
+type session struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	topo   pipeline.Topology
+	srv    *pipeline.Server // nil with an external server
+	reg    *prometheus.Registry
+	metric *pipeline.Metrics
+}
+
+// openSession connects to cfg.NATS, or starts the embedded server with its
+// storage in the run directory, and ensures the run's streams and buckets.
+func openSession(ctx context.Context, cfg Config, log *slog.Logger, listen bool) (*session, error) {
+	topo, err := pipeline.NewTopology(cfg.Run)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	s := &session{topo: topo, reg: prometheus.NewRegistry()}
+	if cfg.NATS == "" {
+		s.srv, err = pipeline.StartServer(pipeline.ServerConfig{
+			StoreDir: filepath.Join(cfg.RunDir(), "nats"),
+			Listen:   listen,
+			Logger:   log.With("component", "nats-server"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start embedded NATS: %w", err)
+		}
+		if listen {
+			log.Info("embedded NATS server listening", "url", s.srv.URL())
+		}
+		s.nc, err = s.srv.Connect()
+	} else {
+		s.nc, err = pipeline.Connect(cfg.NATS)
+	}
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	if s.js, err = pipeline.NewJetStream(s.nc); err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := topo.Ensure(ctx, s.js); err != nil {
+		s.close()
+		return nil, fmt.Errorf("create streams of run %s: %w", cfg.Run, err)
+	}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.metric, err = pipeline.NewMetrics(s.reg); err != nil {
+		s.close()
+		return nil, err
+	}
+	if cfg.Metrics != "" {
+		addr, err := pipeline.ServeMetrics(ctx, cfg.Metrics, s.reg, log)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("serve metrics: %w", err)
+		}
+		log.Info("serving Prometheus metrics", "addr", addr.String())
+	}
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+	}
+}
