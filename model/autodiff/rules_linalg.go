@@ -71,7 +71,7 @@ func ruleMatMul(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error
 		case rb == 2:
 			// Flatten the batch: gb = A2^T @ G2 with A2 [N,k], G2 [N,n].
 			a2 := c.flattenTo2(a, ai)
-			g2 := c.flattenTo2(g, nil)
+			g2 := c.flattenTo2(g, lastDimInfo(bi))
 			gb = c.e.Op("Gemm", []string{a2, g2}, onnx.AttrI("transA", 1))
 		default:
 			gb = c.op("MatMul", c.swapLast(a, ra), g)
@@ -115,6 +115,15 @@ func matGradInfo(yi *vinfo, ry int, xi *vinfo) *vinfo {
 	}
 	dims[ry-2], dims[ry-1] = xi.dims[xi.rank-2], xi.dims[xi.rank-1]
 	return dimsInfo(xi.dt, dims)
+}
+
+// lastDimInfo describes a value of unknown leading shape whose last
+// dimension is x's last (the output gradient of a product with matrix x).
+func lastDimInfo(x *vinfo) *vinfo {
+	if x == nil || x.rank < 1 {
+		return nil
+	}
+	return dimsInfo(x.dt, []dim{unknownDim, unknownDim, x.dims[x.rank-1]})
 }
 
 // flattenTo2 reshapes v to [-1, last dim].

@@ -29,7 +29,7 @@ func ruleReduce(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error
 		g = c.op("Expand", g, c.e.Op("Shape", []string{x}))
 	}
 	if n.OpType == "ReduceMean" {
-		g = c.op("Mul", g, c.meanScale(x, y))
+		g = c.op("Mul", g, c.meanScale(n, x, y))
 	}
 	out[0] = g
 	return out, nil
@@ -37,8 +37,22 @@ func ruleReduce(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error
 
 // meanScale returns size(y)/size(x) as a scalar of x's type, a constant when
 // both sizes are known.
-func (c *ctx) meanScale(x, y string) string {
+func (c *ctx) meanScale(n *onnx.Node, x, y string) string {
 	xi, yi := c.info[x], c.info[y]
+	if axes, ok := reduceAxes(n, c.info); ok && len(axes) > 0 && xi != nil && xi.rank >= 0 {
+		count := int64(1)
+		for _, a := range axes {
+			ax := normAxis(a, xi.rank)
+			if ax < 0 || ax >= xi.rank || xi.dims[ax].p != "" || xi.dims[ax].v < 1 {
+				count = -1
+				break
+			}
+			count *= xi.dims[ax].v
+		}
+		if count > 0 {
+			return c.scalar(x, 1/float64(count))
+		}
+	}
 	if xi != nil && yi != nil && xi.fullyKnown() && yi.fullyKnown() {
 		nx, ny := int64(1), int64(1)
 		for _, d := range xi.dims {

@@ -10,21 +10,30 @@ import (
 
 // BenchmarkTrainStep measures one GRPO training step (forward, backward,
 // AdamW) of 32x128 tokens on d_model-128 policies with 2 and 4 layers and
-// reports the achieved matmul GFLOP/s (see TrainStepFLOPs).
+// reports the achieved matmul GFLOP/s (see TrainStepFLOPs), with one and two
+// ONNX Runtime intra-op threads.
 func BenchmarkTrainStep(b *testing.B) {
-	rt := ort.TestRuntime(b)
-	for _, layers := range []int{2, 4} {
-		b.Run(fmt.Sprintf("layers=%d", layers), func(b *testing.B) {
-			cfg := policy.DefaultConfig(100)
-			cfg.NLayers = layers
-			res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: b.N}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(res.GFLOPS, "GFLOP/s")
-			b.ReportMetric(res.StepTime.Seconds()*1e3, "ms/step")
-			b.ReportMetric(0, "ns/op")
-		})
+	base := ort.TestRuntime(b)
+	for _, threads := range []int{1, 2} {
+		oc := base.Config()
+		oc.IntraOpThreads = threads
+		rt, err := ort.Init(oc, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, layers := range []int{2, 4} {
+			b.Run(fmt.Sprintf("layers=%d/threads=%d", layers, threads), func(b *testing.B) {
+				cfg := policy.DefaultConfig(100)
+				cfg.NLayers = layers
+				res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: b.N}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(res.GFLOPS, "GFLOP/s")
+				b.ReportMetric(res.StepTime.Seconds()*1e3, "ms/step")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
 	}
 }
 
