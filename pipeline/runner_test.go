@@ -1,0 +1,477 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/stages/passthrough"
+)
+
+// sinkFor starts a collecting sink on the verified stream (the labeler's
+// consumer, turned into a sink).
+func sinkFor(t testing.TB, js jetstream.JetStream, top Topology, mem memory.Allocator) *collector {
+	t.Helper()
+	cfg, err := top.RunnerConfig(StageLabeler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OutputSubject, cfg.OutputKind = "", ""
+	cfg.Allocator, cfg.FetchWait = mem, 200*time.Millisecond
+	sink := newCollector()
+	startRunner(t, js, cfg, sink)
+	return sink
+}
+
+// encodeWith encodes the columns of rec under schema s.
+func encodeWith(t testing.TB, rec arrow.RecordBatch, s *arrow.Schema) []byte {
+	t.Helper()
+	r := array.NewRecordBatch(s, rec.Columns(), rec.NumRows())
+	defer r.Release()
+	b, err := schemas.Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// malformedPayloads returns payloads a rollout consumer must refuse, with
+// the error text each dead letter must mention.
+func malformedPayloads(t testing.TB, mem memory.Allocator, run string) map[string]struct {
+	data []byte
+	want string
+} {
+	t.Helper()
+	good := schemas.NewRolloutBatch(mem, rolloutRows(run, 1, 2, 8))
+	defer good.Release()
+	valid, err := schemas.Encode(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := make([]byte, 700)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range random {
+		random[i] = byte(rng.UintN(256))
+	}
+	v2md := arrow.NewMetadata([]string{schemas.MetaKind, schemas.MetaVersion}, []string{string(schemas.KindRollout), "2"})
+	v2 := arrow.NewSchema(good.Schema().Fields(), &v2md)
+
+	rowmd := arrow.NewMetadata([]string{schemas.MetaKind, schemas.MetaVersion}, []string{string(schemas.KindRollout), fmt.Sprint(schemas.Version)})
+	b := array.NewInt64Builder(mem)
+	b.AppendValues([]int64{1, 2}, nil)
+	col := b.NewArray()
+	b.Release()
+	defer col.Release()
+	wrongCols := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, &rowmd), []arrow.Array{col}, 2)
+	defer wrongCols.Release()
+	wc, err := schemas.Encode(wrongCols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := schemas.NewPromptBatch(mem, promptRows(run, 1, 1))
+	defer prompt.Release()
+	wrongKind, err := schemas.Encode(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]struct {
+		data []byte
+		want string
+	}{
+		"random bytes":         {random, "malformed"},
+		"truncated IPC":        {valid[:len(valid)/2], "malformed"},
+		"wrong schema version": {encodeWith(t, good, v2), "unknown schema version"},
+		"wrong columns":        {wc, "schema mismatch"},
+		"wrong kind":           {wrongKind, "wrong schema kind"},
+		"empty":                {nil, "malformed"},
+	}
+}
+
+// TestMalformedPayloadsDeadLettered publishes each kind of bad payload to
+// the verifier's input: each must reach the dead-letter stream with its
+// reason and original bytes, and the worker must go on to a valid batch.
+func TestMalformedPayloadsDeadLettered(t *testing.T) {
+	mem := newChecked(t)
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	top := ensureRun(t, js, "malformed", jetstream.FileStorage)
+	subject := mustHop(t, top, schemas.KindRollout).Subject
+	bad := malformedPayloads(t, mem, top.Run)
+	ctx := context.Background()
+	bySubjectSeq := map[uint64]string{}
+	for name, p := range bad {
+		ack, err := js.Publish(ctx, subject, p.data)
+		if err != nil {
+			t.Fatalf("publish %s: %v", name, err)
+		}
+		bySubjectSeq[ack.Sequence] = name
+	}
+	good := schemas.NewRolloutBatch(mem, rolloutRows(top.Run, 7, 3, 8))
+	publishRecs(t, js, subject, []arrow.RecordBatch{good})
+	good.Release()
+
+	cfg, err := verifierConfig(top, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := passthrough.New(schemas.KindRollout, schemas.KindVerified, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := startRunner(t, js, cfg, next)
+	sink := sinkFor(t, js, top, mem)
+	waitFor(t, 30*time.Second, "the valid batch after the bad ones", func() bool { return sink.distinct() == 3 })
+
+	var dls []DeadLetter
+	waitFor(t, 10*time.Second, "every dead letter", func() bool {
+		dls, err = ReadDeadLetters(ctx, js, top, 0)
+		return err == nil && len(dls) == len(bad)
+	})
+	for _, d := range dls {
+		name := bySubjectSeq[d.Sequence]
+		t.Run(name, func(t *testing.T) {
+			p, ok := bad[name]
+			if !ok {
+				t.Fatalf("dead letter for unknown sequence %d", d.Sequence)
+			}
+			if d.Reason != ReasonInvalidPayload {
+				t.Errorf("reason %q, want %q", d.Reason, ReasonInvalidPayload)
+			}
+			if !strings.Contains(d.Error, p.want) {
+				t.Errorf("error %q does not mention %q", d.Error, p.want)
+			}
+			if string(d.Payload) != string(p.data) {
+				t.Errorf("payload differs from the original (%d vs %d bytes)", len(d.Payload), len(p.data))
+			}
+			if d.Stage != StageVerifier || d.Stream != cfg.Stream || d.Subject != subject || d.Deliveries != 1 {
+				t.Errorf("provenance %+v", d)
+			}
+		})
+	}
+	if got := metricValue(t, r.Config().Metrics.DeadLetters.WithLabelValues(StageVerifier, string(ReasonInvalidPayload))); got != float64(len(bad)) {
+		t.Errorf("dead-letter counter %v, want %d", got, len(bad))
+	}
+}
+
+// failingProcessor fails every call with err and counts the calls.
+type failingProcessor struct {
+	err   error
+	calls atomic.Int64
+}
+
+func (p *failingProcessor) Process(context.Context, arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+	p.calls.Add(1)
+	return nil, p.err
+}
+
+// TestProcessorErrorsDeadLettered checks the error routes: a permanent error
+// is dead-lettered at once, a transient one retried until MaxDeliver and
+// then dead-lettered.
+func TestProcessorErrorsDeadLettered(t *testing.T) {
+	const maxDeliver = 3
+	for _, tc := range []struct {
+		name      string
+		err       error
+		reason    Reason
+		wantCalls int64
+	}{
+		{"permanent", fmt.Errorf("bad prompt: %w", ErrPermanent), ReasonPermanentError, 1},
+		{"transient until MaxDeliver", errors.New("model busy"), ReasonMaxDeliveries, maxDeliver},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := newChecked(t)
+			srv := startServer(t, false)
+			js := connectJS(t, srv)
+			top := ensureRun(t, js, "errors", jetstream.MemoryStorage)
+			rec := schemas.NewRolloutBatch(mem, rolloutRows(top.Run, 1, 2, 8))
+			publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
+			rec.Release()
+			cfg, err := verifierConfig(top, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.MaxDeliver, cfg.BackoffMin, cfg.BackoffMax = maxDeliver, 10*time.Millisecond, 50*time.Millisecond
+			p := &failingProcessor{err: tc.err}
+			startRunner(t, js, cfg, p)
+			var dls []DeadLetter
+			waitFor(t, 30*time.Second, "the dead letter", func() bool {
+				dls, err = ReadDeadLetters(context.Background(), js, top, 0)
+				return err == nil && len(dls) == 1
+			})
+			d := dls[0]
+			if d.Reason != tc.reason || d.Deliveries != uint64(tc.wantCalls) {
+				t.Errorf("dead letter reason %q after %d deliveries, want %q after %d", d.Reason, d.Deliveries, tc.reason, tc.wantCalls)
+			}
+			if got := p.calls.Load(); got != tc.wantCalls {
+				t.Errorf("processor called %d times, want %d", got, tc.wantCalls)
+			}
+		})
+	}
+}
+
+// TestMaxDeliveriesAdvisory covers the path where no worker reports a
+// failure: two deliveries are fetched and abandoned (as by crashed
+// workers), and the server's max-deliveries advisory makes the runner copy
+// the message to the dead-letter stream and remove it from the work queue.
+func TestMaxDeliveriesAdvisory(t *testing.T) {
+	mem := newChecked(t)
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	top := ensureRun(t, js, "advisory", jetstream.MemoryStorage)
+	rec := schemas.NewRolloutBatch(mem, rolloutRows(top.Run, 1, 1, 8))
+	publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
+	rec.Release()
+	cfg, err := verifierConfig(top, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxDeliver, cfg.AckWait = 2, 200*time.Millisecond
+	r, err := NewRunner(js, cfg, &failingProcessor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := r.ensureConsumer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := r.watchMaxDeliveries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	// Abandon every delivery; keep pulling so the server notices the limit.
+	waitFor(t, 30*time.Second, "the advisory's dead letter", func() bool {
+		b, err := r.cons.Fetch(1, jetstream.FetchMaxWait(100*time.Millisecond))
+		if err == nil {
+			for range b.Messages() {
+			}
+		}
+		dls, err := ReadDeadLetters(ctx, js, top, 0)
+		return err == nil && len(dls) == 1 && dls[0].Reason == ReasonMaxDeliveries && dls[0].Deliveries == 2
+	})
+	waitFor(t, 10*time.Second, "the message to leave the work queue", func() bool {
+		info, err := r.stream.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+}
+
+// blockingProcessor signals each call and then waits for release (returning
+// a pass-through result) or for its context to end.
+type blockingProcessor struct {
+	started chan struct{}
+	release chan struct{}
+	next    Processor
+}
+
+func (p *blockingProcessor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+	p.started <- struct{}{}
+	select {
+	case <-p.release:
+		return p.next.Process(ctx, in)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestGracefulShutdown cancels a runner while it holds four batches, one in
+// progress: work that finishes within the grace is published and acked,
+// work that does not is handed back, and queued batches are never acked.
+func TestGracefulShutdown(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		finish     bool
+		wantLeft   uint64 // input messages left in the work queue
+		wantOutput uint64 // messages in the output stream
+	}{
+		{"in-flight batch finishes within the grace", true, 3, 1},
+		{"in-flight batch outlives the grace", false, 4, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := newChecked(t)
+			srv := startServer(t, false)
+			js := connectJS(t, srv)
+			top := ensureRun(t, js, "shutdown", jetstream.MemoryStorage)
+			var recs []arrow.RecordBatch
+			for b := range 4 {
+				recs = append(recs, schemas.NewRolloutBatch(mem, rolloutRows(top.Run, b, 1, 8)))
+			}
+			publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, recs)
+			for _, r := range recs {
+				r.Release()
+			}
+			cfg, err := verifierConfig(top, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.FetchSize, cfg.FetchWait, cfg.ShutdownGrace = 4, time.Second, 100*time.Millisecond
+			cfg.AckWait = time.Minute // nothing may come back by expiry
+			next, err := passthrough.New(schemas.KindRollout, schemas.KindVerified, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &blockingProcessor{started: make(chan struct{}, 4), release: make(chan struct{}), next: next}
+			r, err := NewRunner(js, cfg, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			<-p.started
+			// Wait until the whole fetch is held, then shut down.
+			waitFor(t, 10*time.Second, "four held batches", func() bool {
+				info, err := r.cons.Info(context.Background())
+				return err == nil && info.NumAckPending == 4
+			})
+			cancel()
+			if tc.finish {
+				close(p.release)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			left, out := streamMsgs(t, js, cfg.Stream), streamMsgs(t, js, mustHop(t, top, schemas.KindVerified).Stream)
+			if left != tc.wantLeft || out != tc.wantOutput {
+				t.Errorf("after shutdown: %d inputs left, %d outputs; want %d and %d", left, out, tc.wantLeft, tc.wantOutput)
+			}
+			if n := len(p.started); n != 0 {
+				t.Errorf("%d queued batches were started after shutdown began", n)
+			}
+			// Handed-back batches are available again at once (nak, not
+			// AckWait expiry, which is a minute here).
+			got := 0
+			waitFor(t, 10*time.Second, "the handed-back batches", func() bool {
+				b, err := r.cons.Fetch(4, jetstream.FetchMaxWait(200*time.Millisecond))
+				if err != nil {
+					return false
+				}
+				for m := range b.Messages() {
+					_ = m.Ack()
+					got++
+				}
+				return uint64(got) == tc.wantLeft
+			})
+		})
+	}
+}
+
+func streamMsgs(t testing.TB, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// TestOutputSplitAndTooLarge checks that an output over MaxBody is split by
+// rows into several messages that together hold every row once, and that an
+// output whose single row cannot fit is dead-lettered.
+func TestOutputSplitAndTooLarge(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		rows      int
+		tokens    int
+		maxBody   int
+		wantRows  int
+		wantDLQ   bool
+		minOutMsg uint64
+	}{
+		{"split into parts", 64, 64, 8 << 10, 64, false, 2},
+		{"one row too large", 1, 4096, 8 << 10, 0, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := newChecked(t)
+			srv := startServer(t, false)
+			js := connectJS(t, srv)
+			top := ensureRun(t, js, "split", jetstream.MemoryStorage)
+			rec := schemas.NewRolloutBatch(mem, rolloutRows(top.Run, 1, tc.rows, tc.tokens))
+			publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
+			rec.Release()
+			cfg, err := verifierConfig(top, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.MaxBody = tc.maxBody
+			next, err := passthrough.New(schemas.KindRollout, schemas.KindVerified, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			startRunner(t, js, cfg, next)
+			if tc.wantDLQ {
+				waitFor(t, 30*time.Second, "the dead letter", func() bool {
+					dls, err := ReadDeadLetters(context.Background(), js, top, 0)
+					return err == nil && len(dls) == 1 && dls[0].Reason == ReasonPermanentError &&
+						strings.Contains(dls[0].Error, ErrBatchTooLarge.Error())
+				})
+				return
+			}
+			waitFor(t, 30*time.Second, "the split parts", func() bool {
+				return streamMsgs(t, js, mustHop(t, top, schemas.KindVerified).Stream) >= tc.minOutMsg &&
+					streamMsgs(t, js, cfg.Stream) == 0
+			})
+			sink := sinkFor(t, js, top, mem)
+			waitFor(t, 30*time.Second, "every row", func() bool { return sink.distinct() == tc.wantRows })
+			if sink.total != tc.wantRows {
+				t.Errorf("%d rows delivered, want %d", sink.total, tc.wantRows)
+			}
+		})
+	}
+}
+
+// TestRunnerConfigValidation checks that unusable configurations are
+// refused with ErrInvalidConfig or ErrInvalidName.
+func TestRunnerConfigValidation(t *testing.T) {
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	top, err := NewTopology("cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := top.RunnerConfig(StageVerifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mut  func(*RunnerConfig)
+		want error
+	}{
+		{"fetch too large", func(c *RunnerConfig) { c.FetchSize = MaxFetch + 1 }, ErrInvalidConfig},
+		{"negative fetch", func(c *RunnerConfig) { c.FetchSize = -1 }, ErrInvalidConfig},
+		{"bad stage name", func(c *RunnerConfig) { c.Stage = "a.b" }, ErrInvalidName},
+		{"bad consumer", func(c *RunnerConfig) { c.Consumer = "" }, ErrInvalidName},
+		{"output subject without kind", func(c *RunnerConfig) { c.OutputKind = "" }, ErrInvalidConfig},
+		{"unknown input kind", func(c *RunnerConfig) { c.InputKind = "nope" }, ErrInvalidConfig},
+		{"negative max deliver", func(c *RunnerConfig) { c.MaxDeliver = -1 }, ErrInvalidConfig},
+		{"inverted backoff", func(c *RunnerConfig) { c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond }, ErrInvalidConfig},
+		{"no dead-letter subject", func(c *RunnerConfig) { c.DeadLetterSubject = "" }, ErrInvalidConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			tc.mut(&cfg)
+			if _, err := NewRunner(js, cfg, &failingProcessor{}); !errors.Is(err, tc.want) {
+				t.Fatalf("NewRunner: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := top.RunnerConfig("trainer"); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("unknown stage: %v", err)
+	}
+}
