@@ -20,7 +20,7 @@ func smallGraph(t testing.TB, opType string) (*onnx.Graph, string) {
 }
 
 func TestBuildErrors(t *testing.T) {
-	g, loss := smallGraph(t, "Sin")
+	g, loss := smallGraph(t, "Atan")
 	cases := []struct {
 		name   string
 		loss   string

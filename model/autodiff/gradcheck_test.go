@@ -128,6 +128,10 @@ func TestOpGradients(t *testing.T) {
 			build: func(b *onnx.Builder) string { return op(b, "Pow", []string{"x", f64(b, 2.5)}) }},
 		{name: "Pow/float-exponent-on-double", params: []param{{name: "x", dims: []int64{4}, lo: 0.5, hi: 2}},
 			build: func(b *onnx.Builder) string { return op(b, "Pow", []string{"x", b.Constant(onnx.ScalarF32(3))}) }},
+		{name: "Pow/int-exponent", params: []param{{name: "x", dims: []int64{4}, lo: -2, hi: 2}},
+			build: func(b *onnx.Builder) string {
+				return op(b, "Pow", []string{"x", b.Constant(&onnx.Tensor{DataType: onnx.Int64, Int64: []int64{3}})})
+			}},
 		{name: "Pow/weight-exponent", params: []param{{name: "a", dims: []int64{2, 3}, lo: 0.5, hi: 2}, {name: "b", dims: []int64{3}, lo: 0.5, hi: 2}},
 			build: func(b *onnx.Builder) string { return op(b, "Pow", []string{"a", "b"}) }},
 		unaryCase("Neg", "Neg", -1, 1),
@@ -231,6 +235,26 @@ func TestOpGradients(t *testing.T) {
 				b.Graph().Inputs = append(b.Graph().Inputs, onnx.ValueInfo{Name: "x", DataType: onnx.Double})
 				return op(b, "MatMul", []string{op(b, "Tanh", []string{op(b, "MatMul", []string{"x", ints64AsDouble(b)})}), "w"})
 			}},
+		{name: "LayerNormalization", params: []param{{name: "x", dims: []int64{2, 3, 4}}, {name: "s", dims: []int64{4}}, {name: "b", dims: []int64{4}}},
+			build: func(b *onnx.Builder) string {
+				return op(b, "LayerNormalization", []string{"x", "s", "b"}, onnx.AttrF("epsilon", 1e-5))
+			}},
+		{name: "LayerNormalization/axis1", params: []param{{name: "x", dims: []int64{2, 3, 4}}, {name: "s", dims: []int64{3, 4}}},
+			build: func(b *onnx.Builder) string {
+				return op(b, "LayerNormalization", []string{"x", "s"}, onnx.AttrI("axis", 1))
+			}},
+		{name: "ReduceMax", params: []param{{name: "x", dims: []int64{3, 4}}},
+			build: func(b *onnx.Builder) string {
+				return op(b, "ReduceMax", []string{"x"}, onnx.AttrInts("axes", 1), onnx.AttrI("keepdims", 0))
+			}},
+		{name: "ReduceMin/all", params: []param{{name: "x", dims: []int64{3, 4}}},
+			build: func(b *onnx.Builder) string { return op(b, "ReduceMin", []string{"x"}) }},
+		unaryCase("Sin", "Sin", -2, 2),
+		unaryCase("Cos", "Cos", -2, 2),
+		{name: "LeakyRelu", params: []param{{name: "x", dims: []int64{2, 3}}},
+			build: func(b *onnx.Builder) string { return op(b, "LeakyRelu", []string{"x"}, onnx.AttrF("alpha", 0.2)) }},
+		{name: "Trilu", params: []param{{name: "x", dims: []int64{3, 3}}},
+			build: func(b *onnx.Builder) string { return op(b, "Trilu", []string{"x"}, onnx.AttrI("upper", 0)) }},
 		{name: "Where/broadcast", params: []param{{name: "a", dims: []int64{2, 3}}, {name: "b", dims: []int64{3}}},
 			build: func(b *onnx.Builder) string {
 				cond := b.Constant(&onnx.Tensor{DataType: onnx.Bool, Dims: []int64{2, 3}, Raw: []byte{1, 0, 1, 0, 0, 1}})

@@ -185,6 +185,10 @@ func inferNode(n *onnx.Node, info map[string]*vinfo) []*vinfo {
 			return []*vinfo{&c}
 		}
 		return []*vinfo{inferReduce(x, axes, ok, attrInt(n, "keepdims", 1) != 0)}
+	case "LayerNormalization":
+		c := *x
+		c.vals = nil
+		return []*vinfo{&c}
 	case "Range":
 		return []*vinfo{rankInfo(x.dt, 1)}
 	case "NonZero":
@@ -232,9 +236,6 @@ func intArith(op string, a, b *vinfo) []dim {
 		default:
 			out[i] = unknownDim
 		}
-	}
-	if a.rank == 0 && b.rank == 0 {
-		return out
 	}
 	return out
 }

@@ -88,9 +88,11 @@ func rulePow(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error) {
 	a, b, y := n.Inputs[0], n.Inputs[1], n.Outputs[0]
 	out := make([]string, 2)
 	if want[0] {
-		bm1 := c.op("Sub", b, c.e.Scalar(floatOr(c.dt(b)), 1))
-		if !isFloat(c.dt(b)) {
-			bm1 = c.e.Op("Sub", []string{b, c.e.Const(intScalarOf(c.dt(b), 1))})
+		var bm1 string
+		if isFloat(c.dt(b)) {
+			bm1 = c.op("Sub", b, c.e.Scalar(c.dt(b), 1))
+		} else {
+			bm1 = c.op("Sub", b, c.e.Const(intScalarOf(c.dt(b), 1)))
 		}
 		bAsA := c.castTo(b, c.dt(a))
 		g := c.op("Mul", c.op("Mul", gy[0], bAsA), c.op("Pow", a, bm1))
@@ -101,13 +103,6 @@ func rulePow(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error) {
 		out[1] = c.reduceTo(c.castTo(g, c.dt(b)), c.outInfo(n), b)
 	}
 	return out, nil
-}
-
-func floatOr(dt onnx.DataType) onnx.DataType {
-	if isFloat(dt) {
-		return dt
-	}
-	return onnx.Float
 }
 
 func intScalarOf(dt onnx.DataType, v int64) *onnx.Tensor {
