@@ -215,3 +215,17 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// New returns a checkpoint with freshly initialised weights (policy.Init)
+// for cfg and tok; cfg.VocabSize must equal tok.VocabSize().
+func New(cfg policy.Config, tok Tokenizer, seed uint64) (*Checkpoint, error) {
+	w, err := policy.Init(cfg, seed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	c := &Checkpoint{Config: cfg, Tokenizer: tok, Weights: w}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

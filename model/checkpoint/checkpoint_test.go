@@ -222,3 +222,40 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestNew(t *testing.T) {
+	tok := tokenizer.Default()
+	c, err := New(policy.DefaultConfig(tok.VocabSize()), tok, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(policy.DefaultConfig(tok.VocabSize()+1), tok, 1); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("vocab mismatch: %v", err)
+	}
+	bad := policy.DefaultConfig(tok.VocabSize())
+	bad.NHeads = 0
+	if _, err := New(bad, tok, 1); !errors.Is(err, ErrConfig) {
+		t.Fatalf("bad config: %v", err)
+	}
+}
+
+func FuzzDecodeConfig(f *testing.F) {
+	data, err := testCheckpoint(f).encodeConfig()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte(`{"format":"wsgrpo-checkpoint","version":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := decodeConfig(data)
+		if err != nil {
+			return
+		}
+		if err := c.Config.Validate(); err != nil || c.Tokenizer.VocabSize() != c.Config.VocabSize {
+			t.Fatalf("accepted an invalid config: %v", err)
+		}
+	})
+}

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
+	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
 
 func TestMeasureDecode(t *testing.T) {
@@ -85,4 +87,33 @@ func BenchmarkDecode(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkFromBlob measures what a sampler pays to switch to a newly
+// published policy: decode the blob, build and encode the KV graph, open
+// the ONNX Runtime session (by a one-token Generate).
+func BenchmarkFromBlob(b *testing.B) {
+	rt := ort.TestRuntime(b)
+	tok := tokenizer.Default()
+	c, err := checkpoint.New(policy.DefaultConfig(tok.VocabSize()), tok, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	blob, err := checkpoint.Marshal(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		m, _, err := FromBlob(rt, blob, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.Generate(context.Background(), [][]int32{{tok.BOS()}}, Options{MaxNewTokens: 1, EOS: -1}); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(blob)), "blob_bytes")
 }
