@@ -1,6 +1,8 @@
 package autodiff
 
 import (
+	"slices"
+
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 )
 
@@ -21,17 +23,32 @@ func inferGraph(g *onnx.Graph) map[string]*vinfo {
 			info[vi.Name] = dimsInfo(vi.DataType, fromShape(vi.Shape))
 		}
 	}
+	declared := map[string]onnx.DataType{}
+	for _, vi := range append(slices.Clone(g.ValueInfos), g.Outputs...) {
+		declared[vi.Name] = vi.DataType
+	}
 	for _, n := range g.Nodes {
 		outs := inferNode(n, info)
 		for i, o := range n.Outputs {
 			if o == "" {
 				continue
 			}
-			if i < len(outs) && outs[i] != nil {
-				info[o] = outs[i]
-			} else {
-				info[o] = unknownInfo(onnx.Undefined)
+			vi := (*vinfo)(nil)
+			if i < len(outs) {
+				vi = outs[i]
 			}
+			if vi == nil {
+				// An operator inference does not know: assume it keeps its
+				// first input's type unless the graph declares the output.
+				vi = unknownInfo(onnx.Undefined)
+				if in, ok := info[input(n, 0)]; ok {
+					vi.dt = in.dt
+				}
+			}
+			if dt, ok := declared[o]; ok && vi.dt == onnx.Undefined {
+				vi.dt = dt
+			}
+			info[o] = vi
 		}
 	}
 	return info
