@@ -198,3 +198,27 @@ func FuzzUnmarshalState(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAdamWStep updates 1M weights in 4 buffers per iteration.
+func BenchmarkAdamWStep(b *testing.B) {
+	const n = 1 << 18
+	params := make([]Param, 4)
+	w, g := make([][]float32, 4), make([][]float32, 4)
+	for i := range params {
+		params[i] = Param{Name: string(rune('a' + i)), Size: n, Decay: i%2 == 0}
+		w[i], g[i] = make([]float32, n), make([]float32, n)
+		for j := range g[i] {
+			g[i][j] = float32(j%7) * 0.01
+		}
+	}
+	o, err := NewAdamW(DefaultConfig(), params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(4 * n * 4 * 4)
+	for b.Loop() {
+		if _, err := o.Step(w, g); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
