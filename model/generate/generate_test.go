@@ -282,3 +282,41 @@ func TestReadSignatureErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentGenerate runs Generate from several goroutines on one Model
+// and checks each gets the serial result.
+func TestConcurrentGenerate(t *testing.T) {
+	rt := ort.TestRuntime(t)
+	kv, _, _ := testModels(t, rt)
+	tok := tokenizer.Default()
+	o := Options{Temperature: 1, MaxNewTokens: 8, EOS: tok.EOS(), PAD: tok.PAD(), Seed: 3}
+	want, err := kv.Generate(context.Background(), testPrompts(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			got, err := kv.Generate(context.Background(), testPrompts(), o)
+			if err == nil {
+				for i := range want {
+					if tok.Decode(got[i].Tokens) != tok.Decode(want[i].Tokens) {
+						err = errors.New("concurrent result differs: " + tok.Decode(got[i].Tokens))
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := kv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Generate(context.Background(), testPrompts(), o); !errors.Is(err, ort.ErrClosed) {
+		t.Fatalf("Generate after Close: %v", err)
+	}
+}
