@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -300,7 +301,7 @@ func TestConcurrentGenerate(t *testing.T) {
 			got, err := kv.Generate(context.Background(), testPrompts(), o)
 			if err == nil {
 				for i := range want {
-					if tok.Decode(got[i].Tokens) != tok.Decode(want[i].Tokens) {
+					if !slices.Equal(got[i].Tokens, want[i].Tokens) {
 						err = errors.New("concurrent result differs: " + tok.Decode(got[i].Tokens))
 					}
 				}
