@@ -96,3 +96,20 @@ func AppendCrossEntropy(g *onnx.Graph, dt onnx.DataType, logits string) (string,
 	lp := targetLogprobs(e, logits, targets)
 	return named(e, maskedMean(e, dt, e.Op("Neg", []string{lp}), mask), OutputCELoss, dt), nil
 }
+
+// OutputTargetLogprobs names the output of AppendTargetLogprobs.
+const OutputTargetLogprobs = "target_logprobs"
+
+// AppendTargetLogprobs appends log softmax(logits)[InputTargets] as the
+// [B,T] graph output OutputTargetLogprobs (float type dt), for reference
+// and sampler log-probabilities computed by a forward graph.
+func AppendTargetLogprobs(g *onnx.Graph, dt onnx.DataType, logits string) (string, error) {
+	e, err := lossEditor(g, dt)
+	if err != nil {
+		return "", err
+	}
+	targets := declare(e, InputTargets, onnx.Int64, bt()...)
+	e.Named("Identity", []string{targetLogprobs(e, logits, targets)}, []string{OutputTargetLogprobs})
+	e.Output(OutputTargetLogprobs, dt, bt()...)
+	return OutputTargetLogprobs, nil
+}

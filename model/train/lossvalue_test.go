@@ -79,6 +79,30 @@ func TestLossValues(t *testing.T) {
 		}
 	}
 
+	t.Run("target-logprobs", func(t *testing.T) {
+		g := newGraph()
+		out, err := AppendTargetLogprobs(g, onnx.Double, "logits")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := onnx.NewModel(g, 17).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ort.TestRuntime(t).NewSession(b, nil, []string{out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		res, err := s.Run(map[string]*ort.Tensor{"logits": feeds["logits"], InputTargets: feeds[InputTargets]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range lp {
+			near("logprob", res[out].F64[i], want)
+		}
+	})
+
 	t.Run("cross-entropy", func(t *testing.T) {
 		g := newGraph()
 		loss, err := AppendCrossEntropy(g, onnx.Double, "logits")
