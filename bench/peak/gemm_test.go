@@ -139,9 +139,10 @@ func TestPeak(t *testing.T) {
 		wantFMA int
 		wantErr error
 	}{
-		{"small GEMM", Config{CPUInfoPath: fixture, N: 32, Reps: 2, Warmup: -1, Threads: 1}, DefaultFMAUnits, nil},
-		{"default threads, three FMA pipes", Config{CPUInfoPath: fixture, N: 16, Reps: 1, FMAUnits: 3}, 3, nil},
+		{"small GEMM", Config{CPUInfoPath: fixture, N: 32, Reps: 2, Warmup: -1, Threads: 1, ClockRuns: 2, ClockIters: 1000}, DefaultFMAUnits, nil},
+		{"default threads, three FMA pipes", Config{CPUInfoPath: fixture, N: 16, Reps: 1, FMAUnits: 3, ClockIters: 1000}, 3, nil},
 		{"negative size", Config{CPUInfoPath: fixture, N: -1}, 0, ErrBadConfig},
+		{"negative clock runs", Config{CPUInfoPath: fixture, ClockRuns: -1}, 0, ErrBadConfig},
 		{"missing cpuinfo", Config{CPUInfoPath: filepath.Join(t.TempDir(), "none"), N: 8}, 0, ErrCPUInfo},
 	}
 	for _, tc := range tests {
@@ -156,6 +157,12 @@ func TestPeak(t *testing.T) {
 			fma := float64(tc.wantFMA)
 			if res.AVX2.GFLOPs != 2*2.5*fma*8*2 || res.Widest.GFLOPs != 2*2.5*fma*16*2 {
 				t.Fatalf("theoretical peaks %v / %v, want for %v FMA pipes", res.AVX2, res.Widest, fma)
+			}
+			if res.Boost.GHz != res.Clock.GHz || res.Boost.Lanes != LanesAVX512 || res.Boost.FMAUnits != tc.wantFMA {
+				t.Fatalf("boost peak %+v does not use the measured clock %+v", res.Boost, res.Clock)
+			}
+			if p := res.PeakGFLOPs(); p < res.AVX2.GFLOPs || p < res.Widest.GFLOPs || p < res.Boost.GFLOPs {
+				t.Fatalf("PeakGFLOPs %v is below a theoretical figure", p)
 			}
 			threads := tc.cfg.Threads
 			if threads == 0 {

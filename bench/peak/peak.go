@@ -13,6 +13,10 @@ const (
 	DefaultN      = 1024
 	DefaultReps   = 20
 	DefaultWarmup = 3
+	// DefaultClockRuns and DefaultClockIters size the clock measurement
+	// (about 10 ms a run at 4 GHz).
+	DefaultClockRuns  = 10
+	DefaultClockIters = 5_000_000
 )
 
 // Config says how to measure. Zero fields take the defaults.
@@ -29,6 +33,8 @@ type Config struct {
 	// Warmup and Reps are the untimed and timed GEMM runs (defaults 3, 20).
 	// Warmup < 0 means none.
 	Warmup, Reps int
+	// ClockRuns and ClockIters size MeasureClock (defaults 10, 5,000,000).
+	ClockRuns, ClockIters int
 	// ORT selects the ONNX Runtime library and provider; its thread counts
 	// are replaced by Threads and 1.
 	ORT ort.Config
@@ -54,14 +60,20 @@ func (c Config) withDefaults() Config {
 	if c.Reps == 0 {
 		c.Reps = DefaultReps
 	}
+	if c.ClockRuns == 0 {
+		c.ClockRuns = DefaultClockRuns
+	}
+	if c.ClockIters == 0 {
+		c.ClockIters = DefaultClockIters
+	}
 	return c
 }
 
 // validate reports impossible settings (after defaults).
 func (c Config) validate() error {
-	if c.FMAUnits < 0 || c.N < 0 || c.Threads < 0 || c.Reps < 0 {
-		return fmt.Errorf("%w: negative FMAUnits %d, N %d, Threads %d or Reps %d",
-			ErrBadConfig, c.FMAUnits, c.N, c.Threads, c.Reps)
+	if c.FMAUnits < 0 || c.N < 0 || c.Threads < 0 || c.Reps < 0 || c.ClockRuns < 0 || c.ClockIters < 0 {
+		return fmt.Errorf("%w: negative FMAUnits %d, N %d, Threads %d, Reps %d, ClockRuns %d or ClockIters %d",
+			ErrBadConfig, c.FMAUnits, c.N, c.Threads, c.Reps, c.ClockRuns, c.ClockIters)
 	}
 	return nil
 }
@@ -71,11 +83,15 @@ type Result struct {
 	CPU CPUInfo `json:"cpu"`
 	// UsableCPUs is runtime.NumCPU() for this process.
 	UsableCPUs int `json:"usable_cpus"`
-	// AVX2 is the peak with 8 fp32 lanes; Widest uses the widest vector
-	// the flags advertise (see WidestLanes). They are equal without
-	// avx512f.
+	// Clock is the measured single-core clock (see MeasureClock).
+	Clock Clock `json:"clock"`
+	// AVX2 is the peak at the cpuinfo clock with 8 fp32 lanes; Widest uses
+	// the widest vector the flags advertise (see WidestLanes; equal to AVX2
+	// without avx512f); Boost is Widest at the measured clock, which on
+	// virtual machines and boosting CPUs exceeds the cpuinfo "cpu MHz".
 	AVX2   Theoretical `json:"theoretical_avx2"`
 	Widest Theoretical `json:"theoretical_widest"`
+	Boost  Theoretical `json:"theoretical_boost"`
 	// GEMM is the measured ONNX Runtime MatMul.
 	GEMM GEMM `json:"gemm"`
 	// Provider is the ONNX Runtime execution provider that ran the GEMM.
@@ -96,11 +112,19 @@ func Peak(c Config, log *slog.Logger) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	clock, err := MeasureClock(c.ClockRuns, c.ClockIters)
+	if err != nil {
+		return Result{}, err
+	}
+	boosted := cpu
+	boosted.MHz = clock.GHz * 1000
 	res := Result{
 		CPU:        cpu,
 		UsableCPUs: runtime.NumCPU(),
+		Clock:      clock,
 		AVX2:       Derive(cpu, c.FMAUnits, LanesAVX2),
 		Widest:     Derive(cpu, c.FMAUnits, WidestLanes(cpu)),
+		Boost:      Derive(boosted, c.FMAUnits, WidestLanes(cpu)),
 	}
 	oc := c.ORT
 	oc.IntraOpThreads, oc.InterOpThreads = c.Threads, 1
@@ -114,7 +138,15 @@ func Peak(c Config, log *slog.Logger) (Result, error) {
 		return Result{}, err
 	}
 	log.Info("fp32 peak", "cpu", cpu.Model, "avx2", res.AVX2.String(), "widest", res.Widest.String(),
+		"boost", res.Boost.String(), "peak_gflops", res.PeakGFLOPs(),
 		"gemm_n", res.GEMM.N, "gemm_threads", res.GEMM.Threads, "gemm_gflops", res.GEMM.GFLOPs,
 		"gemm_median_gflops", res.GEMM.MedianGFLOPs)
 	return res, nil
+}
+
+// PeakGFLOPs is the fp32 peak to compare achieved rates against: the
+// largest theoretical figure (an upper bound, so a rate can never reach
+// more than 100% of it).
+func (r Result) PeakGFLOPs() float64 {
+	return max(r.AVX2.GFLOPs, r.Widest.GFLOPs, r.Boost.GFLOPs)
 }

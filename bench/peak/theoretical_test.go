@@ -50,3 +50,23 @@ func TestWidestLanes(t *testing.T) {
 		})
 	}
 }
+
+func TestPeakGFLOPs(t *testing.T) {
+	tests := []struct {
+		name                string
+		avx2, widest, boost float64
+		want                float64
+	}{
+		{"boost above nominal", 100, 200, 300, 300},
+		{"measured clock below nominal", 100, 200, 150, 200},
+		{"no avx512", 100, 100, 90, 100},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Result{AVX2: Theoretical{GFLOPs: tc.avx2}, Widest: Theoretical{GFLOPs: tc.widest}, Boost: Theoretical{GFLOPs: tc.boost}}
+			if got := r.PeakGFLOPs(); got != tc.want {
+				t.Fatalf("PeakGFLOPs = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,36 @@
+// Command peak prints this machine's fp32 peak (theoretical, from
+// /proc/cpuinfo, and measured, an ONNX Runtime float32 GEMM) as JSON.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"log/slog"
+	"os"
+
+	"github.com/wsgrpo/wsgrpo/bench/peak"
+)
+
+func main() {
+	var c peak.Config
+	flag.IntVar(&c.N, "n", peak.DefaultN, "GEMM size (N×N by N×N)")
+	flag.IntVar(&c.Threads, "threads", 0, "ONNX Runtime intra-op threads (0 = number of usable CPUs)")
+	flag.IntVar(&c.Reps, "reps", peak.DefaultReps, "timed GEMM runs")
+	flag.IntVar(&c.Warmup, "warmup", peak.DefaultWarmup, "untimed GEMM runs (negative = none)")
+	flag.IntVar(&c.FMAUnits, "fma-units", peak.DefaultFMAUnits, "vector FMA pipes per core")
+	flag.StringVar(&c.CPUInfoPath, "cpuinfo", peak.DefaultCPUInfoPath, "cpuinfo file")
+	flag.StringVar(&c.ORT.LibraryPath, "ort-lib", "", "ONNX Runtime library (default $WSGRPO_ORT_LIB or the setup cache)")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	res, err := peak.Peak(c, log)
+	if err != nil {
+		log.Error("peak", "err", err)
+		os.Exit(1)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(res); err != nil {
+		log.Error("write result", "err", err)
+		os.Exit(1)
+	}
+}
