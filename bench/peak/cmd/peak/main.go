@@ -18,6 +18,8 @@ func main() {
 	flag.IntVar(&c.Reps, "reps", peak.DefaultReps, "timed GEMM runs")
 	flag.IntVar(&c.Warmup, "warmup", peak.DefaultWarmup, "untimed GEMM runs (negative = none)")
 	flag.IntVar(&c.FMAUnits, "fma-units", peak.DefaultFMAUnits, "vector FMA pipes per core")
+	flag.IntVar(&c.ClockRuns, "clock-runs", peak.DefaultClockRuns, "clock measurement runs (fastest kept)")
+	flag.IntVar(&c.ClockIters, "clock-iters", peak.DefaultClockIters, "dependency-chain iterations per clock run")
 	flag.StringVar(&c.CPUInfoPath, "cpuinfo", peak.DefaultCPUInfoPath, "cpuinfo file")
 	flag.StringVar(&c.ORT.LibraryPath, "ort-lib", "", "ONNX Runtime library (default $WSGRPO_ORT_LIB or the setup cache)")
 	flag.Parse()
