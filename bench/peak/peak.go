@@ -13,10 +13,11 @@ const (
 	DefaultN      = 1024
 	DefaultReps   = 20
 	DefaultWarmup = 3
-	// DefaultClockRuns and DefaultClockIters size the clock measurement
-	// (about 10 ms a run at 4 GHz).
-	DefaultClockRuns  = 10
-	DefaultClockIters = 5_000_000
+	// DefaultClockRuns and DefaultClockIters size the clock measurement:
+	// many short runs (about 0.5 ms each at 4 GHz), so that on a busy
+	// machine some run fits between two preemptions.
+	DefaultClockRuns  = 200
+	DefaultClockIters = 250_000
 )
 
 // Config says how to measure. Zero fields take the defaults.
@@ -33,7 +34,7 @@ type Config struct {
 	// Warmup and Reps are the untimed and timed GEMM runs (defaults 3, 20).
 	// Warmup < 0 means none.
 	Warmup, Reps int
-	// ClockRuns and ClockIters size MeasureClock (defaults 10, 5,000,000).
+	// ClockRuns and ClockIters size MeasureClock (defaults 200, 250,000).
 	ClockRuns, ClockIters int
 	// ORT selects the ONNX Runtime library and provider; its thread counts
 	// are replaced by Threads and 1.
