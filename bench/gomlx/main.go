@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -42,6 +43,9 @@ type Options struct {
 	Backend              string
 	LR, WeightDecay      float64
 	Seed                 uint64
+	// CPUProfile, when set, is a file for a pprof CPU profile of the timed
+	// steps.
+	CPUProfile string
 }
 
 // Result is the JSON line the program prints.
@@ -105,6 +109,7 @@ func parseFlags(args []string) (Options, error) {
 	fs.Float64Var(&o.LR, "lr", 1e-3, "AdamW learning rate")
 	fs.Float64Var(&o.WeightDecay, "weight-decay", 0.01, "AdamW weight decay")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed for weights and data")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of the timed steps to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, fmt.Errorf("%w: %w", ErrBadFlags, err)
 	}
@@ -148,6 +153,22 @@ func batch(o Options) (inputs, labels *tensors.Tensor) {
 		tensors.FromFlatDataAndDimensions(lb, o.Batch, o.Seq, 1)
 }
 
+// startProfile starts a CPU profile into path and returns its stop function.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cpu profile: %w", ErrBadFlags, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: cpu profile: %w", ErrBadFlags, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
 // Run builds the model and trainer on the configured backend, runs the
 // warm-up steps and times the others.
 func Run(o Options, log *slog.Logger) (res *Result, err error) {
@@ -176,6 +197,13 @@ func Run(o Options, log *slog.Logger) (res *Result, err error) {
 		"layers", o.Layers, "warmup", o.Warmup, "steps", o.Steps)
 	var timed time.Duration
 	for i := range o.Warmup + o.Steps {
+		if i == o.Warmup && o.CPUProfile != "" {
+			stop, err := startProfile(o.CPUProfile)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+		}
 		start := time.Now()
 		metrics, err := trainer.TrainStep(nil, []*tensors.Tensor{inputs}, []*tensors.Tensor{labels})
 		if err != nil {
