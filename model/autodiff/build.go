@@ -229,6 +229,9 @@ func (c *ctx) backward(g *onnx.Graph, loss string, params []string) error {
 		if !ok || n.Domain != "" && n.Domain != "ai.onnx" {
 			return fmt.Errorf("%w: %s (node %q) lies between a weight and the loss", ErrUnsupportedOp, n.OpType, n.Name)
 		}
+		if err := checkArity(n); err != nil {
+			return err
+		}
 		gx, err := r(c, n, gy, want)
 		if err != nil {
 			return fmt.Errorf("node %q: %w", n.Name, err)
@@ -296,3 +299,29 @@ func (c *ctx) scalar(v string, x float64) string { return c.e.Scalar(c.dt(v), x)
 
 // op appends a one-output node.
 func (c *ctx) op(opType string, inputs ...string) string { return c.e.Op(opType, inputs) }
+
+// minInputs is the number of inputs a node needs before its rule may read
+// them (1 when not listed).
+var minInputs = map[string]int{
+	"Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "Pow": 2, "Where": 3, "MatMul": 2, "Gemm": 2,
+	"Gather": 2, "GatherElements": 2, "Reshape": 2, "Expand": 2, "Slice": 3, "CumSum": 2,
+	"LayerNormalization": 2,
+}
+
+// checkArity rejects malformed nodes (too few inputs, empty required
+// inputs, no outputs, bad permutations) before a rule indexes into them.
+func checkArity(n *onnx.Node) error {
+	need := max(1, minInputs[n.OpType])
+	if len(n.Inputs) < need || len(n.Outputs) < 1 {
+		return fmt.Errorf("%w: %s node %q has %d inputs and %d outputs", ErrUnsupportedOp, n.OpType, n.Name, len(n.Inputs), len(n.Outputs))
+	}
+	for i := range need {
+		if n.Inputs[i] == "" {
+			return fmt.Errorf("%w: %s node %q lacks input %d", ErrUnsupportedOp, n.OpType, n.Name, i)
+		}
+	}
+	if a := attr(n, "perm"); a != nil && n.OpType == "Transpose" && !validPerm(a.Ints) {
+		return fmt.Errorf("%w: Transpose node %q has permutation %v", ErrUnsupportedOp, n.Name, a.Ints)
+	}
+	return nil
+}

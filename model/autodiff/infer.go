@@ -194,3 +194,16 @@ func broadcastDims(dt onnx.DataType, ins ...*vinfo) *vinfo {
 	}
 	return out
 }
+
+// dimAt returns dimension axis (possibly negative) of vi, if vi's rank is
+// known and the axis lies within it.
+func dimAt(vi *vinfo, axis int64) (dim, bool) {
+	if vi == nil || vi.rank < 1 {
+		return unknownDim, false
+	}
+	ax := normAxis(axis, vi.rank)
+	if ax < 0 || ax >= vi.rank {
+		return unknownDim, false
+	}
+	return vi.dims[ax], true
+}

@@ -421,11 +421,26 @@ func inferTranspose(n *onnx.Node, x *vinfo) *vinfo {
 		return unknownInfo(x.dt)
 	}
 	perm := permOf(n, x.rank)
+	if !validPerm(perm) {
+		return rankInfo(x.dt, x.rank)
+	}
 	dims := make([]dim, x.rank)
 	for i, p := range perm {
 		dims[i] = x.dims[p]
 	}
 	return dimsInfo(x.dt, dims)
+}
+
+// validPerm reports whether perm is a permutation of 0..len-1.
+func validPerm(perm []int64) bool {
+	seen := make([]bool, len(perm))
+	for _, p := range perm {
+		if p < 0 || int(p) >= len(perm) || seen[p] {
+			return false
+		}
+		seen[p] = true
+	}
+	return true
 }
 
 // permOf returns a Transpose node's permutation (reversed axes by default).

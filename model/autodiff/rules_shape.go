@@ -44,12 +44,9 @@ func ruleConcat(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error
 	static := make([]int64, len(n.Inputs))
 	allStatic := true
 	for i, x := range n.Inputs {
-		xi := c.info[x]
-		if xi != nil && xi.rank > 0 {
-			if d := xi.dims[normAxis(axis, xi.rank)]; d.p == "" && d.v >= 0 {
-				static[i] = d.v
-				continue
-			}
+		if d, ok := dimAt(c.info[x], axis); ok && d.p == "" && d.v >= 0 {
+			static[i] = d.v
+			continue
 		}
 		allStatic = false
 		sizes[i] = c.e.Op("Gather", []string{c.e.Op("Shape", []string{x}), c.e.Ints(axis)})
