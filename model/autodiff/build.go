@@ -115,7 +115,11 @@ func trainingSkeleton(g *onnx.Graph, params []string) (*onnx.Graph, []*onnx.Tens
 		}
 		isParam[p] = true
 		infos[i] = t
-		out.Inputs = append(out.Inputs, onnx.ValueInfo{Name: p, DataType: t.DataType, Shape: onnx.Dims(t.Dims...)})
+		// An initializer may double as the default of a graph input of the
+		// same name; the input then stays as it is.
+		if !slices.ContainsFunc(out.Inputs, func(vi onnx.ValueInfo) bool { return vi.Name == p }) {
+			out.Inputs = append(out.Inputs, onnx.ValueInfo{Name: p, DataType: t.DataType, Shape: onnx.Dims(t.Dims...)})
+		}
 	}
 	for _, t := range g.Initializers {
 		if !isParam[t.Name] {
