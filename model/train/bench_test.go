@@ -31,6 +31,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 				b.ReportMetric(res.GFLOPS, "GFLOP/s")
 				b.ReportMetric(res.StepTime.Seconds()*1e3, "ms/step")
+				b.ReportMetric(res.MinStepTime.Seconds()*1e3, "min-ms/step")
 				b.ReportMetric(0, "ns/op")
 			})
 		}
