@@ -151,7 +151,8 @@ func (t *Trainer) SetParam(name string, data []float32) error {
 }
 
 // Step runs the training graph on each micro-batch, averages their
-// gradients, losses and metrics, and applies one AdamW update.
+// gradients, losses and metrics (each micro-batch weighs the same, so give
+// them equal sizes when the loss is a mean), and applies one AdamW update.
 func (t *Trainer) Step(batches ...map[string]*ort.Tensor) (Result, error) {
 	res, err := t.accumulate(batches)
 	if err != nil {
