@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// TestBenchFunctions runs each exported benchmark on a few batches: they
+// must complete and report consistent figures.
+func TestBenchFunctions(t *testing.T) {
+	ctx := context.Background()
+	o := BenchOptions{Rows: 8, Tokens: 32, Batches: 6, Workers: 2}
+	for _, tc := range []struct {
+		name string
+		fn   func(context.Context, BenchOptions) (BenchResult, error)
+	}{
+		{"transport", BenchTransport}, {"hop", BenchHop}, {"channel", BenchChannelHop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := tc.fn(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Batches != o.Batches || r.Rows != o.Batches*o.Rows || r.MsgBytes <= 0 || r.Elapsed <= 0 || r.RowsPerSec <= 0 {
+				t.Fatalf("result %+v", r)
+			}
+		})
+	}
+	if _, err := BenchHop(ctx, BenchOptions{FetchSize: MaxFetch + 1}); err == nil {
+		t.Fatal("BenchHop accepted FetchSize over MaxFetch")
+	}
+}
+
+func report(b *testing.B, r BenchResult) {
+	b.Helper()
+	b.ReportMetric(float64(r.PerBatch.Microseconds()), "µs/batch")
+	b.ReportMetric(r.RowsPerSec, "rows/s")
+	b.ReportMetric(r.BytesPerSec/1e6, "MB/s")
+	b.ReportMetric(float64(r.MsgBytes), "msg-bytes")
+}
+
+// BenchmarkTransport: encode + publish + PubAck + fetch + decode + ack of one
+// rollout batch of 512-token rows.
+func BenchmarkTransport(b *testing.B) {
+	for _, rows := range []int{64, 256} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			r, err := BenchTransport(b.Context(), BenchOptions{Rows: rows, Batches: max(b.N, 20)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			report(b, r)
+			b.ReportMetric(float64(r.Codec.Microseconds()), "codec-µs/batch")
+		})
+	}
+}
+
+// BenchmarkHop: rows/s through one runner hop, and the channel baseline.
+func BenchmarkHop(b *testing.B) {
+	for _, rows := range []int{64, 256} {
+		for _, w := range []int{1, 3} {
+			o := BenchOptions{Rows: rows, Workers: w, Batches: max(b.N, 60)}
+			b.Run(fmt.Sprintf("nats/rows=%d/workers=%d", rows, w), func(b *testing.B) {
+				o.Batches = max(b.N, 60)
+				r, err := BenchHop(b.Context(), o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				report(b, r)
+			})
+			b.Run(fmt.Sprintf("channel/rows=%d/workers=%d", rows, w), func(b *testing.B) {
+				o.Batches = max(b.N, 60)
+				r, err := BenchChannelHop(b.Context(), o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				report(b, r)
+			})
+		}
+	}
+}
