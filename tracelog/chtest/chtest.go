@@ -1,0 +1,270 @@
+// Package chtest runs real ClickHouse for tests: the Debian
+// clickhouse-server binary started on free loopback ports with a config in
+// a temporary directory, an external server named by
+// WSGRPO_TEST_CLICKHOUSE_DSN, or the chDB library.
+package chtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/wsgrpo/wsgrpo/tracelog"
+)
+
+// Environment variables and paths the helpers look at.
+const (
+	// EnvDSN names an external server to test against instead of starting one.
+	EnvDSN = "WSGRPO_TEST_CLICKHOUSE_DSN"
+	// ServerBinary is where the Debian package installs the server.
+	ServerBinary = "/usr/sbin/clickhouse-server"
+)
+
+// Server is a ClickHouse server for one test.
+type Server struct {
+	// DSN reaches a database created for this test alone.
+	DSN string
+
+	dir      string
+	port     int
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	external bool
+}
+
+// Start returns a server with a fresh database: the one WSGRPO_TEST_CLICKHOUSE_DSN
+// names, or a clickhouse-server started for this test and killed in
+// t.Cleanup. It skips the test, saying why, when neither is available.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	if dsn := os.Getenv(EnvDSN); dsn != "" {
+		s := &Server{external: true}
+		s.DSN = newDatabase(tb, dsn)
+		return s
+	}
+	if _, err := os.Stat(ServerBinary); err != nil {
+		tb.Skipf("no ClickHouse server: %s is missing and %s is unset (apt-get install clickhouse-server, or set %s)", ServerBinary, EnvDSN, EnvDSN)
+	}
+	s := &Server{dir: tb.TempDir(), port: freePort(tb)}
+	if err := s.writeConfig(); err != nil {
+		tb.Fatal(err)
+	}
+	s.startProcess(tb)
+	tb.Cleanup(func() { s.kill() })
+	s.DSN = newDatabase(tb, fmt.Sprintf("clickhouse://127.0.0.1:%d/default", s.port))
+	return s
+}
+
+// External reports whether the server was not started by Start (so Stop
+// and Restart are unavailable).
+func (s *Server) External() bool { return s.external }
+
+// Stop kills the server process (an abrupt outage) and waits until its port
+// refuses connections.
+func (s *Server) Stop(tb testing.TB) {
+	tb.Helper()
+	if s.external {
+		tb.Skip("cannot stop an external server (" + EnvDSN + ")")
+	}
+	s.kill()
+}
+
+// Restart starts the stopped server again on the same port and data.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	if s.external {
+		tb.Skip("cannot restart an external server (" + EnvDSN + ")")
+	}
+	s.startProcess(tb)
+}
+
+func (s *Server) kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd = nil
+}
+
+func (s *Server) startProcess(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(ServerBinary, "--config-file="+filepath.Join(s.dir, "config.xml"))
+	cmd.Dir = s.dir
+	log, err := os.OpenFile(filepath.Join(s.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", ServerBinary, err)
+	}
+	s.cmd, s.exited = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(s.exited) }()
+	if err := s.waitReady(30 * time.Second); err != nil {
+		s.kill()
+		errLog, _ := os.ReadFile(filepath.Join(s.dir, "err.log"))
+		tb.Fatalf("clickhouse-server did not become ready: %v\n%s", err, tail(errLog, 2000))
+	}
+}
+
+// waitReady polls until the server answers a ping.
+func (s *Server) waitReady(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	opts := &clickhouse.Options{Addr: []string{"127.0.0.1:" + strconv.Itoa(s.port)}, DialTimeout: time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("server exited")
+		default:
+		}
+		conn, err := clickhouse.Open(opts)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err = conn.Ping(ctx)
+			cancel()
+			_ = conn.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	return last
+}
+
+func (s *Server) writeConfig() error {
+	cfg := fmt.Sprintf(`<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>%[1]s/server.log</log><errorlog>%[1]s/err.log</errorlog><console>0</console></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <tcp_port>%[2]d</tcp_port>
+  <path>%[1]s/data/</path>
+  <tmp_path>%[1]s/tmp/</tmp_path>
+  <user_files_path>%[1]s/user_files/</user_files_path>
+  <format_schema_path>%[1]s/format_schemas/</format_schema_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mark_cache_size>268435456</mark_cache_size>
+  <max_concurrent_queries>100</max_concurrent_queries>
+</yandex>
+`, s.dir, s.port)
+	users := `<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default></default></quotas>
+</yandex>
+`
+	if err := os.WriteFile(filepath.Join(s.dir, "config.xml"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.dir, "users.xml"), []byte(users), 0o644)
+}
+
+// newDatabase creates a uniquely named database on the server dsn points at
+// and returns a DSN for it; an external server's database is dropped in
+// t.Cleanup.
+func newDatabase(tb testing.TB, dsn string) string {
+	tb.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatalf("bad DSN %q: %v", dsn, err)
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	db := "wsgrpo_test_" + hex.EncodeToString(rnd[:])
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		tb.Fatalf("bad DSN %q: %v", dsn, err)
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		c, err := clickhouse.Open(opts)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+	})
+	u.Path = "/" + db
+	return u.String()
+}
+
+// Library returns the path of libchdb.so, or skips the test saying how to
+// get it.
+func Library(tb testing.TB) string {
+	tb.Helper()
+	p := tracelog.LibraryPath()
+	if _, err := os.Stat(p); err != nil {
+		tb.Skipf("no chDB library at %s (run `make setup`, or set WSGRPO_CHDB_LIB): %v", p, err)
+	}
+	return p
+}
+
+// Backend is one way to open a store in a test.
+type Backend struct {
+	Name string
+	// Open returns a fresh, unmigrated store configuration for one test;
+	// srv is non-nil for the server backend.
+	Open func(tb testing.TB) (cfg tracelog.Config, srv *Server)
+}
+
+// Backends lists the server and embedded backends, for table tests.
+func Backends() []Backend {
+	return []Backend{
+		{Name: tracelog.BackendServer, Open: func(tb testing.TB) (tracelog.Config, *Server) {
+			tb.Helper()
+			s := Start(tb)
+			return tracelog.Config{DSN: s.DSN}, s
+		}},
+		{Name: tracelog.BackendEmbedded, Open: func(tb testing.TB) (tracelog.Config, *Server) {
+			tb.Helper()
+			return tracelog.Config{Dir: filepath.Join(tb.TempDir(), "tracelog"), Lib: Library(tb)}, nil
+		}},
+	}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}

@@ -1,0 +1,152 @@
+package tracelog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/schemas/ddl"
+	"github.com/wsgrpo/wsgrpo/tracelog/internal/chdb"
+)
+
+// embeddedStore is the Store over chDB, the ClickHouse engine in-process.
+type embeddedStore struct {
+	conn    *chdb.Conn
+	cfg     Config
+	migMu   sync.Mutex
+	insertQ string
+	mu      sync.RWMutex // guards closed
+	closed  bool
+}
+
+// embeddedSettings are the session settings every embedded connection
+// runs with: UTC times, and JSON numbers the result decoder reads exactly.
+var embeddedSettings = []string{
+	"--session_timezone=UTC",
+	"--output_format_json_quote_64bit_integers=0",
+	"--output_format_json_quote_denormals=1",
+}
+
+func openEmbedded(_ context.Context, cfg Config) (*embeddedStore, error) {
+	conn, err := chdb.Connect(cfg.Lib, cfg.Dir, embeddedSettings...)
+	switch {
+	case errors.Is(err, chdb.ErrLibrary):
+		return nil, fmt.Errorf("%w: %v. Run `make setup` (or scripts/setup.sh) to fetch it, set WSGRPO_CHDB_LIB to its path, or give a ClickHouse server DSN", ErrNoLibrary, err)
+	case errors.Is(err, chdb.ErrBusy):
+		return nil, fmt.Errorf("%w: %v (one embedded trajectory log per process; close the other store first)", ErrConfig, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	cfg.Logger.Debug("embedded trajectory log open", "dir", cfg.Dir, "lib", cfg.Lib)
+	return &embeddedStore{conn: conn, cfg: cfg,
+		insertQ: "INSERT INTO " + ddl.Table + " (" + strings.Join(Columns, ", ") + ")"}, nil
+}
+
+// run executes one statement, honouring ctx before it starts (the engine
+// call itself cannot be interrupted).
+func (s *embeddedStore) run(ctx context.Context, q []byte, format string) (chdb.Result, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return chdb.Result{}, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return chdb.Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	res, err := s.conn.Query(q, format)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrQuery, err)
+	}
+	return res, nil
+}
+
+func (s *embeddedStore) exec(ctx context.Context, q string) error {
+	_, err := s.run(ctx, []byte(q), "")
+	return err
+}
+
+func (s *embeddedStore) query(ctx context.Context, q string) (*Result, error) {
+	res, err := s.run(ctx, []byte(q), jsonFormat)
+	if err != nil {
+		return nil, err
+	}
+	out, err := decodeJSONResult(res.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrQuery, err)
+	}
+	return out, nil
+}
+
+func (s *embeddedStore) Migrate(ctx context.Context) error { return s.migrateTo(ctx, 0) }
+
+func (s *embeddedStore) migrateTo(ctx context.Context, upTo int) error {
+	s.migMu.Lock()
+	defer s.migMu.Unlock()
+	return migrate(ctx, s, upTo, s.cfg.Logger)
+}
+
+func (s *embeddedStore) Query(ctx context.Context, q string, args ...any) (*Result, error) {
+	bound, err := Bind(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return s.query(ctx, bound)
+}
+
+func (s *embeddedStore) Count(ctx context.Context, run string) (int64, error) {
+	return countRun(ctx, s, run)
+}
+
+// Insert streams the rows in RowBinary to an INSERT statement and checks
+// the engine's count of written rows.
+func (s *embeddedStore) Insert(ctx context.Context, rows []Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	version := uint64(time.Now().UnixNano())
+	buf := make([]byte, 0, len(rows)*estimateRowSize(&rows[0]))
+	for i := range rows {
+		r := &rows[i]
+		if r.Inserted == 0 {
+			c := *r
+			c.Inserted = version
+			r = &c
+		}
+		buf = appendRowBinary(buf, r)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	res, err := s.conn.Insert(s.insertQ, "RowBinary", buf)
+	if err != nil {
+		return fmt.Errorf("%w: %w: %w", ErrInsert, ErrQuery, err)
+	}
+	if res.RowsWritten != uint64(len(rows)) {
+		return fmt.Errorf("%w: engine wrote %d rows, want %d", ErrInsert, res.RowsWritten, len(rows))
+	}
+	return nil
+}
+
+// estimateRowSize guesses the RowBinary size of rows like r.
+func estimateRowSize(r *Row) int {
+	return 256 + len(r.Prompt) + len(r.Completion) + 4*(len(r.CompletionTokenIDs)+len(r.TokenLogprobs)+len(r.PromptTokenIDs))
+}
+
+// Close closes the connection. Waits for running statements.
+func (s *embeddedStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.conn.Close()
+	}
+	return nil
+}

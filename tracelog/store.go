@@ -1,0 +1,121 @@
+package tracelog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+)
+
+// Errors of this package, tested with errors.Is.
+var (
+	// ErrNoLibrary is returned by Open when the embedded backend is chosen
+	// and libchdb.so cannot be loaded. Only trajectory-log features are
+	// unavailable then.
+	ErrNoLibrary = errors.New("tracelog: embedded ClickHouse (libchdb.so) unavailable")
+	// ErrConfig is returned by Open for a configuration that cannot work.
+	ErrConfig = errors.New("tracelog: invalid configuration")
+	// ErrUnavailable wraps a failure to reach the store (server down,
+	// connection lost): retrying later can succeed.
+	ErrUnavailable = errors.New("tracelog: store unavailable")
+	// ErrQuery wraps an error the engine reports for a statement.
+	ErrQuery = errors.New("tracelog: query failed")
+	// ErrInsert wraps an insert that did not store exactly the rows given.
+	ErrInsert = errors.New("tracelog: insert failed")
+	// ErrMigration wraps a failed schema migration.
+	ErrMigration = errors.New("tracelog: migration failed")
+	// ErrBind is returned when the arguments of a query do not match its
+	// placeholders or have an unsupported type.
+	ErrBind = errors.New("tracelog: bad query arguments")
+	// ErrClosed is returned for an operation on a closed store.
+	ErrClosed = errors.New("tracelog: store closed")
+)
+
+// Store is the trajectory log. Implementations are safe for concurrent use.
+type Store interface {
+	// Migrate creates or upgrades the schema; running it again is a no-op.
+	Migrate(ctx context.Context) error
+	// Insert writes rows. Inserting the same trajectories again (a
+	// redelivered batch) does not change what counting queries see.
+	Insert(ctx context.Context, rows []Row) error
+	// Query runs one SQL statement with ? placeholders bound to args.
+	Query(ctx context.Context, sql string, args ...any) (*Result, error)
+	// Count returns the number of distinct trajectories of run.
+	Count(ctx context.Context, run string) (int64, error)
+	// Close releases the store.
+	Close() error
+}
+
+// Config selects and configures a backend.
+type Config struct {
+	// DSN of a ClickHouse server (clickhouse://user:pass@host:9000/db?...).
+	// Empty selects the embedded backend.
+	DSN string
+	// Dir is the embedded backend's data directory (see EmbeddedDir).
+	Dir string
+	// Lib is the path of libchdb.so; empty: LibraryPath().
+	Lib string
+	// Logger receives migration and connection events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Backend names, as returned by BackendName.
+const (
+	BackendServer   = "server"
+	BackendEmbedded = "embedded"
+)
+
+// BackendName says which backend c selects.
+func (c Config) BackendName() string {
+	if c.DSN != "" {
+		return BackendServer
+	}
+	return BackendEmbedded
+}
+
+// EmbeddedDir is the embedded backend's data directory inside a run
+// directory.
+func EmbeddedDir(runDir string) string { return filepath.Join(runDir, "tracelog") }
+
+// LibraryPath returns where libchdb.so is looked for: $WSGRPO_CHDB_LIB,
+// else $WSGRPO_HOME/lib/libchdb.so, else ~/.cache/wsgrpo/lib/libchdb.so.
+func LibraryPath() string {
+	if p := os.Getenv("WSGRPO_CHDB_LIB"); p != "" {
+		return p
+	}
+	home := os.Getenv("WSGRPO_HOME")
+	if home == "" {
+		if h, err := os.UserHomeDir(); err == nil {
+			home = filepath.Join(h, ".cache", "wsgrpo")
+		}
+	}
+	return filepath.Join(home, "lib", "libchdb.so")
+}
+
+// Open connects to the backend cfg selects. It does not migrate: call
+// Migrate before the first Insert.
+func Open(ctx context.Context, cfg Config) (Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DSN != "" {
+		s, err := openServer(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: the embedded backend needs a data directory (Dir) or a server DSN", ErrConfig)
+	}
+	if cfg.Lib == "" {
+		cfg.Lib = LibraryPath()
+	}
+	s, err := openEmbedded(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
