@@ -77,10 +77,25 @@ func (s *serverStore) readRows(ctx context.Context, q string) ([]Row, error) {
 		}
 		r.Correct, r.Replayed, r.Labeled = correct != 0, replayed != 0, label != 0
 		r.Created = created.UTC()
+		nilIfEmpty(&r)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classifyServer(err)
 	}
 	return out, nil
+}
+
+// nilIfEmpty makes empty arrays nil, as the embedded backend reads them.
+func nilIfEmpty(r *Row) {
+	for _, p := range []*[]int32{&r.CompletionTokenIDs, &r.PromptTokenIDs, &r.StepEnds} {
+		if len(*p) == 0 {
+			*p = nil
+		}
+	}
+	for _, p := range []*[]float32{&r.StepRewards, &r.TokenLogprobs, &r.StepScores, &r.StepAdvantages} {
+		if len(*p) == 0 {
+			*p = nil
+		}
+	}
 }
