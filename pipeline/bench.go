@@ -316,7 +316,7 @@ func BenchHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
 			wg.Wait()
 			return BenchResult{}, ctx.Err()
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // coarse: each poll is a JetStream API call
 	}
 	elapsed := time.Since(start)
 	cancel()

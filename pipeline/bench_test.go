@@ -3,8 +3,14 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 )
+
+// benchURLEnv names an external (listening) NATS server for the benchmarks,
+// e.g. one started by ./internal/natsbenchserver; unset, they start an
+// in-process server.
+const benchURLEnv = "WSGRPO_BENCH_NATS_URL"
 
 // TestBenchFunctions runs each exported benchmark on a few batches: they
 // must complete and report consistent figures.
@@ -45,7 +51,7 @@ func report(b *testing.B, r BenchResult) {
 func BenchmarkTransport(b *testing.B) {
 	for _, rows := range []int{64, 256} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
-			r, err := BenchTransport(b.Context(), BenchOptions{Rows: rows, Batches: max(b.N, 20)})
+			r, err := BenchTransport(b.Context(), BenchOptions{Rows: rows, Batches: max(b.N, 20), NATSURL: os.Getenv(benchURLEnv)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -55,22 +61,23 @@ func BenchmarkTransport(b *testing.B) {
 	}
 }
 
-// BenchmarkHop: rows/s through one runner hop, and the channel baseline.
+// BenchmarkHop: rows/s through one runner hop (with 1 or 3 workers, pulling
+// 1 or 4 messages at a time), and the channel baseline.
 func BenchmarkHop(b *testing.B) {
 	for _, rows := range []int{64, 256} {
 		for _, w := range []int{1, 3} {
-			o := BenchOptions{Rows: rows, Workers: w, Batches: max(b.N, 60)}
-			b.Run(fmt.Sprintf("nats/rows=%d/workers=%d", rows, w), func(b *testing.B) {
-				o.Batches = max(b.N, 60)
-				r, err := BenchHop(b.Context(), o)
-				if err != nil {
-					b.Fatal(err)
-				}
-				report(b, r)
-			})
+			for _, fetch := range []int{1, 4} {
+				b.Run(fmt.Sprintf("nats/rows=%d/workers=%d/fetch=%d", rows, w, fetch), func(b *testing.B) {
+					o := BenchOptions{Rows: rows, Workers: w, FetchSize: fetch, Batches: max(b.N, 60), NATSURL: os.Getenv(benchURLEnv)}
+					r, err := BenchHop(b.Context(), o)
+					if err != nil {
+						b.Fatal(err)
+					}
+					report(b, r)
+				})
+			}
 			b.Run(fmt.Sprintf("channel/rows=%d/workers=%d", rows, w), func(b *testing.B) {
-				o.Batches = max(b.N, 60)
-				r, err := BenchChannelHop(b.Context(), o)
+				r, err := BenchChannelHop(b.Context(), BenchOptions{Rows: rows, Workers: w, Batches: max(b.N, 60)})
 				if err != nil {
 					b.Fatal(err)
 				}
