@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -64,10 +65,14 @@ type Result struct {
 	MinStep     float64   `json:"min_step_seconds"`
 	MedianStep  float64   `json:"median_step_seconds"`
 	StepTimes   []float64 `json:"step_times"`
-	FirstStep   float64   `json:"first_step_seconds"`
-	TrainFLOPs  float64   `json:"train_flops"`
-	GFLOPs      float64   `json:"gflops"`
-	Losses      []float32 `json:"losses"`
+	// CPUSecondsPerStep is the process's user+system CPU time over the
+	// timed steps, per step: on a shared machine, wall time exceeds it when
+	// other processes take the cores.
+	CPUSecondsPerStep float64   `json:"cpu_seconds_per_step"`
+	FirstStep         float64   `json:"first_step_seconds"`
+	TrainFLOPs        float64   `json:"train_flops"`
+	GFLOPs            float64   `json:"gflops"`
+	Losses            []float32 `json:"losses"`
 }
 
 func main() {
@@ -153,6 +158,16 @@ func batch(o Options) (inputs, labels *tensors.Tensor) {
 		tensors.FromFlatDataAndDimensions(lb, o.Batch, o.Seq, 1)
 }
 
+// cpuSeconds returns the process's user plus system CPU time so far, or 0
+// when the platform cannot tell.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 // startProfile starts a CPU profile into path and returns its stop function.
 func startProfile(path string) (stop func(), err error) {
 	f, err := os.Create(path)
@@ -196,7 +211,11 @@ func Run(o Options, log *slog.Logger) (res *Result, err error) {
 	log.Info("benchmark", "backend", backend.Name(), "description", backend.Description(),
 		"layers", o.Layers, "warmup", o.Warmup, "steps", o.Steps)
 	var timed time.Duration
+	var cpuStart float64
 	for i := range o.Warmup + o.Steps {
+		if i == o.Warmup {
+			cpuStart = cpuSeconds()
+		}
 		if i == o.Warmup && o.CPUProfile != "" {
 			stop, err := startProfile(o.CPUProfile)
 			if err != nil {
@@ -224,6 +243,7 @@ func Run(o Options, log *slog.Logger) (res *Result, err error) {
 		}
 		log.Info("step", "i", i, "timed", i >= o.Warmup, "seconds", d.Seconds(), "loss", loss)
 	}
+	res.CPUSecondsPerStep = (cpuSeconds() - cpuStart) / float64(o.Steps)
 	res.StepSeconds = timed.Seconds() / float64(o.Steps)
 	res.GFLOPs = res.TrainFLOPs / res.StepSeconds / 1e9
 	sorted := slices.Sorted(slices.Values(res.StepTimes))
