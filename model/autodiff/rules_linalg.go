@@ -35,6 +35,9 @@ func ruleMatMul(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error
 		// input of unknown rank (at least 2) is fine.
 		return c.matMulByMatrix(a, b, gy[0], want), nil
 	}
+	if ra < 1 || rb < 1 {
+		return nil, fmt.Errorf("%w: MatMul of a scalar", ErrUnsupportedOp)
+	}
 	ai, bi, yi := c.info[a], c.info[b], c.info[y]
 	g := gy[0]
 	// Promote rank-1 operands: a [k] -> [1,k]; b [k] -> [k,1].
