@@ -87,12 +87,16 @@ func AppendGRPO(g *onnx.Graph, dt onnx.DataType, logits string, cfg GRPOConfig) 
 	}
 	op := func(t string, in ...string) string { return e.Op(t, in) }
 	lp := targetLogprobs(e, logits, targets)
-	ratio := op("Exp", op("Sub", lp, old))
+	// Masked-out tokens may carry any old/ref values (even -Inf padding):
+	// Where keeps them out of the arithmetic instead of multiplying by 0.
+	keep := op("Greater", mask, e.Scalar(dt, 0))
+	zero := e.Scalar(dt, 0)
+	ratio := op("Exp", op("Where", keep, op("Sub", lp, old), zero))
 	s1 := op("Mul", ratio, adv)
 	clipped := op("Clip", ratio, e.Scalar(dt, 1-cfg.EpsLow), e.Scalar(dt, 1+cfg.EpsHigh))
 	s2 := op("Mul", clipped, adv)
 	per := op("Neg", op("Min", s1, s2))
-	d := op("Sub", ref, lp)
+	d := op("Where", keep, op("Sub", ref, lp), zero)
 	kl := op("Sub", op("Sub", op("Exp", d), d), e.Scalar(dt, 1))
 	if cfg.Beta > 0 {
 		per = op("Add", per, op("Mul", kl, e.Scalar(dt, cfg.Beta)))

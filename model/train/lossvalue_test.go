@@ -158,6 +158,21 @@ func TestLossValues(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := runLossGraph(t, g, feeds, o.Loss, o.KL, o.ClipFrac)
+			// Padding values of masked-out tokens must not leak in, even
+			// when they are infinite.
+			padded := feedsWithout(feeds)
+			for _, name := range []string{InputOldLogprobs, InputRefLogprobs} {
+				v := append([]float64(nil), feeds[name].F64...)
+				v[0] = math.Inf(-1) // position 0 is masked out (prompt)
+				padded[name] = ort.F64Tensor(v, feeds[name].Shape...)
+			}
+			if mask[0] != 0 {
+				t.Fatal("test expects position 0 masked out")
+			}
+			gotPadded := runLossGraph(t, g, padded, o.Loss, o.KL, o.ClipFrac)
+			for i := range got {
+				near("padded", gotPadded[i], got[i])
+			}
 			loss, kl, clip := grpo(cfg)
 			if clip == 0 {
 				t.Fatal("test data never clips; widen the old log-prob range")
