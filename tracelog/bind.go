@@ -15,15 +15,24 @@ import (
 // argument can close its literal. Supported argument types: string, []byte
 // (as a string), bool, signed and unsigned integers, floats, time.Time (as
 // toDateTime of its Unix seconds), nil (NULL) and slices of these (as
-// arrays).
+// arrays). A literal is never written against a quote: a space separates
+// them, since ClickHouse reads 'a''b' as one literal.
 func Bind(query string, args ...any) (string, error) {
 	var b strings.Builder
 	b.Grow(len(query) + 16*len(args))
 	n := 0
 	err := scanSQL(query, func(s string, placeholder bool) error {
 		if !placeholder {
+			// A quote right after a literal would join the two ('a''b'
+			// is one literal): keep them apart.
+			if n > 0 && strings.HasPrefix(s, "'") && strings.HasSuffix(b.String(), "'") {
+				b.WriteByte(' ')
+			}
 			b.WriteString(s)
 			return nil
+		}
+		if str := b.String(); strings.HasSuffix(str, "'") {
+			b.WriteByte(' ')
 		}
 		if n >= len(args) {
 			return fmt.Errorf("%w: more placeholders than the %d arguments", ErrBind, len(args))
