@@ -25,6 +25,7 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newTrainCmd(),
 		newStageCmd(),
 		newVersionCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

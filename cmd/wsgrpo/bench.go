@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wsgrpo/wsgrpo/bench/peak"
+	"github.com/wsgrpo/wsgrpo/model/generate"
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+	"github.com/wsgrpo/wsgrpo/model/train"
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/tracelog"
+)
+
+// benchSuite is one group of measurements of `wsgrpo bench`.
+type benchSuite struct {
+	name string
+	help string
+	run  func(ctx context.Context, b *benchEnv) error
+}
+
+// benchEnv is what every suite gets.
+type benchEnv struct {
+	cfg   Config
+	log   *slog.Logger
+	w     io.Writer
+	quick bool
+	rt    *ort.Runtime
+}
+
+func (b *benchEnv) runtime() (*ort.Runtime, error) {
+	if b.rt != nil {
+		return b.rt, nil
+	}
+	rt, err := ort.Init(b.cfg.ortConfig(), b.log)
+	b.rt = rt
+	return rt, err
+}
+
+// table starts an aligned table with the given header.
+func (b *benchEnv) table(title string, header ...string) *tabwriter.Writer {
+	fmt.Fprintf(b.w, "\n## %s\n", title)
+	tw := tabwriter.NewWriter(b.w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	return tw
+}
+
+var benchSuites = []benchSuite{
+	{"transport", "pipeline hop cost and throughput vs an in-process Go channel", benchTransport},
+	{"decode", "sampling tokens/s with KV cache vs full recompute", benchDecode},
+	{"session", "time to turn a weight blob into a ready ONNX Runtime session", benchSession},
+	{"train", "training step time and GFLOP/s vs this machine's fp32 peak", benchTrain},
+	{"tracelog", "trajectory-log insert rows/s (embedded chDB, and the server with --clickhouse-dsn)", benchTracelog},
+}
+
+func newBenchCmd() *cobra.Command {
+	var quick bool
+	names := make([]string, len(benchSuites))
+	var help strings.Builder
+	for i, s := range benchSuites {
+		names[i] = s.name
+		fmt.Fprintf(&help, "  %-10s %s\n", s.name, s.help)
+	}
+	cmd := &cobra.Command{
+		Use:   "bench [suite ...]",
+		Short: "Measure the figures in docs/BENCHMARKS.md, each beside its baseline",
+		Long: "Run benchmark suites (all when none is named):\n" + help.String() +
+			"\nGo benchmarks (go test -bench) measure the same code paths; see docs/BENCHMARKS.md.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				args = names
+			}
+			for _, a := range args {
+				if !slices.Contains(names, a) {
+					return fmt.Errorf("%w: unknown suite %q (have %s)", ErrConfig, a, strings.Join(names, ", "))
+				}
+			}
+			env := &benchEnv{cfg: cfg, log: log, w: cmd.OutOrStdout(), quick: quick}
+			host, _ := os.Hostname()
+			out(cmd, "# wsgrpo bench (%s, %s)\n", host, time.Now().UTC().Format(time.RFC3339))
+			for _, s := range benchSuites {
+				if slices.Contains(args, s.name) {
+					if err := s.run(cmd.Context(), env); err != nil {
+						return fmt.Errorf("bench %s: %w", s.name, err)
+					}
+				}
+			}
+			return nil
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&quick, "quick", false, "smaller sizes and fewer repetitions (a smoke run, not for the docs)")
+	return cmd
+}
+
+func benchTransport(ctx context.Context, b *benchEnv) error {
+	batches := 200
+	if b.quick {
+		batches = 20
+	}
+	tw := b.table("transport: one hop, rollout batches of 512 tokens",
+		"measurement", "rows/batch", "workers", "msg KiB", "per batch", "rows/s", "MB/s")
+	row := func(r pipeline.BenchResult, rows, workers int) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%.0f\t%.1f\n", r.Name, rows, workers, float64(r.MsgBytes)/1024,
+			r.PerBatch.Round(time.Microsecond), r.RowsPerSec, r.BytesPerSec/1e6)
+	}
+	for _, rows := range []int{64, 256} {
+		o := pipeline.BenchOptions{Rows: rows, Tokens: 512, Batches: batches}
+		r, err := pipeline.BenchTransport(ctx, o)
+		if err != nil {
+			return err
+		}
+		row(r, rows, 1)
+	}
+	for _, workers := range []int{1, 3} {
+		o := pipeline.BenchOptions{Rows: 64, Tokens: 512, Batches: batches, Workers: workers}
+		r, err := pipeline.BenchHop(ctx, o)
+		if err != nil {
+			return err
+		}
+		row(r, 64, workers)
+		c, err := pipeline.BenchChannelHop(ctx, o)
+		if err != nil {
+			return err
+		}
+		row(c, 64, workers)
+	}
+	return tw.Flush()
+}
+
+func benchDecode(_ context.Context, b *benchEnv) error {
+	rt, err := b.runtime()
+	if err != nil {
+		return err
+	}
+	newTokens := 256
+	if b.quick {
+		newTokens = 32
+	}
+	tw := b.table(fmt.Sprintf("decode: batch 16, %d new tokens, 4 layers", newTokens),
+		"d_model", "KV cache tok/s", "full recompute tok/s", "speed-up")
+	for _, d := range []int{128, 256} {
+		cfg := policy.DefaultConfig(96)
+		cfg.DModel, cfg.NLayers, cfg.DFF = d, 4, 4*d
+		kv, err := generate.MeasureDecode(rt, cfg, 16, newTokens, true)
+		if err != nil {
+			return err
+		}
+		full, err := generate.MeasureDecode(rt, cfg, 16, newTokens, false)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.1fx\n", d, kv, full, kv/full)
+	}
+	return tw.Flush()
+}
+
+func benchSession(_ context.Context, b *benchEnv) error {
+	rt, err := b.runtime()
+	if err != nil {
+		return err
+	}
+	tw := b.table("session: weight version -> ready sampler session", "d_model", "layers", "model MiB", "new session")
+	for _, d := range []int{128, 256} {
+		cfg := policy.DefaultConfig(96)
+		cfg.DModel, cfg.NLayers, cfg.DFF = d, 4, 4*d
+		w, err := policy.Init(cfg, 1)
+		if err != nil {
+			return err
+		}
+		m, err := policy.KVGraph(cfg, w)
+		if err != nil {
+			return err
+		}
+		blob, err := m.Marshal()
+		if err != nil {
+			return err
+		}
+		n := 20
+		if b.quick {
+			n = 3
+		}
+		dt, err := ort.MeasureSessionCreate(rt, blob, n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\n", d, cfg.NLayers, float64(len(blob))/(1<<20), dt.Round(10*time.Microsecond))
+	}
+	return tw.Flush()
+}
+
+func benchTrain(_ context.Context, b *benchEnv) error {
+	rt, err := b.runtime()
+	if err != nil {
+		return err
+	}
+	pk, err := peak.Peak(peak.Config{ORT: b.cfg.ortConfig()}, b.log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.w, "\nfp32 peak: %.1f GFLOP/s theoretical (cpuinfo clock: %s; measured clock: %s)\n", pk.PeakGFLOPs(), pk.Widest, pk.Boost)
+	fmt.Fprintf(b.w, "measured ONNX Runtime GEMM %dx%d on %d threads: %.1f GFLOP/s\n", pk.GEMM.N, pk.GEMM.N, pk.GEMM.Threads, pk.GEMM.GFLOPs)
+	tw := b.table("train: GRPO step on 32x128 tokens, d_model 128 (ONNX Runtime forward+backward, AdamW in Go)",
+		"layers", "step", "fastest", "GFLOP/step", "GFLOP/s", "% of theoretical peak", "% of measured GEMM")
+	for _, layers := range []int{2, 4} {
+		cfg := policy.DefaultConfig(96)
+		cfg.DModel, cfg.NLayers, cfg.DFF, cfg.MaxSeq = 128, layers, 512, 128
+		steps := 5
+		if b.quick {
+			steps = 1
+		}
+		r, err := train.MeasureTrainStep(rt, train.BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: steps}, b.log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%.1f\t%.1f%%\t%.1f%%\n", layers, r.StepTime.Round(time.Millisecond),
+			r.MinStepTime.Round(time.Millisecond), r.FLOPs/1e9, r.GFLOPS,
+			100*r.GFLOPS/pk.PeakGFLOPs(), 100*r.GFLOPS/pk.GEMM.GFLOPs)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(b.w, "GoMLX v0.26.0 (pure Go) on the same shapes: cd bench/gomlx && go run . --layers 2 (separate module; see docs/BENCHMARKS.md)")
+	return nil
+}
+
+func benchTracelog(ctx context.Context, b *benchEnv) error {
+	dir, err := os.MkdirTemp("", "wsgrpo-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	backends := []tracelog.Config{{Dir: dir}}
+	if b.cfg.ClickHouseDSN != "" {
+		backends = append(backends, tracelog.Config{DSN: b.cfg.ClickHouseDSN})
+	}
+	n := 32768
+	if b.quick {
+		n = 4096
+	}
+	rows := tracelog.SyntheticRows("bench", n, 512, 1)
+	tw := b.table(fmt.Sprintf("tracelog: insert %d trajectories of 512 tokens", n), "backend", "batch", "rows/s")
+	for _, c := range backends {
+		s, err := tracelog.Open(ctx, c)
+		if err != nil {
+			return err
+		}
+		if err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return err
+		}
+		for _, bs := range []int{64, 256, 1024, 4096} {
+			st, err := tracelog.MeasureInsert(ctx, s, rows, bs)
+			if err != nil {
+				s.Close()
+				return err
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\n", c.BackendName(), bs, st.RowsPerSecond())
+		}
+		s.Close()
+	}
+	return tw.Flush()
+}
