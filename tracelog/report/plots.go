@@ -1,0 +1,247 @@
+package report
+
+import (
+	"fmt"
+	"image/color"
+	"path/filepath"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// Plot file names Write produces in its directory.
+const (
+	// PlotLength: completion tokens over training.
+	PlotLength = "length.png"
+	// PlotSteps: reasoning steps over training.
+	PlotSteps = "steps.png"
+	// PlotAccuracy: accuracy (and, for one run, truncated share) over training.
+	PlotAccuracy = "accuracy.png"
+	// PlotLengthHist: length histograms of the first and last step of the
+	// report's run.
+	PlotLengthHist = "length_hist.png"
+	// PlotLengthHistOther: the same for the compared run.
+	PlotLengthHistOther = "length_hist_other.png"
+	// PlotLengthAccuracy: accuracy against length bucket.
+	PlotLengthAccuracy = "length_accuracy.png"
+)
+
+// Plot is one PNG file written by WritePlots.
+type Plot struct {
+	Title string `json:"title"`
+	File  string `json:"file"` // name inside the output directory
+}
+
+// plotWidth and plotHeight size every PNG (768x480 pixels at 96 dpi).
+const (
+	plotWidth  = 8 * vg.Inch
+	plotHeight = 5 * vg.Inch
+)
+
+// WritePlots renders the plots of d into dir as PNG files.
+func (d *Document) WritePlots(dir string) ([]Plot, error) {
+	runs := d.reports()
+	type job struct {
+		file, title string
+		make        func() (*plot.Plot, error)
+	}
+	jobs := []job{
+		{PlotLength, "Completion length over training", func() (*plot.Plot, error) { return lengthPlot(runs, tokenSeries, "completion tokens") }},
+		{PlotSteps, "Reasoning steps over training", func() (*plot.Plot, error) { return lengthPlot(runs, stepSeries, "reasoning steps") }},
+		{PlotAccuracy, "Accuracy over training", func() (*plot.Plot, error) { return accuracyPlot(runs) }},
+		{PlotLengthHist, "Length distribution, first vs last step: " + runs[0].Run, func() (*plot.Plot, error) { return histPlot(runs[0]) }},
+	}
+	if len(runs) > 1 {
+		jobs = append(jobs, job{PlotLengthHistOther, "Length distribution, first vs last step: " + runs[1].Run, func() (*plot.Plot, error) { return histPlot(runs[1]) }})
+	}
+	jobs = append(jobs, job{PlotLengthAccuracy, "Accuracy against completion length", func() (*plot.Plot, error) { return lengthAccuracyPlot(runs) }})
+	out := make([]Plot, 0, len(jobs))
+	for _, j := range jobs {
+		p, err := j.make()
+		if err != nil {
+			return out, fmt.Errorf("%w: %s: %w", ErrPlot, j.file, err)
+		}
+		p.Title.Text = j.title
+		if err := p.Save(plotWidth, plotHeight, filepath.Join(dir, j.file)); err != nil {
+			return out, fmt.Errorf("%w: %s: %w", ErrPlot, j.file, err)
+		}
+		out = append(out, Plot{Title: j.title, File: j.file})
+	}
+	return out, nil
+}
+
+// series picks one statistic per step for a line.
+type series struct {
+	label string
+	y     func(LengthStats) float64
+	part  func(Lengths) LengthStats
+}
+
+var (
+	all       = func(l Lengths) LengthStats { return l.All }
+	correct   = func(l Lengths) LengthStats { return l.Correct }
+	incorrect = func(l Lengths) LengthStats { return l.Incorrect }
+
+	tokenSeries = []series{
+		{"mean", func(s LengthStats) float64 { return s.MeanTokens }, all},
+		{"median", func(s LengthStats) float64 { return s.MedianTokens }, all},
+		{"p90", func(s LengthStats) float64 { return s.P90Tokens }, all},
+		{"mean, correct", func(s LengthStats) float64 { return s.MeanTokens }, correct},
+		{"mean, incorrect", func(s LengthStats) float64 { return s.MeanTokens }, incorrect},
+	}
+	stepSeries = []series{
+		{"mean", func(s LengthStats) float64 { return s.MeanSteps }, all},
+		{"median", func(s LengthStats) float64 { return s.MedianSteps }, all},
+		{"p90", func(s LengthStats) float64 { return s.P90Steps }, all},
+		{"mean, correct", func(s LengthStats) float64 { return s.MeanSteps }, correct},
+		{"mean, incorrect", func(s LengthStats) float64 { return s.MeanSteps }, incorrect},
+	}
+)
+
+// lengthPlot draws, over training, every series for one run, or the mean
+// and the p90 of each run when comparing.
+func lengthPlot(runs []*Report, ss []series, yLabel string) (*plot.Plot, error) {
+	p := newPlot("training step", yLabel)
+	if len(runs) > 1 {
+		ss = []series{ss[0], ss[2]}
+	}
+	n := 0
+	for _, r := range runs {
+		for _, s := range ss {
+			xys := make(plotter.XYs, 0, len(r.Steps))
+			for _, st := range r.Steps {
+				if part := s.part(st.Lengths); part.Trajectories > 0 {
+					xys = append(xys, plotter.XY{X: float64(st.Step), Y: s.y(part)})
+				}
+			}
+			label := s.label
+			if len(runs) > 1 {
+				label = r.Run + ": " + s.label
+			}
+			if err := addLine(p, label, xys, n); err != nil {
+				return nil, err
+			}
+			n++
+		}
+	}
+	return p, nil
+}
+
+// accuracyPlot draws accuracy over training for each run, and the
+// truncated share for a single run.
+func accuracyPlot(runs []*Report) (*plot.Plot, error) {
+	p := newPlot("training step", "share of trajectories")
+	p.Y.Min, p.Y.Max = 0, 1
+	n := 0
+	for _, r := range runs {
+		acc := make(plotter.XYs, len(r.Steps))
+		trunc := make(plotter.XYs, len(r.Steps))
+		for i, st := range r.Steps {
+			acc[i] = plotter.XY{X: float64(st.Step), Y: st.Accuracy}
+			trunc[i] = plotter.XY{X: float64(st.Step), Y: st.TruncatedShare}
+		}
+		label := "accuracy"
+		if len(runs) > 1 {
+			label = r.Run + ": accuracy"
+		}
+		if err := addLine(p, label, acc, n); err != nil {
+			return nil, err
+		}
+		n++
+		if len(runs) == 1 {
+			if err := addLine(p, "truncated (finish_reason = length)", trunc, n); err != nil {
+				return nil, err
+			}
+			n++
+		}
+	}
+	return p, nil
+}
+
+// histPlot overlays the length histograms of the first and last step of r
+// as shares of their step's trajectories.
+func histPlot(r *Report) (*plot.Plot, error) {
+	p := newPlot("completion tokens", "% of the step's trajectories")
+	fills := []color.Color{
+		color.NRGBA{R: 31, G: 119, B: 180, A: 140},
+		color.NRGBA{R: 255, G: 127, B: 14, A: 140},
+	}
+	for i, h := range []StepHistogram{r.FirstStepLengths, r.LastStepLengths} {
+		bins := make([]plotter.HistogramBin, len(h.Buckets))
+		for j, b := range h.Buckets {
+			bins[j] = plotter.HistogramBin{Min: float64(b.MinTokens), Max: float64(b.MaxTokens), Weight: 100 * b.Share}
+		}
+		ph := &plotter.Histogram{Bins: bins, Width: float64(h.Width), FillColor: fills[i], LineStyle: plotter.DefaultLineStyle}
+		ph.LineStyle.Color = plotutil.Color(i)
+		p.Add(ph)
+		which := "first"
+		if i == 1 {
+			which = "last"
+		}
+		p.Legend.Add(fmt.Sprintf("%s step (%d), n=%d", which, h.Step, h.Trajectories), ph)
+	}
+	p.Y.Min = 0
+	return p, nil
+}
+
+// lengthAccuracyPlot draws accuracy against length bucket for each run.
+func lengthAccuracyPlot(runs []*Report) (*plot.Plot, error) {
+	p := newPlot("completion tokens (bucket middle)", "accuracy")
+	p.Y.Min, p.Y.Max = 0, 1
+	for i, r := range runs {
+		xys := make(plotter.XYs, 0, len(r.LengthAccuracy.Buckets))
+		for _, b := range r.LengthAccuracy.Buckets {
+			if b.Trajectories > 0 {
+				xys = append(xys, plotter.XY{X: float64(b.MinTokens+b.MaxTokens) / 2, Y: b.Accuracy})
+			}
+		}
+		if err := addLinePoints(p, r.Run, xys, i); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func newPlot(x, y string) *plot.Plot {
+	p := plot.New()
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+func addLine(p *plot.Plot, label string, xys plotter.XYs, i int) error {
+	if len(xys) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return err
+	}
+	l.Color = plotutil.Color(i)
+	l.Dashes = plotutil.Dashes(i / len(plotutil.DefaultColors))
+	l.Width = vg.Points(1.5)
+	p.Add(l)
+	p.Legend.Add(label, l)
+	return nil
+}
+
+func addLinePoints(p *plot.Plot, label string, xys plotter.XYs, i int) error {
+	if len(xys) == 0 {
+		return nil
+	}
+	l, pts, err := plotter.NewLinePoints(xys)
+	if err != nil {
+		return err
+	}
+	l.Color = plotutil.Color(i)
+	l.Width = vg.Points(1.5)
+	pts.Color = plotutil.Color(i)
+	pts.Shape = plotutil.Shape(i)
+	p.Add(l, pts)
+	p.Legend.Add(label, l, pts)
+	return nil
+}
