@@ -16,7 +16,7 @@ import (
 // (as a string), bool, signed and unsigned integers, floats, time.Time (as
 // toDateTime of its Unix seconds), nil (NULL) and slices of these (as
 // arrays). A literal is never written against a quote: a space separates
-// them, since ClickHouse reads 'a''b' as one literal.
+// them, since ClickHouse reads 'a”b' as one literal.
 func Bind(query string, args ...any) (string, error) {
 	var b strings.Builder
 	b.Grow(len(query) + 16*len(args))

@@ -19,6 +19,13 @@ type rowReader interface {
 // args; "" for every row), ordered by step and trajectory id. where is SQL:
 // pass values as args, never spliced into it.
 func ReadRows(ctx context.Context, s Store, where string, args ...any) ([]Row, error) {
+	return readRowsWhere(ctx, s, where, "ORDER BY step, trajectory_id", args...)
+}
+
+// readRowsWhere reads whole rows through FINAL; where is wrapped in
+// parentheses so it cannot reach past its clause, tail (ORDER BY, LIMIT) is
+// this package's own SQL.
+func readRowsWhere(ctx context.Context, s Store, where, tail string, args ...any) ([]Row, error) {
 	rr, ok := s.(rowReader)
 	if !ok {
 		return nil, fmt.Errorf("%w: %T cannot read whole rows", ErrConfig, s)
@@ -27,7 +34,7 @@ func ReadRows(ctx context.Context, s Store, where string, args ...any) ([]Row, e
 	if strings.TrimSpace(where) != "" {
 		q += " WHERE (" + where + "\n)"
 	}
-	q += " ORDER BY step, trajectory_id"
+	q += " " + tail
 	bound, err := Bind(q, args...)
 	if err != nil {
 		return nil, err
