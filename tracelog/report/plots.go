@@ -3,7 +3,9 @@ package report
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -126,6 +128,7 @@ func lengthPlot(runs []*Report, ss []series, yLabel string) (*plot.Plot, error) 
 			n++
 		}
 	}
+	headroom(p)
 	return p, nil
 }
 
@@ -133,7 +136,6 @@ func lengthPlot(runs []*Report, ss []series, yLabel string) (*plot.Plot, error) 
 // truncated share for a single run.
 func accuracyPlot(runs []*Report) (*plot.Plot, error) {
 	p := newPlot("training step", "share of trajectories")
-	p.Y.Min, p.Y.Max = 0, 1
 	n := 0
 	for _, r := range runs {
 		acc := make(plotter.XYs, len(r.Steps))
@@ -157,6 +159,8 @@ func accuracyPlot(runs []*Report) (*plot.Plot, error) {
 			n++
 		}
 	}
+	p.Y.Max = 1
+	headroom(p)
 	return p, nil
 }
 
@@ -174,7 +178,9 @@ func histPlot(r *Report) (*plot.Plot, error) {
 			bins[j] = plotter.HistogramBin{Min: float64(b.MinTokens), Max: float64(b.MaxTokens), Weight: 100 * b.Share}
 		}
 		ph := &plotter.Histogram{Bins: bins, Width: float64(h.Width), FillColor: fills[i], LineStyle: plotter.DefaultLineStyle}
-		ph.LineStyle.Color = plotutil.Color(i)
+		edge := fills[i].(color.NRGBA)
+		edge.A = 255
+		ph.LineStyle.Color = edge
 		p.Add(ph)
 		which := "first"
 		if i == 1 {
@@ -182,14 +188,13 @@ func histPlot(r *Report) (*plot.Plot, error) {
 		}
 		p.Legend.Add(fmt.Sprintf("%s step (%d), n=%d", which, h.Step, h.Trajectories), ph)
 	}
-	p.Y.Min = 0
+	headroom(p)
 	return p, nil
 }
 
 // lengthAccuracyPlot draws accuracy against length bucket for each run.
 func lengthAccuracyPlot(runs []*Report) (*plot.Plot, error) {
 	p := newPlot("completion tokens (bucket middle)", "accuracy")
-	p.Y.Min, p.Y.Max = 0, 1
 	for i, r := range runs {
 		xys := make(plotter.XYs, 0, len(r.LengthAccuracy.Buckets))
 		for _, b := range r.LengthAccuracy.Buckets {
@@ -201,6 +206,8 @@ func lengthAccuracyPlot(runs []*Report) (*plot.Plot, error) {
 			return nil, err
 		}
 	}
+	p.Y.Max = 1
+	headroom(p)
 	return p, nil
 }
 
@@ -209,8 +216,34 @@ func newPlot(x, y string) *plot.Plot {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.Legend.Top = true
+	p.X.Tick.Marker = numberTicks{}
+	p.Y.Tick.Marker = numberTicks{}
 	p.Add(plotter.NewGrid())
 	return p
+}
+
+// headroom starts the y axis at 0 and leaves the top fifth of the plot to
+// the legend.
+func headroom(p *plot.Plot) {
+	p.Y.Min = 0
+	if !(p.Y.Max > 0) || math.IsInf(p.Y.Max, 1) {
+		p.Y.Max = 1
+	}
+	p.Y.Max *= 1.25
+}
+
+// numberTicks labels ticks in their shortest form (250, not 250.00).
+type numberTicks struct{}
+
+// Ticks returns plot.DefaultTicks with shorter labels.
+func (numberTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'g', 6, 64)
+		}
+	}
+	return ticks
 }
 
 func addLine(p *plot.Plot, label string, xys plotter.XYs, i int) error {
