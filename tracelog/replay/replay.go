@@ -373,7 +373,13 @@ func (p *publisher) prompts(ctx context.Context, rows []tracelog.Row) error {
 	if len(batch) > 0 {
 		return p.publish(ctx, batch, read)
 	}
-	p.prog.Read += read
+	if read > 0 {
+		// Rows whose prompts went out before: count them as handled.
+		p.prog.Read += read
+		if p.o.Progress != nil {
+			p.o.Progress(p.prog)
+		}
+	}
 	return nil
 }
 
