@@ -24,11 +24,11 @@ func (d *Document) WriteMarkdown(w io.Writer) error {
 func (d *Document) markdown(b *bytes.Buffer) {
 	r := d.Report
 	s := r.Summary
-	fmt.Fprintf(b, "# Reasoning-length report: %s\n\n", r.Run)
+	fmt.Fprintf(b, "# Reasoning-length report: %s\n\n", cell(r.Run))
 	fmt.Fprintf(b, "%d trajectories over %d training steps (steps %d to %d).\n\n", s.Trajectories, s.TrainingSteps, s.FirstStep, s.LastStep)
 	fmt.Fprintf(b, "- Accuracy: %s (%d correct)\n", pct(s.Accuracy), s.Correct)
 	fmt.Fprintf(b, "- Truncated (finish_reason = 'length'): %s (%d)\n", pct(s.TruncatedShare), s.Truncated)
-	fmt.Fprintf(b, "- Completion tokens per correct answer: %s\n", num(s.TokensPerCorrect))
+	fmt.Fprintf(b, "- Completion tokens per correct answer: %s\n", perCorrect(s.Totals))
 	fmt.Fprintf(b, "- Longest completion: %d tokens\n\n", s.MaxTokens)
 	b.WriteString("## Length over the whole run\n\n")
 	lengthsTable(b, s.Lengths)
@@ -45,7 +45,7 @@ func (d *Document) markdown(b *bytes.Buffer) {
 		l := st.Lengths
 		fmt.Fprintf(b, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", st.Step, st.Trajectories,
 			pct(st.Accuracy), pct(st.TruncatedShare), num(l.All.MeanTokens), num(l.All.MedianTokens), num(l.All.P90Tokens),
-			orDash(l.Correct, l.Correct.MeanTokens), orDash(l.Incorrect, l.Incorrect.MeanTokens), num(l.All.MeanSteps), num(st.TokensPerCorrect))
+			orDash(l.Correct, l.Correct.MeanTokens), orDash(l.Incorrect, l.Incorrect.MeanTokens), num(l.All.MeanSteps), perCorrect(st.Totals))
 	}
 	b.WriteString("\n")
 
@@ -106,8 +106,8 @@ func bucketTable(b *bytes.Buffer, h Histogram) {
 }
 
 func compareMarkdown(b *bytes.Buffer, c *Comparison) {
-	fmt.Fprintf(b, "## Comparison: %s (base) vs %s\n\n", c.Base.Run, c.Other.Run)
-	b.WriteString("| | " + c.Base.Run + " | " + c.Other.Run + " | change |\n|---|---:|---:|---:|\n")
+	fmt.Fprintf(b, "## Comparison: %s (base) vs %s\n\n", cell(c.Base.Run), cell(c.Other.Run))
+	b.WriteString("| | " + cell(c.Base.Run) + " | " + cell(c.Other.Run) + " | change |\n|---|---:|---:|---:|\n")
 	row := func(name, x, y, d string) { fmt.Fprintf(b, "| %s | %s | %s | %s |\n", name, x, y, d) }
 	bt, ot := c.Base, c.Other
 	row("trajectories", strconv.FormatInt(bt.Trajectories, 10), strconv.FormatInt(ot.Trajectories, 10), "")
@@ -115,7 +115,11 @@ func compareMarkdown(b *bytes.Buffer, c *Comparison) {
 	row("mean tokens", num(bt.MeanTokens), num(ot.MeanTokens), "length cut "+pct(c.RelativeLengthCut))
 	row("mean steps", num(bt.MeanSteps), num(ot.MeanSteps), "steps cut "+pct(c.RelativeStepsCut))
 	row("truncated", pct(bt.TruncatedShare), pct(ot.TruncatedShare), signedPoints(ot.TruncatedShare-bt.TruncatedShare))
-	row("tokens per correct answer", num(bt.TokensPerCorrect), num(ot.TokensPerCorrect), "ratio "+num2(c.TokensPerCorrectRatio))
+	ratio := ""
+	if c.TokensPerCorrectRatio > 0 {
+		ratio = "ratio " + num2(c.TokensPerCorrectRatio)
+	}
+	row("tokens per correct answer", orNone(bt.TokensPerCorrect), orNone(ot.TokensPerCorrect), ratio)
 	row(fmt.Sprintf("accuracy at the last step (%d / %d)", bt.FinalStep, ot.FinalStep), pct(bt.FinalAccuracy), pct(ot.FinalAccuracy), signedPoints(c.FinalAccuracyDelta))
 	row("mean tokens at the last step", num(bt.FinalMeanTokens), num(ot.FinalMeanTokens), "length cut "+pct(c.RelativeFinalLengthCut))
 	b.WriteString("\nLength cut is 1 - other/base (positive: the other run is shorter). Accuracy changes are in percentage points.\n")
@@ -150,6 +154,28 @@ func signedPoints(x float64) string {
 		s = "+" + s
 	}
 	return s + " pp"
+}
+
+// perCorrect formats the tokens per correct answer of t, or "-" when no
+// answer was correct.
+func perCorrect(t Totals) string {
+	if t.Correct == 0 {
+		return "-"
+	}
+	return num(t.TokensPerCorrect)
+}
+
+// orNone formats x, or "-" for 0 (undefined).
+func orNone(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return num(x)
+}
+
+// cell makes s safe inside a markdown table cell or heading.
+func cell(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ", "\r", " ").Replace(s)
 }
 
 // orDash formats a statistic of s, or "-" when s is empty.

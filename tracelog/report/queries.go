@@ -21,9 +21,10 @@ const (
 	QueryLengthAccuracy = "length_accuracy"
 )
 
-// QueryNames lists every query Build runs, in the order it runs them.
+// QueryNames lists every query of the package: those Build runs, in the
+// order it runs them, then QueryRuns.
 func QueryNames() []string {
-	return []string{QuerySummary, QuerySteps, QueryLengthHist, QueryLengthAccuracy}
+	return []string{QuerySummary, QuerySteps, QueryLengthHist, QueryLengthAccuracy, QueryRuns}
 }
 
 // SQL returns the text of the named query, with ? placeholders for its

@@ -29,6 +29,8 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (*tracelog.Result, error)
 }
 
+var discard = slog.New(slog.DiscardHandler)
+
 // Options tune Build. The zero value is usable.
 type Options struct {
 	// HistogramBins is about how many buckets the length histograms of the
@@ -53,7 +55,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: bins must be at least 1 (histogram %d, accuracy %d)", ErrOptions, o.HistogramBins, o.AccuracyBins)
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = discard
 	}
 	return o, nil
 }

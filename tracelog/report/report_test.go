@@ -123,6 +123,15 @@ func TestReport(t *testing.T) {
 				}
 			})
 
+			t.Run("runs", func(t *testing.T) {
+				got, err := report.Runs(ctx(t), s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := []report.RunInfo{runInfo("run-a", a), runInfo("run-b", b)}
+				assertClose(t, "runs", want, got)
+			})
+
 			t.Run("no trajectories", func(t *testing.T) {
 				_, err := report.Build(ctx(t), s, "nobody", report.Options{})
 				if !errors.Is(err, report.ErrNoTrajectories) {
@@ -153,6 +162,17 @@ func TestReport(t *testing.T) {
 			})
 		})
 	}
+}
+
+func runInfo(run string, rows []tracelog.Row) report.RunInfo {
+	ri := report.RunInfo{Run: run, Trajectories: int64(len(rows)), FirstStep: rows[0].Step, LastStep: rows[0].Step}
+	steps := map[int64]bool{}
+	for _, r := range rows {
+		steps[r.Step] = true
+		ri.FirstStep, ri.LastStep = min(ri.FirstStep, r.Step), max(ri.LastStep, r.Step)
+	}
+	ri.TrainingSteps = int64(len(steps))
+	return ri
 }
 
 func meanTokens(rows []tracelog.Row) float64 {
