@@ -9,7 +9,8 @@ import (
 )
 
 // maskLiterals replaces the content of every single-quoted literal of s by
-// spaces, reading literals as ClickHouse does ('' and \ escape). ok is
+// spaces, reading literals as ClickHouse does (a doubled quote or a backslash
+// escapes). ok is
 // false for an unterminated literal.
 func maskLiterals(s string) (masked string, ok bool) {
 	b := []byte(s)

@@ -176,3 +176,15 @@ func insertRows(t testing.TB, s tracelog.Store, rows []tracelog.Row) {
 		t.Fatal(err)
 	}
 }
+
+// waitFor polls cond until it holds, failing t after a minute.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

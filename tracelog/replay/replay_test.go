@@ -1,17 +1,21 @@
 package replay_test
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 	"github.com/wsgrpo/wsgrpo/tracelog/replay"
@@ -197,34 +201,24 @@ func normalize(rows []tracelog.Row) []tracelog.Row {
 	return out
 }
 
-// testLogRoundTrip replays into the logger's two input streams, writes what
-// arrives as the logger does (FromLabeled, FromVerified), and reads the log
-// back: the same rows under the new run, marked replayed.
+// testLogRoundTrip replays into the logger's input streams (labeled, and
+// verified for runs without a labeler), runs the real logger stage on them,
+// and reads the log back: the same rows under the new run, marked replayed.
 func (f *fixture) testLogRoundTrip(t *testing.T) {
 	for _, target := range []replay.Target{replay.TargetLearner, replay.TargetLabeler} {
 		t.Run(string(target), func(t *testing.T) {
 			mem := newChecked(t)
 			into := "log-" + string(target)
 			topo := ensureRun(t, f.js, into)
-			kind, _ := target.Kind()
-			c := newConsumer(t, f.js, topo, kind)
+			stopLogger := f.startLogger(t, topo, target, mem)
 			if _, err := replay.Replay(testCtx(t), f.store, f.js, replay.Options{Run: srcRun, Into: topo, Target: target, Allocator: mem}); err != nil {
 				t.Fatal(err)
 			}
-			var logged []tracelog.Row
-			for _, b := range c.readAll(t, mem) {
-				switch rows := b.rows.(type) {
-				case []schemas.Labeled:
-					for i := range rows {
-						logged = append(logged, tracelog.FromLabeled(&rows[i]))
-					}
-				case []schemas.Verified:
-					for i := range rows {
-						logged = append(logged, tracelog.FromVerified(&rows[i]))
-					}
-				}
-			}
-			insertRows(t, f.store, logged)
+			waitFor(t, "the logger to write every replayed row", func() bool {
+				n, err := f.store.Count(testCtx(t), into)
+				return err == nil && n == srcRows
+			})
+			stopLogger()
 			back, err := tracelog.ReadRun(testCtx(t), f.store, into)
 			if err != nil {
 				t.Fatal(err)
@@ -249,6 +243,48 @@ func (f *fixture) testLogRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startLogger runs the logger stage of topo on the stream target reads,
+// once its durable consumer exists; the returned function stops it.
+func (f *fixture) startLogger(t *testing.T, topo pipeline.Topology, target replay.Target, mem memory.Allocator) func() {
+	t.Helper()
+	rc, err := topo.RunnerConfig(pipeline.StageLogger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kind, _ := target.Kind()
+	hop, err := topo.Hop(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Stream, rc.InputKind, rc.Allocator = hop.Stream, kind, mem
+	r, err := pipeline.NewRunner(f.js, rc, logger.New(f.store, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("logger: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	s, err := f.js.Stream(testCtx(t), hop.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the logger's durable consumer", func() bool {
+		_, err := s.Consumer(testCtx(t), rc.Consumer)
+		return err == nil
+	})
+	return stop
 }
 
 func (f *fixture) testIdempotent(t *testing.T) {

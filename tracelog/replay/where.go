@@ -162,7 +162,8 @@ func checkTokens(toks []token) error {
 var twoCharOps = []string{"==", "!=", "<>", "<=", ">=", "||", "->"}
 
 // lexWhere splits expr into tokens, with string literals read the way
-// ClickHouse reads them ('' and \ escape; no other literal syntax).
+// ClickHouse reads them (a doubled quote or a backslash escapes; no other
+// literal syntax).
 func lexWhere(s string) ([]token, error) {
 	var toks []token
 	for i := 0; i < len(s); {
