@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -29,24 +30,55 @@ import (
 // id). It wraps schemas.ErrInvalid: retrying cannot fix it.
 var ErrBadRow = fmt.Errorf("%w: row cannot be logged", schemas.ErrInvalid)
 
+// Options configure a Processor.
+type Options struct {
+	// Logger receives insert failures; nil discards.
+	Logger *slog.Logger
+	// Linger is how long the first of concurrent Process calls (a runner
+	// with Concurrency > 1) waits for others to join one INSERT: group
+	// commit. ClickHouse writes a part per INSERT, so a few large inserts
+	// cost far less than many 64-row ones. Every call still returns only
+	// after its rows are stored, so an ack never precedes the write.
+	// Zero inserts every batch on its own.
+	Linger time.Duration
+	// MaxRows closes a group to new batches once it holds this many rows
+	// and inserts it at once (default 4096).
+	MaxRows int
+}
+
 // Processor writes batches to a trajectory log. It satisfies the
 // pipeline's Processor interface and is safe for concurrent use when its
 // store is.
 type Processor struct {
 	store tracelog.Store
-	log   *slog.Logger
+	opts  Options
+
+	mu  sync.Mutex
+	cur *group // the group open to new batches, if any
 }
 
-// New returns a processor writing to store (migrated by the caller). log
-// may be nil.
-func New(store tracelog.Store, log *slog.Logger) *Processor {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// group is one INSERT shared by concurrent Process calls.
+type group struct {
+	rows    []tracelog.Row
+	full    chan struct{} // closed when the group reaches MaxRows
+	done    chan struct{} // closed after the insert; err is then set
+	err     error
+	members int
+}
+
+// New returns a processor writing to store (migrated by the caller).
+func New(store tracelog.Store, opts Options) *Processor {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{store: store, log: log}
+	if opts.MaxRows <= 0 {
+		opts.MaxRows = 4096
+	}
+	return &Processor{store: store, opts: opts}
 }
 
-// Process decodes the labeled or verified rows of in and inserts them. It
+// Process decodes the labeled or verified rows of in and inserts them,
+// alone or together with concurrent calls' rows (Options.Linger). It
 // returns no batches.
 func (p *Processor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
 	rows, err := Rows(in)
@@ -56,17 +88,61 @@ func (p *Processor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.
 	if len(rows) == 0 {
 		return nil, nil
 	}
+	if p.opts.Linger <= 0 {
+		return nil, p.insert(ctx, rows, 1)
+	}
+	p.mu.Lock()
+	g, leader := p.cur, false
+	if g == nil {
+		g = &group{full: make(chan struct{}), done: make(chan struct{})}
+		p.cur, leader = g, true
+	}
+	g.rows = append(g.rows, rows...)
+	g.members++
+	if len(g.rows) >= p.opts.MaxRows {
+		p.cur = nil // closed to new batches
+		close(g.full)
+	}
+	p.mu.Unlock()
+	if leader {
+		t := time.NewTimer(p.opts.Linger)
+		select {
+		case <-t.C:
+		case <-g.full:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		p.mu.Lock()
+		if p.cur == g {
+			p.cur = nil
+		}
+		p.mu.Unlock()
+		g.err = p.insert(ctx, g.rows, g.members)
+		close(g.done)
+		return nil, g.err
+	}
+	select {
+	case <-g.done:
+		return nil, g.err
+	case <-ctx.Done():
+		// The group may still store these rows; the batch is retried
+		// either way and the log de-duplicates it.
+		return nil, fmt.Errorf("logger: %w", ctx.Err())
+	}
+}
+
+func (p *Processor) insert(ctx context.Context, rows []tracelog.Row, batches int) error {
 	start := time.Now()
 	if err := p.store.Insert(ctx, rows); err != nil {
 		if errors.Is(err, schemas.ErrInvalid) {
 			// Never let a store error read as a bad payload.
 			err = fmt.Errorf("trajectory log insert: %v", err)
 		}
-		p.log.Warn("trajectory log insert failed; batch will be retried", "rows", len(rows), "err", err)
-		return nil, fmt.Errorf("logger: %w", err)
+		p.opts.Logger.Warn("trajectory log insert failed; batches will be retried", "rows", len(rows), "batches", batches, "err", err)
+		return fmt.Errorf("logger: %w", err)
 	}
-	p.log.Debug("trajectories logged", "rows", len(rows), "run", rows[0].RunID, "elapsed", time.Since(start))
-	return nil, nil
+	p.opts.Logger.Debug("trajectories logged", "rows", len(rows), "batches", batches, "elapsed", time.Since(start))
+	return nil
 }
 
 // Rows converts a labeled or verified batch to trajectory-log rows.

@@ -55,7 +55,7 @@ func TestProcessorWritesLabeledAndVerified(t *testing.T) {
 			if err := store.Migrate(ctx(t)); err != nil {
 				t.Fatal(err)
 			}
-			p := logger.New(store, nil)
+			p := logger.New(store, logger.Options{})
 			lab := labeledRows("train", 16)
 			rec := schemas.NewLabeledBatch(mem, lab)
 			defer rec.Release()
@@ -117,7 +117,7 @@ func TestProcessorRefusesBadBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	p := logger.New(store, nil)
+	p := logger.New(store, logger.Options{})
 	prompt := schemas.NewPromptBatch(mem, []schemas.Prompt{{RunID: "r", PromptID: "p"}})
 	defer prompt.Release()
 	noID := labeledRows("r", 2)
@@ -162,7 +162,7 @@ func TestProcessorServerOutage(t *testing.T) {
 	if err := store.Migrate(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	p := logger.New(store, nil)
+	p := logger.New(store, logger.Options{})
 	first := schemas.NewLabeledBatch(mem, labeledRows("o", 8))
 	defer first.Release()
 	rows := labeledRows("o", 16)
