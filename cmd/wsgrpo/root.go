@@ -26,6 +26,9 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newStageCmd(),
 		newVersionCmd(),
 		newBenchCmd(),
+		newSQLCmd(),
+		newReportCmd(),
+		newReplayCmd(),
 	)
 	return root
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/stages/logger"
+	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
 // ErrIncomplete is returned when a run ends before every row arrived.
@@ -25,6 +27,7 @@ type wiringOptions struct {
 	Rows     int
 	Timeout  time.Duration
 	Progress bool
+	NoLog    bool
 }
 
 func newTrainCmd() *cobra.Command {
@@ -65,6 +68,7 @@ handling; it does not sample, verify, label or learn.`,
 	f.IntVar(&opts.Rows, "rows", 64, "rows per prompt batch (--wiring)")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "give up when rows stop arriving for this long")
 	f.BoolVar(&opts.Progress, "progress", false, "show a progress bar")
+	f.BoolVar(&opts.NoLog, "no-log", false, "do not run the logger stage (no trajectory log)")
 	return cmd
 }
 
@@ -128,8 +132,17 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	}}
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 8)
 	runners := map[string]pipeline.Processor{pipeline.StageLearner: sink}
+	// The logger is a real stage: every labeled row goes to the trajectory log.
+	var store tracelog.Store
+	if !o.NoLog {
+		if store, err = openLogForWrite(ctx, cfg, log); err != nil {
+			return fmt.Errorf("%w (or run with --no-log)", err)
+		}
+		defer store.Close()
+		runners[pipeline.StageLogger] = logger.New(store, logger.Options{Logger: log})
+	}
 	for _, pos := range wiringPositions {
 		rc, err := s.topo.RunnerConfig(pos)
 		if err != nil {
@@ -207,14 +220,41 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	if err != nil {
 		return err
 	}
+	logged := int64(-1)
+	if store != nil {
+		// The logger acks after its insert; wait for the last batches.
+		deadline := time.Now().Add(o.Timeout)
+		for {
+			if logged, err = store.Count(ctx, cfg.Run); err != nil {
+				return fmt.Errorf("count logged trajectories: %w", err)
+			}
+			if logged >= int64(want) || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case err := <-errs:
+				return err
+			case <-tick.C:
+			}
+		}
+	}
 	unique, total := sink.counts()
 	out(cmd, "wiring run %q: %d prompt batches x %d rows through sampler -> verifier -> labeler -> learner positions (pass-through)\n", cfg.Run, o.Batches, o.Rows)
 	out(cmd, "  rows arrived:        %d unique of %d expected (%d deliveries, %d duplicates removed by id)\n", unique, want, total, total-unique)
 	out(cmd, "  dead letters:        %d\n", len(dead))
+	if store != nil {
+		out(cmd, "  trajectory log:      %d rows (%s backend; try: wsgrpo sql --run %s \"SELECT count() FROM trajectories_dedup\")\n",
+			logged, tracelog.Config{DSN: cfg.ClickHouseDSN}.BackendName(), cfg.RunDir())
+	}
 	out(cmd, "  publish time:        %s\n", published.Round(time.Millisecond))
 	out(cmd, "  end-to-end time:     %s (%.0f rows/s through 4 hops)\n", elapsed.Round(time.Millisecond),
 		float64(want)/elapsed.Seconds())
 	out(cmd, "  run directory:       %s\n", cfg.RunDir())
+	if store != nil && logged != int64(want) {
+		return fmt.Errorf("%w: trajectory log holds %d of %d rows", ErrIncomplete, logged, want)
+	}
 	if unique != want {
 		return fmt.Errorf("%w: %d of %d rows", ErrIncomplete, unique, want)
 	}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/stages/logger"
+	"github.com/wsgrpo/wsgrpo/tracelog"
+)
+
+func init() { stageFactories[pipeline.StageLogger] = newLoggerStage }
+
+// openLogForWrite opens (creating and migrating if needed) the trajectory
+// log cfg selects: the ClickHouse server at cfg.ClickHouseDSN, or embedded
+// chDB in the run directory.
+func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (tracelog.Store, error) {
+	tc := tracelog.Config{DSN: cfg.ClickHouseDSN, Logger: log}
+	if tc.DSN == "" {
+		tc.Dir = tracelog.EmbeddedDir(cfg.RunDir())
+	}
+	s, err := tracelog.Open(ctx, tc)
+	if err != nil {
+		return nil, logError(cfg, err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate trajectory log: %w", logError(cfg, err))
+	}
+	return s, nil
+}
+
+// newLoggerStage builds the logger stage: labeled rows into the trajectory log.
+func newLoggerStage(ctx context.Context, cfg Config, log *slog.Logger) (pipeline.Processor, func(), error) {
+	s, err := openLogForWrite(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := logger.Options{Logger: log}
+	if cfg.Runner.Concurrency > 1 {
+		// Concurrent batches share one INSERT (group commit).
+		opts.Linger = 20 * time.Millisecond
+	}
+	return logger.New(s, opts), func() { s.Close() }, nil
+}
