@@ -231,7 +231,7 @@ func Run(o Options, log *slog.Logger) (res *Result, err error) {
 		loss := tensors.ToScalar[float32](metrics[0]) // waits for the step's results
 		d := time.Since(start)
 		for _, m := range metrics {
-			m.FinalizeAll()
+			_ = m.FinalizeAll()
 		}
 		res.Losses = append(res.Losses, loss)
 		if i == 0 {
