@@ -20,4 +20,11 @@
 // The run and step filters are bound as arguments, and the expression is
 // parenthesised after them, so it can narrow the selection but never widen
 // it past the run.
+//
+// Reading: the selected groups are planned first (one aggregate query),
+// then read in pages of whole groups, each page a range of the log's sort
+// key (run_id, trajectory_id) that the primary index narrows, so every row
+// is read once. Batches hold whole groups, never mix training steps, and
+// follow step order within a page (the whole selection, up to
+// DefaultPageRows rows).
 package replay

@@ -25,7 +25,7 @@ const (
 	// DefaultBatch is the number of rows per published batch.
 	DefaultBatch = 64
 	// DefaultPageRows bounds how many rows are read from the log at once.
-	DefaultPageRows = 8192
+	DefaultPageRows = 16384
 )
 
 // Options configures one replay.
@@ -47,8 +47,10 @@ type Options struct {
 	// larger than Batch gets a batch of its own.
 	Batch int
 	// PageRows bounds the rows read from the log at once (default
-	// DefaultPageRows); a step with more rows is read in several pages,
-	// each holding whole groups.
+	// DefaultPageRows; a group larger than that is read whole). A selection
+	// that fits in one page is published in step order; a larger one is
+	// read page by page in the log's sort order (trajectory id), so that
+	// every row is read once, and each page is published in step order.
 	PageRows int
 	// Allocator builds the batches (default memory.DefaultAllocator).
 	Allocator memory.Allocator
@@ -112,31 +114,31 @@ func Replay(ctx context.Context, src tracelog.Store, js jetstream.JetStream, opt
 		return sum, err
 	}
 	where, args := o.filter()
-	pages, total, err := planPages(ctx, src, where, args, o.PageRows)
+	pl, err := planPages(ctx, src, where, args, o.PageRows)
 	if err != nil {
 		return sum, err
 	}
-	if total == 0 {
+	if pl.total == 0 {
 		return sum, emptyError(ctx, src, o)
 	}
-	sum.Selected = total
+	sum.Selected, sum.FirstStep, sum.LastStep = pl.total, pl.first, pl.last
 	if o.Target == TargetLearner {
 		if err := checkLabeled(ctx, src, where, args); err != nil {
 			return sum, err
 		}
 	}
 	o.Logger.Info("replaying", "run", o.Run, "into", o.Into.Run, "target", o.Target, "subject", hop.Subject,
-		"rows", total, "steps", len(pages))
+		"rows", pl.total, "pages", len(pl.pages))
 	p := &publisher{o: o, js: js, hop: hop, kind: kind, maxBody: maxBody, sum: &sum,
-		seen: map[string]bool{}, prog: Progress{Total: total}}
-	sum.FirstStep, sum.LastStep = pages[0].step, pages[len(pages)-1].step
-	for _, pg := range pages {
+		seen: map[string]bool{}, prog: Progress{Total: pl.total}}
+	for i := range pl.pages {
+		pg := &pl.pages[i]
 		w, a := pg.where(where, args)
 		rows, err := tracelog.ReadRows(ctx, src, w, a...)
 		if err != nil {
-			return sum, fmt.Errorf("replay: read step %d: %w", pg.step, err)
+			return sum, fmt.Errorf("replay: read page %d of %d: %w", i+1, len(pl.pages), err)
 		}
-		if err := p.page(ctx, rows); err != nil {
+		if err := p.page(ctx, pg.keep(rows)); err != nil {
 			return sum, err
 		}
 	}
@@ -224,50 +226,6 @@ func checkStream(ctx context.Context, js jetstream.JetStream, hop pipeline.Hop) 
 	return nil
 }
 
-// page is one read of the log: one step, or one hash bucket of a step's
-// groups when the step holds more than the page size.
-type page struct {
-	step            int64
-	bucket, buckets uint64
-}
-
-func (p page) where(w string, args []any) (string, []any) {
-	w += " AND step = ?"
-	a := append(append([]any(nil), args...), p.step)
-	if p.buckets > 1 {
-		w += " AND cityHash64(group_id) % ? = ?"
-		a = append(a, p.buckets, p.bucket)
-	}
-	return w, a
-}
-
-// planPages counts the selected rows per step and splits big steps into
-// buckets of whole groups.
-func planPages(ctx context.Context, s tracelog.Store, where string, args []any, pageRows int) ([]page, int64, error) {
-	q := "SELECT step, count() FROM " + ddl.Table + " FINAL WHERE (" + where + ") GROUP BY step ORDER BY step"
-	res, err := s.Query(ctx, q, args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("replay: select rows: %w", err)
-	}
-	var (
-		pages []page
-		total int64
-	)
-	for _, r := range res.Rows {
-		step, ok1 := r[0].(int64)
-		n, ok2 := r[1].(uint64)
-		if !ok1 || !ok2 {
-			return nil, 0, fmt.Errorf("replay: step count row %v has unexpected types", r)
-		}
-		total += int64(n)
-		buckets := max(1, (n+uint64(pageRows)-1)/uint64(pageRows))
-		for b := range buckets {
-			pages = append(pages, page{step: step, bucket: b, buckets: buckets})
-		}
-	}
-	return pages, total, nil
-}
-
 // emptyError explains an empty selection: no rows of the run at all, or
 // none that pass the filters.
 func emptyError(ctx context.Context, s tracelog.Store, o Options) error {
@@ -310,10 +268,14 @@ type publisher struct {
 	prog    Progress
 }
 
-// page publishes one page of rows (one step): whole groups per batch.
+// page publishes one page of rows in step order, whole groups per batch,
+// never mixing steps in a batch.
 func (p *publisher) page(ctx context.Context, rows []tracelog.Row) error {
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := &rows[i], &rows[j]
+		if a.Step != b.Step {
+			return a.Step < b.Step
+		}
 		if a.GroupID != b.GroupID {
 			return a.GroupID < b.GroupID
 		}
@@ -328,7 +290,7 @@ func (p *publisher) page(ctx context.Context, rows []tracelog.Row) error {
 	start := 0
 	for start < len(rows) {
 		end := start
-		for end < len(rows) {
+		for end < len(rows) && rows[end].Step == rows[start].Step {
 			g := groupEnd(rows, end)
 			if end > start && g-start > p.o.Batch {
 				break
@@ -343,10 +305,11 @@ func (p *publisher) page(ctx context.Context, rows []tracelog.Row) error {
 	return nil
 }
 
-// groupEnd returns the end of the group that starts at rows[i].
+// groupEnd returns the end of the group that starts at rows[i] (rows
+// without a group id are groups of one).
 func groupEnd(rows []tracelog.Row, i int) int {
 	j := i + 1
-	for j < len(rows) && rows[j].GroupID == rows[i].GroupID {
+	for j < len(rows) && rows[i].GroupID != "" && rows[j].GroupID == rows[i].GroupID && rows[j].Step == rows[i].Step {
 		j++
 	}
 	return j
