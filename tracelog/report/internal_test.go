@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"gonum.org/v1/plot/plotter"
 )
 
 func TestBucketWidth(t *testing.T) {
@@ -58,5 +60,33 @@ func TestSQLFiles(t *testing.T) {
 		if _, err := SQL(bad); err == nil {
 			t.Errorf("SQL(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestDownsample(t *testing.T) {
+	for _, tc := range []struct{ n, limit, want int }{{10, 500, 10}, {500, 500, 500}, {501, 500, 251}, {15625, 500, 489}, {7, 3, 3}} {
+		t.Run("", func(t *testing.T) {
+			xys := make(plotter.XYs, tc.n)
+			var sumY float64
+			for i := range xys {
+				xys[i] = plotter.XY{X: float64(i), Y: float64(i * i % 17)}
+				sumY += xys[i].Y
+			}
+			got := downsample(xys, tc.limit)
+			if len(got) != tc.want || len(got) > tc.limit {
+				t.Fatalf("downsample(%d, %d) has %d points, want %d", tc.n, tc.limit, len(got), tc.want)
+			}
+			k := (tc.n + tc.limit - 1) / tc.limit
+			for i, p := range got {
+				lo, hi := i*k, min((i+1)*k, tc.n)
+				var y float64
+				for _, q := range xys[lo:hi] {
+					y += q.Y
+				}
+				if wantX, wantY := float64(lo+hi-1)/2, y/float64(hi-lo); p.X != wantX || p.Y != wantY {
+					t.Errorf("point %d = %v, want (%v, %v)", i, p, wantX, wantY)
+				}
+			}
+		})
 	}
 }

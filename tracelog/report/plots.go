@@ -105,7 +105,7 @@ var (
 // lengthPlot draws, over training, every series for one run, or the mean
 // and the p90 of each run when comparing.
 func lengthPlot(runs []*Report, ss []series, yLabel string) (*plot.Plot, error) {
-	p := newPlot("training step", yLabel)
+	p := newPlot(trainingAxis(runs), yLabel)
 	if len(runs) > 1 {
 		ss = []series{ss[0], ss[2]}
 	}
@@ -135,7 +135,7 @@ func lengthPlot(runs []*Report, ss []series, yLabel string) (*plot.Plot, error) 
 // accuracyPlot draws accuracy over training for each run, and the
 // truncated share for a single run.
 func accuracyPlot(runs []*Report) (*plot.Plot, error) {
-	p := newPlot("training step", "share of trajectories")
+	p := newPlot(trainingAxis(runs), "share of trajectories")
 	n := 0
 	for _, r := range runs {
 		acc := make(plotter.XYs, len(r.Steps))
@@ -246,11 +246,56 @@ func (numberTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
+// maxLinePoints bounds the points of a line over training: the PNG is 768
+// pixels wide, and the rasterizer slows down sharply with the segments of
+// one path (a run of a million trajectories has 15,625 steps).
+const maxLinePoints = 500
+
+// downsample averages runs of consecutive points so that at most limit
+// remain; it returns xys itself when it is short enough.
+func downsample(xys plotter.XYs, limit int) plotter.XYs {
+	if len(xys) <= limit {
+		return xys
+	}
+	k := (len(xys) + limit - 1) / limit
+	out := make(plotter.XYs, 0, limit)
+	for i := 0; i < len(xys); i += k {
+		chunk := xys[i:min(i+k, len(xys))]
+		var m plotter.XY
+		for _, p := range chunk {
+			m.X += p.X
+			m.Y += p.Y
+		}
+		m.X /= float64(len(chunk))
+		m.Y /= float64(len(chunk))
+		out = append(out, m)
+	}
+	return out
+}
+
+// stepsPerPoint is how many training steps one point of a line over the
+// steps of runs stands for.
+func stepsPerPoint(runs []*Report) int {
+	most := 0
+	for _, r := range runs {
+		most = max(most, len(r.Steps))
+	}
+	return max((most+maxLinePoints-1)/maxLinePoints, 1)
+}
+
+// trainingAxis labels the x axis of a plot over training.
+func trainingAxis(runs []*Report) string {
+	if k := stepsPerPoint(runs); k > 1 {
+		return fmt.Sprintf("training step (each point: mean over up to %d steps)", k)
+	}
+	return "training step"
+}
+
 func addLine(p *plot.Plot, label string, xys plotter.XYs, i int) error {
 	if len(xys) == 0 {
 		return nil
 	}
-	l, err := plotter.NewLine(xys)
+	l, err := plotter.NewLine(downsample(xys, maxLinePoints))
 	if err != nil {
 		return err
 	}

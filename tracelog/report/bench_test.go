@@ -1,0 +1,91 @@
+package report_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
+	"github.com/wsgrpo/wsgrpo/tracelog/report"
+)
+
+// Environment variables of BenchmarkReport.
+const (
+	// benchRowsEnv sets the trajectories of the synthetic run (default 1,000,000).
+	benchRowsEnv = "WSGRPO_REPORT_BENCH_ROWS"
+	// benchTokensEnv sets the completion-length limit (default 64 tokens:
+	// short completions keep generating and inserting a million rows fast;
+	// the report reads only scalar columns).
+	benchTokensEnv = "WSGRPO_REPORT_BENCH_TOKENS"
+)
+
+func envInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		tb.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// BenchmarkReport times the report of one run of a million synthetic
+// trajectories on each backend: query is Build (every report query), render
+// is Write (plots, markdown, JSON). The run is inserted once per backend,
+// before timing, in batches of 8,192.
+//
+//	go test ./tracelog/report -run '^$' -bench Report -benchtime 5x -timeout 60m
+func BenchmarkReport(b *testing.B) {
+	if testing.Short() {
+		b.Skip("the report benchmark inserts a million rows per backend; not in -short")
+	}
+	n := envInt(b, benchRowsEnv, 1_000_000)
+	tokens := envInt(b, benchTokensEnv, 64)
+	for _, backend := range chtest.Backends() {
+		b.Run(backend.Name, func(b *testing.B) {
+			c, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+			defer cancel()
+			s := openStore(b, backend, true)
+			st, err := report.InsertSynthetic(c, s, "bench", n, 8192, tokens, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%s: inserted %d trajectories (1..%d tokens) in %s, %.0f rows/s", backend.Name, st.Rows, tokens, st.Elapsed.Round(time.Millisecond), st.RowsPerSecond())
+			var r *report.Report
+			b.Run("query", func(b *testing.B) {
+				for b.Loop() {
+					if r, err = report.Build(c, s, "bench", report.Options{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if r.Summary.Trajectories != int64(n) {
+					b.Fatalf("report counts %d trajectories, want %d", r.Summary.Trajectories, n)
+				}
+				b.ReportMetric(float64(n)/(float64(b.Elapsed().Nanoseconds())/float64(b.N))*1e9, "rows/s")
+			})
+			b.Run("render", func(b *testing.B) {
+				dir := b.TempDir()
+				for b.Loop() {
+					if _, err := report.NewDocument(r, nil).Write(dir); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("measure", func(b *testing.B) {
+				for b.Loop() {
+					l, err := report.MeasureReport(c, s, "bench", report.Options{}, b.TempDir(), 1)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(float64(l.QueryMedian().Milliseconds()), "query-ms")
+					b.ReportMetric(float64(l.RenderMedian().Milliseconds()), "render-ms")
+				}
+			})
+		})
+	}
+}
