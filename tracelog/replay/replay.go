@@ -67,7 +67,8 @@ type Progress struct {
 	// Read is the number of source rows handled so far.
 	Read int64
 	// Rows is the number of rows published so far.
-	Rows    int64
+	Rows int64
+	// Batches is the number of batches published so far.
 	Batches int
 }
 
