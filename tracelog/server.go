@@ -312,7 +312,27 @@ func appendColumns(batch driver.Batch, rows []Row, version uint64) error {
 		return fmt.Errorf("%d column values for %d columns", len(values), len(Columns))
 	}
 	for i, v := range values {
-		if err := batch.Column(i).Append(v); err != nil {
+		col := batch.Column(i)
+		var err error
+		// The driver appends a whole [][]T column by reflection, element
+		// by element; one row at a time takes its typed path.
+		switch vs := v.(type) {
+		case [][]int32:
+			for _, r := range vs {
+				if err = col.AppendRow(r); err != nil {
+					break
+				}
+			}
+		case [][]float32:
+			for _, r := range vs {
+				if err = col.AppendRow(r); err != nil {
+					break
+				}
+			}
+		default:
+			err = col.Append(v)
+		}
+		if err != nil {
 			return fmt.Errorf("column %s: %w", Columns[i], err)
 		}
 	}
