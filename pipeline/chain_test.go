@@ -46,6 +46,41 @@ func TestChainExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink, stop := startChain(t, conns, top, mem, workers, m)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sink holds %d distinct rows of %d", sink.distinct(), sink.total)
+			sink.mu.Lock()
+			shown := 0
+			for id, n := range sink.seen {
+				if n > 1 && shown < 5 {
+					t.Logf("  row %q seen %d times", id, n)
+					shown++
+				}
+			}
+			shown = 0
+			for _, b := range sink.batches {
+				if len(b) != rowsPer || (shown < 5 && strings.Split(b[0], "-")[0] != strings.Split(b[1], "-")[0]) {
+					t.Logf("  odd batch %q", b)
+					shown++
+				}
+			}
+			sink.mu.Unlock()
+			dumpConsumers(t, conns[0], top)
+			for b := range batches {
+				for i := range rowsPer {
+					if id := schemas.TrajectoryID(top.Run, int64(b), fmt.Sprintf("p%d-%d", b, i), 0); !sink.has(id) && shown < 10 {
+						t.Logf("  missing %s", id)
+						shown++
+					}
+				}
+			}
+			dls, err := ReadDeadLetters(context.Background(), conns[0], top, 5)
+			t.Logf("dead letters (first 5, err %v):", err)
+			for _, d := range dls {
+				t.Logf("  %s stage=%s seq=%d deliveries=%d: %s", d.Reason, d.Stage, d.Sequence, d.Deliveries, d.Error)
+			}
+		}
+	})
 	waitFor(t, 2*time.Minute, "all rows at the sink", func() bool { return sink.distinct() >= batches*rowsPer })
 	stop()
 
@@ -138,4 +173,33 @@ func mustHop(t testing.TB, top Topology, k schemas.Kind) Hop {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// dumpConsumers logs the state of every consumer of the run's hops.
+func dumpConsumers(t testing.TB, js jetstream.JetStream, top Topology) {
+	t.Helper()
+	ctx := context.Background()
+	for _, h := range top.Hops() {
+		s, err := js.Stream(ctx, h.Stream)
+		if err != nil {
+			t.Logf("stream %s: %v", h.Stream, err)
+			continue
+		}
+		si, _ := s.Info(ctx)
+		if si != nil {
+			t.Logf("stream %s: msgs=%d first=%d last=%d", h.Stream, si.State.Msgs, si.State.FirstSeq, si.State.LastSeq)
+		}
+		for name := range s.ConsumerNames(ctx).Name() {
+			c, err := s.Consumer(ctx, name)
+			if err != nil {
+				continue
+			}
+			ci, err := c.Info(ctx)
+			if err != nil {
+				continue
+			}
+			t.Logf("  consumer %s: pending=%d ack_pending=%d redelivered=%d waiting=%d delivered=%d ack_floor=%d",
+				name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, ci.Delivered.Stream, ci.AckFloor.Stream)
+		}
+	}
 }

@@ -152,9 +152,10 @@ func publishRecs(t testing.TB, js jetstream.JetStream, subject string, recs []ar
 
 // collector is a sink processor that records every row id it sees.
 type collector struct {
-	mu    sync.Mutex
-	seen  map[string]int
-	total int
+	mu      sync.Mutex
+	seen    map[string]int
+	total   int
+	batches [][]string
 }
 
 func newCollector() *collector { return &collector{seen: map[string]int{}} }
@@ -170,6 +171,7 @@ func (c *collector) Process(_ context.Context, in arrow.RecordBatch) ([]arrow.Re
 		c.seen[id]++
 		c.total++
 	}
+	c.batches = append(c.batches, ids)
 	return nil, nil
 }
 

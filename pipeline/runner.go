@@ -47,6 +47,8 @@ const (
 	DefaultAckWait = 30 * time.Second
 	// DefaultMaxDeliver is how many times a batch is tried.
 	DefaultMaxDeliver = 5
+	// defaultMaxAckPending caps a consumer's unacknowledged messages.
+	defaultMaxAckPending = 1000
 )
 
 // RunnerConfig configures one stage runner. Topology.RunnerConfig fills the
@@ -141,7 +143,7 @@ func (c *RunnerConfig) setDefaults() error {
 		return fmt.Errorf("%w: runner %s MaxDeliver %d", ErrInvalidConfig, c.Stage, c.MaxDeliver)
 	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 1000
+		c.MaxAckPending = defaultMaxAckPending
 	}
 	def(&c.BackoffMin, 250*time.Millisecond)
 	def(&c.BackoffMax, 30*time.Second)
@@ -207,15 +209,7 @@ func (r *Runner) ensureConsumer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runner %s: input stream %s: %w", r.cfg.Stage, r.cfg.Stream, err)
 	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       r.cfg.Consumer,
-		Description:   "wsgrpo stage " + r.cfg.Stage,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       r.cfg.AckWait,
-		MaxDeliver:    r.cfg.MaxDeliver,
-		MaxAckPending: r.cfg.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	cons, err := s.CreateOrUpdateConsumer(ctx, consumerConfig(r.cfg.Consumer, r.cfg.AckWait, r.cfg.MaxDeliver, r.cfg.MaxAckPending))
 	if err != nil {
 		return fmt.Errorf("runner %s: consumer %s on %s: %w", r.cfg.Stage, r.cfg.Consumer, r.cfg.Stream, err)
 	}
@@ -295,10 +289,11 @@ func (r *Runner) worker(ctx, hard context.Context, id int) {
 	}
 	pause := r.cfg.BackoffMin
 	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, r.cfg.FetchWait)
-		batch, err := r.cons.Fetch(r.cfg.FetchSize, jetstream.FetchContext(fctx))
+		// The server ends the pull after FetchWait. A client-side deadline
+		// is not used: messages arriving after it would be dropped and only
+		// come back after AckWait.
+		batch, err := r.cons.Fetch(r.cfg.FetchSize, jetstream.FetchMaxWait(r.cfg.FetchWait))
 		if err != nil {
-			cancel()
 			if ctx.Err() != nil {
 				break
 			}
@@ -328,7 +323,6 @@ func (r *Runner) worker(ctx, hard context.Context, id int) {
 			}
 			h.remove(m)
 		}
-		cancel()
 		if err := batch.Error(); err != nil && ctx.Err() == nil && !isFetchTimeout(err) {
 			r.cfg.Metrics.Errors.WithLabelValues(r.cfg.Stage, "fetch").Inc()
 			log.Warn("fetch ended with error; retrying", "err", err, "pause", pause)

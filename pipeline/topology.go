@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -60,6 +61,14 @@ type Topology struct {
 	MaxAge time.Duration
 	// Duplicates is the de-duplication window (0: DefaultDuplicateWindow).
 	Duplicates time.Duration
+	// LabeledConsumers are the durable consumers of the labeled stream,
+	// each of which sees every labeled batch (nil: the learner and the
+	// trajectory logger). Ensure creates them up front: on an
+	// interest-retention stream a message published while no consumer
+	// exists is dropped at once, so a sink that starts late would miss
+	// batches. Every consumer named here must run, or labeled batches
+	// accumulate in the stream waiting for it.
+	LabeledConsumers []string
 }
 
 // NewTopology returns the topology of run with default settings, or
@@ -237,6 +246,19 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			return fmt.Errorf("ensure stream %s: %w", h.Stream, err)
 		}
 	}
+	lab, err := t.Hop(schemas.KindLabeled)
+	if err != nil {
+		return err
+	}
+	for _, name := range t.labeledConsumers() {
+		if err := ValidateName(name); err != nil {
+			return fmt.Errorf("labeled consumer: %w", err)
+		}
+		cfg := consumerConfig(name, DefaultAckWait, DefaultMaxDeliver, defaultMaxAckPending)
+		if _, err := js.CreateConsumer(ctx, lab.Stream, cfg); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+			return fmt.Errorf("ensure consumer %s on %s: %w", name, lab.Stream, err)
+		}
+	}
 	dlq := jetstream.StreamConfig{
 		Name:        t.DeadLetterStream(),
 		Description: fmt.Sprintf("wsgrpo run %s: dead letters", t.Run),
@@ -269,6 +291,26 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("ensure kv %s: %w", t.StateBucket(), err)
 	}
 	return nil
+}
+
+func (t Topology) labeledConsumers() []string {
+	if t.LabeledConsumers == nil {
+		return []string{StageLearner, StageLogger}
+	}
+	return t.LabeledConsumers
+}
+
+// consumerConfig is the durable pull consumer every stage uses.
+func consumerConfig(name string, ackWait time.Duration, maxDeliver, maxAckPending int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "wsgrpo stage " + name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: maxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
 }
 
 // MaxBodySize returns the largest message body the run's data streams accept

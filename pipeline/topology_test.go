@@ -110,18 +110,19 @@ func TestEnsureIdempotent(t *testing.T) {
 	if _, err := js.KeyValue(ctx, top.StateBucket()); err != nil {
 		t.Errorf("state bucket: %v", err)
 	}
-	// Interest retention: both sinks see the same message.
+	// Interest retention: both sinks see the same message, even one
+	// published before either sink ran (Ensure made their consumers).
 	lab := mustHop(t, top, schemas.KindLabeled)
-	var cons []jetstream.Consumer
-	for _, name := range []string{StageLearner, StageLogger} {
-		c, err := js.CreateOrUpdateConsumer(ctx, lab.Stream, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cons = append(cons, c)
-	}
 	if _, err := js.Publish(ctx, lab.Subject, []byte("x")); err != nil {
 		t.Fatal(err)
+	}
+	var cons []jetstream.Consumer
+	for _, name := range []string{StageLearner, StageLogger} {
+		c, err := js.Consumer(ctx, lab.Stream, name)
+		if err != nil {
+			t.Fatalf("consumer %s not created by Ensure: %v", name, err)
+		}
+		cons = append(cons, c)
 	}
 	for i, c := range cons {
 		b, err := c.FetchNoWait(1)
