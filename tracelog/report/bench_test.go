@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 	"github.com/wsgrpo/wsgrpo/tracelog/report"
 )
@@ -36,7 +39,8 @@ func envInt(tb testing.TB, name string, def int) int {
 
 // BenchmarkReport times the report of one run of a million synthetic
 // trajectories on each backend: query is Build (every report query), render
-// is Write (plots, markdown, JSON). The run is inserted once per backend,
+// is Write (plots, markdown, JSON), query-merged is Build again after
+// OPTIMIZE ... FINAL, measure is MeasureReport. The run is inserted once per backend,
 // before timing, in batches of 8,192.
 //
 //	go test ./tracelog/report -run '^$' -bench Report -benchtime 5x -timeout 60m
@@ -50,7 +54,8 @@ func BenchmarkReport(b *testing.B) {
 		b.Run(backend.Name, func(b *testing.B) {
 			c, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 			defer cancel()
-			s := openStore(b, backend, true)
+			cfg, _ := backend.Open(b)
+			s := open(b, cfg, true)
 			st, err := report.InsertSynthetic(c, s, "bench", n, 8192, tokens, 1)
 			if err != nil {
 				b.Fatal(err)
@@ -76,6 +81,20 @@ func BenchmarkReport(b *testing.B) {
 					}
 				}
 			})
+			// The same after merging the parts of the inserts into one
+			// (what ClickHouse's background merges converge to): FINAL then
+			// has nothing left to collapse.
+			b.Run("query-merged", func(b *testing.B) {
+				optimize(b, c, cfg, s)
+				for b.Loop() {
+					if r, err = report.Build(c, s, "bench", report.Options{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if r.Summary.Trajectories != int64(n) {
+					b.Fatalf("report counts %d trajectories, want %d", r.Summary.Trajectories, n)
+				}
+			})
 			b.Run("measure", func(b *testing.B) {
 				for b.Loop() {
 					l, err := report.MeasureReport(c, s, "bench", report.Options{}, b.TempDir(), 1)
@@ -87,5 +106,31 @@ func BenchmarkReport(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// optimize merges the parts of the trajectories table: through the driver
+// for a server (tracelog's Query reads a result, which OPTIMIZE lacks),
+// through Query for chDB.
+func optimize(b *testing.B, c context.Context, cfg tracelog.Config, s tracelog.Store) {
+	b.Helper()
+	const q = "OPTIMIZE TABLE trajectories FINAL"
+	if cfg.DSN == "" {
+		if _, err := s.Query(c, q); err != nil {
+			b.Fatal(err)
+		}
+		return
+	}
+	opts, err := clickhouse.ParseDSN(cfg.DSN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(c, q); err != nil {
+		b.Fatal(err)
 	}
 }

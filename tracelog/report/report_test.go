@@ -30,6 +30,12 @@ func ctx(tb testing.TB) context.Context {
 func openStore(tb testing.TB, b chtest.Backend, migrate bool) tracelog.Store {
 	tb.Helper()
 	cfg, _ := b.Open(tb)
+	return open(tb, cfg, migrate)
+}
+
+// open opens the store cfg selects, closed in tb.Cleanup.
+func open(tb testing.TB, cfg tracelog.Config, migrate bool) tracelog.Store {
+	tb.Helper()
 	s, err := tracelog.Open(ctx(tb), cfg)
 	if err != nil {
 		tb.Fatal(err)
