@@ -80,6 +80,7 @@ func (s *embeddedStore) query(ctx context.Context, q string) (*Result, error) {
 	return out, nil
 }
 
+// Migrate implements Store.
 func (s *embeddedStore) Migrate(ctx context.Context) error { return s.migrateTo(ctx, 0) }
 
 func (s *embeddedStore) migrateTo(ctx context.Context, upTo int) error {
@@ -88,6 +89,7 @@ func (s *embeddedStore) migrateTo(ctx context.Context, upTo int) error {
 	return migrate(ctx, s, upTo, s.cfg.Logger)
 }
 
+// Query implements Store.
 func (s *embeddedStore) Query(ctx context.Context, q string, args ...any) (*Result, error) {
 	bound, err := Bind(q, args...)
 	if err != nil {
@@ -96,6 +98,7 @@ func (s *embeddedStore) Query(ctx context.Context, q string, args ...any) (*Resu
 	return s.query(ctx, bound)
 }
 
+// Count implements Store.
 func (s *embeddedStore) Count(ctx context.Context, run string) (int64, error) {
 	return countRun(ctx, s, run)
 }

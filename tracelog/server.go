@@ -134,6 +134,7 @@ func goValue(v reflect.Value) any {
 	return fmt.Sprint(v.Interface())
 }
 
+// Migrate implements Store.
 func (s *serverStore) Migrate(ctx context.Context) error { return s.migrateTo(ctx, 0) }
 
 func (s *serverStore) migrateTo(ctx context.Context, upTo int) error {
@@ -142,6 +143,7 @@ func (s *serverStore) migrateTo(ctx context.Context, upTo int) error {
 	return migrate(ctx, s, upTo, s.cfg.Logger)
 }
 
+// Query implements Store.
 func (s *serverStore) Query(ctx context.Context, q string, args ...any) (*Result, error) {
 	bound, err := Bind(q, args...)
 	if err != nil {
@@ -150,6 +152,7 @@ func (s *serverStore) Query(ctx context.Context, q string, args ...any) (*Result
 	return s.query(ctx, bound)
 }
 
+// Count implements Store.
 func (s *serverStore) Count(ctx context.Context, run string) (int64, error) {
 	return countRun(ctx, s, run)
 }
@@ -170,6 +173,7 @@ func countRun(ctx context.Context, s Store, run string) (int64, error) {
 	return int64(n), nil
 }
 
+// Insert implements Store.
 func (s *serverStore) Insert(ctx context.Context, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
@@ -339,6 +343,7 @@ func appendColumns(batch driver.Batch, rows []Row, version uint64) error {
 	return nil
 }
 
+// Close implements Store.
 func (s *serverStore) Close() error {
 	var err error
 	s.closed.Do(func() { err = s.conn.Close() })

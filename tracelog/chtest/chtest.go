@@ -30,8 +30,8 @@ const (
 	// ServerBinary is where the Debian package installs the server.
 	ServerBinary = "/usr/sbin/clickhouse-server"
 	// EnvDataDir names a directory (e.g. /dev/shm, a tmpfs) under which
-	// started servers keep their data instead of the test's temporary
-	// directory. ClickHouse 18.16 writes two files per column for every
+	// started servers and embedded stores keep their data instead of the
+	// test's temporary directory. ClickHouse 18.16 writes two files per column for every
 	// INSERT, so file creation on a busy disk can dominate insert time.
 	EnvDataDir = "WSGRPO_TEST_CLICKHOUSE_DATA"
 )
@@ -61,16 +61,7 @@ func Start(tb testing.TB) *Server {
 	if _, err := os.Stat(ServerBinary); err != nil {
 		tb.Skipf("no ClickHouse server: %s is missing and %s is unset (apt-get install clickhouse-server, or set %s)", ServerBinary, EnvDSN, EnvDSN)
 	}
-	dir := tb.TempDir()
-	if base := os.Getenv(EnvDataDir); base != "" {
-		d, err := os.MkdirTemp(base, "wsgrpo-clickhouse-")
-		if err != nil {
-			tb.Fatalf("%s: %v", EnvDataDir, err)
-		}
-		tb.Cleanup(func() { _ = os.RemoveAll(d) })
-		dir = d
-	}
-	s := &Server{dir: dir, port: freePort(tb)}
+	s := &Server{dir: dataDir(tb), port: freePort(tb)}
 	if err := s.writeConfig(); err != nil {
 		tb.Fatal(err)
 	}
@@ -261,9 +252,27 @@ func Backends() []Backend {
 		}},
 		{Name: tracelog.BackendEmbedded, Open: func(tb testing.TB) (tracelog.Config, *Server) {
 			tb.Helper()
-			return tracelog.Config{Dir: filepath.Join(tb.TempDir(), "tracelog"), Lib: Library(tb)}, nil
+			lib := Library(tb)
+			return tracelog.Config{Dir: filepath.Join(dataDir(tb), "tracelog"), Lib: lib}, nil
 		}},
 	}
+}
+
+// dataDir returns a fresh directory for one test's data: under
+// $WSGRPO_TEST_CLICKHOUSE_DATA when set, else t.TempDir(). Removed in
+// t.Cleanup.
+func dataDir(tb testing.TB) string {
+	tb.Helper()
+	base := os.Getenv(EnvDataDir)
+	if base == "" {
+		return tb.TempDir()
+	}
+	d, err := os.MkdirTemp(base, "wsgrpo-clickhouse-")
+	if err != nil {
+		tb.Fatalf("%s: %v", EnvDataDir, err)
+	}
+	tb.Cleanup(func() { _ = os.RemoveAll(d) })
+	return d
 }
 
 func freePort(tb testing.TB) int {
