@@ -238,6 +238,7 @@ func BenchTransport(ctx context.Context, o BenchOptions) (BenchResult, error) {
 // identity is the benchmark hop's processor: it returns its input.
 type identity struct{}
 
+// Process returns in, retained.
 func (identity) Process(_ context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
 	in.Retain()
 	return []arrow.RecordBatch{in}, nil
