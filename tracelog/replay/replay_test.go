@@ -457,8 +457,18 @@ func (f *fixture) testEmpty(t *testing.T) {
 
 func (f *fixture) testStreamChecks(t *testing.T) {
 	t.Run("learner stream without consumers", func(t *testing.T) {
-		topo := ensureRun(t, f.js, "nocons")
-		_, err := replay.Replay(testCtx(t), f.store, f.js, replay.Options{Run: srcRun, Into: topo, Target: replay.TargetLearner})
+		// Ensure creates the learner and logger consumers by default; a
+		// topology that opts out of them leaves an interest stream that
+		// would drop what is published.
+		topo, err := pipeline.NewTopology("nocons")
+		if err != nil {
+			t.Fatal(err)
+		}
+		topo.LabeledConsumers = []string{}
+		if err := topo.Ensure(testCtx(t), f.js); err != nil {
+			t.Fatal(err)
+		}
+		_, err = replay.Replay(testCtx(t), f.store, f.js, replay.Options{Run: srcRun, Into: topo, Target: replay.TargetLearner})
 		if !errors.Is(err, replay.ErrStream) || !strings.Contains(err.Error(), "no") {
 			t.Fatalf("err = %v, want ErrStream", err)
 		}
