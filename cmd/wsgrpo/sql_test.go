@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -271,6 +272,61 @@ func TestSQLCommandErrors(t *testing.T) {
 		_, err := execute(t, newSQLCmd(), "--run", runDir, "SELECT 1")
 		if !errors.Is(err, tracelog.ErrNoLibrary) || !strings.Contains(err.Error(), "make setup") {
 			t.Fatalf("err = %v, want ErrNoLibrary naming make setup", err)
+		}
+	})
+}
+
+// FuzzSQLOutput: whatever a String column holds, the JSON and CSV outputs
+// read back as the same value, and the table stays one line per row.
+func FuzzSQLOutput(f *testing.F) {
+	f.Add("plain", 1.5, int64(-3))
+	f.Add("quote \" and \\ backslash\nnew line\ttab", math.NaN(), int64(0))
+	f.Add("\x00\xff invalid utf-8, «unicode»", math.Inf(-1), int64(math.MaxInt64))
+	f.Fuzz(func(t *testing.T, s string, x float64, n int64) {
+		res := &tracelog.Result{
+			Columns: []string{"s", "x", "n", "arr"},
+			Types:   []string{"String", "Float64", "Int64", "Array(String)"},
+			Rows:    [][]any{{s, x, n, []any{s, s}}},
+		}
+		var js bytes.Buffer
+		if err := writeJSONResult(&js, res); err != nil {
+			t.Fatal(err)
+		}
+		var back []map[string]any
+		if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+			t.Fatalf("invalid JSON %q: %v", js.String(), err)
+		}
+		// encoding/json writes each invalid UTF-8 byte as U+FFFD.
+		wantS := string([]rune(s))
+		if len(back) != 1 || back[0]["s"] != wantS {
+			t.Errorf("json s = %q, want %q", back[0]["s"], wantS)
+		}
+		if fmt.Sprint(back[0]["arr"]) != fmt.Sprint([]any{wantS, wantS}) {
+			t.Errorf("json arr = %v", back[0]["arr"])
+		}
+		if got := back[0]["x"]; math.IsNaN(x) || math.IsInf(x, 0) {
+			if got != tracelog.FormatValue(x) {
+				t.Errorf("json x = %v, want %q", got, tracelog.FormatValue(x))
+			}
+		} else if got != x {
+			t.Errorf("json x = %v, want %v", got, x)
+		}
+		var cs bytes.Buffer
+		if err := writeCSVResult(&cs, res); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(&cs).ReadAll()
+		if err != nil {
+			t.Fatalf("invalid CSV %q: %v", cs.String(), err)
+		}
+		// encoding/csv reads \r\n inside a quoted field as \n.
+		if wantCSV := strings.ReplaceAll(s, "\r\n", "\n"); len(recs) != 2 || recs[1][0] != wantCSV {
+			t.Errorf("csv s = %q, want %q", recs, wantCSV)
+		}
+		var tb bytes.Buffer
+		writeTableResult(&tb, res, 0)
+		if lines := strings.Count(tb.String(), "\n"); lines != 4 {
+			t.Errorf("table has %d lines, want 4:\n%s", lines, tb.String())
 		}
 	})
 }
