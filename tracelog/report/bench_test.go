@@ -85,7 +85,7 @@ func BenchmarkReport(b *testing.B) {
 			// (what ClickHouse's background merges converge to): FINAL then
 			// has nothing left to collapse.
 			b.Run("query-merged", func(b *testing.B) {
-				optimize(b, c, cfg, s)
+				optimize(c, b, cfg, s)
 				for b.Loop() {
 					if r, err = report.Build(c, s, "bench", report.Options{}); err != nil {
 						b.Fatal(err)
@@ -112,7 +112,7 @@ func BenchmarkReport(b *testing.B) {
 // optimize merges the parts of the trajectories table: through the driver
 // for a server (tracelog's Query reads a result, which OPTIMIZE lacks),
 // through Query for chDB.
-func optimize(b *testing.B, c context.Context, cfg tracelog.Config, s tracelog.Store) {
+func optimize(c context.Context, b testing.TB, cfg tracelog.Config, s tracelog.Store) {
 	b.Helper()
 	const q = "OPTIMIZE TABLE trajectories FINAL"
 	if cfg.DSN == "" {

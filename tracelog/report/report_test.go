@@ -191,7 +191,7 @@ func meanTokens(rows []tracelog.Row) float64 {
 
 // testWrite writes d and checks its files: valid, non-blank PNGs the
 // markdown references, and JSON that reads back as d.
-func testWrite(t *testing.T, d *report.Document, plots int) {
+func testWrite(t testing.TB, d *report.Document, plots int) {
 	t.Helper()
 	dir := t.TempDir()
 	f, err := d.Write(dir)
@@ -231,7 +231,7 @@ func testWrite(t *testing.T, d *report.Document, plots int) {
 }
 
 // checkPNG decodes the PNG at path and checks that it is not blank.
-func checkPNG(t *testing.T, path string) {
+func checkPNG(t testing.TB, path string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -276,7 +276,7 @@ func TestBuildErrors(t *testing.T) {
 // assertClose compares want and got through their JSON form: equal
 // structure, numbers equal within a relative 1e-9 (the engines sum in
 // their own order).
-func assertClose(t *testing.T, name string, want, got any) {
+func assertClose(t testing.TB, name string, want, got any) {
 	t.Helper()
 	var w, g any
 	for _, p := range []struct {
