@@ -30,7 +30,7 @@ const (
 
 // killAckWait is the consumer AckWait of the crash test: how long after the
 // kill the held batch is redelivered.
-const killAckWait = 2 * time.Second
+const killAckWait = 3 * time.Second
 
 // verifierConfig is the verifier stage of top with fast test settings.
 func verifierConfig(top Topology, mem memory.Allocator) (RunnerConfig, error) {

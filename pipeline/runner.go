@@ -205,11 +205,19 @@ func (r *Runner) Config() RunnerConfig { return r.cfg }
 
 // ensureConsumer creates or updates the durable consumer.
 func (r *Runner) ensureConsumer(ctx context.Context) error {
-	s, err := r.js.Stream(ctx, r.cfg.Stream)
+	var s jetstream.Stream
+	err := retryTimeout(ctx, func(ctx context.Context) (err error) {
+		s, err = r.js.Stream(ctx, r.cfg.Stream)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("runner %s: input stream %s: %w", r.cfg.Stage, r.cfg.Stream, err)
 	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, consumerConfig(r.cfg.Consumer, r.cfg.AckWait, r.cfg.MaxDeliver, r.cfg.MaxAckPending))
+	var cons jetstream.Consumer
+	err = retryTimeout(ctx, func(ctx context.Context) (err error) {
+		cons, err = s.CreateOrUpdateConsumer(ctx, consumerConfig(r.cfg.Consumer, r.cfg.AckWait, r.cfg.MaxDeliver, r.cfg.MaxAckPending))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("runner %s: consumer %s on %s: %w", r.cfg.Stage, r.cfg.Consumer, r.cfg.Stream, err)
 	}

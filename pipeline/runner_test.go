@@ -291,11 +291,12 @@ func TestGracefulShutdown(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		finish     bool
+		grace      time.Duration
 		wantLeft   uint64 // input messages left in the work queue
 		wantOutput uint64 // messages in the output stream
 	}{
-		{"in-flight batch finishes within the grace", true, 3, 1},
-		{"in-flight batch outlives the grace", false, 4, 0},
+		{"in-flight batch finishes within the grace", true, 10 * time.Second, 3, 1},
+		{"in-flight batch outlives the grace", false, 100 * time.Millisecond, 4, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := newChecked(t)
@@ -314,7 +315,7 @@ func TestGracefulShutdown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg.FetchSize, cfg.FetchWait, cfg.ShutdownGrace = 4, time.Second, 100*time.Millisecond
+			cfg.FetchSize, cfg.FetchWait, cfg.ShutdownGrace = 4, time.Second, tc.grace
 			cfg.AckWait = time.Minute // nothing may come back by expiry
 			next, err := passthrough.New(schemas.KindRollout, schemas.KindVerified, mem)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/schemas"
@@ -242,7 +243,10 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			Duplicates:  dups,
 			Discard:     jetstream.DiscardOld,
 		}
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if err := retryTimeout(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, cfg)
+			return err
+		}); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", h.Stream, err)
 		}
 	}
@@ -255,7 +259,13 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			return fmt.Errorf("labeled consumer: %w", err)
 		}
 		cfg := consumerConfig(name, DefaultAckWait, DefaultMaxDeliver, defaultMaxAckPending)
-		if _, err := js.CreateConsumer(ctx, lab.Stream, cfg); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+		if err := retryTimeout(ctx, func(ctx context.Context) error {
+			_, err := js.CreateConsumer(ctx, lab.Stream, cfg)
+			if errors.Is(err, jetstream.ErrConsumerExists) {
+				return nil // keep the settings a running stage gave it
+			}
+			return err
+		}); err != nil {
 			return fmt.Errorf("ensure consumer %s on %s: %w", name, lab.Stream, err)
 		}
 	}
@@ -270,23 +280,32 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		MaxAge:      t.MaxAge,
 		Duplicates:  dups,
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
+	if err := retryTimeout(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, dlq)
+		return err
+	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", dlq.Name, err)
 	}
-	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      t.WeightsBucket(),
-		Description: fmt.Sprintf("wsgrpo run %s: policy weights by version", t.Run),
-		Storage:     t.Storage,
-		Replicas:    replicas,
+	if err := retryTimeout(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      t.WeightsBucket(),
+			Description: fmt.Sprintf("wsgrpo run %s: policy weights by version", t.Run),
+			Storage:     t.Storage,
+			Replicas:    replicas,
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("ensure object store %s: %w", t.WeightsBucket(), err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      t.StateBucket(),
-		Description: fmt.Sprintf("wsgrpo run %s: run state", t.Run),
-		History:     8,
-		Storage:     t.Storage,
-		Replicas:    replicas,
+	if err := retryTimeout(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      t.StateBucket(),
+			Description: fmt.Sprintf("wsgrpo run %s: run state", t.Run),
+			History:     8,
+			Storage:     t.Storage,
+			Replicas:    replicas,
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("ensure kv %s: %w", t.StateBucket(), err)
 	}
@@ -338,4 +357,23 @@ func (t Topology) Delete(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("delete kv: %w", err)
 	}
 	return nil
+}
+
+// apiAttempts bounds retries of a JetStream API call that timed out.
+const apiAttempts = 5
+
+// retryTimeout runs call until it succeeds, fails with something other than
+// a timeout, or has timed out apiAttempts times. A busy server (or a slow
+// disk) can take longer than the client's 5 s API timeout to create a file
+// stream; the create-or-update calls are idempotent, so trying again is safe.
+func retryTimeout(ctx context.Context, call func(context.Context) error) error {
+	var err error
+	for range apiAttempts {
+		err = call(ctx)
+		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if err == nil || !timedOut || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
 }
