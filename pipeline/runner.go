@@ -66,7 +66,7 @@ type RunnerConfig struct {
 	FetchSize     int           // messages per pull, 1..MaxFetch (default 1)
 	FetchWait     time.Duration // longest wait of one pull (default 1 s)
 	AckWait       time.Duration // default DefaultAckWait
-	MaxDeliver    int           // default DefaultMaxDeliver; at least 1
+	MaxDeliver    int           // default DefaultMaxDeliver; at least 1 (a batch handed back at shutdown on its last delivery is dead-lettered)
 	MaxAckPending int           // consumer-wide cap of unacked messages (default 1000)
 	BackoffMin    time.Duration // first NakWithDelay (default 250 ms)
 	BackoffMax    time.Duration // longest NakWithDelay (default 30 s)
