@@ -33,6 +33,9 @@ func Encode(rec arrow.RecordBatch) ([]byte, error) {
 		return nil, fmt.Errorf("schemas: encode: %w: record schema has no %s/%s metadata", ErrSchemaMismatch, MetaKind, MetaVersion)
 	}
 	var buf bytes.Buffer
+	// Growing the buffer while writing cost more than the write itself; the
+	// body is the arrays' buffers plus padding, the rest is metadata.
+	buf.Grow(encodedSizeHint(rec))
 	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
 	if err := w.Write(rec); err != nil {
 		_ = w.Close()
@@ -42,6 +45,28 @@ func Encode(rec arrow.RecordBatch) ([]byte, error) {
 		return nil, fmt.Errorf("schemas: encode: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// encodedSizeHint estimates the IPC stream size of rec: every buffer of
+// every array (each padded to 8 bytes) plus room for the schema and
+// record-batch metadata.
+func encodedSizeHint(rec arrow.RecordBatch) int {
+	n := 8 << 10
+	var add func(d arrow.ArrayData)
+	add = func(d arrow.ArrayData) {
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += b.Len() + 8
+			}
+		}
+		for _, c := range d.Children() {
+			add(c)
+		}
+	}
+	for _, c := range rec.Columns() {
+		add(c.Data())
+	}
+	return n
 }
 
 // PeekKind reads only the schema of payload and returns its kind and version.
