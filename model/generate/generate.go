@@ -140,8 +140,9 @@ type decoder struct {
 	// row stride cap; n is the current length.
 	ids, mask, pos []int64
 	stride, n      int
-	past           map[string]*ort.Tensor
-	smp            sampler
+	// kv holds the cache when decoding with it (nil otherwise).
+	kv  *kvCache
+	smp sampler
 }
 
 // newDecoder lays out the left-padded prompts.
@@ -169,12 +170,7 @@ func newDecoder(m *Model, sess *ort.Session, prompts [][]int32, p int, o Options
 		}
 	}
 	if cache {
-		d.past = make(map[string]*ort.Tensor, 2*m.sig.layers)
-		for l := 0; l < m.sig.layers; l++ {
-			for _, kind := range []string{"key", "value"} {
-				d.past[pastName(l, kind)] = ort.F32Tensor([]float32{}, int64(b), m.sig.heads, 0, m.sig.headDim)
-			}
-		}
+		d.kv = newKVCache(m.sig, b, stride)
 	}
 	return d
 }
@@ -209,12 +205,14 @@ func (d *decoder) step(lo int) ([]float32, int, error) {
 				}
 			}
 		} else {
-			for k, t := range d.past {
-				in[k] = t
-			}
+			d.kv.feed(in)
 		}
 	}
-	out, err := d.sess.Run(in)
+	var outs map[string]*ort.Tensor
+	if d.cache {
+		outs = d.kv.outputs(d.n - lo)
+	}
+	out, err := d.sess.RunInto(in, outs)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -223,11 +221,7 @@ func (d *decoder) step(lo int) ([]float32, int, error) {
 		return nil, 0, fmt.Errorf("%w: logits shape %v for a [%d,%d] input", ErrModel, shapeOf(lg), len(d.rows), d.n-lo)
 	}
 	if d.cache {
-		for l := 0; l < d.m.sig.layers; l++ {
-			for _, kind := range []string{"key", "value"} {
-				d.past[pastName(l, kind)] = out[presentName(l, kind)]
-			}
-		}
+		d.kv.advance(d.n - lo)
 	}
 	s, v := int(lg.Shape[1]), int(lg.Shape[2])
 	last := make([]float32, len(d.rows)*v)

@@ -65,6 +65,15 @@ type Config struct {
 	IntraOpThreads int
 	// InterOpThreads is the cross-operator thread count (default 1).
 	InterOpThreads int
+	// ProfilePrefix, when set, turns on ONNX Runtime's per-node profiler:
+	// each session writes a Chrome-trace JSON file whose name starts with
+	// this prefix when it is closed.
+	ProfilePrefix string
+	// NoSpinning stops idle ONNX Runtime pool threads from busy-waiting for
+	// work (session.intra_op/inter_op.allow_spinning = 0). Spinning speeds
+	// up multi-threaded runs on idle cores; on cores shared with other
+	// processes it burns CPU time the other threads need.
+	NoSpinning bool
 }
 
 // DefaultConfig returns the CPU configuration with one thread per session.

@@ -138,6 +138,20 @@ func (r *Runtime) sessionOptions() (*ortgo.SessionOptions, error) {
 		opts.Destroy()
 		return nil, fmt.Errorf("%w: inter-op threads: %w", ErrBadConfig, err)
 	}
+	if r.cfg.NoSpinning {
+		for _, key := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
+			if err := opts.AddSessionConfigEntry(key, "0"); err != nil {
+				opts.Destroy()
+				return nil, fmt.Errorf("%w: %s: %w", ErrBadConfig, key, err)
+			}
+		}
+	}
+	if r.cfg.ProfilePrefix != "" {
+		if err := opts.EnableProfiling(r.cfg.ProfilePrefix); err != nil {
+			opts.Destroy()
+			return nil, fmt.Errorf("%w: profiling: %w", ErrBadConfig, err)
+		}
+	}
 	if r.provider == ProviderCUDA {
 		if err := appendCUDA(opts, r.cfg.DeviceID); err != nil {
 			opts.Destroy()

@@ -107,12 +107,28 @@ func (s *Session) Outputs() []string { return slices.Clone(s.outputs) }
 // ErrBadInput before ONNX Runtime is called; failures inside ONNX Runtime
 // give ErrRun.
 func (s *Session) Run(inputs map[string]*Tensor) (map[string]*Tensor, error) {
+	return s.RunInto(inputs, nil)
+}
+
+// RunInto is Run with caller-provided output buffers. Each tensor in outs,
+// keyed by one of the session's output names, must have the exact type and
+// shape ONNX Runtime will produce; ONNX Runtime writes the result straight
+// into its slice, so no output copy or allocation happens for it (reusing
+// buffers across calls avoids both). The returned map holds those same
+// tensors and the remaining outputs as Run returns them. A buffer that
+// names no session output, or is malformed, gives ErrBadInput; a shape that
+// disagrees with the computed one gives ErrRun. Inputs and outputs must not
+// share memory.
+func (s *Session) RunInto(inputs, outs map[string]*Tensor) (map[string]*Tensor, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.s == nil {
 		return nil, ErrClosed
 	}
 	if err := s.checkInputs(inputs); err != nil {
+		return nil, err
+	}
+	if err := s.checkOutputs(outs); err != nil {
 		return nil, err
 	}
 	in := make([]ortgo.Value, len(s.inputs))
@@ -130,6 +146,14 @@ func (s *Session) Run(inputs map[string]*Tensor) (map[string]*Tensor, error) {
 		in[i] = v
 	}
 	for i, vi := range s.outInfo {
+		if t := outs[vi.Name]; t != nil {
+			v, err := t.toValue()
+			if err != nil {
+				return nil, fmt.Errorf("%w: output %q: %w", ErrBadInput, vi.Name, err)
+			}
+			out[i] = v
+			continue
+		}
 		if vi.Shape != nil && len(vi.Shape) == 0 {
 			v, err := newScalarOutput(vi.DataType)
 			if err != nil {
@@ -143,16 +167,72 @@ func (s *Session) Run(inputs map[string]*Tensor) (map[string]*Tensor, error) {
 	}
 	res := make(map[string]*Tensor, len(out))
 	for i, v := range out {
+		name := s.outputs[i]
+		if t := outs[name]; t != nil {
+			if len(t.Shape) == 0 {
+				// Scalars are bound by value, not over t's slice.
+				if err := copyScalar(t, v); err != nil {
+					return nil, fmt.Errorf("output %q: %w", name, err)
+				}
+			}
+			res[name] = t
+			continue
+		}
 		if v == nil {
-			return nil, fmt.Errorf("%w: output %q was not produced", ErrRun, s.outputs[i])
+			return nil, fmt.Errorf("%w: output %q was not produced", ErrRun, name)
 		}
 		t, err := fromValue(v)
 		if err != nil {
-			return nil, fmt.Errorf("output %q: %w", s.outputs[i], err)
+			return nil, fmt.Errorf("output %q: %w", name, err)
 		}
-		res[s.outputs[i]] = t
+		res[name] = t
 	}
 	return res, nil
+}
+
+// copyScalar copies the rank-0 value v into t's one element.
+func copyScalar(t *Tensor, v ortgo.Value) error {
+	got, err := fromValue(v)
+	if err != nil {
+		return err
+	}
+	switch t.Type {
+	case onnx.Float:
+		copy(t.F32, got.F32)
+	case onnx.Double:
+		copy(t.F64, got.F64)
+	case onnx.Int64:
+		copy(t.I64, got.I64)
+	case onnx.Int32:
+		copy(t.I32, got.I32)
+	case onnx.Bool:
+		copy(t.Bool, got.Bool)
+	}
+	return nil
+}
+
+// checkOutputs verifies caller-provided output buffers: known names,
+// self-consistent tensors that agree with the declared outputs.
+func (s *Session) checkOutputs(outs map[string]*Tensor) error {
+	var errs []error
+	for name, t := range outs {
+		i := slices.Index(s.outputs, name)
+		if i < 0 {
+			errs = append(errs, fmt.Errorf("%w: output buffer for %q, which the session does not return (outputs: %v)", ErrBadInput, name, s.outputs))
+			continue
+		}
+		if t == nil {
+			continue
+		}
+		if err := t.check(); err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", name, err))
+			continue
+		}
+		if err := conforms(t, s.outInfo[i]); err != nil {
+			errs = append(errs, fmt.Errorf("output %q: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // unknownRankHint explains the likely cause of a failed run when some output
