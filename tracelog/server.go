@@ -179,12 +179,13 @@ func (s *serverStore) Insert(ctx context.Context, rows []Row) error {
 		return nil
 	}
 	version := uint64(time.Now().UnixNano())
+	rows = sortedByKey(rows)
 	batch, err := s.conn.PrepareBatch(ctx, s.insertQ)
 	if err != nil {
 		return classifyServer(err)
 	}
 	defer func() { _ = batch.Close() }()
-	if err := appendColumns(batch, rows, version); err != nil {
+	if err := appendColumns(batch.Columns(), rows, version); err != nil {
 		return fmt.Errorf("%w: %w", ErrInsert, err)
 	}
 	if batch.Rows() != len(rows) {
@@ -192,153 +193,6 @@ func (s *serverStore) Insert(ctx context.Context, rows []Row) error {
 	}
 	if err := batch.Send(); err != nil {
 		return classifyServer(err)
-	}
-	return nil
-}
-
-// appendColumns fills batch column by column, in Columns order.
-func appendColumns(batch driver.Batch, rows []Row, version uint64) error {
-	n := len(rows)
-	strs := func(f func(r *Row) string) []string {
-		out := make([]string, n)
-		for i := range rows {
-			out[i] = f(&rows[i])
-		}
-		return out
-	}
-	i64s := func(f func(r *Row) int64) []int64 {
-		out := make([]int64, n)
-		for i := range rows {
-			out[i] = f(&rows[i])
-		}
-		return out
-	}
-	u32s := func(f func(r *Row) uint32) []uint32 {
-		out := make([]uint32, n)
-		for i := range rows {
-			out[i] = f(&rows[i])
-		}
-		return out
-	}
-	u8s := func(f func(r *Row) bool) []uint8 {
-		out := make([]uint8, n)
-		for i := range rows {
-			if f(&rows[i]) {
-				out[i] = 1
-			}
-		}
-		return out
-	}
-	f32s := func(f func(r *Row) float32) []float32 {
-		out := make([]float32, n)
-		for i := range rows {
-			out[i] = f(&rows[i])
-		}
-		return out
-	}
-	f64s := func(f func(r *Row) float64) []float64 {
-		out := make([]float64, n)
-		for i := range rows {
-			out[i] = f(&rows[i])
-		}
-		return out
-	}
-	i32arr := func(f func(r *Row) []int32) [][]int32 {
-		out := make([][]int32, n)
-		for i := range rows {
-			if out[i] = f(&rows[i]); out[i] == nil {
-				out[i] = []int32{}
-			}
-		}
-		return out
-	}
-	f32arr := func(f func(r *Row) []float32) [][]float32 {
-		out := make([][]float32, n)
-		for i := range rows {
-			if out[i] = f(&rows[i]); out[i] == nil {
-				out[i] = []float32{}
-			}
-		}
-		return out
-	}
-	created := make([]time.Time, n)
-	inserted := make([]uint64, n)
-	for i := range rows {
-		created[i] = time.Unix(int64(dateTimeSeconds(rows[i].Created)), 0).UTC()
-		inserted[i] = rows[i].Inserted
-		if inserted[i] == 0 {
-			inserted[i] = version
-		}
-	}
-	sampleIdx := make([]int32, n)
-	for i := range rows {
-		sampleIdx[i] = rows[i].SampleIndex
-	}
-	values := []any{
-		strs(func(r *Row) string { return r.RunID }),
-		i64s(func(r *Row) int64 { return r.Step }),
-		i64s(func(r *Row) int64 { return r.PolicyVersion }),
-		strs(func(r *Row) string { return r.TrajectoryID }),
-		strs(func(r *Row) string { return r.GroupID }),
-		strs(func(r *Row) string { return r.PromptID }),
-		sampleIdx,
-		strs(func(r *Row) string { return r.Task }),
-		strs(func(r *Row) string { return r.Prompt }),
-		strs(func(r *Row) string { return r.Completion }),
-		i32arr(func(r *Row) []int32 { return r.CompletionTokenIDs }),
-		u32s(func(r *Row) uint32 { return r.CompletionTokens }),
-		u32s(func(r *Row) uint32 { return r.Steps }),
-		strs(func(r *Row) string { return r.FinishReason }),
-		strs(func(r *Row) string { return r.ExtractedAnswer }),
-		u8s(func(r *Row) bool { return r.Correct }),
-		f32s(func(r *Row) float32 { return r.TerminalReward }),
-		f32arr(func(r *Row) []float32 { return r.StepRewards }),
-		f32s(func(r *Row) float32 { return r.ShapedReward }),
-		f32s(func(r *Row) float32 { return r.Advantage }),
-		strs(func(r *Row) string { return r.Shaper }),
-		f64s(func(r *Row) float64 { return r.SamplerLogprobSum }),
-		f64s(func(r *Row) float64 { return r.SampleMs }),
-		f64s(func(r *Row) float64 { return r.VerifyMs }),
-		f64s(func(r *Row) float64 { return r.LabelMs }),
-		u8s(func(r *Row) bool { return r.Replayed }),
-		created,
-		inserted,
-		u8s(func(r *Row) bool { return r.Labeled }),
-		strs(func(r *Row) string { return r.ReferenceAnswer }),
-		i32arr(func(r *Row) []int32 { return r.PromptTokenIDs }),
-		f32arr(func(r *Row) []float32 { return r.TokenLogprobs }),
-		i32arr(func(r *Row) []int32 { return r.StepEnds }),
-		f32arr(func(r *Row) []float32 { return r.StepScores }),
-		f32arr(func(r *Row) []float32 { return r.StepAdvantages }),
-		i64s(func(r *Row) int64 { return r.CreatedMs }),
-	}
-	if len(values) != len(Columns) {
-		return fmt.Errorf("%d column values for %d columns", len(values), len(Columns))
-	}
-	for i, v := range values {
-		col := batch.Column(i)
-		var err error
-		// The driver appends a whole [][]T column by reflection, element
-		// by element; one row at a time takes its typed path.
-		switch vs := v.(type) {
-		case [][]int32:
-			for _, r := range vs {
-				if err = col.AppendRow(r); err != nil {
-					break
-				}
-			}
-		case [][]float32:
-			for _, r := range vs {
-				if err = col.AppendRow(r); err != nil {
-					break
-				}
-			}
-		default:
-			err = col.Append(v)
-		}
-		if err != nil {
-			return fmt.Errorf("column %s: %w", Columns[i], err)
-		}
 	}
 	return nil
 }
