@@ -21,6 +21,10 @@ type BenchConfig struct {
 	Batch, Seq int
 	// Warmup steps are run first and not timed; Steps are timed.
 	Warmup, Steps int
+	// ProfileSteps, when positive, adds that many steps of a second
+	// Trainer under ONNX Runtime's per-node profiler (not timed with the
+	// others) and fills BenchResult.Profile.
+	ProfileSteps int
 }
 
 // BenchResult reports a training-step measurement.
@@ -38,6 +42,26 @@ type BenchResult struct {
 	MinStepTime time.Duration
 	// GFLOPS is FLOPs / StepTime in 1e9 per second.
 	GFLOPS float64
+	// RunTime is the mean wall time of the step's ONNX Runtime run
+	// (forward and backward: all the matmuls, plus the element-wise
+	// work between them); the rest of StepTime is the Go side (feeds,
+	// gradient buffers, AdamW). MinRunTime is the fastest run.
+	RunTime, MinRunTime time.Duration
+	// RunGFLOPS is FLOPs / RunTime; BestRunGFLOPS FLOPs / MinRunTime.
+	RunGFLOPS, BestRunGFLOPS float64
+	// BestGFLOPS is FLOPs / MinStepTime.
+	BestGFLOPS float64
+	// CPUPerStep is the process CPU time (all threads) per timed step;
+	// unlike wall time, other processes sharing the cores do not inflate
+	// it. Zero where the platform does not report it.
+	CPUPerStep time.Duration
+	// Profile is ONNX Runtime's per-node breakdown (BenchConfig.ProfileSteps);
+	// nil when not asked for.
+	Profile *KernelProfile
+	// MatMulGFLOPS is FLOPs over the mean matrix-product kernel time per
+	// profiled step, BestMatMulGFLOPS over the sum of each such kernel's
+	// fastest call (zero without a profile).
+	MatMulGFLOPS, BestMatMulGFLOPS float64
 }
 
 // TrainStepFLOPs counts the matrix-multiply floating-point operations of
@@ -79,7 +103,8 @@ func MeasureTrainStep(rt *ort.Runtime, bc BenchConfig, log *slog.Logger) (BenchR
 	}
 	oc := optim.DefaultConfig()
 	oc.LR = 1e-5
-	tr, err := New(rt, m.Graph, out.Loss, Config{Optim: oc, Metrics: out.Metrics()}, log)
+	trainCfg := Config{Optim: oc, Metrics: out.Metrics()}
+	tr, err := New(rt, m.Graph, out.Loss, trainCfg, log)
 	if err != nil {
 		return BenchResult{}, err
 	}
@@ -90,27 +115,59 @@ func MeasureTrainStep(rt *ort.Runtime, bc BenchConfig, log *slog.Logger) (BenchR
 			return BenchResult{}, err
 		}
 	}
-	times := make([]time.Duration, bc.Steps)
+	times, runs := make([]time.Duration, bc.Steps), make([]time.Duration, bc.Steps)
+	cpu0 := processCPU()
 	for i := range times {
 		start := time.Now()
-		if _, err := tr.Step(feeds); err != nil {
+		r, err := tr.Step(feeds)
+		if err != nil {
 			return BenchResult{}, err
 		}
-		times[i] = time.Since(start)
+		times[i], runs[i] = time.Since(start), r.RunTime
 	}
-	var total time.Duration
-	for _, d := range times {
-		total += d
-	}
+	cpu := processCPU() - cpu0
+	n := time.Duration(bc.Steps)
 	res := BenchResult{
 		Params:      bc.Policy.NumParams(),
 		Tokens:      bc.Batch * bc.Seq,
 		FLOPs:       TrainStepFLOPs(bc.Policy, bc.Batch, bc.Seq),
-		StepTime:    total / time.Duration(len(times)),
+		StepTime:    sum(times) / n,
 		MinStepTime: slices.Min(times),
+		RunTime:     sum(runs) / n,
+		MinRunTime:  slices.Min(runs),
+		CPUPerStep:  cpu / n,
 	}
-	res.GFLOPS = res.FLOPs / res.StepTime.Seconds() / 1e9
+	res.GFLOPS = gflops(res.FLOPs, res.StepTime)
+	res.BestGFLOPS = gflops(res.FLOPs, res.MinStepTime)
+	res.RunGFLOPS = gflops(res.FLOPs, res.RunTime)
+	res.BestRunGFLOPS = gflops(res.FLOPs, res.MinRunTime)
+	if bc.ProfileSteps > 0 {
+		kp, err := profileSteps(rt, m.Graph, out.Loss, trainCfg, feeds, bc.ProfileSteps, log)
+		if err != nil {
+			return BenchResult{}, err
+		}
+		res.Profile = &kp
+		res.MatMulGFLOPS = gflops(res.FLOPs, kp.MatMul)
+		res.BestMatMulGFLOPS = gflops(res.FLOPs, kp.FastestMatMul)
+	}
 	return res, nil
+}
+
+// sum adds durations.
+func sum(ds []time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range ds {
+		t += d
+	}
+	return t
+}
+
+// gflops returns flops / d in 1e9 per second (0 for a zero d).
+func gflops(flops float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return flops / d.Seconds() / 1e9
 }
 
 // randomGRPOBatch returns policy and GRPO inputs over random tokens with a

@@ -10,8 +10,9 @@ import (
 
 // BenchmarkTrainStep measures one GRPO training step (forward, backward,
 // AdamW) of 32x128 tokens on d_model-128 policies with 2 and 4 layers and
-// reports the achieved matmul GFLOP/s (see TrainStepFLOPs), with one and two
-// ONNX Runtime intra-op threads.
+// reports the achieved matmul GFLOP/s (see TrainStepFLOPs) over the whole
+// step, over its ONNX Runtime run and over its matrix-product kernels (from
+// five profiled steps), with one and two ONNX Runtime intra-op threads.
 func BenchmarkTrainStep(b *testing.B) {
 	base := ort.TestRuntime(b)
 	for _, threads := range []int{1, 2} {
@@ -25,13 +26,18 @@ func BenchmarkTrainStep(b *testing.B) {
 			b.Run(fmt.Sprintf("layers=%d/threads=%d", layers, threads), func(b *testing.B) {
 				cfg := policy.DefaultConfig(100)
 				cfg.NLayers = layers
-				res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: b.N}, nil)
+				res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: b.N, ProfileSteps: 5}, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.ReportMetric(res.GFLOPS, "GFLOP/s")
 				b.ReportMetric(res.StepTime.Seconds()*1e3, "ms/step")
 				b.ReportMetric(res.MinStepTime.Seconds()*1e3, "min-ms/step")
+				b.ReportMetric(res.MinRunTime.Seconds()*1e3, "min-ort-ms/step")
+				b.ReportMetric(res.BestRunGFLOPS, "best-ort-GFLOP/s")
+				b.ReportMetric(res.CPUPerStep.Seconds()*1e3, "cpu-ms/step")
+				b.ReportMetric(res.MatMulGFLOPS, "matmul-GFLOP/s")
+				b.ReportMetric(res.BestMatMulGFLOPS, "best-matmul-GFLOP/s")
 				b.ReportMetric(0, "ns/op")
 			})
 		}
@@ -51,12 +57,22 @@ func TestTrainStepFLOPs(t *testing.T) {
 func TestMeasureTrainStepSmall(t *testing.T) {
 	rt := ort.TestRuntime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 8}
-	res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 2, Seq: 8, Steps: 2}, nil)
+	res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 2, Seq: 8, Steps: 2, ProfileSteps: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Tokens != 16 || res.StepTime <= 0 || res.GFLOPS <= 0 || res.Params != cfg.NumParams() {
 		t.Fatalf("result %+v", res)
+	}
+	if res.RunTime <= 0 || res.RunTime > res.StepTime || res.MinRunTime > res.MinStepTime || res.RunGFLOPS < res.GFLOPS {
+		t.Fatalf("run time %v (min %v) against step %v (min %v)", res.RunTime, res.MinRunTime, res.StepTime, res.MinStepTime)
+	}
+	p := res.Profile
+	if p == nil || p.Steps != 2 || p.MatMul <= 0 || p.MatMul > p.Kernels || p.FastestMatMul > 2*p.MatMul || p.ByOp["Softmax"] <= 0 {
+		t.Fatalf("profile %+v", p)
+	}
+	if res.MatMulGFLOPS <= 0 || res.BestMatMulGFLOPS <= 0 {
+		t.Fatalf("matmul GFLOP/s %v, best %v", res.MatMulGFLOPS, res.BestMatMulGFLOPS)
 	}
 	if _, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 2, Seq: 9, Steps: 1}, nil); err == nil {
 		t.Fatal("seq beyond MaxSeq accepted")

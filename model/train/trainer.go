@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/wsgrpo/wsgrpo/model/autodiff"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
@@ -46,6 +47,9 @@ type Result struct {
 	Metrics map[string]float64
 	// Optim reports the optimizer update (zero for Evaluate).
 	Optim optim.StepStats
+	// RunTime is the wall time spent in ONNX Runtime (forward and backward
+	// of every micro-batch), the matmul-heavy part of a step.
+	RunTime time.Duration
 }
 
 // Trainer holds float32 weights, a training session and an AdamW state. It
@@ -57,6 +61,9 @@ type Trainer struct {
 	metrics []string
 	params  []Param
 	grads   [][]float32
+	// scratch receives one micro-batch's gradients when a step has several
+	// (allocated on first need).
+	scratch [][]float32
 	opt     *optim.AdamW
 }
 
@@ -180,14 +187,29 @@ func (t *Trainer) weightBufs() [][]float32 {
 	return out
 }
 
-// accumulate fills t.grads with the mean gradient over batches.
+// accumulate fills t.grads with the mean gradient over batches. ONNX
+// Runtime writes the gradients straight into Go buffers: t.grads itself for
+// a single micro-batch, otherwise a reused scratch set that is then summed.
 func (t *Trainer) accumulate(batches []map[string]*ort.Tensor) (Result, error) {
 	res := Result{Metrics: map[string]float64{}}
 	if len(batches) == 0 {
 		return res, fmt.Errorf("%w: no batch", ErrTrainer)
 	}
-	for _, g := range t.grads {
-		clear(g)
+	dst := t.grads
+	if len(batches) > 1 {
+		for _, g := range t.grads {
+			clear(g)
+		}
+		if t.scratch == nil {
+			for _, g := range t.grads {
+				t.scratch = append(t.scratch, make([]float32, len(g)))
+			}
+		}
+		dst = t.scratch
+	}
+	outs := make(map[string]*ort.Tensor, len(t.params))
+	for i, p := range t.params {
+		outs[autodiff.GradPrefix+p.Name] = ort.F32Tensor(dst[i], p.Dims...)
 	}
 	scale := 1 / float32(len(batches))
 	for _, feeds := range batches {
@@ -201,7 +223,9 @@ func (t *Trainer) accumulate(batches []map[string]*ort.Tensor) (Result, error) {
 			}
 			in[p.Name] = ort.F32Tensor(p.Data, p.Dims...)
 		}
-		out, err := t.sess.Run(in)
+		start := time.Now()
+		out, err := t.sess.RunInto(in, outs)
+		res.RunTime += time.Since(start)
 		if err != nil {
 			return res, err
 		}
@@ -209,11 +233,11 @@ func (t *Trainer) accumulate(batches []map[string]*ort.Tensor) (Result, error) {
 		for _, m := range t.metrics {
 			res.Metrics[m] += scalarOf(out[m]) / float64(len(batches))
 		}
-		for i, p := range t.params {
-			g := out[autodiff.GradPrefix+p.Name].F32
-			acc := t.grads[i]
-			for j := range acc {
-				acc[j] += g[j] * scale
+		if len(batches) > 1 {
+			for i, acc := range t.grads {
+				for j, g := range dst[i] {
+					acc[j] += g * scale
+				}
 			}
 		}
 	}
