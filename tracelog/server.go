@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"sync"
@@ -65,8 +66,22 @@ func (s *serverStore) exec(ctx context.Context, q string) error {
 	return nil
 }
 
+// query runs q and reads its result. Statements that return no result
+// set (returnsNoResult) run with Exec and give an empty Result; any other
+// statement that turns out to have none (INSERT ... SELECT) ends with the
+// driver's bare io.EOF (its end-of-stream; a broken connection is reported
+// wrapped), also an empty Result.
 func (s *serverStore) query(ctx context.Context, q string) (*Result, error) {
+	if returnsNoResult(q) {
+		if err := s.exec(ctx, q); err != nil {
+			return nil, err
+		}
+		return &Result{}, nil
+	}
 	rows, err := s.conn.Query(ctx, q)
+	if err == io.EOF { //nolint:errorlint // only the driver's unwrapped end-of-stream means "no result set"
+		return &Result{}, nil
+	}
 	if err != nil {
 		return nil, classifyServer(err)
 	}
