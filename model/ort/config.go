@@ -74,6 +74,10 @@ type Config struct {
 	// up multi-threaded runs on idle cores; on cores shared with other
 	// processes it burns CPU time the other threads need.
 	NoSpinning bool
+	// ParallelExecution runs independent graph nodes concurrently on the
+	// InterOpThreads pool (ONNX Runtime's parallel execution mode) instead
+	// of one node at a time.
+	ParallelExecution bool
 }
 
 // DefaultConfig returns the CPU configuration with one thread per session.

@@ -101,14 +101,52 @@ func TestRunIntoBadBuffers(t *testing.T) {
 	}
 }
 
-// TestProfileAndNoSpinning runs a session with the profiler on and
-// spinning off, and checks that closing it writes the profile.
-func TestProfileAndNoSpinning(t *testing.T) {
+// TestThreadingOptions runs the test model under each threading option
+// and checks the results against the reference.
+func TestThreadingOptions(t *testing.T) {
+	base := TestRuntime(t)
+	d := newDense(4, 3)
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"no spinning, 2 intra-op threads", func(c *Config) { c.NoSpinning, c.IntraOpThreads = true, 2 }},
+		{"parallel execution, 2 inter-op threads", func(c *Config) { c.ParallelExecution, c.InterOpThreads = true, 2 }},
+		{"parallel execution without spinning", func(c *Config) { c.ParallelExecution, c.InterOpThreads, c.NoSpinning = true, 2, true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base.Config()
+			tc.edit(&c)
+			r, err := Init(c, nil)
+			if err != nil {
+				t.Fatalf("Init: %v", err)
+			}
+			s, err := r.NewSession(d.model(t, onnx.Double), nil, nil)
+			if err != nil {
+				t.Fatalf("NewSession: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			x := input(3, d.in)
+			out, err := s.Run(map[string]*Tensor{"x": F64Tensor(x, 3, int64(d.in))})
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			want, _ := d.reference(x, 3)
+			for i, v := range out["probs"].F64 {
+				if math.Abs(v-want[i]) > 1e-12 {
+					t.Fatalf("probs[%d] = %v, want %v", i, v, want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestProfileFile checks that a session with the profiler on writes its
+// profile when closed.
+func TestProfileFile(t *testing.T) {
 	base := TestRuntime(t)
 	c := base.Config()
 	c.ProfilePrefix = filepath.Join(t.TempDir(), "prof")
-	c.NoSpinning = true
-	c.IntraOpThreads = 2
 	r, err := Init(c, nil)
 	if err != nil {
 		t.Fatalf("Init: %v", err)

@@ -138,6 +138,12 @@ func (r *Runtime) sessionOptions() (*ortgo.SessionOptions, error) {
 		opts.Destroy()
 		return nil, fmt.Errorf("%w: inter-op threads: %w", ErrBadConfig, err)
 	}
+	if r.cfg.ParallelExecution {
+		if err := opts.SetExecutionMode(ortgo.ExecutionModeParallel); err != nil {
+			opts.Destroy()
+			return nil, fmt.Errorf("%w: parallel execution: %w", ErrBadConfig, err)
+		}
+	}
 	if r.cfg.NoSpinning {
 		for _, key := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
 			if err := opts.AddSessionConfigEntry(key, "0"); err != nil {
