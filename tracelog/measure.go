@@ -2,6 +2,7 @@ package tracelog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -125,5 +126,48 @@ func MeasureInsert(ctx context.Context, s Store, rows []Row, batchSize int) (Ins
 		st.Batches++
 	}
 	st.Elapsed = time.Since(start)
+	return st, nil
+}
+
+// MeasureInsertParallel is MeasureInsert with workers goroutines calling
+// Insert at once, each taking the next batch of batchSize rows, as a logger
+// with runner Concurrency workers does. workers <= 1 is MeasureInsert.
+func MeasureInsertParallel(ctx context.Context, s Store, rows []Row, batchSize, workers int) (InsertStats, error) {
+	if workers <= 1 {
+		return MeasureInsert(ctx, s, rows, batchSize)
+	}
+	if batchSize <= 0 {
+		return InsertStats{}, fmt.Errorf("%w: batch size %d", ErrConfig, batchSize)
+	}
+	var batches [][]Row
+	for i := 0; i < len(rows); i += batchSize {
+		batches = append(batches, rows[i:min(i+batchSize, len(rows))])
+	}
+	next := make(chan []Row)
+	errs := make(chan error, workers)
+	start := time.Now()
+	for range workers {
+		go func() {
+			var first error
+			for b := range next {
+				if first == nil {
+					first = s.Insert(ctx, b)
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, b := range batches {
+		next <- b
+	}
+	close(next)
+	var err error
+	for range workers {
+		err = errors.Join(err, <-errs)
+	}
+	st := InsertStats{Rows: len(rows), BatchSize: batchSize, Batches: len(batches), Elapsed: time.Since(start)}
+	if err != nil {
+		return st, err
+	}
 	return st, nil
 }

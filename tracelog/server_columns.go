@@ -188,10 +188,15 @@ func (a int32Array) encode(b []byte) []byte {
 		end += uint64(len(a.get(&a.rs[i])))
 		b = binary.LittleEndian.AppendUint64(b, end)
 	}
+	at := len(b)
+	b = append(b, make([]byte, 4*end)...)
 	for i := range a.rs {
-		for _, v := range a.get(&a.rs[i]) {
-			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		vs := a.get(&a.rs[i])
+		dst := b[at : at+4*len(vs)]
+		for j, v := range vs {
+			binary.LittleEndian.PutUint32(dst[4*j:], uint32(v))
 		}
+		at += len(dst)
 	}
 	return b
 }
@@ -218,10 +223,15 @@ func (a float32Array) encode(b []byte) []byte {
 		end += uint64(len(a.get(&a.rs[i])))
 		b = binary.LittleEndian.AppendUint64(b, end)
 	}
+	at := len(b)
+	b = append(b, make([]byte, 4*end)...)
 	for i := range a.rs {
-		for _, v := range a.get(&a.rs[i]) {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		vs := a.get(&a.rs[i])
+		dst := b[at : at+4*len(vs)]
+		for j, v := range vs {
+			binary.LittleEndian.PutUint32(dst[4*j:], math.Float32bits(v))
 		}
+		at += len(dst)
 	}
 	return b
 }

@@ -1,0 +1,84 @@
+package tracelog_test
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/tracelog"
+	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
+)
+
+// serverCPU returns the CPU time the server's query threads have used so
+// far (system.events: user plus system time of all queries; background
+// merges are not in it) and the wall time merges took.
+func serverCPU(tb testing.TB, s tracelog.Store) (queries, merges time.Duration) {
+	tb.Helper()
+	res, err := s.Query(tb.Context(), `SELECT
+		sumIf(value, event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds')),
+		sumIf(value, event = 'MergesTimeMilliseconds')
+		FROM system.events`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q, _ := res.Rows[0][0].(uint64)
+	m, _ := res.Rows[0][1].(uint64)
+	return time.Duration(q) * time.Microsecond, time.Duration(m) * time.Millisecond
+}
+
+// clientCPU is the user plus system time of this process so far.
+func clientCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkServerInsert measures MeasureInsertParallel against the
+// server: 16,384 512-token rows per batch size and number of concurrent
+// inserters, with the client's CPU time per row (this process) and the
+// server's (its query threads, from system.events) next to rows/s. The
+// server's background merges are reported as wall time per row.
+//
+//	go test ./tracelog/ -run XXX -bench ServerInsert -benchtime 1x
+func BenchmarkServerInsert(b *testing.B) {
+	rows := tracelog.SyntheticRows("measure", 16384, 512, 2)
+	srv := chtest.Start(b)
+	s, err := tracelog.Open(b.Context(), tracelog.Config{DSN: srv.DSN})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 4} {
+		for _, size := range []int{64, 256, 1024, 4096} {
+			b.Run(fmt.Sprintf("workers=%d/batch=%d", workers, size), func(b *testing.B) {
+				var st tracelog.InsertStats
+				var client, server, merges time.Duration
+				for i := 0; b.Loop(); i++ {
+					run := fmt.Sprintf("measure-%d-%d-%d", workers, size, i)
+					for j := range rows {
+						rows[j].RunID = run
+					}
+					c0 := clientCPU()
+					q0, m0 := serverCPU(b, s)
+					if st, err = tracelog.MeasureInsertParallel(b.Context(), s, rows, size, workers); err != nil {
+						b.Fatal(err)
+					}
+					c1 := clientCPU()
+					q1, m1 := serverCPU(b, s)
+					client, server, merges = client+c1-c0, server+q1-q0, merges+m1-m0
+				}
+				n := float64(b.N * len(rows))
+				b.ReportMetric(st.RowsPerSecond(), "rows/s")
+				b.ReportMetric(float64(client.Microseconds())/n, "client-µs/row")
+				b.ReportMetric(float64(server.Microseconds())/n, "server-µs/row")
+				b.ReportMetric(float64(merges.Microseconds())/n, "merge-µs/row")
+			})
+		}
+	}
+}
