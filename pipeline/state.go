@@ -32,7 +32,7 @@ func validKey(key string) error {
 	for _, c := range key {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
 		if !ok {
-			return fmt.Errorf("%w: state key %q may only hold A-Z a-z 0-9 _ - .", ErrInvalidName, key)
+			return fmt.Errorf("%w: state key %q may only hold the characters A-Z a-z 0-9 _ - and dot", ErrInvalidName, key)
 		}
 	}
 	return nil
