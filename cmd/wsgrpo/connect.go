@@ -27,6 +27,11 @@ type session struct {
 // openSession connects to cfg.NATS, or starts the embedded server with its
 // storage in the run directory, and ensures the run's streams and buckets.
 func openSession(ctx context.Context, cfg Config, log *slog.Logger, listen bool) (*session, error) {
+	return openSessionAt(ctx, cfg, log, listen, "", 0)
+}
+
+// openSessionAt is openSession with the embedded server's listen address.
+func openSessionAt(ctx context.Context, cfg Config, log *slog.Logger, listen bool, host string, port int) (*session, error) {
 	topo, err := pipeline.NewTopology(cfg.Run)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -36,6 +41,8 @@ func openSession(ctx context.Context, cfg Config, log *slog.Logger, listen bool)
 		s.srv, err = pipeline.StartServer(pipeline.ServerConfig{
 			StoreDir: filepath.Join(cfg.RunDir(), "nats"),
 			Listen:   listen,
+			Host:     host,
+			Port:     port,
 			Logger:   log.With("component", "nats-server"),
 		})
 		if err != nil {

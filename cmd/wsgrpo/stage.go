@@ -76,6 +76,9 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 		slices.Sort(known)
 		return fmt.Errorf("%w: %q (this build runs: %s)", ErrStageUnavailable, name, strings.Join(known, ", "))
 	}
+	if cfg.NATS == "" {
+		return fmt.Errorf("%w: a stage process joins a shared NATS server: give --nats URL (an external server, or `wsgrpo train --listen HOST:PORT`)", ErrConfig)
+	}
 	s, err := openSession(ctx, cfg, log, false)
 	if err != nil {
 		return err

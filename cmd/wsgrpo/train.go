@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,6 +30,7 @@ type wiringOptions struct {
 	Timeout  time.Duration
 	Progress bool
 	NoLog    bool
+	Listen   string
 }
 
 func newTrainCmd() *cobra.Command {
@@ -69,6 +72,7 @@ handling; it does not sample, verify, label or learn.`,
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "give up when rows stop arriving for this long")
 	f.BoolVar(&opts.Progress, "progress", false, "show a progress bar")
 	f.BoolVar(&opts.NoLog, "no-log", false, "do not run the logger stage (no trajectory log)")
+	f.StringVar(&opts.Listen, "listen", "", "let other processes reach the embedded NATS server on HOST:PORT (e.g. 127.0.0.1:4222) so `wsgrpo stage --nats` can join")
 	return cmd
 }
 
@@ -112,11 +116,18 @@ func (s *idSink) counts() (unique, total int) {
 func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions) error {
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
-	s, err := openSession(ctx, cfg, log, false)
+	host, port, err := splitListen(o.Listen)
+	if err != nil {
+		return err
+	}
+	s, err := openSessionAt(ctx, cfg, log, o.Listen != "", host, port)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	if s.srv != nil && o.Listen != "" {
+		out(cmd, "embedded NATS server: %s (join with: wsgrpo stage <name> --nats %s --run %s)\n", s.srv.URL(), s.srv.URL(), cfg.Run)
+	}
 
 	want := o.Batches * o.Rows
 	var bar *progressbar.ProgressBar
@@ -259,6 +270,22 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		return fmt.Errorf("%w: %d of %d rows", ErrIncomplete, unique, want)
 	}
 	return nil
+}
+
+// splitListen parses --listen HOST:PORT ("" means not listening).
+func splitListen(addr string) (string, int, error) {
+	if addr == "" {
+		return "", 0, nil
+	}
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: --listen %q: %w", ErrConfig, addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%w: --listen %q: port must be 0..65535", ErrConfig, addr)
+	}
+	return host, port, nil
 }
 
 // wiringPrompts builds one batch of synthetic addition prompts.

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
+)
+
+func TestTrainWiring(t *testing.T) {
+	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
+	dir := t.TempDir()
+	got, err := execute(t, newTrainCmd(), "--wiring", "--run", "wire1", "--dir", dir, "--batches", "20", "--rows", "8")
+	if err != nil {
+		t.Fatalf("train --wiring: %v\n%s", err, got)
+	}
+	for _, want := range []string{
+		"160 unique of 160 expected",
+		"dead letters:        0",
+		"trajectory log:      160 rows",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+	// The log it wrote answers SQL.
+	got, err = execute(t, newSQLCmd(), "--run", dir, "--format", "csv", "SELECT count() AS n FROM trajectories_dedup")
+	if err != nil || !strings.Contains(got, "160") {
+		t.Fatalf("sql after wiring run = %q, %v", got, err)
+	}
+}
+
+func TestTrainAndStageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cmd  func() *cobra.Command
+		args []string
+		want error
+	}{
+		{"train without --wiring", newTrainCmd, []string{"--run", "e1", "--dir", t.TempDir()}, ErrStageUnavailable},
+		{"train with bad rows", newTrainCmd, []string{"--wiring", "--rows", "0", "--dir", t.TempDir()}, ErrConfig},
+		{"train with bad listen", newTrainCmd, []string{"--wiring", "--listen", "nope", "--dir", t.TempDir()}, ErrConfig},
+		{"bad run id", newTrainCmd, []string{"--wiring", "--run", "a/b"}, ErrConfig},
+		{"bad log level", newTrainCmd, []string{"--wiring", "--log-level", "loud"}, ErrConfig},
+		{"stage without --nats", newStageCmd, []string{"logger", "--run", "e2"}, ErrConfig},
+		{"unknown stage", newStageCmd, []string{"sampler", "--nats", "nats://127.0.0.1:1"}, ErrStageUnavailable},
+		{"passthrough without --as", newStageCmd, []string{"passthrough", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := tc.cmd()
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			cmd.SetArgs(tc.args)
+			if err := cmd.ExecuteContext(testCtx(t)); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestStageCopiesShareWork runs two copies of a stage against one listening
+// server, as two `wsgrpo stage` processes would, and checks that every
+// batch is processed exactly once between them.
+func TestStageCopiesShareWork(t *testing.T) {
+	srv, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: t.TempDir(), Listen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	cfg := DefaultConfig()
+	cfg.Run, cfg.NATS = "share", srv.URL()
+	log := slog.New(slog.DiscardHandler)
+
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Go(func() {
+			if err := runStage(ctx, cfg, log, "passthrough", pipeline.StageSampler); err != nil {
+				errs <- err
+			}
+		})
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	nc, err := pipeline.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := pipeline.NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, _ := pipeline.NewTopology(cfg.Run)
+	if err := topo.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	prompts, _ := topo.Hop(schemas.KindPrompt)
+	const batches, rows = 30, 4
+	for b := range batches {
+		rec := wiringPrompts(cfg.Run, b, rows)
+		_, err := pipeline.PublishBatch(ctx, js, prompts.Subject, rec, fmt.Sprint("share-", b), 0)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rollouts, _ := topo.Hop(schemas.KindRollout)
+	cons, err := js.CreateConsumer(ctx, rollouts.Stream, jetstream.ConsumerConfig{Durable: "verifier", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	deadline := time.Now().Add(time.Minute)
+	for len(seen) < batches*rows && time.Now().Before(deadline) {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
+		msgs, err := cons.Fetch(8, jetstream.FetchMaxWait(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range msgs.Messages() {
+			rec, err := schemas.Decode(schemas.KindRollout, m.Data(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, err := schemas.RowIDs(rec)
+			rec.Release()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids {
+				seen[id]++
+			}
+			if err := m.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(seen) != batches*rows {
+		t.Fatalf("%d of %d rows arrived", len(seen), batches*rows)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("row %s arrived %d times", id, n)
+		}
+	}
+}
