@@ -229,8 +229,8 @@ func (c *ctx) backward(g *onnx.Graph, loss string, params []string) error {
 		if !wantAny {
 			continue
 		}
-		r, ok := rules[n.OpType]
-		if !ok || n.Domain != "" && n.Domain != "ai.onnx" {
+		r, ok := ruleFor(n)
+		if !ok {
 			return fmt.Errorf("%w: %s (node %q) lies between a weight and the loss", ErrUnsupportedOp, n.OpType, n.Name)
 		}
 		if err := checkArity(n); err != nil {

@@ -59,7 +59,7 @@ func CheckGradients(rt *ort.Runtime, g *onnx.Graph, loss string, params []string
 	if err != nil {
 		return 0, err
 	}
-	m := onnx.NewModel(tg, cfg.Opset)
+	m := NewModel(tg, cfg.Opset)
 	if err := m.Validate(); err != nil {
 		return 0, err
 	}

@@ -86,6 +86,26 @@ func unaryCase(name, typ string, lo, hi float64) gradCase {
 		build: func(b *onnx.Builder) string { return op(b, typ, []string{"x"}) }}
 }
 
+// fastGeluCase checks com.microsoft FastGelu (float32 only) like
+// float32Case, on x in [-3, 3], optionally with a bias weight.
+func fastGeluCase(name string, bias bool) gradCase {
+	params := []param{{name: "x", dims: []int64{2, 3}, lo: -3, hi: 3}}
+	if bias {
+		params = append(params, param{name: "b", dims: []int64{3}, lo: -1, hi: 1})
+	}
+	return gradCase{name: name, params: params,
+		cfg: CheckConfig{Step: 1e-2, Atol: 1e-3, Rtol: 1e-3},
+		build: func(b *onnx.Builder) string {
+			in := []string{op(b, "Cast", []string{"x"}, onnx.AttrI("to", int64(onnx.Float)))}
+			if bias {
+				in = append(in, op(b, "Cast", []string{"b"}, onnx.AttrI("to", int64(onnx.Float))))
+			}
+			g := b.Op("FastGelu", in)
+			b.Graph().Nodes[len(b.Graph().Nodes)-1].Domain = DomainMicrosoft
+			return op(b, "Cast", []string{g}, onnx.AttrI("to", int64(onnx.Double)))
+		}}
+}
+
 // float32Case checks a unary operator that ONNX Runtime's CPU provider runs
 // only in float32 (Erf, Softplus): the float64 weight is cast to float32 and
 // back, so the step is larger (1e-2) and the tolerance looser (1e-3 absolute
@@ -144,6 +164,8 @@ func TestOpGradients(t *testing.T) {
 		unaryCase("Relu", "Relu", -1, 1),
 		unaryCase("Abs", "Abs", -1, 1),
 		float32Case("Softplus/float32", "Softplus"),
+		fastGeluCase("FastGelu/float32", false),
+		fastGeluCase("FastGelu/bias/float32", true),
 		unaryCase("Reciprocal", "Reciprocal", 0.5, 2),
 		unaryCase("Identity", "Identity", -1, 1),
 		{name: "Cast/double-float-double", params: []param{{name: "x", dims: []int64{2, 3}}},

@@ -79,6 +79,7 @@ var unaryOps = map[string]bool{
 	"Floor": true, "Ceil": true, "Round": true, "Clip": true, "Trilu": true,
 	"ScatterND": true, "ScatterElements": true, "IsNaN": true, "IsInf": true,
 	"Sin": true, "Cos": true, "CumSum": true, "LeakyRelu": true, "Elu": true, "Selu": true, "HardSigmoid": true,
+	"FastGelu": true,
 }
 
 // inferNode returns infos for n's outputs (nil entries when unknown).

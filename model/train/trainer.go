@@ -30,6 +30,9 @@ type Config struct {
 	Metrics []string
 	// Opset is the default-domain opset of the graph (17 when zero).
 	Opset int64
+	// NoFuse trains the graph as written; by default New first replaces
+	// float32 tanh-GELU subgraphs with ONNX Runtime's FastGelu (FuseGELU).
+	NoFuse bool
 }
 
 // Param is one trained weight: its name, shape and float32 data.
@@ -110,11 +113,15 @@ func New(rt *ort.Runtime, g *onnx.Graph, loss string, cfg Config, log *slog.Logg
 		return nil, err
 	}
 	tr.opt = opt
+	fused := 0
+	if !cfg.NoFuse {
+		g, fused = FuseGELU(g)
+	}
 	tg, err := autodiff.Build(g, loss, names, autodiff.WithOpset(opset), autodiff.WithOutputs(cfg.Metrics...))
 	if err != nil {
 		return nil, err
 	}
-	m := onnx.NewModel(tg, opset)
+	m := autodiff.NewModel(tg, opset)
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -130,7 +137,7 @@ func New(rt *ort.Runtime, g *onnx.Graph, loss string, cfg Config, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	log.Info("training session ready", "weights", len(names), "nodes", len(tg.Nodes), "model_bytes", len(b))
+	log.Info("training session ready", "weights", len(names), "nodes", len(tg.Nodes), "fused_gelu", fused, "model_bytes", len(b))
 	return tr, nil
 }
 
