@@ -57,6 +57,45 @@ func TestFuseGELUMatches(t *testing.T) {
 	}
 }
 
+func TestFuseLayerNormMatches(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		layers int
+		dt     onnx.DataType
+		want   int
+	}{
+		{"float32 1 layer", 1, onnx.Float, 3},
+		{"float32 3 layers", 3, onnx.Float, 7},
+		{"float64 is left alone", 2, onnx.Double, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := policy.Config{VocabSize: 11, DModel: 8, NLayers: tc.layers, NHeads: 2, DFF: 16, MaxSeq: 8}
+			w, err := policy.Init(cfg, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := policy.FullGraph(cfg, w, tc.dt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := len(m.Graph.Nodes)
+			g, n := FuseLayerNorm(m.Graph)
+			if n != tc.want {
+				t.Fatalf("fused %d layer norms, want %d", n, tc.want)
+			}
+			if len(m.Graph.Nodes) != before {
+				t.Fatal("FuseLayerNorm modified its input graph")
+			}
+			if n > 0 && len(g.Nodes) != before-8*n {
+				t.Fatalf("%d nodes from %d", len(g.Nodes), before)
+			}
+			if err := autodiff.NewModel(g, 17).Validate(); err != nil {
+				t.Fatalf("fused graph invalid: %v", err)
+			}
+		})
+	}
+}
+
 // TestFuseGELUSharedValue leaves a GELU alone when one of its intermediate
 // values is used elsewhere.
 func TestFuseGELUSharedValue(t *testing.T) {
@@ -80,7 +119,7 @@ func TestFuseGELUSharedValue(t *testing.T) {
 }
 
 // TestFusedTrainerMatchesUnfused trains the same policy with and without
-// GELU fusion and expects the same losses and weights (to float32
+// GELU and layer-norm fusion and expects the same losses and weights (to float32
 // rounding) after a few AdamW steps.
 func TestFusedTrainerMatchesUnfused(t *testing.T) {
 	rt := ort.TestRuntime(t)

@@ -31,7 +31,9 @@ type Config struct {
 	// Opset is the default-domain opset of the graph (17 when zero).
 	Opset int64
 	// NoFuse trains the graph as written; by default New first replaces
-	// float32 tanh-GELU subgraphs with ONNX Runtime's FastGelu (FuseGELU).
+	// float32 tanh-GELU subgraphs with ONNX Runtime's FastGelu (FuseGELU)
+	// and float32 layer norms written from primitives with
+	// LayerNormalization (FuseLayerNorm).
 	NoFuse bool
 }
 
@@ -113,9 +115,10 @@ func New(rt *ort.Runtime, g *onnx.Graph, loss string, cfg Config, log *slog.Logg
 		return nil, err
 	}
 	tr.opt = opt
-	fused := 0
+	fusedGELU, fusedLN := 0, 0
 	if !cfg.NoFuse {
-		g, fused = FuseGELU(g)
+		g, fusedGELU = FuseGELU(g)
+		g, fusedLN = FuseLayerNorm(g)
 	}
 	tg, err := autodiff.Build(g, loss, names, autodiff.WithOpset(opset), autodiff.WithOutputs(cfg.Metrics...))
 	if err != nil {
@@ -137,7 +140,7 @@ func New(rt *ort.Runtime, g *onnx.Graph, loss string, cfg Config, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	log.Info("training session ready", "weights", len(names), "nodes", len(tg.Nodes), "fused_gelu", fused, "model_bytes", len(b))
+	log.Info("training session ready", "weights", len(names), "nodes", len(tg.Nodes), "fused_gelu", fusedGELU, "fused_layernorm", fusedLN, "model_bytes", len(b))
 	return tr, nil
 }
 
