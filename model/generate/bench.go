@@ -75,3 +75,34 @@ func MeasureDecode(rt *ort.Runtime, cfg policy.Config, batch, newTokens int, use
 	}
 	return float64(n) / elapsed.Seconds(), nil
 }
+
+// MeasureFromBlob times turning a checkpoint blob (checkpoint.Marshal) into
+// a ready sampler: FromBlob (decode the weights, build the KV-cache graph)
+// plus Prepare (create its ONNX Runtime session). It does this n times,
+// closing each model, and returns the mean and fastest time.
+func MeasureFromBlob(rt *ort.Runtime, blob []byte, n int) (mean, fastest time.Duration, err error) {
+	if n < 1 {
+		return 0, 0, fmt.Errorf("%w: need a positive repetition count, got %d", ErrOptions, n)
+	}
+	var total time.Duration
+	for i := range n {
+		start := time.Now()
+		m, _, err := FromBlob(rt, blob, nil)
+		if err != nil {
+			return 0, 0, err
+		}
+		err = m.Prepare()
+		d := time.Since(start)
+		if cerr := m.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		total += d
+		if i == 0 || d < fastest {
+			fastest = d
+		}
+	}
+	return total / time.Duration(n), fastest, nil
+}

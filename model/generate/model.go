@@ -234,6 +234,15 @@ func (m *Model) session(cache bool) (*ort.Session, error) {
 	return *slot, nil
 }
 
+// Prepare creates the session Generate will use by default (the KV-cache
+// one, or the full-recompute one for a graph without a cache) now rather
+// than on the first Generate call, so that a sampler can have a new weight
+// version ready before switching to it.
+func (m *Model) Prepare() error {
+	_, err := m.session(m.HasCache())
+	return err
+}
+
 // Close releases the model's sessions.
 func (m *Model) Close() error {
 	m.mu.Lock()
