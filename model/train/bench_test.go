@@ -12,18 +12,22 @@ import (
 // AdamW) of 32x128 tokens on d_model-128 policies with 2 and 4 layers and
 // reports the achieved matmul GFLOP/s (see TrainStepFLOPs) over the whole
 // step, over its ONNX Runtime run and over its matrix-product kernels (from
-// five profiled steps), with one and two ONNX Runtime intra-op threads.
+// five profiled steps), with one and two ONNX Runtime intra-op threads (the
+// latter with and without spinning pool threads).
 func BenchmarkTrainStep(b *testing.B) {
 	base := ort.TestRuntime(b)
-	for _, threads := range []int{1, 2} {
+	for _, v := range []struct {
+		threads int
+		spin    bool
+	}{{1, true}, {2, true}, {2, false}} {
 		oc := base.Config()
-		oc.IntraOpThreads = threads
+		oc.IntraOpThreads, oc.NoSpinning = v.threads, !v.spin
 		rt, err := ort.Init(oc, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, layers := range []int{2, 4} {
-			b.Run(fmt.Sprintf("layers=%d/threads=%d", layers, threads), func(b *testing.B) {
+			b.Run(fmt.Sprintf("layers=%d/threads=%d/spin=%v", layers, v.threads, v.spin), func(b *testing.B) {
 				cfg := policy.DefaultConfig(100)
 				cfg.NLayers = layers
 				res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: b.N, ProfileSteps: 5}, nil)
