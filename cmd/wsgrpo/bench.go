@@ -214,22 +214,24 @@ func benchTrain(_ context.Context, b *benchEnv) error {
 	}
 	fmt.Fprintf(b.w, "\nfp32 peak: %.1f GFLOP/s theoretical (cpuinfo clock: %s; measured clock: %s)\n", pk.PeakGFLOPs(), pk.Widest, pk.Boost)
 	fmt.Fprintf(b.w, "measured ONNX Runtime GEMM %dx%d on %d threads: %.1f GFLOP/s\n", pk.GEMM.N, pk.GEMM.N, pk.GEMM.Threads, pk.GEMM.GFLOPs)
-	tw := b.table("train: GRPO step on 32x128 tokens, d_model 128 (ONNX Runtime forward+backward, AdamW in Go)",
-		"layers", "step", "fastest", "GFLOP/step", "GFLOP/s", "% of theoretical peak", "% of measured GEMM")
+	threads := b.cfg.ortConfig().IntraOpThreads
+	tw := b.table(fmt.Sprintf("train: GRPO step on 32x128 tokens, d_model 128, %d ORT thread(s) (--ort-threads)", threads),
+		"layers", "step", "fastest", "CPU/step", "GFLOP/step", "step GFLOP/s", "ORT fwd+bwd GFLOP/s", "matmul kernels GFLOP/s", "% of peak (step / fwd+bwd / matmul)")
 	for _, layers := range []int{2, 4} {
 		cfg := policy.DefaultConfig(96)
 		cfg.DModel, cfg.NLayers, cfg.DFF, cfg.MaxSeq = 128, layers, 512, 128
-		steps := 5
+		steps, prof := 5, 2
 		if b.quick {
-			steps = 1
+			steps, prof = 1, 1
 		}
-		r, err := train.MeasureTrainStep(rt, train.BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: steps}, b.log)
+		r, err := train.MeasureTrainStep(rt, train.BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: steps, ProfileSteps: prof}, b.log)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%.1f\t%.1f%%\t%.1f%%\n", layers, r.StepTime.Round(time.Millisecond),
-			r.MinStepTime.Round(time.Millisecond), r.FLOPs/1e9, r.GFLOPS,
-			100*r.GFLOPS/pk.PeakGFLOPs(), 100*r.GFLOPS/pk.GEMM.GFLOPs)
+		pct := func(g float64) float64 { return 100 * g / pk.PeakGFLOPs() }
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f%% / %.0f%% / %.0f%%\n", layers, r.StepTime.Round(time.Millisecond),
+			r.MinStepTime.Round(time.Millisecond), r.CPUPerStep.Round(time.Millisecond), r.FLOPs/1e9, r.GFLOPS, r.RunGFLOPS,
+			r.MatMulGFLOPS, pct(r.GFLOPS), pct(r.RunGFLOPS), pct(r.MatMulGFLOPS))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
