@@ -208,16 +208,26 @@ func loadConfig(fs *pflag.FlagSet) (Config, error) {
 			path = filepath.Join(run, "run.yaml")
 		}
 	}
-	if path != "" {
-		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
-			return Config{}, fmt.Errorf("%w: config file %s: %w", ErrConfig, path, err)
-		}
-	}
-	// Environment variables that are not configuration keys are ignored.
 	known := map[string]bool{}
 	for _, key := range k.Keys() {
 		known[key] = true
 	}
+	if path != "" {
+		fk := koanf.New(".")
+		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return Config{}, fmt.Errorf("%w: config file %s: %w", ErrConfig, path, err)
+		}
+		// A misspelt key would otherwise be ignored without a word.
+		for _, key := range fk.Keys() {
+			if !known[key] {
+				return Config{}, fmt.Errorf("%w: config file %s: unknown key %q (known keys: %s)", ErrConfig, path, key, strings.Join(k.Keys(), ", "))
+			}
+		}
+		if err := k.Merge(fk); err != nil {
+			return Config{}, fmt.Errorf("%w: config file %s: %w", ErrConfig, path, err)
+		}
+	}
+	// Environment variables that are not configuration keys are ignored.
 	if err := k.Load(env.Provider(".", env.Opt{
 		Prefix: "WSGRPO_",
 		TransformFunc: func(key, v string) (string, any) {

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func loadWith(t *testing.T, args []string) (Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	addConfigFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return loadConfig(fs)
+}
+
+func writeYAML(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "run.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := writeYAML(t, "run: fromfile\nrunner:\n  concurrency: 3\n  ack_wait: 45s\nlog:\n  level: warn\n")
+	tests := []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		check func(t *testing.T, c Config)
+	}{
+		{"defaults", nil, nil, func(t *testing.T, c Config) {
+			if c.Run != "default" || c.Runner.Concurrency != 1 || c.Log.Level != "info" || c.RunDir() != filepath.Join("runs", "default") {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"file over defaults", nil, []string{"--config", file}, func(t *testing.T, c Config) {
+			if c.Run != "fromfile" || c.Runner.Concurrency != 3 || c.Runner.AckWait != 45*time.Second || c.Log.Level != "warn" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"env over file", map[string]string{"WSGRPO_RUNNER_CONCURRENCY": "5", "WSGRPO_RUN": "fromenv"}, []string{"--config", file}, func(t *testing.T, c Config) {
+			if c.Run != "fromenv" || c.Runner.Concurrency != 5 || c.Log.Level != "warn" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"flags over env", map[string]string{"WSGRPO_RUNNER_CONCURRENCY": "5"}, []string{"--config", file, "--runner-concurrency", "7", "--ort-provider", "cuda"}, func(t *testing.T, c Config) {
+			if c.Runner.Concurrency != 7 || c.ORT.Provider != "cuda" || c.Run != "fromfile" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"unrelated env ignored", map[string]string{"WSGRPO_HOME": "/x", "WSGRPO_NOPE": "1"}, nil, func(t *testing.T, c Config) {
+			if c.Run != "default" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := loadWith(t, tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestConfigRunDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "exp7")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "run.yaml"), []byte("runner:\n  max_deliver: 9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadWith(t, []string{"--run", dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Run != "exp7" || c.RunDir() != dir || c.Runner.MaxDeliver != 9 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		args []string
+	}{
+		{"unknown file key", "runner:\n  concurency: 2\n", nil},
+		{"malformed yaml", "run: [unclosed\n", nil},
+		{"missing file", "", []string{"--config", "/nonexistent/run.yaml"}},
+		{"bad run id", "", []string{"--run", "has space"}},
+		{"bad level", "", []string{"--log-level", "verbose"}},
+		{"bad format", "", []string{"--log-format", "xml"}},
+		{"zero concurrency", "", []string{"--runner-concurrency", "0"}},
+		{"fetch too big", "", []string{"--runner-fetch-size", "9"}},
+		{"short ack wait", "", []string{"--runner-ack-wait", "10ms"}},
+		{"bad provider", "", []string{"--ort-provider", "tpu"}},
+		{"bad duration in file", "runner:\n  ack_wait: soon\n", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.yaml != "" {
+				args = append(args, "--config", writeYAML(t, tc.yaml))
+			}
+			if _, err := loadWith(t, args); !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+		})
+	}
+}
