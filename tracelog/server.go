@@ -22,6 +22,7 @@ type serverStore struct {
 	cfg     Config
 	migMu   sync.Mutex
 	insertQ string
+	inserts *insertQueue
 	closed  sync.Once
 }
 
@@ -46,6 +47,7 @@ func openServer(ctx context.Context, cfg Config) (*serverStore, error) {
 		_ = conn.Close()
 		return nil, classifyServer(err)
 	}
+	s.inserts = newInsertQueue(insertWriters, s.insertNow)
 	return s, nil
 }
 
@@ -188,11 +190,18 @@ func countRun(ctx context.Context, s Store, run string) (int64, error) {
 	return int64(n), nil
 }
 
-// Insert implements Store.
+// Insert implements Store. Concurrent calls are grouped into fewer INSERTs
+// (see insertQueue).
 func (s *serverStore) Insert(ctx context.Context, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	return s.inserts.insert(ctx, rows)
+}
+
+// insertNow writes rows in one INSERT, sorted by the table's key, and checks
+// that the block holds every row.
+func (s *serverStore) insertNow(ctx context.Context, rows []Row) error {
 	version := uint64(time.Now().UnixNano())
 	rows = sortedByKey(rows)
 	batch, err := s.conn.PrepareBatch(ctx, s.insertQ)
@@ -215,6 +224,9 @@ func (s *serverStore) Insert(ctx context.Context, rows []Row) error {
 // Close implements Store.
 func (s *serverStore) Close() error {
 	var err error
-	s.closed.Do(func() { err = s.conn.Close() })
+	s.closed.Do(func() {
+		s.inserts.close()
+		err = s.conn.Close()
+	})
 	return err
 }
