@@ -124,3 +124,28 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzConfigFile loads arbitrary bytes as the YAML configuration file: the
+// result is a valid Config or an ErrConfig, never a panic.
+func FuzzConfigFile(f *testing.F) {
+	f.Add([]byte("run: a\nrunner:\n  concurrency: 2\n  ack_wait: 30s\n"))
+	f.Add([]byte("log: {level: debug, format: json}\nort: {provider: cuda, threads: 4}\n"))
+	f.Add([]byte("runner: [1, 2]\n"))
+	f.Add([]byte("\x00\xff: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "run.yaml")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadWith(t, []string{"--config", p})
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error does not wrap ErrConfig: %v", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("loaded config does not validate: %v", err)
+		}
+	})
+}
