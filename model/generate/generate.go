@@ -77,6 +77,9 @@ func (o Options) validate(vocab int) error {
 		return fmt.Errorf("%w: stop strings need a tokenizer", ErrOptions)
 	case o.PAD < 0 || (vocab > 0 && int(o.PAD) >= vocab):
 		return fmt.Errorf("%w: pad id %d", ErrOptions, o.PAD)
+	case o.EOS == o.PAD:
+		// Both default to 0: an unset EOS would stop on the padding id.
+		return fmt.Errorf("%w: EOS and PAD are both id %d; set Options.EOS to the tokenizer's EOS (tok.EOS()), or -1 to disable it", ErrOptions, o.EOS)
 	}
 	for _, s := range o.StopStrings {
 		if s == "" {

@@ -219,6 +219,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"top-p above 1", [][]int32{{5}}, func(o *Options) { o.TopP = 1.5 }, ErrOptions},
 		{"no new tokens", [][]int32{{5}}, func(o *Options) { o.MaxNewTokens = 0 }, ErrOptions},
 		{"stop without tokenizer", [][]int32{{5}}, func(o *Options) { o.StopStrings = []string{"x"} }, ErrOptions},
+		{"EOS left at the PAD id", [][]int32{{5}}, func(o *Options) { o.EOS, o.PAD = 0, 0 }, ErrOptions},
 		{"too long", [][]int32{{5}}, func(o *Options) { o.MaxNewTokens = cfg.MaxSeq + 1 }, ErrTooLong},
 	}
 	for _, tt := range tests {
