@@ -39,8 +39,10 @@ func newLoggerStage(ctx context.Context, cfg Config, log *slog.Logger) (pipeline
 		return nil, nil, err
 	}
 	opts := logger.Options{Logger: log}
-	if cfg.Runner.Concurrency > 1 {
-		// Concurrent batches share one INSERT (group commit).
+	if cfg.Runner.Concurrency > 1 && cfg.ClickHouseDSN == "" {
+		// Concurrent batches share one chDB INSERT (group commit). The
+		// server backend groups concurrent inserts itself, and a linger
+		// only slows it (docs/benchmarks/tracelog.md).
 		opts.Linger = 20 * time.Millisecond
 	}
 	return logger.New(s, opts), func() { s.Close() }, nil
