@@ -287,7 +287,6 @@ func BenchHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		OutputSubject: out.Subject, OutputKind: schemas.KindRollout,
 		DeadLetterSubject: env.top.DeadLetterSubject("bench"),
 		Concurrency:       o.Workers, FetchSize: o.FetchSize, FetchWait: 200 * time.Millisecond,
-		Allocator: mem,
 	}
 	r, err := NewRunner(env.js, cfg, identity{})
 	if err != nil {

@@ -69,6 +69,7 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 		if dups > 0 {
 			log.Debug("outputs were already stored (redelivery)", "duplicates", dups)
 		}
+		recycleMsgs(msgs)
 	}
 	// Outputs are stored: acknowledge even during shutdown, with a context
 	// of its own, since the work is done.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/nats-io/nats.go"
@@ -38,13 +39,14 @@ type Part struct {
 // deterministic, so a re-publication produces the same ids. It returns
 // ErrBatchTooLarge when a single row does not fit.
 func EncodeParts(rec arrow.RecordBatch, maxBody int, id string) ([]Part, error) {
-	data, err := schemas.Encode(rec)
+	data, err := schemas.EncodeAppend(getMsgBuf(), rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	if maxBody <= 0 || len(data) <= maxBody {
 		return []Part{{ID: id, Rows: rec.NumRows(), Data: data}}, nil
 	}
+	putMsgBuf(data)
 	var parts []Part
 	if err := splitEncode(rec, maxBody, &parts); err != nil {
 		return nil, err
@@ -56,7 +58,7 @@ func EncodeParts(rec arrow.RecordBatch, maxBody int, id string) ([]Part, error) 
 }
 
 func splitEncode(rec arrow.RecordBatch, maxBody int, parts *[]Part) error {
-	data, err := schemas.Encode(rec)
+	data, err := schemas.EncodeAppend(getMsgBuf(), rec)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
@@ -64,6 +66,7 @@ func splitEncode(rec arrow.RecordBatch, maxBody int, parts *[]Part) error {
 		*parts = append(*parts, Part{Rows: rec.NumRows(), Data: data})
 		return nil
 	}
+	putMsgBuf(data)
 	n := rec.NumRows()
 	if n <= 1 {
 		return fmt.Errorf("%w: one row encodes to %d bytes, limit %d", ErrBatchTooLarge, len(data), maxBody)
@@ -148,7 +151,38 @@ func PublishBatch(ctx context.Context, js jetstream.JetStream, subject string, r
 	if _, err := publishParts(ctx, js, msgs); err != nil {
 		return 0, err
 	}
+	recycleMsgs(msgs)
 	return len(parts), nil
+}
+
+// msgBufs recycles encoded message bodies: a stage encodes a batch of a few
+// hundred kilobytes per message, and fresh buffers for each made the garbage
+// collector a large share of a hop's cost (docs/benchmarks/pipeline.md).
+var msgBufs sync.Pool
+
+func getMsgBuf() []byte {
+	if v := msgBufs.Get(); v != nil {
+		return *v.(*[]byte)
+	}
+	return nil
+}
+
+func putMsgBuf(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	b = b[:0]
+	msgBufs.Put(&b)
+}
+
+// recycleMsgs returns the bodies of published messages to the pool. Call it
+// only once every PubAck arrived: until then the client may still need a
+// body to retry the publication.
+func recycleMsgs(msgs []*nats.Msg) {
+	for _, m := range msgs {
+		putMsgBuf(m.Data)
+		m.Data = nil
+	}
 }
 
 // recordKind reads the kind from rec's schema metadata.

@@ -76,7 +76,7 @@ type RunnerConfig struct {
 	LagInterval   time.Duration // how often queue lag is sampled (default 5 s)
 	MaxBody       int           // largest output message (default server max_payload - HeaderReserve)
 
-	Allocator memory.Allocator // for decoding inputs (default memory.DefaultAllocator)
+	Allocator memory.Allocator // for decoding inputs (default: a shared PoolAllocator)
 	Logger    *slog.Logger     // default: discard
 	Metrics   *Metrics         // default: unregistered collectors
 }
@@ -156,7 +156,7 @@ func (c *RunnerConfig) setDefaults() error {
 		return fmt.Errorf("%w: runner %s has a negative or inverted duration", ErrInvalidConfig, c.Stage)
 	}
 	if c.Allocator == nil {
-		c.Allocator = memory.DefaultAllocator
+		c.Allocator = defaultPool
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -28,15 +28,21 @@ var (
 // rec's schema must carry the kind and version metadata (use Schema or the
 // New*Batch constructors).
 func Encode(rec arrow.RecordBatch) ([]byte, error) {
+	return EncodeAppend(nil, rec)
+}
+
+// EncodeAppend is Encode writing into dst's storage (from dst[:0]) when it
+// is large enough, so that a caller can recycle message buffers.
+func EncodeAppend(dst []byte, rec arrow.RecordBatch) ([]byte, error) {
 	md := rec.Schema().Metadata()
 	if md.FindKey(MetaKind) < 0 || md.FindKey(MetaVersion) < 0 {
 		return nil, fmt.Errorf("schemas: encode: %w: record schema has no %s/%s metadata", ErrSchemaMismatch, MetaKind, MetaVersion)
 	}
-	var buf bytes.Buffer
+	buf := bytes.NewBuffer(dst[:0])
 	// Growing the buffer while writing cost more than the write itself; the
 	// body is the arrays' buffers plus padding, the rest is metadata.
 	buf.Grow(encodedSizeHint(rec))
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
+	w := ipc.NewWriter(buf, ipc.WithSchema(rec.Schema()))
 	if err := w.Write(rec); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("schemas: encode: %w", err)

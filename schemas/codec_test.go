@@ -241,3 +241,27 @@ func TestReadersRefuseShortSchemas(t *testing.T) {
 		t.Fatalf("ReadPrompts(labeled) = %+v, %v", ps, err)
 	}
 }
+
+func TestEncodeAppendReusesStorage(t *testing.T) {
+	mem := checkedMem(t)
+	rec := NewRolloutBatch(mem, []Rollout{sampleLabeled(1)[0].Rollout})
+	defer rec.Release()
+	want, err := Encode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, 0, 2*len(want))
+	for i := range cap(dst) {
+		dst = append(dst, byte(i))
+	}
+	got, err := EncodeAppend(dst, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatal("EncodeAppend wrote different bytes than Encode")
+	}
+	if &got[0] != &dst[0] {
+		t.Fatal("EncodeAppend did not write into dst's storage")
+	}
+}
