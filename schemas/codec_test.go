@@ -250,7 +250,7 @@ func TestEncodeAppendReusesStorage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := make([]byte, 0, 2*len(want))
+	dst := make([]byte, 0, len(want)+1<<17) // room for the size hint
 	for i := range cap(dst) {
 		dst = append(dst, byte(i))
 	}
