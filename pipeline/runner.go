@@ -76,7 +76,7 @@ type RunnerConfig struct {
 	LagInterval   time.Duration // how often queue lag is sampled (default 5 s)
 	MaxBody       int           // largest output message (default server max_payload - HeaderReserve)
 
-	Allocator memory.Allocator // for decoding inputs (default: a shared PoolAllocator)
+	Allocator memory.Allocator // for decoding inputs (default memory.DefaultAllocator)
 	Logger    *slog.Logger     // default: discard
 	Metrics   *Metrics         // default: unregistered collectors
 }
@@ -156,7 +156,10 @@ func (c *RunnerConfig) setDefaults() error {
 		return fmt.Errorf("%w: runner %s has a negative or inverted duration", ErrInvalidConfig, c.Stage)
 	}
 	if c.Allocator == nil {
-		c.Allocator = defaultPool
+		// Not a recycling allocator: arrow-go's string accessors return
+		// strings that alias the batch's buffers, and a processor may
+		// keep them after the batch is released.
+		c.Allocator = memory.DefaultAllocator
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -22,14 +22,17 @@ import (
 func TestTrainWiring(t *testing.T) {
 	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
 	dir := t.TempDir()
-	got, err := execute(t, newTrainCmd(), "--wiring", "--run", "wire1", "--dir", dir, "--batches", "20", "--rows", "8")
+	// Batches of 64 rows put the string columns above 4 KiB, where a
+	// recycling allocator would hand memory that row ids still alias to the
+	// next batch (a regression this test caught).
+	got, err := execute(t, newTrainCmd(), "--wiring", "--run", "wire1", "--dir", dir, "--batches", "40", "--rows", "64", "--timeout", "30s")
 	if err != nil {
 		t.Fatalf("train --wiring: %v\n%s", err, got)
 	}
 	for _, want := range []string{
-		"160 unique of 160 expected",
+		"2560 unique of 2560 expected",
 		"dead letters:        0",
-		"trajectory log:      160 rows",
+		"trajectory log:      2560 rows",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)
@@ -37,7 +40,7 @@ func TestTrainWiring(t *testing.T) {
 	}
 	// The log it wrote answers SQL.
 	got, err = execute(t, newSQLCmd(), "--run", dir, "--format", "csv", "SELECT count() AS n FROM trajectories_dedup")
-	if err != nil || !strings.Contains(got, "160") {
+	if err != nil || !strings.Contains(got, "2560") {
 		t.Fatalf("sql after wiring run = %q, %v", got, err)
 	}
 }
