@@ -255,7 +255,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 		n = 4096
 	}
 	rows := tracelog.SyntheticRows("bench", n, 512, 1)
-	tw := b.table(fmt.Sprintf("tracelog: insert %d trajectories of 512 tokens", n), "backend", "batch", "rows/s")
+	tw := b.table(fmt.Sprintf("tracelog: insert %d trajectories of 512 tokens", n), "backend", "batch", "inserters", "rows/s")
 	for _, c := range backends {
 		s, err := tracelog.Open(ctx, c)
 		if err != nil {
@@ -266,12 +266,21 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 			return err
 		}
 		for _, bs := range []int{64, 256, 1024, 4096} {
-			st, err := tracelog.MeasureInsert(ctx, s, rows, bs)
-			if err != nil {
-				s.Close()
-				return err
+			// One inserter, as a logger with one worker; the server backend
+			// also with 2 and 4 concurrent inserters, which it groups into
+			// shared INSERTs (a logger with runner concurrency > 1).
+			workers := []int{1}
+			if c.DSN != "" {
+				workers = []int{1, 2, 4}
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\n", c.BackendName(), bs, st.RowsPerSecond())
+			for _, w := range workers {
+				st, err := tracelog.MeasureInsertParallel(ctx, s, rows, bs, w)
+				if err != nil {
+					s.Close()
+					return err
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\n", c.BackendName(), bs, w, st.RowsPerSecond())
+			}
 		}
 		s.Close()
 	}
