@@ -82,8 +82,10 @@ func appendColumns(cols []column.Interface, rows []Row, version uint64) error {
 		}
 		sampleIdx[i] = rows[i].SampleIndex
 	}
-	i32arr := func(f func(r *Row) []int32) arrayColumn { return int32Array{rows, f} }
-	f32arr := func(f func(r *Row) []float32) arrayColumn { return float32Array{rows, f} }
+	i32arr := func(f func(r *Row) []int32) arrayColumn {
+		return array32[int32]{rows, f, func(v int32) uint32 { return uint32(v) }}
+	}
+	f32arr := func(f func(r *Row) []float32) arrayColumn { return array32[float32]{rows, f, math.Float32bits} }
 	values := []any{
 		strs(func(r *Row) string { return r.RunID }),
 		i64s(func(r *Row) int64 { return r.Step }),
@@ -166,15 +168,17 @@ func appendArray(col column.Interface, a arrayColumn) error {
 	return col.Decode(proto.NewReader(bytes.NewReader(buf)), a.rows())
 }
 
-// int32Array is an Array(Int32) column.
-type int32Array struct {
-	rs  []Row
-	get func(*Row) []int32
+// array32 is an Array(Int32) or Array(Float32) column; float values keep
+// their exact bits.
+type array32[T int32 | float32] struct {
+	rs   []Row
+	get  func(*Row) []T
+	bits func(T) uint32
 }
 
-func (a int32Array) rows() int { return len(a.rs) }
+func (a array32[T]) rows() int { return len(a.rs) }
 
-func (a int32Array) elems() int {
+func (a array32[T]) elems() int {
 	n := 0
 	for i := range a.rs {
 		n += len(a.get(&a.rs[i]))
@@ -182,7 +186,7 @@ func (a int32Array) elems() int {
 	return n
 }
 
-func (a int32Array) encode(b []byte) []byte {
+func (a array32[T]) encode(b []byte) []byte {
 	var end uint64
 	for i := range a.rs {
 		end += uint64(len(a.get(&a.rs[i])))
@@ -194,42 +198,7 @@ func (a int32Array) encode(b []byte) []byte {
 		vs := a.get(&a.rs[i])
 		dst := b[at : at+4*len(vs)]
 		for j, v := range vs {
-			binary.LittleEndian.PutUint32(dst[4*j:], uint32(v))
-		}
-		at += len(dst)
-	}
-	return b
-}
-
-// float32Array is an Array(Float32) column; values keep their exact bits.
-type float32Array struct {
-	rs  []Row
-	get func(*Row) []float32
-}
-
-func (a float32Array) rows() int { return len(a.rs) }
-
-func (a float32Array) elems() int {
-	n := 0
-	for i := range a.rs {
-		n += len(a.get(&a.rs[i]))
-	}
-	return n
-}
-
-func (a float32Array) encode(b []byte) []byte {
-	var end uint64
-	for i := range a.rs {
-		end += uint64(len(a.get(&a.rs[i])))
-		b = binary.LittleEndian.AppendUint64(b, end)
-	}
-	at := len(b)
-	b = append(b, make([]byte, 4*end)...)
-	for i := range a.rs {
-		vs := a.get(&a.rs[i])
-		dst := b[at : at+4*len(vs)]
-		for j, v := range vs {
-			binary.LittleEndian.PutUint32(dst[4*j:], math.Float32bits(v))
+			binary.LittleEndian.PutUint32(dst[4*j:], a.bits(v))
 		}
 		at += len(dst)
 	}
