@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -256,7 +257,8 @@ func RowIDs(rec arrow.RecordBatch) ([]string, error) {
 	}
 	out := make([]string, col.Len())
 	for i := range out {
-		out[i] = col.Value(i)
+		// Value aliases the batch's buffer; the ids must outlive it.
+		out[i] = strings.Clone(col.Value(i))
 	}
 	return out, nil
 }

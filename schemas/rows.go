@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -237,12 +238,15 @@ type reader struct {
 }
 
 func (r *reader) next() arrow.Array { c := r.rec.Column(r.col); r.col++; return c }
-func (r *reader) str() string       { return r.next().(*array.String).Value(r.row) }
-func (r *reader) i64() int64        { return r.next().(*array.Int64).Value(r.row) }
-func (r *reader) i32() int32        { return r.next().(*array.Int32).Value(r.row) }
-func (r *reader) f32() float32      { return r.next().(*array.Float32).Value(r.row) }
-func (r *reader) f64() float64      { return r.next().(*array.Float64).Value(r.row) }
-func (r *reader) boolean() bool     { return r.next().(*array.Boolean).Value(r.row) }
+func (r *reader) str() string {
+	// arrow-go's Value aliases the batch's buffer; rows outlive batches.
+	return strings.Clone(r.next().(*array.String).Value(r.row))
+}
+func (r *reader) i64() int64    { return r.next().(*array.Int64).Value(r.row) }
+func (r *reader) i32() int32    { return r.next().(*array.Int32).Value(r.row) }
+func (r *reader) f32() float32  { return r.next().(*array.Float32).Value(r.row) }
+func (r *reader) f64() float64  { return r.next().(*array.Float64).Value(r.row) }
+func (r *reader) boolean() bool { return r.next().(*array.Boolean).Value(r.row) }
 
 func (r *reader) i32s() []int32 {
 	l := r.next().(*array.List)
