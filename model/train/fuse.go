@@ -46,8 +46,14 @@ func FuseGELU(g *onnx.Graph) (*onnx.Graph, int) {
 		}
 		replace[last] = fg
 	}
-	if len(fused) == 0 {
-		return g, 0
+	return rewrite(g, replace, drop), len(fused)
+}
+
+// rewrite returns g with every node in replace swapped for its fused node
+// and every other node in drop removed; g itself when nothing changes.
+func rewrite(g *onnx.Graph, replace map[*onnx.Node]*onnx.Node, drop map[*onnx.Node]bool) *onnx.Graph {
+	if len(replace) == 0 {
+		return g
 	}
 	out := *g
 	out.Nodes = make([]*onnx.Node, 0, len(g.Nodes))
@@ -59,7 +65,7 @@ func FuseGELU(g *onnx.Graph) (*onnx.Graph, int) {
 			out.Nodes = append(out.Nodes, n)
 		}
 	}
-	return &out, len(fused)
+	return &out
 }
 
 // fuser indexes a graph for pattern matching.

@@ -34,20 +34,7 @@ func FuseLayerNorm(g *onnx.Graph) (*onnx.Graph, int) {
 		}
 		replace[chain[len(chain)-1]] = ln
 	}
-	if len(replace) == 0 {
-		return g, 0
-	}
-	out := *g
-	out.Nodes = make([]*onnx.Node, 0, len(g.Nodes))
-	for _, n := range g.Nodes {
-		switch {
-		case replace[n] != nil:
-			out.Nodes = append(out.Nodes, replace[n])
-		case !drop[n]:
-			out.Nodes = append(out.Nodes, n)
-		}
-	}
-	return &out, len(replace)
+	return rewrite(g, replace, drop), len(replace)
 }
 
 // lastAxisMean reports whether n is ReduceMean over axes [-1] with
