@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +46,10 @@ type Config struct {
 	Log LogConfig `koanf:"log"`
 	// Runner tunes every stage runner of this process.
 	Runner RunnerConfig `koanf:"runner"`
+	// Stages overrides Runner for single stages by name (sampler, verifier,
+	// labeler, learner, logger): stages: {logger: {concurrency: 8}}. Zero
+	// fields keep the Runner value.
+	Stages map[string]RunnerConfig `koanf:"stages"`
 	// ORT configures ONNX Runtime.
 	ORT ORTConfig `koanf:"ort"`
 }
@@ -108,6 +114,15 @@ func (c Config) Validate() error {
 	if c.Runner.MaxDeliver < 1 {
 		return fmt.Errorf("%w: runner.max_deliver %d must be at least 1", ErrConfig, c.Runner.MaxDeliver)
 	}
+	for name, sc := range c.Stages {
+		if !slices.Contains(stageNames, name) {
+			return fmt.Errorf("%w: stages.%s: unknown stage (known: %s)", ErrConfig, name, strings.Join(stageNames, ", "))
+		}
+		if sc.Concurrency < 0 || sc.FetchSize < 0 || sc.FetchSize > pipeline.MaxFetch || sc.MaxDeliver < 0 ||
+			(sc.AckWait != 0 && sc.AckWait < time.Second) {
+			return fmt.Errorf("%w: stages.%s: %+v out of range (concurrency >= 1, fetch_size 1..%d, ack_wait >= 1s, max_deliver >= 1)", ErrConfig, name, sc, pipeline.MaxFetch)
+		}
+	}
 	if err := c.ortConfig().Validate(); err != nil {
 		return fmt.Errorf("%w: ort: %w", ErrConfig, err)
 	}
@@ -134,12 +149,23 @@ func (c Config) ortConfig() ort.Config {
 	return oc
 }
 
-// runnerConfig applies the user's runner settings to a stage's wiring.
+// stageNames are the stages a Stages override may name.
+var stageNames = []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLabeler, pipeline.StageLearner, pipeline.StageLogger}
+
+// runnerConfig applies the user's runner settings, and the stage's own
+// overrides, to a stage's wiring.
 func (c Config) runnerConfig(rc pipeline.RunnerConfig) pipeline.RunnerConfig {
-	rc.Concurrency = c.Runner.Concurrency
-	rc.FetchSize = c.Runner.FetchSize
-	rc.AckWait = c.Runner.AckWait
-	rc.MaxDeliver = c.Runner.MaxDeliver
+	r := c.Runner
+	if o, ok := c.Stages[rc.Stage]; ok {
+		r.Concurrency = cmp.Or(o.Concurrency, r.Concurrency)
+		r.FetchSize = cmp.Or(o.FetchSize, r.FetchSize)
+		r.AckWait = cmp.Or(o.AckWait, r.AckWait)
+		r.MaxDeliver = cmp.Or(o.MaxDeliver, r.MaxDeliver)
+	}
+	rc.Concurrency = r.Concurrency
+	rc.FetchSize = r.FetchSize
+	rc.AckWait = r.AckWait
+	rc.MaxDeliver = r.MaxDeliver
 	return rc
 }
 
@@ -194,6 +220,20 @@ func envKey(k string) string {
 	return k
 }
 
+// isStageKey reports whether key is stages.<name>.<runner field>; the stage
+// name itself is checked by Validate.
+func isStageKey(key string) bool {
+	parts := strings.Split(key, ".")
+	if len(parts) != 3 || parts[0] != "stages" {
+		return false
+	}
+	switch parts[2] {
+	case "concurrency", "fetch_size", "ack_wait", "max_deliver":
+		return true
+	}
+	return false
+}
+
 // loadConfig builds the Config for a command from defaults, file, env and
 // flags. A --run naming an existing directory with a run.yaml uses that
 // directory and file.
@@ -219,7 +259,7 @@ func loadConfig(fs *pflag.FlagSet) (Config, error) {
 		}
 		// A misspelt key would otherwise be ignored without a word.
 		for _, key := range fk.Keys() {
-			if !known[key] {
+			if !known[key] && !isStageKey(key) {
 				return Config{}, fmt.Errorf("%w: config file %s: unknown key %q (known keys: %s)", ErrConfig, path, key, strings.Join(k.Keys(), ", "))
 			}
 		}

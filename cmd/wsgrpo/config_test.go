@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/wsgrpo/wsgrpo/pipeline"
 )
 
 func loadWith(t *testing.T, args []string) (Config, error) {
@@ -148,4 +150,39 @@ func FuzzConfigFile(f *testing.F) {
 			t.Fatalf("loaded config does not validate: %v", err)
 		}
 	})
+}
+
+func TestConfigStageOverrides(t *testing.T) {
+	file := writeYAML(t, "runner:\n  concurrency: 2\n  max_deliver: 7\nstages:\n  logger:\n    concurrency: 8\n    ack_wait: 90s\n")
+	c, err := loadWith(t, []string{"--config", file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		stage       string
+		concurrency int
+		ackWait     time.Duration
+	}{
+		{pipeline.StageLogger, 8, 90 * time.Second},
+		{pipeline.StageSampler, 2, pipeline.DefaultAckWait},
+	}
+	for _, tc := range tests {
+		t.Run(tc.stage, func(t *testing.T) {
+			rc := c.runnerConfig(pipeline.RunnerConfig{Stage: tc.stage})
+			if rc.Concurrency != tc.concurrency || rc.AckWait != tc.ackWait || rc.MaxDeliver != 7 {
+				t.Fatalf("%s: %+v", tc.stage, rc)
+			}
+		})
+	}
+	for name, text := range map[string]string{
+		"unknown stage": "stages:\n  samplr:\n    concurrency: 2\n",
+		"unknown field": "stages:\n  logger:\n    workers: 2\n",
+		"bad value":     "stages:\n  logger:\n    fetch_size: 99\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := loadWith(t, []string{"--config", writeYAML(t, text)}); !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+		})
+	}
 }
