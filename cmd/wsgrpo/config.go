@@ -305,6 +305,8 @@ func loadConfig(fs *pflag.FlagSet) (Config, error) {
 			c.Dir = c.Run
 		}
 		c.Run = filepath.Base(filepath.Clean(c.Run))
+	} else if strings.ContainsRune(c.Run, os.PathSeparator) {
+		return Config{}, fmt.Errorf("%w: --run %q is a path, but no such run directory exists (give an existing run directory, or a run id)", ErrConfig, c.Run)
 	}
 	return c, c.Validate()
 }

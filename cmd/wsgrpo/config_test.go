@@ -106,6 +106,7 @@ func TestConfigErrors(t *testing.T) {
 		{"malformed yaml", "run: [unclosed\n", nil},
 		{"missing file", "", []string{"--config", "/nonexistent/run.yaml"}},
 		{"bad run id", "", []string{"--run", "has space"}},
+		{"missing run directory", "", []string{"--run", "/nonexistent/run7"}},
 		{"bad level", "", []string{"--log-level", "verbose"}},
 		{"bad format", "", []string{"--log-format", "xml"}},
 		{"zero concurrency", "", []string{"--runner-concurrency", "0"}},
