@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
 // ErrConfig wraps every configuration error.
@@ -147,6 +149,16 @@ func (c Config) ortConfig() ort.Config {
 		oc.IntraOpThreads = c.ORT.Threads
 	}
 	return oc
+}
+
+// logConfig selects the trajectory log: the ClickHouse server at
+// ClickHouseDSN, or embedded chDB in the run directory.
+func (c Config) logConfig(log *slog.Logger) tracelog.Config {
+	tc := tracelog.Config{DSN: c.ClickHouseDSN, Logger: log}
+	if tc.DSN == "" {
+		tc.Dir = tracelog.EmbeddedDir(c.RunDir())
+	}
+	return tc
 }
 
 // stageNames are the stages a Stages override may name.

@@ -17,11 +17,7 @@ func init() { stageFactories[pipeline.StageLogger] = newLoggerStage }
 // log cfg selects: the ClickHouse server at cfg.ClickHouseDSN, or embedded
 // chDB in the run directory.
 func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (tracelog.Store, error) {
-	tc := tracelog.Config{DSN: cfg.ClickHouseDSN, Logger: log}
-	if tc.DSN == "" {
-		tc.Dir = tracelog.EmbeddedDir(cfg.RunDir())
-	}
-	s, err := tracelog.Open(ctx, tc)
+	s, err := tracelog.Open(ctx, cfg.logConfig(log))
 	if err != nil {
 		return nil, logError(cfg, err)
 	}

@@ -109,9 +109,8 @@ objects (--format json; nan and inf as strings) or CSV with a header row
 // cfg.ClickHouseDSN, or the embedded log of the run directory, which must
 // exist (reading a log never creates one).
 func openLog(ctx context.Context, cfg Config, log *slog.Logger) (tracelog.Store, error) {
-	tc := tracelog.Config{DSN: cfg.ClickHouseDSN, Logger: log}
+	tc := cfg.logConfig(log)
 	if tc.DSN == "" {
-		tc.Dir = tracelog.EmbeddedDir(cfg.RunDir())
 		if st, err := os.Stat(tc.Dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("%w at %s: run %q has not logged trajectories here (give --run the run id or its directory, or --clickhouse-dsn for a ClickHouse server)", ErrNoLog, tc.Dir, cfg.Run)
 		}

@@ -257,7 +257,7 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	out(cmd, "  dead letters:        %d\n", len(dead))
 	if store != nil {
 		out(cmd, "  trajectory log:      %d rows (%s backend; try: wsgrpo sql --run %s \"SELECT count() FROM trajectories_dedup\")\n",
-			logged, tracelog.Config{DSN: cfg.ClickHouseDSN}.BackendName(), cfg.RunDir())
+			logged, cfg.logConfig(nil).BackendName(), cfg.RunDir())
 	}
 	out(cmd, "  publish time:        %s\n", published.Round(time.Millisecond))
 	out(cmd, "  end-to-end time:     %s (%.0f rows/s through 4 hops)\n", elapsed.Round(time.Millisecond),
