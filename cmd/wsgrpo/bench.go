@@ -107,6 +107,14 @@ func newBenchCmd() *cobra.Command {
 	return cmd
 }
 
+// benchPolicy is the policy shape the model suites measure: a vocabulary of
+// 96 and an MLP 4 times d_model wide.
+func benchPolicy(dModel, layers int) policy.Config {
+	cfg := policy.DefaultConfig(96)
+	cfg.DModel, cfg.NLayers, cfg.DFF = dModel, layers, 4*dModel
+	return cfg
+}
+
 func benchTransport(ctx context.Context, b *benchEnv) error {
 	batches := 200
 	if b.quick {
@@ -154,8 +162,7 @@ func benchDecode(_ context.Context, b *benchEnv) error {
 	tw := b.table(fmt.Sprintf("decode: batch 16, %d new tokens, 4 layers", newTokens),
 		"d_model", "KV cache tok/s", "full recompute tok/s", "speed-up")
 	for _, d := range []int{128, 256} {
-		cfg := policy.DefaultConfig(96)
-		cfg.DModel, cfg.NLayers, cfg.DFF = d, 4, 4*d
+		cfg := benchPolicy(d, 4)
 		kv, err := generate.MeasureDecode(rt, cfg, 16, newTokens, true)
 		if err != nil {
 			return err
@@ -176,8 +183,7 @@ func benchSession(_ context.Context, b *benchEnv) error {
 	}
 	tw := b.table("session: weight version -> ready sampler session", "d_model", "layers", "model MiB", "new session")
 	for _, d := range []int{128, 256} {
-		cfg := policy.DefaultConfig(96)
-		cfg.DModel, cfg.NLayers, cfg.DFF = d, 4, 4*d
+		cfg := benchPolicy(d, 4)
 		w, err := policy.Init(cfg, 1)
 		if err != nil {
 			return err
@@ -218,8 +224,8 @@ func benchTrain(_ context.Context, b *benchEnv) error {
 	tw := b.table(fmt.Sprintf("train: GRPO step on 32x128 tokens, d_model 128, %d ORT thread(s) (--ort-threads)", threads),
 		"layers", "step", "fastest", "CPU/step", "GFLOP/step", "step GFLOP/s", "ORT fwd+bwd GFLOP/s", "matmul kernels GFLOP/s", "% of peak (step / fwd+bwd / matmul)")
 	for _, layers := range []int{2, 4} {
-		cfg := policy.DefaultConfig(96)
-		cfg.DModel, cfg.NLayers, cfg.DFF, cfg.MaxSeq = 128, layers, 512, 128
+		cfg := benchPolicy(128, layers)
+		cfg.MaxSeq = 128
 		steps, prof := 5, 2
 		if b.quick {
 			steps, prof = 1, 1
