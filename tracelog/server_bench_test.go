@@ -82,3 +82,81 @@ func BenchmarkServerInsert(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkServerInsertSustained measures a long insert into one table:
+// runs of 16,384 512-token rows (262,144 rows in all, about 1.3 GB as
+// RowBinary) inserted back to back by concurrent inserters, so that the
+// server's background merges of earlier runs compete with the inserts as
+// they do in a long training run. Next to rows/s it reports the CPU time
+// per row of this process (the client) and of the whole server process
+// (queries and merges, from /proc) while the rows went in, and the
+// server's CPU per row for the merges still running after the last
+// insert returned (waited for until system.merges is empty). Their sum is
+// what the server spends per row; on a machine with C cores,
+// C / (client + server + after) is the rate both can sustain at most.
+//
+//	go test ./tracelog/ -run XXX -bench ServerInsertSustained -benchtime 1x
+func BenchmarkServerInsertSustained(b *testing.B) {
+	const runs = 16
+	rows := tracelog.SyntheticRows("measure", 16384, 512, 2)
+	for _, c := range []struct{ workers, batch int }{{4, 4096}, {8, 1024}, {16, 256}} {
+		b.Run(fmt.Sprintf("workers=%d/batch=%d", c.workers, c.batch), func(b *testing.B) {
+			srv := chtest.Start(b)
+			if _, ok := srv.CPU(); !ok {
+				b.Skip("needs a server this test started (not " + chtest.EnvDSN + ")")
+			}
+			s, err := tracelog.Open(b.Context(), tracelog.Config{DSN: srv.DSN})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Migrate(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+			var elapsed, client, server, after time.Duration
+			for i := 0; b.Loop(); i++ {
+				s0, _ := srv.CPU()
+				c0 := clientCPU()
+				start := time.Now()
+				for r := range runs {
+					run := fmt.Sprintf("sustained-%d-%d", i, r)
+					for j := range rows {
+						rows[j].RunID = run
+					}
+					if _, err := tracelog.MeasureInsertParallel(b.Context(), s, rows, c.batch, c.workers); err != nil {
+						b.Fatal(err)
+					}
+				}
+				elapsed += time.Since(start)
+				c1 := clientCPU()
+				s1, _ := srv.CPU()
+				waitMergesDone(b, s)
+				s2, _ := srv.CPU()
+				client, server, after = client+c1-c0, server+s1-s0, after+s2-s1
+			}
+			n := float64(b.N * runs * len(rows))
+			b.ReportMetric(n/elapsed.Seconds(), "rows/s")
+			b.ReportMetric(float64(client.Microseconds())/n, "client-µs/row")
+			b.ReportMetric(float64(server.Microseconds())/n, "server-µs/row")
+			b.ReportMetric(float64(after.Microseconds())/n, "after-µs/row")
+		})
+	}
+}
+
+// waitMergesDone polls system.merges until no merge runs, for at most a
+// minute.
+func waitMergesDone(tb testing.TB, s tracelog.Store) {
+	tb.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		res, err := s.Query(tb.Context(), "SELECT count() FROM system.merges")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if n, _ := res.Rows[0][0].(uint64); n == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tb.Log("merges still running after a minute")
+}

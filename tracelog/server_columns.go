@@ -7,7 +7,9 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
@@ -164,9 +166,17 @@ type arrayColumn interface {
 // in bulk, but write from the column's first row, so the column must start
 // empty (appendColumns checks that).
 func appendArray(col column.Interface, a arrayColumn) error {
-	buf := a.encode(make([]byte, 0, 8*a.rows()+4*a.elems()))
+	bp := arrayBufs.Get().(*[]byte)
+	defer arrayBufs.Put(bp)
+	buf := a.encode(slices.Grow((*bp)[:0], 8*a.rows()+4*a.elems()))
+	*bp = buf
 	return col.Decode(proto.NewReader(bytes.NewReader(buf)), a.rows())
 }
+
+// arrayBufs recycles the scratch buffers appendArray encodes into (the
+// driver's column copies the bytes out, so a buffer is free again once
+// Decode returns).
+var arrayBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // array32 is an Array(Int32) or Array(Float32) column; float values keep
 // their exact bits.
@@ -192,18 +202,25 @@ func (a array32[T]) encode(b []byte) []byte {
 		end += uint64(len(a.get(&a.rs[i])))
 		b = binary.LittleEndian.AppendUint64(b, end)
 	}
-	at := len(b)
-	b = append(b, make([]byte, 4*end)...)
+	b = slices.Grow(b, 4*int(end))
 	for i := range a.rs {
 		vs := a.get(&a.rs[i])
-		dst := b[at : at+4*len(vs)]
-		for j, v := range vs {
-			binary.LittleEndian.PutUint32(dst[4*j:], a.bits(v))
+		if nativeLittleEndian {
+			// The elements' memory already is the wire layout: one copy.
+			b = append(b, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(vs))), 4*len(vs))...)
+			continue
 		}
-		at += len(dst)
+		for _, v := range vs {
+			b = binary.LittleEndian.AppendUint32(b, a.bits(v))
+		}
 	}
 	return b
 }
+
+// nativeLittleEndian tells whether this machine stores a uint32 in
+// ClickHouse's wire order, so that a []int32 or []float32 can be copied
+// to the wire as it is.
+var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // sortedByKey returns rows in the table's ORDER BY order (run_id,
 // trajectory_id; bytewise, as ClickHouse compares strings): rows itself

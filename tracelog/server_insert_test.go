@@ -53,3 +53,33 @@ func TestConcurrentInsertsReadBack(t *testing.T) {
 		}
 	})
 }
+
+// TestServerCPUCountsInserts checks chtest's CPU reading, which the
+// sustained insert benchmark divides by rows: a started server's CPU time
+// is readable and grows while it stores rows.
+func TestServerCPUCountsInserts(t *testing.T) {
+	srv := chtest.Start(t)
+	before, ok := srv.CPU()
+	if !ok {
+		t.Skip("needs a server this test started (not " + chtest.EnvDSN + ")")
+	}
+	s, err := tracelog.Open(t.Context(), tracelog.Config{DSN: srv.DSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Insert(t.Context(), tracelog.SyntheticRows("cpu", 4096, 512, 1)); err != nil {
+		t.Fatal(err)
+	}
+	after, ok := srv.CPU()
+	if !ok || after <= before {
+		t.Fatalf("server CPU %v before and %v (ok %v) after storing 4,096 rows", before, after, ok)
+	}
+	srv.Stop(t)
+	if cpu, ok := srv.CPU(); ok {
+		t.Fatalf("stopped server reports CPU %v", cpu)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,10 @@ const (
 	// test's temporary directory. ClickHouse 18.16 writes two files per column for every
 	// INSERT, so file creation on a busy disk can dominate insert time.
 	EnvDataDir = "WSGRPO_TEST_CLICKHOUSE_DATA"
+	// EnvExtraConfig holds XML elements added to a started server's
+	// config.xml, for measuring server settings, e.g.
+	// <compression><case><method>none</method></case></compression>.
+	EnvExtraConfig = "WSGRPO_TEST_CLICKHOUSE_EXTRA_CONFIG"
 )
 
 // Server is a ClickHouse server for one test.
@@ -92,6 +97,36 @@ func (s *Server) Restart(tb testing.TB) {
 		tb.Skip("cannot restart an external server (" + EnvDSN + ")")
 	}
 	s.startProcess(tb)
+}
+
+// CPU returns the user plus system time the server process (all its
+// threads: queries and background merges) has used so far, read from
+// /proc. ok is false for an external or stopped server, or without /proc.
+func (s *Server) CPU() (cpu time.Duration, ok bool) {
+	if s.external || s.cmd == nil {
+		return 0, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the parenthesised command name: state is field 3,
+	// utime and stime are fields 14 and 15, in clock ticks (100 per
+	// second on Linux).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
 }
 
 func (s *Server) kill() {
@@ -173,8 +208,9 @@ func (s *Server) writeConfig() error {
   <timezone>UTC</timezone>
   <mark_cache_size>268435456</mark_cache_size>
   <max_concurrent_queries>100</max_concurrent_queries>
+%[3]s
 </yandex>
-`, s.dir, s.port)
+`, s.dir, s.port, os.Getenv(EnvExtraConfig))
 	users := `<?xml version="1.0"?>
 <yandex>
   <profiles><default></default></profiles>
