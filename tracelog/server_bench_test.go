@@ -40,7 +40,9 @@ func clientCPU() time.Duration {
 // server: 16,384 512-token rows per batch size and number of concurrent
 // inserters, with the client's CPU time per row (this process) and the
 // server's (its query threads, from system.events) next to rows/s. The
-// server's background merges are reported as wall time per row.
+// server's background merges are reported as wall time per row. Each
+// measurement starts once the merges of the previous ones are done; see
+// BenchmarkServerInsertSustained for inserts that compete with merges.
 //
 //	go test ./tracelog/ -run XXX -bench ServerInsert -benchtime 1x
 func BenchmarkServerInsert(b *testing.B) {
@@ -64,6 +66,9 @@ func BenchmarkServerInsert(b *testing.B) {
 					for j := range rows {
 						rows[j].RunID = run
 					}
+					// Start from a quiet server: merges of the previous
+					// cells' rows would otherwise compete with this one.
+					waitMergesDone(b, s)
 					c0 := clientCPU()
 					q0, m0 := serverCPU(b, s)
 					if st, err = tracelog.MeasureInsertParallel(b.Context(), s, rows, size, workers); err != nil {
