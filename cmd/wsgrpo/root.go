@@ -29,6 +29,8 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newSQLCmd(),
 		newReportCmd(),
 		newReplayCmd(),
+		newExportCmd(),
+		newImportCmd(),
 	)
 	return root
 }
