@@ -9,6 +9,15 @@ var (
 	// have its input terminated and copied to the dead-letter stream instead
 	// of being retried.
 	ErrPermanent = errors.New("permanent failure")
+	// ErrUnavailable marks a failure because something the processor needs
+	// (a database, a service) is down. A Processor wraps it
+	// (fmt.Errorf("...: %w", pipeline.ErrUnavailable)) to have the runner
+	// hold the batch and call Process again with backoff, for as long as
+	// the outage lasts: the batch stays unacknowledged (heartbeats keep it
+	// from being redelivered), its delivery count does not grow, and it is
+	// never dead-lettered for it. The stream holds the backlog meanwhile.
+	// At shutdown the held batch is handed back (Nak).
+	ErrUnavailable = errors.New("dependency unavailable")
 	// ErrInvalidName is returned for a run id, stage or consumer name outside
 	// [A-Za-z0-9_-] or too long.
 	ErrInvalidName = errors.New("invalid name")

@@ -41,6 +41,20 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 	}
 	rowsIn := rec.NumRows()
 	outs, err := r.process(hard, rec)
+	for attempt := uint64(1); isUnavailable(err) && ctx.Err() == nil; attempt++ {
+		// Hold the batch (the heartbeat keeps it from being redelivered)
+		// and try again once the dependency may be back.
+		releaseAll(outs)
+		outs = nil
+		r.cfg.Metrics.Errors.WithLabelValues(stage, "unavailable").Inc()
+		d := r.backoff(attempt)
+		log.Warn("a dependency is unavailable; holding the batch and retrying", "attempt", attempt, "delay", d, "err", err)
+		sleepCtx(ctx, d)
+		if ctx.Err() != nil {
+			break
+		}
+		outs, err = r.process(hard, rec)
+	}
 	rec.Release()
 	if err == nil {
 		err = r.checkOutputs(outs)
@@ -146,9 +160,16 @@ func (r *Runner) encodeOutputs(outs []arrow.RecordBatch, md *jetstream.MsgMetada
 	return msgs, rows, nil
 }
 
+// isUnavailable reports whether err asks for the batch to be held and
+// retried in place (ErrUnavailable), and nothing marks it permanent.
+func isUnavailable(err error) bool {
+	return errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrPermanent) && !errors.Is(err, schemas.ErrInvalid)
+}
+
 // failed routes a processing error: permanent errors and the last allowed
 // delivery go to the dead-letter stream, shutdown naks at once, anything
-// else is retried later.
+// else is retried later. (An ErrUnavailable only gets here at shutdown:
+// handle retries it in place until then.)
 func (r *Runner) failed(ctx, hard context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, err error, log *slog.Logger) {
 	stage := r.cfg.Stage
 	log = log.With("err", err)

@@ -18,7 +18,7 @@ import (
 type Metrics struct {
 	Batches     *prometheus.CounterVec   // stage, outcome (ok, retry, dead_letter, shutdown)
 	Rows        *prometheus.CounterVec   // stage, direction (in, out)
-	Errors      *prometheus.CounterVec   // stage, kind (transient, permanent, invalid, publish, ack, fetch)
+	Errors      *prometheus.CounterVec   // stage, kind (transient, unavailable, permanent, invalid, publish, ack, fetch)
 	DeadLetters *prometheus.CounterVec   // stage, reason
 	Redelivered *prometheus.CounterVec   // stage
 	Latency     *prometheus.HistogramVec // stage: seconds from fetch to ack

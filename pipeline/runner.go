@@ -22,7 +22,9 @@ import (
 // keeps it, or returns it as an output, must Retain it. The runner releases
 // every returned batch once published. An error wrapping ErrPermanent (or
 // schemas.ErrInvalid) sends the input to the dead-letter stream; any other
-// error is retried with backoff until MaxDeliver. ctx is cancelled when the
+// error wrapping ErrUnavailable holds the input and calls Process again
+// with backoff until it succeeds or the runner stops; any other error is
+// retried with backoff until MaxDeliver. ctx is cancelled when the
 // runner's shutdown grace expires: the processor should then return its
 // error promptly.
 type Processor interface {

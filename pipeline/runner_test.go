@@ -220,6 +220,68 @@ func TestProcessorErrorsDeadLettered(t *testing.T) {
 	}
 }
 
+// unavailableProcessor fails with ErrUnavailable for its first failures
+// calls (an outage of a dependency), then hands the batch to next.
+type unavailableProcessor struct {
+	failures int64
+	calls    atomic.Int64
+	next     Processor
+}
+
+func (p *unavailableProcessor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+	if p.calls.Add(1) <= p.failures {
+		return nil, fmt.Errorf("store: connection refused: %w", ErrUnavailable)
+	}
+	return p.next.Process(ctx, in)
+}
+
+// TestUnavailableHeldNotDeadLettered checks that an outage longer than
+// MaxDeliver tries and than AckWait loses nothing: the runner holds the
+// batch and retries it in place (the heartbeat keeps it from being
+// redelivered), then publishes its output once the dependency is back,
+// with no dead letter and no redelivery.
+func TestUnavailableHeldNotDeadLettered(t *testing.T) {
+	mem := newChecked(t)
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	top := ensureRun(t, js, "outage", jetstream.MemoryStorage)
+	rows := rolloutRows(top.Run, 1, 2, 8)
+	rec := schemas.NewRolloutBatch(mem, rows)
+	publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
+	rec.Release()
+	sink := sinkFor(t, js, top, mem)
+	cfg, err := top.RunnerConfig(StageVerifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Allocator = mem
+	// 30 failures at up to 50 ms each outlast both MaxDeliver (2) and
+	// AckWait (400 ms): only holding the batch gets it through.
+	cfg.MaxDeliver, cfg.AckWait = 2, 400*time.Millisecond
+	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	next, err := passthrough.New(schemas.KindRollout, schemas.KindVerified, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &unavailableProcessor{failures: 30, next: next}
+	r, _ := startRunner(t, js, cfg, p)
+	waitFor(t, 30*time.Second, "the batch's rows downstream", func() bool { return sink.distinct() == len(rows) })
+	if got := p.calls.Load(); got != p.failures+1 {
+		t.Errorf("processor called %d times, want %d", got, p.failures+1)
+	}
+	dls, err := ReadDeadLetters(context.Background(), js, top, 0)
+	if err != nil || len(dls) != 0 {
+		t.Errorf("dead letters %v (err %v), want none", dls, err)
+	}
+	m := r.Config().Metrics
+	if got := metricValue(t, m.Redelivered.WithLabelValues(StageVerifier)); got != 0 {
+		t.Errorf("%v redeliveries, want 0", got)
+	}
+	if got := metricValue(t, m.Errors.WithLabelValues(StageVerifier, "unavailable")); got != float64(p.failures) {
+		t.Errorf("unavailable errors metric %v, want %d", got, p.failures)
+	}
+}
+
 // TestMaxDeliveriesAdvisory covers the path where no worker reports a
 // failure: two deliveries are fetched and abandoned (as by crashed
 // workers), and the server's max-deliveries advisory makes the runner copy

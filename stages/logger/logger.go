@@ -5,11 +5,14 @@
 //
 // Errors: a batch that is not a labeled or verified batch, or holds a row
 // without run or trajectory id, returns an error wrapping
-// schemas.ErrInvalid (the runner dead-letters it). A store failure (server
-// down, disk full) returns the store's error, which does not wrap
-// schemas.ErrInvalid: the runner naks the batch with backoff and the
-// stream holds the backlog until the store is back. Redelivered batches are
-// harmless: the log de-duplicates by trajectory id.
+// schemas.ErrInvalid (the runner dead-letters it). A store that cannot be
+// reached (tracelog.ErrUnavailable: server down, connection refused or
+// timed out) returns an error wrapping pipeline.ErrUnavailable: the runner
+// holds the batch and retries it with backoff however long the outage
+// lasts, and the stream holds the backlog behind it. Other store failures
+// (a query the server refuses) are retried with backoff until the runner's
+// MaxDeliver. Redelivered batches are harmless: the log de-duplicates by
+// trajectory id.
 package logger
 
 import (
@@ -22,6 +25,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
@@ -139,6 +143,11 @@ func (p *Processor) insert(ctx context.Context, rows []tracelog.Row, batches int
 			err = fmt.Errorf("trajectory log insert: %v", err)
 		}
 		p.opts.Logger.Warn("trajectory log insert failed; batches will be retried", "rows", len(rows), "batches", batches, "err", err)
+		if errors.Is(err, tracelog.ErrUnavailable) {
+			// The store is down: the runner holds the batch and retries
+			// it for as long as the outage lasts, never dead-lettering it.
+			return fmt.Errorf("logger: %w: %w", pipeline.ErrUnavailable, err)
+		}
 		return fmt.Errorf("logger: %w", err)
 	}
 	p.opts.Logger.Debug("trajectories logged", "rows", len(rows), "batches", batches, "elapsed", time.Since(start))
