@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,21 @@ const (
 	maxNameLen = 64
 )
 
+// Errors of a run's labeler setting (Topology.NoLabeler). Both wrap
+// ErrInvalidConfig; callers test them with errors.Is.
+var (
+	// ErrNoLabeler is returned when a run without a labeler is asked for
+	// what only a labeler provides: the labeled hop, the labeler or learner
+	// stage, or consumers of the labeled stream.
+	ErrNoLabeler = fmt.Errorf("%w: the run has no labeler", ErrInvalidConfig)
+	// ErrLayoutMismatch is returned by Ensure when a stream of the run
+	// already exists with another retention policy than the topology
+	// wants: the run was created with a labeler and is now opened without
+	// one, or the other way round. Every process of a run must agree on
+	// NoLabeler.
+	ErrLayoutMismatch = fmt.Errorf("%w: the run's streams were created with another labeler setting", ErrInvalidConfig)
+)
+
 // Prefix is the first token of every subject and the first word of every
 // stream and bucket name.
 const Prefix = "wsgrpo"
@@ -48,6 +64,15 @@ type Hop struct {
 // Topology names and creates the JetStream resources of one run. Every name
 // derives from Run, so two runs on one server never share a stream, subject,
 // consumer or bucket.
+//
+// A run has one of two stream layouts. With a labeler (the zero value):
+// prompt -> rollout -> verified -> labeled, where the verified stream is a
+// work queue the labeler drains and the labeled stream keeps each batch until
+// every one of LabeledConsumers (the learner and the logger) has acknowledged
+// it. Without a labeler (NoLabeler, e.g. an eval run): prompt -> rollout ->
+// verified, with no labeled stream; the verified stream then keeps each
+// batch until every one of VerifiedConsumers (the logger, and any other sink
+// named there) has acknowledged it, so none of them competes with another.
 type Topology struct {
 	// Run is the run id, 1 to 64 characters of [A-Za-z0-9_-].
 	Run string
@@ -70,6 +95,22 @@ type Topology struct {
 	// batches. Every consumer named here must run, or labeled batches
 	// accumulate in the stream waiting for it.
 	LabeledConsumers []string
+	// NoLabeler selects the layout of a run without a labeler stage (e.g.
+	// an eval run): verified batches are the end of the line, there is no
+	// labeled stream, and the logger stage reads the verified stream. The
+	// verified stream then has interest retention with the durable
+	// consumers VerifiedConsumers, like the labeled stream of a run with
+	// a labeler. Every process of a run must use the same setting; Ensure
+	// returns ErrLayoutMismatch when the run's streams were created with
+	// the other one.
+	NoLabeler bool
+	// VerifiedConsumers are the durable consumers of the verified stream
+	// of a run without a labeler, each of which sees every verified batch
+	// (nil: the trajectory logger alone). Ensure creates them up front, for
+	// the reason given at LabeledConsumers; every consumer named here must
+	// run. Only valid with NoLabeler: with a labeler the verified stream is
+	// a work queue the labeler drains.
+	VerifiedConsumers []string
 }
 
 // NewTopology returns the topology of run with default settings, or
@@ -100,12 +141,22 @@ func (t Topology) streamName(suffix string) string {
 	return strings.ToUpper(Prefix) + "_" + t.Run + "_" + suffix
 }
 
-// Hop returns the hand-off stream that carries batches of kind k.
+// Hop returns the hand-off stream that carries batches of kind k. A run
+// without a labeler has no labeled hop: asking for it returns ErrNoLabeler.
 func (t Topology) Hop(k schemas.Kind) (Hop, error) {
 	ret := jetstream.WorkQueuePolicy
 	switch k {
-	case schemas.KindPrompt, schemas.KindRollout, schemas.KindVerified:
+	case schemas.KindPrompt, schemas.KindRollout:
+	case schemas.KindVerified:
+		if t.NoLabeler {
+			// The end of the line: the logger and any other sink each
+			// see every verified row.
+			ret = jetstream.InterestPolicy
+		}
 	case schemas.KindLabeled:
+		if t.NoLabeler {
+			return Hop{}, fmt.Errorf("%w: run %s has no labeled stream", ErrNoLabeler, t.Run)
+		}
 		// The learner and the trajectory logger each see every labeled row.
 		ret = jetstream.InterestPolicy
 	default:
@@ -119,7 +170,8 @@ func (t Topology) Hop(k schemas.Kind) (Hop, error) {
 	}, nil
 }
 
-// Hops returns the four hand-off streams in pipeline order.
+// Hops returns the hand-off streams of the run's layout in pipeline order:
+// four with a labeler, three (no labeled stream) without.
 func (t Topology) Hops() []Hop {
 	out := make([]Hop, 0, len(schemas.Kinds()))
 	for _, k := range schemas.Kinds() {
@@ -168,7 +220,9 @@ const (
 )
 
 // Stage returns the standard wiring of a pipeline stage (sampler, verifier,
-// labeler, learner or logger).
+// labeler, learner or logger). The logger reads the labeled stream, or the
+// verified stream of a run without a labeler; in such a run the labeler
+// and the learner (which trains on labeled rows) return ErrNoLabeler.
 func (t Topology) Stage(name string) (Stage, error) {
 	var in, out schemas.Kind
 	switch name {
@@ -176,10 +230,17 @@ func (t Topology) Stage(name string) (Stage, error) {
 		in, out = schemas.KindPrompt, schemas.KindRollout
 	case StageVerifier:
 		in, out = schemas.KindRollout, schemas.KindVerified
-	case StageLabeler:
-		in, out = schemas.KindVerified, schemas.KindLabeled
-	case StageLearner, StageLogger:
-		in = schemas.KindLabeled
+	case StageLabeler, StageLearner:
+		if t.NoLabeler {
+			return Stage{}, fmt.Errorf("%w: run %s has no %s stage (its verified batches go to the logger)", ErrNoLabeler, t.Run, name)
+		}
+		if name == StageLabeler {
+			in, out = schemas.KindVerified, schemas.KindLabeled
+		} else {
+			in = schemas.KindLabeled
+		}
+	case StageLogger:
+		in = t.sinkKind()
 	default:
 		return Stage{}, fmt.Errorf("%w: unknown stage %q", ErrInvalidConfig, name)
 	}
@@ -196,6 +257,35 @@ func (t Topology) Stage(name string) (Stage, error) {
 		s.Output = &oh
 	}
 	return s, nil
+}
+
+// SinkRunnerConfig returns the runner configuration, with default
+// settings, of the durable consumer name on the run's last hop: the labeled
+// stream, or the verified stream of a run without a labeler. name must be
+// one of the consumers Ensure creates there (LabeledConsumers or
+// VerifiedConsumers, or their defaults), so that it sees every batch,
+// including those published before it first ran; other names return
+// ErrInvalidConfig. The stage name (metrics, dead letters) is name.
+func (t Topology) SinkRunnerConfig(name string) (RunnerConfig, error) {
+	names, err := t.sinkConsumers()
+	if err != nil {
+		return RunnerConfig{}, err
+	}
+	sink, err := t.Hop(t.sinkKind())
+	if err != nil {
+		return RunnerConfig{}, err
+	}
+	if !slices.Contains(names, name) {
+		return RunnerConfig{}, fmt.Errorf("%w: %q is not a consumer of run %s's %s stream (Ensure creates %q)",
+			ErrInvalidConfig, name, t.Run, sink.Kind, names)
+	}
+	return RunnerConfig{
+		Stage:             name,
+		Stream:            sink.Stream,
+		Consumer:          name,
+		InputKind:         sink.Kind,
+		DeadLetterSubject: t.DeadLetterSubject(name),
+	}, nil
 }
 
 // maxMsgSize returns the body limit of the data streams for a server whose
@@ -230,6 +320,10 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if dups <= 0 {
 		dups = DefaultDuplicateWindow
 	}
+	sinkConsumers, err := t.sinkConsumers()
+	if err != nil {
+		return err
+	}
 	for _, h := range t.Hops() {
 		cfg := jetstream.StreamConfig{
 			Name:        h.Stream,
@@ -243,6 +337,9 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			Duplicates:  dups,
 			Discard:     jetstream.DiscardOld,
 		}
+		if err := t.checkLayout(ctx, js, h); err != nil {
+			return err
+		}
 		if err := retryTimeout(ctx, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateStream(ctx, cfg)
 			return err
@@ -250,23 +347,20 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			return fmt.Errorf("ensure stream %s: %w", h.Stream, err)
 		}
 	}
-	lab, err := t.Hop(schemas.KindLabeled)
+	sink, err := t.Hop(t.sinkKind())
 	if err != nil {
 		return err
 	}
-	for _, name := range t.labeledConsumers() {
-		if err := ValidateName(name); err != nil {
-			return fmt.Errorf("labeled consumer: %w", err)
-		}
+	for _, name := range sinkConsumers {
 		cfg := consumerConfig(name, DefaultAckWait, DefaultMaxDeliver, defaultMaxAckPending)
 		if err := retryTimeout(ctx, func(ctx context.Context) error {
-			_, err := js.CreateConsumer(ctx, lab.Stream, cfg)
+			_, err := js.CreateConsumer(ctx, sink.Stream, cfg)
 			if errors.Is(err, jetstream.ErrConsumerExists) {
 				return nil // keep the settings a running stage gave it
 			}
 			return err
 		}); err != nil {
-			return fmt.Errorf("ensure consumer %s on %s: %w", name, lab.Stream, err)
+			return fmt.Errorf("ensure consumer %s on %s: %w", name, sink.Stream, err)
 		}
 	}
 	dlq := jetstream.StreamConfig{
@@ -312,11 +406,70 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
-func (t Topology) labeledConsumers() []string {
-	if t.LabeledConsumers == nil {
-		return []string{StageLearner, StageLogger}
+// sinkKind is the kind of the run's last hop, the one the logger reads.
+func (t Topology) sinkKind() schemas.Kind {
+	if t.NoLabeler {
+		return schemas.KindVerified
 	}
-	return t.LabeledConsumers
+	return schemas.KindLabeled
+}
+
+// sinkConsumers returns the validated durable consumers Ensure creates on
+// the last hop: LabeledConsumers, or VerifiedConsumers without a labeler.
+func (t Topology) sinkConsumers() ([]string, error) {
+	var names []string
+	what := "labeled"
+	switch {
+	case t.NoLabeler:
+		if len(t.LabeledConsumers) > 0 {
+			return nil, fmt.Errorf("%w: LabeledConsumers %q given for run %s, which has no labeled stream", ErrNoLabeler, t.LabeledConsumers, t.Run)
+		}
+		names, what = t.VerifiedConsumers, "verified"
+		if names == nil {
+			names = []string{StageLogger}
+		}
+	case t.VerifiedConsumers != nil:
+		return nil, fmt.Errorf("%w: VerifiedConsumers %q need NoLabeler: with a labeler the verified stream of run %s is a work queue the labeler drains",
+			ErrInvalidConfig, t.VerifiedConsumers, t.Run)
+	default:
+		names = t.LabeledConsumers
+		if names == nil {
+			names = []string{StageLearner, StageLogger}
+		}
+	}
+	for _, name := range names {
+		if err := ValidateName(name); err != nil {
+			return nil, fmt.Errorf("%s consumer: %w", what, err)
+		}
+	}
+	return names, nil
+}
+
+// checkLayout returns ErrLayoutMismatch when h's stream exists with another
+// retention policy (JetStream cannot change a stream to or from a work
+// queue, and doing so would change who sees which batch).
+func (t Topology) checkLayout(ctx context.Context, js jetstream.JetStream, h Hop) error {
+	var s jetstream.Stream
+	err := retryTimeout(ctx, func(ctx context.Context) (err error) {
+		s, err = js.Stream(ctx, h.Stream)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ensure stream %s: %w", h.Stream, err)
+	}
+	have := s.CachedInfo().Config.Retention
+	if have == h.Retention {
+		return nil
+	}
+	created, opened := "without a labeler (no_labeler)", "with one"
+	if t.NoLabeler {
+		created, opened = "with a labeler", "without one (no_labeler)"
+	}
+	return fmt.Errorf("%w: stream %s has %s retention: run %s was created %s, and this process opens it %s; give every process of a run the same NoLabeler (wsgrpo: the no_labeler key, --no-labeler)",
+		ErrLayoutMismatch, h.Stream, have, t.Run, created, opened)
 }
 
 // consumerConfig is the durable pull consumer every stage uses.
@@ -339,11 +492,11 @@ func (t Topology) MaxBodySize(js jetstream.JetStream) (int, error) {
 	return int(n), err
 }
 
-// Delete removes every stream and bucket of the run.
+// Delete removes every stream and bucket of the run, of either layout.
 func (t Topology) Delete(ctx context.Context, js jetstream.JetStream) error {
 	names := []string{t.DeadLetterStream()}
-	for _, h := range t.Hops() {
-		names = append(names, h.Stream)
+	for _, k := range schemas.Kinds() {
+		names = append(names, t.streamName(strings.ToUpper(string(k))))
 	}
 	for _, n := range names {
 		if err := js.DeleteStream(ctx, n); err != nil && !isNotFound(err) {

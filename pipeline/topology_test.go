@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -158,5 +160,188 @@ func TestEnsureRejectsOversizedMaxMsgSize(t *testing.T) {
 	top.MaxMsgSize = DefaultMaxPayload
 	if err := top.Ensure(context.Background(), js); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("Ensure = %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestTopologyNoLabeler checks the wiring of a run without a labeler: the
+// verified stream is the end of the line with interest retention, the
+// logger reads it, and what only a labeler provides is refused.
+func TestTopologyNoLabeler(t *testing.T) {
+	with, err := NewTopology("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := with
+	without.NoLabeler = true
+	for _, tc := range []struct {
+		name    string
+		top     Topology
+		stage   string
+		in      schemas.Kind
+		out     schemas.Kind // "" for a sink
+		inRet   jetstream.RetentionPolicy
+		wantErr error
+	}{
+		{"labeler run logger", with, StageLogger, schemas.KindLabeled, "", jetstream.InterestPolicy, nil},
+		{"labeler run labeler", with, StageLabeler, schemas.KindVerified, schemas.KindLabeled, jetstream.WorkQueuePolicy, nil},
+		{"labeler run learner", with, StageLearner, schemas.KindLabeled, "", jetstream.InterestPolicy, nil},
+		{"no-labeler sampler", without, StageSampler, schemas.KindPrompt, schemas.KindRollout, jetstream.WorkQueuePolicy, nil},
+		{"no-labeler verifier", without, StageVerifier, schemas.KindRollout, schemas.KindVerified, jetstream.WorkQueuePolicy, nil},
+		{"no-labeler logger", without, StageLogger, schemas.KindVerified, "", jetstream.InterestPolicy, nil},
+		{"no-labeler labeler", without, StageLabeler, "", "", 0, ErrNoLabeler},
+		{"no-labeler learner", without, StageLearner, "", "", 0, ErrNoLabeler},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := tc.top.Stage(tc.stage)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || !errors.Is(err, ErrInvalidConfig) {
+					t.Fatalf("Stage(%s) = %+v, %v; want %v", tc.stage, s, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Input.Kind != tc.in || s.Input.Retention != tc.inRet || s.Consumer != tc.stage {
+				t.Errorf("input %+v consumer %s", s.Input, s.Consumer)
+			}
+			if (s.Output == nil) != (tc.out == "") || s.Output != nil && s.Output.Kind != tc.out {
+				t.Errorf("output %+v, want %q", s.Output, tc.out)
+			}
+			rc, err := tc.top.RunnerConfig(tc.stage)
+			if err != nil || rc.InputKind != tc.in || rc.Stream != s.Input.Stream {
+				t.Errorf("RunnerConfig = %+v, %v", rc, err)
+			}
+		})
+	}
+	if _, err := without.Hop(schemas.KindLabeled); !errors.Is(err, ErrNoLabeler) {
+		t.Errorf("Hop(labeled) without a labeler = %v, want ErrNoLabeler", err)
+	}
+	var kinds []schemas.Kind
+	for _, h := range without.Hops() {
+		kinds = append(kinds, h.Kind)
+	}
+	if want := []schemas.Kind{schemas.KindPrompt, schemas.KindRollout, schemas.KindVerified}; !slices.Equal(kinds, want) {
+		t.Errorf("Hops without a labeler = %v, want %v", kinds, want)
+	}
+	if n := len(with.Hops()); n != 4 {
+		t.Errorf("Hops with a labeler: %d, want 4", n)
+	}
+}
+
+// TestEnsureNoLabeler creates a run without a labeler and checks its
+// streams, that every consumer Ensure makes on the verified stream sees
+// every batch (none competes with another), and that the stream lets a
+// batch go once all of them acknowledged it.
+func TestEnsureNoLabeler(t *testing.T) {
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	ctx := context.Background()
+	top, err := NewTopology("eval")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top.NoLabeler = true
+	top.VerifiedConsumers = []string{StageLogger, "tally"}
+	for range 2 { // idempotent
+		if err := top.Ensure(ctx, js); err != nil {
+			t.Fatalf("Ensure: %v", err)
+		}
+	}
+	ver := mustHop(t, top, schemas.KindVerified)
+	s, err := js.Stream(ctx, ver.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.CachedInfo().Config.Retention; r != jetstream.InterestPolicy {
+		t.Fatalf("verified retention %v, want interest", r)
+	}
+	if _, err := js.Stream(ctx, top.streamName("LABELED")); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("labeled stream of a run without a labeler: %v", err)
+	}
+	const n = 3
+	for i := range n {
+		if _, err := js.Publish(ctx, ver.Subject, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range top.VerifiedConsumers {
+		c, err := js.Consumer(ctx, ver.Stream, name)
+		if err != nil {
+			t.Fatalf("consumer %s not created by Ensure: %v", name, err)
+		}
+		got := 0
+		waitFor(t, 10*time.Second, name+" to get every message", func() bool {
+			b, err := c.FetchNoWait(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range b.Messages() {
+				got++
+				if err := m.DoubleAck(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return got >= n
+		})
+		if got != n {
+			t.Errorf("consumer %s got %d messages, want %d", name, got, n)
+		}
+	}
+	waitFor(t, 10*time.Second, "the verified stream to drop batches every consumer acked", func() bool {
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+	if err := top.Delete(ctx, js); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := js.Stream(ctx, ver.Stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("stream after Delete: %v", err)
+	}
+}
+
+// TestEnsureLabelerSettingErrors checks the combinations Ensure refuses:
+// options that do not fit the run's labeler setting, and opening a run
+// whose streams were created with the other setting.
+func TestEnsureLabelerSettingErrors(t *testing.T) {
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		created   *bool // the run's streams made first with this NoLabeler, if set
+		noLabeler bool
+		labeled   []string
+		verified  []string
+		want      error
+	}{
+		{name: "labeled consumers without a labeler", noLabeler: true, labeled: []string{StageLearner}, want: ErrNoLabeler},
+		{name: "verified consumers with a labeler", verified: []string{StageLogger}, want: ErrInvalidConfig},
+		{name: "bad verified consumer name", noLabeler: true, verified: []string{"a.b"}, want: ErrInvalidName},
+		{name: "opened without a labeler, created with one", created: new(false), noLabeler: true, want: ErrLayoutMismatch},
+		{name: "opened with a labeler, created without one", created: new(true), want: ErrLayoutMismatch},
+		{name: "empty labeled consumers without a labeler", noLabeler: true, labeled: []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)
+			if tc.created != nil {
+				first := Topology{Run: run, NoLabeler: *tc.created}
+				if err := first.Ensure(ctx, js); err != nil {
+					t.Fatal(err)
+				}
+			}
+			top := Topology{Run: run, NoLabeler: tc.noLabeler, LabeledConsumers: tc.labeled, VerifiedConsumers: tc.verified}
+			err := top.Ensure(ctx, js)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Ensure = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Ensure = %v, want %v", err, tc.want)
+			}
+			t.Log(err)
+		})
 	}
 }

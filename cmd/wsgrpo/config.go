@@ -42,6 +42,14 @@ type Config struct {
 	// ClickHouseDSN selects the ClickHouse server for the trajectory log;
 	// empty uses embedded chDB under Dir.
 	ClickHouseDSN string `koanf:"clickhouse_dsn"`
+	// NoLabeler marks a run without a labeler stage (e.g. an eval run):
+	// verified batches are the end of the line, there is no labeled
+	// stream, and the logger stage logs the verified stream (rows with
+	// labeled = 0) through its own durable consumer. It sets the run's
+	// stream layout (pipeline.Topology.NoLabeler), so every process of
+	// the run must agree: put no_labeler: true in the run's run.yaml, or
+	// pass --no-labeler to each `wsgrpo stage`, `train` and `replay`.
+	NoLabeler bool `koanf:"no_labeler"`
 	// Metrics is the address to serve Prometheus metrics on ("" = off).
 	Metrics string `koanf:"metrics"`
 	// Log configures log output.
@@ -161,6 +169,23 @@ func (c Config) logConfig(log *slog.Logger) tracelog.Config {
 	return tc
 }
 
+// topology returns the JetStream layout of the run: with a labeler, or
+// without one when NoLabeler is set.
+func (c Config) topology() (pipeline.Topology, error) {
+	t, err := pipeline.NewTopology(c.Run)
+	if err != nil {
+		return t, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	t.NoLabeler = c.NoLabeler
+	return t, nil
+}
+
+// addLayoutFlags registers the flags of the run's stream layout, for the
+// commands that create or join a run's streams (train, stage, replay).
+func addLayoutFlags(fs *pflag.FlagSet) {
+	fs.Bool("no-labeler", false, "the run has no labeler stage (e.g. eval): the logger logs the verified stream; every process of the run must agree (config key no_labeler)")
+}
+
 // stageNames are the stages a Stages override may name.
 var stageNames = []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLabeler, pipeline.StageLearner, pipeline.StageLogger}
 
@@ -207,6 +232,7 @@ func addConfigFlags(fs *pflag.FlagSet) {
 // flagKeys maps flag names to koanf keys.
 var flagKeys = map[string]string{
 	"clickhouse-dsn":     "clickhouse_dsn",
+	"no-labeler":         "no_labeler",
 	"log-level":          "log.level",
 	"log-format":         "log.format",
 	"runner-concurrency": "runner.concurrency",

@@ -27,15 +27,17 @@ type session struct {
 // openSession connects to cfg.NATS, or starts the embedded server with its
 // storage in the run directory, and ensures the run's streams and buckets.
 func openSession(ctx context.Context, cfg Config, log *slog.Logger, listen bool) (*session, error) {
-	return openSessionAt(ctx, cfg, log, listen, "", 0)
+	topo, err := cfg.topology()
+	if err != nil {
+		return nil, err
+	}
+	return openSessionAt(ctx, cfg, topo, log, listen, "", 0)
 }
 
-// openSessionAt is openSession with the embedded server's listen address.
-func openSessionAt(ctx context.Context, cfg Config, log *slog.Logger, listen bool, host string, port int) (*session, error) {
-	topo, err := pipeline.NewTopology(cfg.Run)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
+// openSessionAt is openSession with the run's topology (cfg.topology(),
+// possibly adjusted) and the embedded server's listen address.
+func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log *slog.Logger, listen bool, host string, port int) (*session, error) {
+	var err error
 	s := &session{topo: topo, reg: prometheus.NewRegistry()}
 	if cfg.NATS == "" {
 		s.srv, err = pipeline.StartServer(pipeline.ServerConfig{

@@ -28,7 +28,8 @@ func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (tracelo
 	return s, nil
 }
 
-// newLoggerStage builds the logger stage: labeled rows into the trajectory log.
+// newLoggerStage builds the logger stage: labeled rows (verified rows in a
+// run without a labeler) into the trajectory log.
 func newLoggerStage(ctx context.Context, cfg Config, log *slog.Logger) (pipeline.Processor, func(), error) {
 	s, err := openLogForWrite(ctx, cfg, log)
 	if err != nil {

@@ -72,6 +72,7 @@ to keep both.`,
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	addLayoutFlags(cmd.Flags())
 	fs := cmd.Flags()
 	fs.StringVar(&f.From, "from", "", "source log: ClickHouse DSN, run directory, embedded log directory or FILE.parquet (default: --run's log)")
 	fs.StringVar(&f.To, "to", "", "stage to replay into: sampler, verifier, labeler or learner (required)")

@@ -39,7 +39,14 @@ Stages in this build:
   passthrough --as sampler|verifier|labeler   wiring aid: moves batches to the next
                                               hand-off without doing the stage's work
   logger                                      writes trajectories to the trajectory log
-                                              (when the trajectory log is built in)`,
+                                              (when the trajectory log is built in)
+
+The logger reads the labeled stream. In a run without a labeler (an eval run:
+sampler -> verifier -> logger) it reads the verified stream instead, through its
+own durable consumer, and logs rows with labeled = 0: give --no-labeler (or
+no_labeler: true in the run's run.yaml) to every process of such a run.`,
+		Example: `  wsgrpo stage logger --nats nats://127.0.0.1:4222 --run grpo-1
+  wsgrpo stage logger --nats nats://127.0.0.1:4222 --run eval-3 --no-labeler`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, log, err := setup(cmd)
@@ -50,6 +57,7 @@ Stages in this build:
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	addLayoutFlags(cmd.Flags())
 	cmd.Flags().StringVar(&as, "as", "", "for passthrough: the hop it stands in for (sampler, verifier or labeler)")
 	return cmd
 }
@@ -75,6 +83,15 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 		}
 		slices.Sort(known)
 		return fmt.Errorf("%w: %q (this build runs: %s)", ErrStageUnavailable, name, strings.Join(known, ", "))
+	}
+	// A stage the run's layout lacks (the labeler of a run without one)
+	// fails here, before anything is started.
+	topo, err := cfg.topology()
+	if err != nil {
+		return err
+	}
+	if _, err := topo.Stage(position); err != nil {
+		return fmt.Errorf("%w: stage %s: %w", ErrConfig, position, err)
 	}
 	if cfg.NATS == "" {
 		return fmt.Errorf("%w: a stage process joins a shared NATS server: give --nats URL (an external server, or `wsgrpo train --listen HOST:PORT`)", ErrConfig)
@@ -104,7 +121,7 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 	if err != nil {
 		return err
 	}
-	log.Info("stage running", "stage", name, "position", position, "run", cfg.Run, "input", rc.Stream)
+	log.Info("stage running", "stage", name, "position", position, "run", cfg.Run, "input", rc.Stream, "no_labeler", cfg.NoLabeler)
 	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,10 @@ import (
 
 // ErrIncomplete is returned when a run ends before every row arrived.
 var ErrIncomplete = errors.New("run incomplete")
+
+// wiringSink is the durable consumer of the wiring run's end of the line
+// in a run without a labeler (with one, the sink stands in for the learner).
+const wiringSink = "wiring"
 
 // wiringOptions configures `train --wiring`.
 type wiringOptions struct {
@@ -48,7 +54,11 @@ func newTrainCmd() *cobra.Command {
 the sampler, verifier and labeler positions: it publishes prompt batches, moves
 them through every hand-off, checks that every row arrives exactly once, and
 prints a summary. It exercises the real streams, runners, acks and dead-letter
-handling; it does not sample, verify, label or learn.`,
+handling; it does not sample, verify, label or learn.
+
+--no-labeler (config key no_labeler) makes a run without a labeler, such as an
+eval run: sampler -> verifier, and the verified stream is the end of the line,
+read by the logger and the wiring check, each through its own durable consumer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, err := setup(cmd)
@@ -65,6 +75,7 @@ handling; it does not sample, verify, label or learn.`,
 		},
 	}
 	addConfigFlags(cmd.Flags())
+	addLayoutFlags(cmd.Flags())
 	f := cmd.Flags()
 	f.BoolVar(&wiring, "wiring", false, "run the pipeline wiring check with pass-through stages")
 	f.IntVar(&opts.Batches, "batches", 200, "prompt batches to publish (--wiring)")
@@ -120,7 +131,22 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	if err != nil {
 		return err
 	}
-	s, err := openSessionAt(ctx, cfg, log, o.Listen != "", host, port)
+	topo, err := cfg.topology()
+	if err != nil {
+		return err
+	}
+	// The end of the line: the learner's position, or in a run without a
+	// labeler the verified stream, which the sink and the logger each read
+	// through a consumer Ensure makes up front (as on the labeled stream,
+	// the logger's is made even with --no-log, for a `wsgrpo stage logger`
+	// joining through --listen).
+	positions, sinkName := wiringPositions, pipeline.StageLearner
+	if cfg.NoLabeler {
+		positions = slices.DeleteFunc(slices.Clone(wiringPositions), func(p string) bool { return p == pipeline.StageLabeler })
+		sinkName = wiringSink
+		topo.VerifiedConsumers = []string{wiringSink, pipeline.StageLogger}
+	}
+	s, err := openSessionAt(ctx, cfg, topo, log, o.Listen != "", host, port)
 	if err != nil {
 		return err
 	}
@@ -144,8 +170,9 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	runners := map[string]pipeline.Processor{pipeline.StageLearner: sink}
-	// The logger is a real stage: every labeled row goes to the trajectory log.
+	runners := map[string]pipeline.Processor{sinkName: sink}
+	// The logger is a real stage: every labeled row (verified row, without
+	// a labeler) goes to the trajectory log.
 	var store tracelog.Store
 	if !o.NoLog {
 		if store, err = openLogForWrite(ctx, cfg, log); err != nil {
@@ -154,7 +181,7 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		defer store.Close()
 		runners[pipeline.StageLogger] = logger.New(store, logger.Options{Logger: log})
 	}
-	for _, pos := range wiringPositions {
+	for _, pos := range positions {
 		rc, err := s.topo.RunnerConfig(pos)
 		if err != nil {
 			return err
@@ -164,7 +191,12 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		}
 	}
 	for pos, proc := range runners {
-		rc, err := s.topo.RunnerConfig(pos)
+		var rc pipeline.RunnerConfig
+		if pos == sinkName {
+			rc, err = s.topo.SinkRunnerConfig(pos)
+		} else {
+			rc, err = s.topo.RunnerConfig(pos)
+		}
 		if err != nil {
 			return err
 		}
@@ -252,7 +284,11 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		}
 	}
 	unique, total := sink.counts()
-	out(cmd, "wiring run %q: %d prompt batches x %d rows through sampler -> verifier -> labeler -> learner positions (pass-through)\n", cfg.Run, o.Batches, o.Rows)
+	path := strings.Join(append(slices.Clone(positions), pipeline.StageLearner), " -> ")
+	if cfg.NoLabeler {
+		path = strings.Join(positions, " -> ") + " -> end of line (no labeler)"
+	}
+	out(cmd, "wiring run %q: %d prompt batches x %d rows through %s positions (pass-through)\n", cfg.Run, o.Batches, o.Rows, path)
 	out(cmd, "  rows arrived:        %d unique of %d expected (%d deliveries, %d duplicates removed by id)\n", unique, want, total, total-unique)
 	out(cmd, "  dead letters:        %d\n", len(dead))
 	if store != nil {
@@ -260,8 +296,8 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 			logged, cfg.logConfig(nil).BackendName(), cfg.RunDir())
 	}
 	out(cmd, "  publish time:        %s\n", published.Round(time.Millisecond))
-	out(cmd, "  end-to-end time:     %s (%.0f rows/s through 4 hops)\n", elapsed.Round(time.Millisecond),
-		float64(want)/elapsed.Seconds())
+	out(cmd, "  end-to-end time:     %s (%.0f rows/s through %d hops)\n", elapsed.Round(time.Millisecond),
+		float64(want)/elapsed.Seconds(), len(s.topo.Hops()))
 	out(cmd, "  run directory:       %s\n", cfg.RunDir())
 	if store != nil && logged != int64(want) {
 		return fmt.Errorf("%w: trajectory log holds %d of %d rows", ErrIncomplete, logged, want)
