@@ -17,9 +17,12 @@ import (
 const (
 	// insertWriters is the number of INSERTs in flight at once.
 	insertWriters = 2
-	// groupMaxRows bounds the rows of one grouped INSERT (about 20 MB of
+	// groupMaxRows bounds the rows of one grouped INSERT (about 80 MB of
 	// 512-token trajectories). A larger Insert is sent alone, whole.
-	groupMaxRows = 4096
+	// Larger parts mean fewer merges later: with 4 inserters of 4,096
+	// rows, 16,384 sustained 89k-94k rows/s where 4,096 sustained 76k-84k
+	// (docs/benchmarks/tracelog.md).
+	groupMaxRows = 16384
 )
 
 // pendingInsert is one Insert call waiting for a writer.

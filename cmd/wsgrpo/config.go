@@ -186,6 +186,10 @@ func addLayoutFlags(fs *pflag.FlagSet) {
 	fs.Bool("no-labeler", false, "the run has no labeler stage (e.g. eval): the logger logs the verified stream; every process of the run must agree (config key no_labeler)")
 }
 
+// LoggerMinConcurrency is the logger stage's least number of workers
+// unless stages.logger.concurrency sets it.
+const LoggerMinConcurrency = 8
+
 // stageNames are the stages a Stages override may name.
 var stageNames = []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLabeler, pipeline.StageLearner, pipeline.StageLogger}
 
@@ -193,7 +197,14 @@ var stageNames = []string{pipeline.StageSampler, pipeline.StageVerifier, pipelin
 // overrides, to a stage's wiring.
 func (c Config) runnerConfig(rc pipeline.RunnerConfig) pipeline.RunnerConfig {
 	r := c.Runner
-	if o, ok := c.Stages[rc.Stage]; ok {
+	o, ok := c.Stages[rc.Stage]
+	if rc.Stage == pipeline.StageLogger && o.Concurrency == 0 {
+		// The logger's workers mostly wait on INSERTs, and concurrent
+		// batches share one (group commit): one worker would insert
+		// every 64-row message alone.
+		r.Concurrency = max(r.Concurrency, LoggerMinConcurrency)
+	}
+	if ok {
 		r.Concurrency = cmp.Or(o.Concurrency, r.Concurrency)
 		r.FetchSize = cmp.Or(o.FetchSize, r.FetchSize)
 		r.AckWait = cmp.Or(o.AckWait, r.AckWait)

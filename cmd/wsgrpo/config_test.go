@@ -175,6 +175,31 @@ func TestConfigStageOverrides(t *testing.T) {
 			}
 		})
 	}
+	// Without a stages.logger.concurrency, the logger runs at least
+	// LoggerMinConcurrency workers; an explicit setting wins, even a
+	// smaller one.
+	for _, tc := range []struct {
+		name, yaml string
+		want       int
+	}{
+		{"default", "run: x\n", LoggerMinConcurrency},
+		{"runner below the floor", "runner:\n  concurrency: 3\n", LoggerMinConcurrency},
+		{"runner above the floor", "runner:\n  concurrency: 12\n", 12},
+		{"stage setting", "stages:\n  logger:\n    concurrency: 1\n", 1},
+	} {
+		t.Run("logger "+tc.name, func(t *testing.T) {
+			c, err := loadWith(t, []string{"--config", writeYAML(t, tc.yaml)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.runnerConfig(pipeline.RunnerConfig{Stage: pipeline.StageLogger}).Concurrency; got != tc.want {
+				t.Fatalf("logger concurrency %d, want %d", got, tc.want)
+			}
+			if got := c.runnerConfig(pipeline.RunnerConfig{Stage: pipeline.StageSampler}).Concurrency; got != c.Runner.Concurrency {
+				t.Fatalf("sampler concurrency %d, want the runner's %d", got, c.Runner.Concurrency)
+			}
+		})
+	}
 	for name, text := range map[string]string{
 		"unknown stage": "stages:\n  samplr:\n    concurrency: 2\n",
 		"unknown field": "stages:\n  logger:\n    workers: 2\n",

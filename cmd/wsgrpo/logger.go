@@ -36,7 +36,7 @@ func newLoggerStage(ctx context.Context, cfg Config, log *slog.Logger) (pipeline
 		return nil, nil, err
 	}
 	opts := logger.Options{Logger: log}
-	if cfg.Runner.Concurrency > 1 && cfg.ClickHouseDSN == "" {
+	if cfg.runnerConfig(pipeline.RunnerConfig{Stage: pipeline.StageLogger}).Concurrency > 1 && cfg.ClickHouseDSN == "" {
 		// Concurrent batches share one chDB INSERT (group commit). The
 		// server backend groups concurrent inserts itself, and a linger
 		// only slows it (docs/benchmarks/tracelog.md).
