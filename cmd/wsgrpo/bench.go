@@ -338,7 +338,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 			// A long insert: 8 runs back to back, so that the server's
 			// merges of earlier rows compete with the inserts, as in a
 			// long training run.
-			if err := measure("sustained", 4096, 2, 8); err != nil {
+			if err := measure("sustained", 4096, 4, 8); err != nil {
 				s.Close()
 				return err
 			}
