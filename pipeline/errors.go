@@ -15,8 +15,12 @@ var (
 	// hold the batch and call Process again with backoff, for as long as
 	// the outage lasts: the batch stays unacknowledged (heartbeats keep it
 	// from being redelivered), its delivery count does not grow, and it is
-	// never dead-lettered for it. The stream holds the backlog meanwhile.
-	// At shutdown the held batch is handed back (Nak).
+	// not dead-lettered for it. The stream holds the backlog meanwhile.
+	// At shutdown the held batch is handed back (Nak), which counts as a
+	// delivery: a batch held through MaxDeliver restarts of its runner
+	// during one outage goes to the dead-letter stream, as any batch on
+	// its last delivery does (JetStream counts deliveries, not causes).
+	// Holding relies on the runner's heartbeat (Heartbeat >= 0).
 	ErrUnavailable = errors.New("dependency unavailable")
 	// ErrInvalidName is returned for a run id, stage or consumer name outside
 	// [A-Za-z0-9_-] or too long.

@@ -177,6 +177,12 @@ func (r *Runner) failed(ctx, hard context.Context, m jetstream.Msg, md *jetstrea
 	case errors.Is(err, ErrPermanent) || errors.Is(err, schemas.ErrInvalid):
 		r.cfg.Metrics.Errors.WithLabelValues(stage, "permanent").Inc()
 		r.deadLetter(hard, m, md, ReasonPermanentError, err, log)
+	case isUnavailable(err):
+		// Only at shutdown (handle retries it in place until then): hand
+		// it back, which counts a delivery; on its last allowed delivery
+		// it goes to the dead-letter stream, explicitly, as a batch
+		// handed back at shutdown always does.
+		r.retry(ctx, m, md, log)
 	case hard.Err() != nil:
 		// The shutdown grace ran out while the processor worked: hand the
 		// batch back unacknowledged.

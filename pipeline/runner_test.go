@@ -282,6 +282,49 @@ func TestUnavailableHeldNotDeadLettered(t *testing.T) {
 	}
 }
 
+// TestUnavailableHandedBackAtShutdown stops a runner while it holds a
+// batch for an unavailable dependency: the batch is handed back (not
+// dead-lettered, not counted as a transient failure), and the next runner
+// processes it once the dependency is back.
+func TestUnavailableHandedBackAtShutdown(t *testing.T) {
+	mem := newChecked(t)
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	top := ensureRun(t, js, "handback", jetstream.MemoryStorage)
+	rows := rolloutRows(top.Run, 1, 2, 8)
+	rec := schemas.NewRolloutBatch(mem, rows)
+	publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
+	rec.Release()
+	sink := sinkFor(t, js, top, mem)
+	cfg, err := top.RunnerConfig(StageVerifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Allocator, cfg.MaxDeliver = mem, 3
+	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	next, err := passthrough.New(schemas.KindRollout, schemas.KindVerified, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := &unavailableProcessor{failures: 1 << 40, next: next}
+	r, stop := startRunner(t, js, cfg, down)
+	waitFor(t, 30*time.Second, "the batch to be held", func() bool { return down.calls.Load() >= 3 })
+	stop()
+	m := r.Config().Metrics
+	if got := metricValue(t, m.Batches.WithLabelValues(StageVerifier, "shutdown")); got != 1 {
+		t.Errorf("%v batches handed back at shutdown, want 1", got)
+	}
+	if got := metricValue(t, m.Errors.WithLabelValues(StageVerifier, "transient")); got != 0 {
+		t.Errorf("%v transient errors, want 0", got)
+	}
+	if dls, err := ReadDeadLetters(context.Background(), js, top, 0); err != nil || len(dls) != 0 {
+		t.Fatalf("dead letters %v (err %v), want none", dls, err)
+	}
+	up := &unavailableProcessor{next: next}
+	startRunner(t, js, cfg, up)
+	waitFor(t, 30*time.Second, "the batch's rows downstream", func() bool { return sink.distinct() == len(rows) })
+}
+
 // TestMaxDeliveriesAdvisory covers the path where no worker reports a
 // failure: two deliveries are fetched and abandoned (as by crashed
 // workers), and the server's max-deliveries advisory makes the runner copy

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/report"
 )
@@ -285,6 +286,11 @@ func fileRun(ctx context.Context, path string) (string, int64, error) {
 		return "", 0, fmt.Errorf("import %s: %w in the file, nothing to import", path, ErrEmptyRun)
 	case 1:
 		for run := range scan.runs {
+			// The run id comes from the file and names a directory:
+			// refuse ids the rest of wsgrpo would (e.g. "../x").
+			if err := pipeline.ValidateName(run); err != nil {
+				return "", 0, fmt.Errorf("%w: import %s: the file's run id %q: %w", ErrConfig, path, run, err)
+			}
 			return run, n, nil
 		}
 	}

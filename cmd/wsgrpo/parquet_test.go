@@ -285,6 +285,7 @@ func TestImportErrors(t *testing.T) {
 	truncated := write("truncated.parquet", whole[:len(whole)/2])
 	// An export of a run without rows: a valid file with none.
 	empty := filepath.Join(root, "empty.parquet")
+	escaped := filepath.Join(root, "escaped.parquet")
 	func() {
 		s, err := tracelog.Open(testCtx(t), tracelog.Config{Dir: tracelog.EmbeddedDir(src), Lib: chtest.Library(t)})
 		if err != nil {
@@ -292,6 +293,13 @@ func TestImportErrors(t *testing.T) {
 		}
 		defer s.Close()
 		if _, err := tracelog.ExportParquet(testCtx(t), s, "nobody", empty); err != nil {
+			t.Fatal(err)
+		}
+		// A file whose run id would name a directory outside runs/.
+		if err := s.Insert(testCtx(t), tracelog.SyntheticRows("../../escaped", 8, 4, 3)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tracelog.ExportParquet(testCtx(t), s, "../../escaped", escaped); err != nil {
 			t.Fatal(err)
 		}
 	}()
@@ -316,6 +324,7 @@ func TestImportErrors(t *testing.T) {
 		{"other run id", []string{file, "--run", "ws-grpo"}, ErrRunMismatch, `its rows are run "pq", --run says "ws-grpo"`},
 		{"other run directory", []string{file, "--run", other}, ErrRunMismatch, "omit --run"},
 		{"bad run", []string{file, "--run", "a b"}, ErrConfig, "run"},
+		{"run id not a name", []string{escaped}, ErrConfig, `the file's run id "../../escaped"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -145,7 +145,7 @@ func (p *Processor) insert(ctx context.Context, rows []tracelog.Row, batches int
 		p.opts.Logger.Warn("trajectory log insert failed; batches will be retried", "rows", len(rows), "batches", batches, "err", err)
 		if errors.Is(err, tracelog.ErrUnavailable) {
 			// The store is down: the runner holds the batch and retries
-			// it for as long as the outage lasts, never dead-lettering it.
+			// it for as long as the outage lasts (pipeline.ErrUnavailable).
 			return fmt.Errorf("logger: %w: %w", pipeline.ErrUnavailable, err)
 		}
 		return fmt.Errorf("logger: %w", err)
