@@ -31,6 +31,7 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newReplayCmd(),
 		newExportCmd(),
 		newImportCmd(),
+		newDLQCmd(),
 	)
 	return root
 }
