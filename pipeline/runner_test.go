@@ -235,37 +235,56 @@ func (p *unavailableProcessor) Process(ctx context.Context, in arrow.RecordBatch
 	return p.next.Process(ctx, in)
 }
 
+// heldSetup is a run with one rollout batch published, a sink on the
+// verified stream, and a verifier configuration with fast backoff whose
+// processor fails with ErrUnavailable for its first failures calls.
+type heldSetup struct {
+	js   jetstream.JetStream
+	top  Topology
+	rows int
+	sink *collector
+	cfg  RunnerConfig
+	next Processor
+}
+
+func newHeldSetup(t *testing.T, run string, maxDeliver int) heldSetup {
+	t.Helper()
+	mem := newChecked(t)
+	srv := startServer(t, false)
+	h := heldSetup{js: connectJS(t, srv)}
+	h.top = ensureRun(t, h.js, run, jetstream.MemoryStorage)
+	rows := rolloutRows(h.top.Run, 1, 2, 8)
+	h.rows = len(rows)
+	rec := schemas.NewRolloutBatch(mem, rows)
+	publishRecs(t, h.js, mustHop(t, h.top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
+	rec.Release()
+	h.sink = sinkFor(t, h.js, h.top, mem)
+	var err error
+	if h.cfg, err = h.top.RunnerConfig(StageVerifier); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.Allocator, h.cfg.MaxDeliver = mem, maxDeliver
+	h.cfg.BackoffMin, h.cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	if h.next, err = passthrough.New(schemas.KindRollout, schemas.KindVerified, mem); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // TestUnavailableHeldNotDeadLettered checks that an outage longer than
 // MaxDeliver tries and than AckWait loses nothing: the runner holds the
 // batch and retries it in place (the heartbeat keeps it from being
 // redelivered), then publishes its output once the dependency is back,
 // with no dead letter and no redelivery.
 func TestUnavailableHeldNotDeadLettered(t *testing.T) {
-	mem := newChecked(t)
-	srv := startServer(t, false)
-	js := connectJS(t, srv)
-	top := ensureRun(t, js, "outage", jetstream.MemoryStorage)
-	rows := rolloutRows(top.Run, 1, 2, 8)
-	rec := schemas.NewRolloutBatch(mem, rows)
-	publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
-	rec.Release()
-	sink := sinkFor(t, js, top, mem)
-	cfg, err := top.RunnerConfig(StageVerifier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Allocator = mem
 	// 30 failures at up to 50 ms each outlast both MaxDeliver (2) and
 	// AckWait (400 ms): only holding the batch gets it through.
-	cfg.MaxDeliver, cfg.AckWait = 2, 400*time.Millisecond
-	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
-	next, err := passthrough.New(schemas.KindRollout, schemas.KindVerified, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &unavailableProcessor{failures: 30, next: next}
+	h := newHeldSetup(t, "outage", 2)
+	h.cfg.AckWait = 400 * time.Millisecond
+	js, top, cfg := h.js, h.top, h.cfg
+	p := &unavailableProcessor{failures: 30, next: h.next}
 	r, _ := startRunner(t, js, cfg, p)
-	waitFor(t, 30*time.Second, "the batch's rows downstream", func() bool { return sink.distinct() == len(rows) })
+	waitFor(t, 30*time.Second, "the batch's rows downstream", func() bool { return h.sink.distinct() == h.rows })
 	if got := p.calls.Load(); got != p.failures+1 {
 		t.Errorf("processor called %d times, want %d", got, p.failures+1)
 	}
@@ -287,26 +306,9 @@ func TestUnavailableHeldNotDeadLettered(t *testing.T) {
 // dead-lettered, not counted as a transient failure), and the next runner
 // processes it once the dependency is back.
 func TestUnavailableHandedBackAtShutdown(t *testing.T) {
-	mem := newChecked(t)
-	srv := startServer(t, false)
-	js := connectJS(t, srv)
-	top := ensureRun(t, js, "handback", jetstream.MemoryStorage)
-	rows := rolloutRows(top.Run, 1, 2, 8)
-	rec := schemas.NewRolloutBatch(mem, rows)
-	publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
-	rec.Release()
-	sink := sinkFor(t, js, top, mem)
-	cfg, err := top.RunnerConfig(StageVerifier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Allocator, cfg.MaxDeliver = mem, 3
-	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
-	next, err := passthrough.New(schemas.KindRollout, schemas.KindVerified, mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := &unavailableProcessor{failures: 1 << 40, next: next}
+	h := newHeldSetup(t, "handback", 3)
+	js, top, cfg := h.js, h.top, h.cfg
+	down := &unavailableProcessor{failures: 1 << 40, next: h.next}
 	r, stop := startRunner(t, js, cfg, down)
 	waitFor(t, 30*time.Second, "the batch to be held", func() bool { return down.calls.Load() >= 3 })
 	stop()
@@ -320,9 +322,9 @@ func TestUnavailableHandedBackAtShutdown(t *testing.T) {
 	if dls, err := ReadDeadLetters(context.Background(), js, top, 0); err != nil || len(dls) != 0 {
 		t.Fatalf("dead letters %v (err %v), want none", dls, err)
 	}
-	up := &unavailableProcessor{next: next}
+	up := &unavailableProcessor{next: h.next}
 	startRunner(t, js, cfg, up)
-	waitFor(t, 30*time.Second, "the batch's rows downstream", func() bool { return sink.distinct() == len(rows) })
+	waitFor(t, 30*time.Second, "the batch's rows downstream", func() bool { return h.sink.distinct() == h.rows })
 }
 
 // TestMaxDeliveriesAdvisory covers the path where no worker reports a

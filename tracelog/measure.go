@@ -171,3 +171,28 @@ func MeasureInsertParallel(ctx context.Context, s Store, rows []Row, batchSize, 
 	}
 	return st, nil
 }
+
+// WaitMergesDone polls system.merges every 100 ms until the store's
+// ClickHouse runs no merge, or limit passes (then it returns nil: merges
+// on a busy server may never pause). Insert measurements call it first so
+// that one does not pay for the merges of the rows before it.
+func WaitMergesDone(ctx context.Context, s Store, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		res, err := s.Query(ctx, "SELECT count() FROM system.merges")
+		if err != nil {
+			return fmt.Errorf("wait for merges: %w", err)
+		}
+		if len(res.Rows) == 1 && len(res.Rows[0]) == 1 {
+			if n, ok := res.Rows[0][0].(uint64); ok && n == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}

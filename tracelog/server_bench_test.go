@@ -68,7 +68,9 @@ func BenchmarkServerInsert(b *testing.B) {
 					}
 					// Start from a quiet server: merges of the previous
 					// cells' rows would otherwise compete with this one.
-					waitMergesDone(b, s)
+					if err := tracelog.WaitMergesDone(b.Context(), s, time.Minute); err != nil {
+						b.Fatal(err)
+					}
 					c0 := clientCPU()
 					q0, m0 := serverCPU(b, s)
 					if st, err = tracelog.MeasureInsertParallel(b.Context(), s, rows, size, workers); err != nil {
@@ -135,7 +137,9 @@ func BenchmarkServerInsertSustained(b *testing.B) {
 				elapsed += time.Since(start)
 				c1 := clientCPU()
 				s1, _ := srv.CPU()
-				waitMergesDone(b, s)
+				if err := tracelog.WaitMergesDone(b.Context(), s, time.Minute); err != nil {
+					b.Fatal(err)
+				}
 				s2, _ := srv.CPU()
 				client, server, after = client+c1-c0, server+s1-s0, after+s2-s1
 			}
@@ -146,22 +150,4 @@ func BenchmarkServerInsertSustained(b *testing.B) {
 			b.ReportMetric(float64(after.Microseconds())/n, "after-µs/row")
 		})
 	}
-}
-
-// waitMergesDone polls system.merges until no merge runs, for at most a
-// minute.
-func waitMergesDone(tb testing.TB, s tracelog.Store) {
-	tb.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		res, err := s.Query(tb.Context(), "SELECT count() FROM system.merges")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if n, _ := res.Rows[0][0].(uint64); n == 0 {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	tb.Log("merges still running after a minute")
 }

@@ -1,9 +1,13 @@
 package tracelog_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
@@ -82,4 +86,25 @@ func TestServerCPUCountsInserts(t *testing.T) {
 	if cpu, ok := srv.CPU(); ok {
 		t.Fatalf("stopped server reports CPU %v", cpu)
 	}
+}
+
+// TestWaitMergesDone checks the wait insert measurements start with, on
+// both backends: it returns once no merge runs, and a cancelled context
+// ends it with the context's error.
+func TestWaitMergesDone(t *testing.T) {
+	forEachBackend(t, true, func(t *testing.T, s tracelog.Store, _ tracelog.Config, _ *chtest.Server) {
+		for i := range 3 {
+			if err := s.Insert(t.Context(), tracelog.SyntheticRows(fmt.Sprint("merge-", i), 256, 16, uint64(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tracelog.WaitMergesDone(t.Context(), s, time.Minute); err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := tracelog.WaitMergesDone(ctx, s, time.Minute); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled wait: err = %v, want context.Canceled", err)
+		}
+	})
 }

@@ -246,29 +246,6 @@ func benchTrain(_ context.Context, b *benchEnv) error {
 	return nil
 }
 
-// waitMergesDone waits, for at most a minute, until the log's ClickHouse
-// runs no merge, so that a measurement does not pay for the previous one's.
-func waitMergesDone(ctx context.Context, s tracelog.Store) error {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		res, err := s.Query(ctx, "SELECT count() FROM system.merges")
-		if err != nil {
-			return fmt.Errorf("wait for merges: %w", err)
-		}
-		if len(res.Rows) == 1 && len(res.Rows[0]) == 1 {
-			if n, ok := res.Rows[0][0].(uint64); ok && n == 0 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
 func benchTracelog(ctx context.Context, b *benchEnv) error {
 	dir, err := os.MkdirTemp("", "wsgrpo-bench-")
 	if err != nil {
@@ -298,7 +275,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 			// Each measurement starts once the merges of earlier ones
 			// are done, and writes runs of its own (the same rows
 			// under one run id would collapse in merges).
-			if err := waitMergesDone(ctx, s); err != nil {
+			if err := tracelog.WaitMergesDone(ctx, s, time.Minute); err != nil {
 				return err
 			}
 			start := time.Now()
