@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/tracelog"
@@ -43,27 +44,6 @@ func (c *rowCounter) distinct() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.seen)
-}
-
-// sinkJetStream starts an embedded server and returns a JetStream on it,
-// both closed at cleanup.
-func sinkJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	srv, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 // openMigrated opens and migrates a fresh store of backend b, closed at
@@ -151,7 +131,7 @@ func TestLoggerSinkLayouts(t *testing.T) {
 				t.Cleanup(cancel)
 				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 				t.Cleanup(func() { mem.AssertSize(t, 0) })
-				js := sinkJetStream(t)
+				js := pipetest.JetStream(t)
 				store := openMigrated(t, ctx, b)
 
 				run := "sink-" + map[bool]string{false: "lab", true: "eval"}[tc.noLabeler]

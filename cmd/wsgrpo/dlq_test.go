@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
@@ -36,7 +37,7 @@ func newDLQRun(t *testing.T, topo pipeline.Topology) *dlqRun {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	r := &dlqRun{url: srv.URL(), js: natsJS(t, srv.URL()), topo: topo}
+	r := &dlqRun{url: srv.URL(), js: pipetest.Connect(t, srv.URL()), topo: topo}
 	if err := topo.Ensure(testCtx(t), r.js); err != nil {
 		t.Fatal(err)
 	}

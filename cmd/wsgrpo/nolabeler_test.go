@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
@@ -86,33 +86,6 @@ func TestNoLabelerStageErrors(t *testing.T) {
 	}
 }
 
-// TestTrainWiringNoLabeler runs the wiring check on a run without a
-// labeler: every row reaches the end of the line and the trajectory log,
-// as unlabeled rows.
-func TestTrainWiringNoLabeler(t *testing.T) {
-	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
-	dir := t.TempDir()
-	got, err := execute(t, newTrainCmd(), "--wiring", "--no-labeler", "--run", "evalwire", "--dir", dir, "--batches", "10", "--rows", "16", "--timeout", "30s")
-	if err != nil {
-		t.Fatalf("train --wiring --no-labeler: %v\n%s", err, got)
-	}
-	for _, want := range []string{
-		"sampler -> verifier -> end of line (no labeler)",
-		"160 unique of 160 expected",
-		"dead letters:        0",
-		"trajectory log:      160 rows",
-		"through 3 hops",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("summary lacks %q:\n%s", want, got)
-		}
-	}
-	got, err = execute(t, newSQLCmd(), "--run", dir, "--format", "csv", "SELECT count() AS n, max(labeled) AS l FROM trajectories_dedup")
-	if err != nil || !strings.Contains(got, "160,0") {
-		t.Fatalf("sql after wiring run = %q, %v", got, err)
-	}
-}
-
 // TestStageLoggerNoLabeler runs `wsgrpo stage logger` on a run without a
 // labeler, on each trajectory-log backend: it logs every verified batch
 // (labeled = 0) through its own consumer while another consumer of the
@@ -136,7 +109,7 @@ func TestStageLoggerNoLabeler(t *testing.T) {
 			} else {
 				t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
 			}
-			js := natsJS(t, srv.URL())
+			js := pipetest.Connect(t, srv.URL())
 			ctx := testCtx(t)
 
 			// An eval tally reads the verified stream next to the logger.
@@ -203,21 +176,6 @@ func TestStageLoggerNoLabeler(t *testing.T) {
 			}
 		})
 	}
-}
-
-// natsJS connects to url and returns its JetStream, closed at cleanup.
-func natsJS(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := pipeline.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 // startStage runs `wsgrpo stage name` in the background; the returned

@@ -15,33 +15,69 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
 
+// TestTrainWiring runs the wiring run end to end, with and without a
+// labeler: every row reaches the end of the line and the trajectory log,
+// which then answers SQL.
 func TestTrainWiring(t *testing.T) {
 	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
-	dir := t.TempDir()
-	// Batches of 64 rows put the string columns above 4 KiB, where a
-	// recycling allocator would hand memory that row ids still alias to the
-	// next batch (a regression this test caught).
-	got, err := execute(t, newTrainCmd(), "--wiring", "--run", "wire1", "--dir", dir, "--batches", "40", "--rows", "64", "--timeout", "30s")
-	if err != nil {
-		t.Fatalf("train --wiring: %v\n%s", err, got)
-	}
-	for _, want := range []string{
-		"2560 unique of 2560 expected",
-		"dead letters:        0",
-		"trajectory log:      2560 rows",
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		summary  []string
+		query    string
+		wantRows string
+	}{
+		{
+			// Batches of 64 rows put the string columns above 4 KiB, where
+			// a recycling allocator would hand memory that row ids still
+			// alias to the next batch (a regression this test caught).
+			name: "labeler",
+			args: []string{"--run", "wire1", "--batches", "40", "--rows", "64"},
+			summary: []string{
+				"2560 unique of 2560 expected",
+				"dead letters:        0",
+				"trajectory log:      2560 rows",
+			},
+			query:    "SELECT count() AS n FROM trajectories_dedup",
+			wantRows: "2560",
+		},
+		{
+			// Without a labeler the logger logs the verified rows, as
+			// unlabeled rows.
+			name: "no labeler",
+			args: []string{"--no-labeler", "--run", "evalwire", "--batches", "10", "--rows", "16"},
+			summary: []string{
+				"sampler -> verifier -> end of line (no labeler)",
+				"160 unique of 160 expected",
+				"dead letters:        0",
+				"trajectory log:      160 rows",
+				"through 3 hops",
+			},
+			query:    "SELECT count() AS n, max(labeled) AS l FROM trajectories_dedup",
+			wantRows: "160,0",
+		},
 	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("summary lacks %q:\n%s", want, got)
-		}
-	}
-	// The log it wrote answers SQL.
-	got, err = execute(t, newSQLCmd(), "--run", dir, "--format", "csv", "SELECT count() AS n FROM trajectories_dedup")
-	if err != nil || !strings.Contains(got, "2560") {
-		t.Fatalf("sql after wiring run = %q, %v", got, err)
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			got, err := execute(t, newTrainCmd(), append([]string{"--wiring", "--dir", dir, "--timeout", "30s"}, tc.args...)...)
+			if err != nil {
+				t.Fatalf("train --wiring %v: %v\n%s", tc.args, err, got)
+			}
+			for _, want := range tc.summary {
+				if !strings.Contains(got, want) {
+					t.Errorf("summary lacks %q:\n%s", want, got)
+				}
+			}
+			got, err = execute(t, newSQLCmd(), "--run", dir, "--format", "csv", tc.query)
+			if err != nil || !strings.Contains(got, tc.wantRows) {
+				t.Fatalf("sql after wiring run = %q, %v", got, err)
+			}
+		})
 	}
 }
 
@@ -99,15 +135,7 @@ func TestStageCopiesShareWork(t *testing.T) {
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	nc, err := pipeline.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := pipetest.Connect(t, srv.URL())
 	topo, _ := pipeline.NewTopology(cfg.Run)
 	if err := topo.Ensure(ctx, js); err != nil {
 		t.Fatal(err)

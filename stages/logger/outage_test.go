@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/tracelog"
@@ -57,20 +58,7 @@ func TestRunnerHoldsBacklogThroughOutage(t *testing.T) {
 	if err := store.Migrate(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	ns, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := ns.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := pipetest.JetStream(t)
 	top, err := pipeline.NewTopology("outage")
 	if err != nil {
 		t.Fatal(err)

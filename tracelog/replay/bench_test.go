@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 	"github.com/wsgrpo/wsgrpo/tracelog/replay"
@@ -26,7 +27,7 @@ func BenchmarkReplay(b *testing.B) {
 				b.Fatal(err)
 			}
 			insertRows(b, s, tracelog.SyntheticRows(srcRun, rows, tokens, 1))
-			js := startJS(b)
+			js := pipetest.JetStream(b)
 			i := 0
 			for b.Loop() {
 				b.StopTimer()

@@ -31,26 +31,6 @@ func testCtx(t testing.TB) context.Context {
 	return c
 }
 
-// startJS starts an embedded JetStream server and returns a client.
-func startJS(t testing.TB) jetstream.JetStream {
-	t.Helper()
-	srv, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // ensureRun creates the streams of run and returns its topology.
 func ensureRun(t testing.TB, js jetstream.JetStream, run string) pipeline.Topology {
 	t.Helper()

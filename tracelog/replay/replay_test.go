@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/tracelog"
@@ -49,7 +50,7 @@ func newFixture(t *testing.T, b chtest.Backend) *fixture {
 	if err := s.Migrate(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: s, js: startJS(t), src: tracelog.SyntheticRows(srcRun, srcRows, 8, 1)}
+	f := &fixture{store: s, js: pipetest.JetStream(t), src: tracelog.SyntheticRows(srcRun, srcRows, 8, 1)}
 	f.src[5].Completion = "quote ' backslash \\ -- ; end"
 	insertRows(t, s, f.src)
 	insertRows(t, s, tracelog.SyntheticRows(otherRun, 64, 8, 2))
