@@ -48,14 +48,7 @@ func clientCPU() time.Duration {
 func BenchmarkServerInsert(b *testing.B) {
 	rows := tracelog.SyntheticRows("measure", 16384, 512, 2)
 	srv := chtest.Start(b)
-	s, err := tracelog.Open(b.Context(), tracelog.Config{DSN: srv.DSN})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(b.Context()); err != nil {
-		b.Fatal(err)
-	}
+	s := openMigrated(b, tracelog.Config{DSN: srv.DSN})
 	for _, workers := range []int{1, 2, 4} {
 		for _, size := range []int{64, 256, 1024, 4096} {
 			b.Run(fmt.Sprintf("workers=%d/batch=%d", workers, size), func(b *testing.B) {
@@ -73,6 +66,7 @@ func BenchmarkServerInsert(b *testing.B) {
 					}
 					c0 := clientCPU()
 					q0, m0 := serverCPU(b, s)
+					var err error
 					if st, err = tracelog.MeasureInsertParallel(b.Context(), s, rows, size, workers); err != nil {
 						b.Fatal(err)
 					}
@@ -112,14 +106,7 @@ func BenchmarkServerInsertSustained(b *testing.B) {
 			if _, ok := srv.CPU(); !ok {
 				b.Skip("needs a server this test started (not " + chtest.EnvDSN + ")")
 			}
-			s, err := tracelog.Open(b.Context(), tracelog.Config{DSN: srv.DSN})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.Migrate(b.Context()); err != nil {
-				b.Fatal(err)
-			}
+			s := openMigrated(b, tracelog.Config{DSN: srv.DSN})
 			var elapsed, client, server, after time.Duration
 			for i := 0; b.Loop(); i++ {
 				s0, _ := srv.CPU()

@@ -67,14 +67,7 @@ func TestServerCPUCountsInserts(t *testing.T) {
 	if !ok {
 		t.Skip("needs a server this test started (not " + chtest.EnvDSN + ")")
 	}
-	s, err := tracelog.Open(t.Context(), tracelog.Config{DSN: srv.DSN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t, tracelog.Config{DSN: srv.DSN})
 	if err := s.Insert(t.Context(), tracelog.SyntheticRows("cpu", 4096, 512, 1)); err != nil {
 		t.Fatal(err)
 	}

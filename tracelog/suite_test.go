@@ -18,11 +18,11 @@ func forEachBackend(t *testing.T, migrated bool, f func(t *testing.T, s tracelog
 	for _, b := range chtest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			cfg, srv := b.Open(t)
-			s := open(t, cfg)
+			var s tracelog.Store
 			if migrated {
-				if err := s.Migrate(ctx(t)); err != nil {
-					t.Fatal(err)
-				}
+				s = openMigrated(t, cfg)
+			} else {
+				s = open(t, cfg)
 			}
 			f(t, s, cfg, srv)
 		})
@@ -36,6 +36,16 @@ func open(t testing.TB, cfg tracelog.Config) tracelog.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// openMigrated is open plus the migrations.
+func openMigrated(t testing.TB, cfg tracelog.Config) tracelog.Store {
+	t.Helper()
+	s := open(t, cfg)
+	if err := s.Migrate(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
