@@ -151,18 +151,7 @@ func TestProcessorRefusesBadBatches(t *testing.T) {
 func TestProcessorServerOutage(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	cfg, srv := chtest.Backends()[0].Open(t)
-	if srv.External() {
-		t.Skip("outage test needs a server this test starts (" + chtest.EnvDSN + " is set)")
-	}
-	store, err := tracelog.Open(ctx(t), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.Migrate(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
+	store, srv := outageStore(t)
 	p := logger.New(store, logger.Options{})
 	first := schemas.NewLabeledBatch(mem, labeledRows("o", 8))
 	defer first.Release()
@@ -173,7 +162,7 @@ func TestProcessorServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Stop(t)
-	_, err = p.Process(ctx(t), second)
+	_, err := p.Process(ctx(t), second)
 	if err == nil || errors.Is(err, schemas.ErrInvalid) || !errors.Is(err, tracelog.ErrUnavailable) || !errors.Is(err, pipeline.ErrUnavailable) {
 		t.Fatalf("while down: err = %v, want tracelog's and the pipeline's ErrUnavailable", err)
 	}

@@ -39,13 +39,11 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// TestRunnerHoldsBacklogThroughOutage runs the logger stage as `wsgrpo
-// stage logger` does (a runner on the labeled stream of an embedded NATS
-// server) against a real ClickHouse server that is killed in the middle of
-// the run. The outage lasts longer than MaxDeliver tries and AckWait; when
-// the server returns, the backlog drains and every row is in the log once,
-// with no dead letter.
-func TestRunnerHoldsBacklogThroughOutage(t *testing.T) {
+// outageStore opens and migrates a log on a ClickHouse server this test
+// starts (so that it can stop it), closed at cleanup; it skips the test
+// when the server is external.
+func outageStore(t *testing.T) (tracelog.Store, *chtest.Server) {
+	t.Helper()
 	cfg, srv := chtest.Backends()[0].Open(t)
 	if srv.External() {
 		t.Skip("outage test needs a server this test starts (" + chtest.EnvDSN + " is set)")
@@ -54,10 +52,21 @@ func TestRunnerHoldsBacklogThroughOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { _ = store.Close() })
 	if err := store.Migrate(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
+	return store, srv
+}
+
+// TestRunnerHoldsBacklogThroughOutage runs the logger stage as `wsgrpo
+// stage logger` does (a runner on the labeled stream of an embedded NATS
+// server) against a real ClickHouse server that is killed in the middle of
+// the run. The outage lasts longer than MaxDeliver tries and AckWait; when
+// the server returns, the backlog drains and every row is in the log once,
+// with no dead letter.
+func TestRunnerHoldsBacklogThroughOutage(t *testing.T) {
+	store, srv := outageStore(t)
 	js := pipetest.JetStream(t)
 	top, err := pipeline.NewTopology("outage")
 	if err != nil {
