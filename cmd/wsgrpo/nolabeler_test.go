@@ -208,29 +208,38 @@ func drainConsumer(t *testing.T, ctx context.Context, js jetstream.JetStream, st
 	}
 	seen := map[string]bool{}
 	for len(seen) < want && ctx.Err() == nil {
-		msgs, err := c.Fetch(8, jetstream.FetchMaxWait(200*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range msgs.Messages() {
-			rec, err := schemas.Decode(schemas.KindVerified, m.Data(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids, err := schemas.RowIDs(rec)
-			rec.Release()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, id := range ids {
-				seen[id] = true
-			}
-			if err := m.Ack(); err != nil {
-				t.Fatal(err)
-			}
+		for _, id := range fetchRowIDs(t, c, schemas.KindVerified) {
+			seen[id] = true
 		}
 	}
 	return len(seen)
+}
+
+// fetchRowIDs pulls up to 8 messages of kind from c (waiting at most
+// 200 ms), acks them and returns the row ids they carried.
+func fetchRowIDs(t *testing.T, c jetstream.Consumer, kind schemas.Kind) []string {
+	t.Helper()
+	msgs, err := c.Fetch(8, jetstream.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for m := range msgs.Messages() {
+		rec, err := schemas.Decode(kind, m.Data(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := schemas.RowIDs(rec)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ids...)
+		if err := m.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 // pollCmd checks cond every 20 ms until it holds or ctx ends.

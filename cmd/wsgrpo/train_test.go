@@ -163,26 +163,8 @@ func TestStageCopiesShareWork(t *testing.T) {
 			t.Fatal(err)
 		default:
 		}
-		msgs, err := cons.Fetch(8, jetstream.FetchMaxWait(200*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range msgs.Messages() {
-			rec, err := schemas.Decode(schemas.KindRollout, m.Data(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids, err := schemas.RowIDs(rec)
-			rec.Release()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, id := range ids {
-				seen[id]++
-			}
-			if err := m.Ack(); err != nil {
-				t.Fatal(err)
-			}
+		for _, id := range fetchRowIDs(t, cons, schemas.KindRollout) {
+			seen[id]++
 		}
 	}
 	if len(seen) != batches*rows {
