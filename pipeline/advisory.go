@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // maxDeliveriesAdvisory is the server's notice that a consumer stopped
@@ -63,7 +65,7 @@ func (r *Runner) deadLetterBySeq(ctx context.Context, a maxDeliveriesAdvisory) e
 		return fmt.Errorf("get message %d: %w", a.StreamSeq, err)
 	}
 	d := DeadLetter{
-		Reason: ReasonMaxDeliveries,
+		Reason: ReasonMaxDeliveries, Class: stage.ClassTransient,
 		Error: fmt.Sprintf("delivered %d times without being acknowledged (workers died or exceeded AckWait %s)",
 			a.Deliveries, r.cfg.AckWait),
 		Stage: r.cfg.Stage, Stream: a.Stream, Subject: raw.Subject, Consumer: a.Consumer,

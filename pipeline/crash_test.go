@@ -18,6 +18,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/passthrough"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // Environment of the crash-test worker process.
@@ -50,7 +51,7 @@ func verifierConfig(top Topology, mem memory.Allocator) (RunnerConfig, error) {
 // hold: for it, it writes the marker file and blocks until the process is
 // killed (the runner's heartbeat keeps the batch leased meanwhile).
 type holdingProcessor struct {
-	next   Processor
+	next   stage.Processor
 	hold   string
 	marker string
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // Reason says why a message became a dead letter.
@@ -29,9 +31,23 @@ const (
 	ReasonMaxDeliveries Reason = "max-deliveries"
 )
 
+// ClassTooLarge is the class of a dead letter whose stage output could not
+// be published at any size (ErrBatchTooLarge): the runner's own failure,
+// beside the processor error classes of stage.Classify.
+const ClassTooLarge stage.Class = "too-large"
+
+// deadLetterClass is the class the runner records for cause.
+func deadLetterClass(cause error) stage.Class {
+	if errors.Is(cause, ErrBatchTooLarge) {
+		return ClassTooLarge
+	}
+	return stage.Classify(cause)
+}
+
 // Headers of a dead-letter message. The body is the original payload.
 const (
 	HeaderReason     = "Wsgrpo-Dlq-Reason"
+	HeaderClass      = "Wsgrpo-Dlq-Class"
 	HeaderError      = "Wsgrpo-Dlq-Error"
 	HeaderStage      = "Wsgrpo-Dlq-Stage"
 	HeaderStream     = "Wsgrpo-Dlq-Stream"
@@ -48,7 +64,13 @@ const maxErrorHeader = 2048
 // DeadLetter is one message the pipeline gave up on, with where it came from
 // and why.
 type DeadLetter struct {
-	Reason     Reason
+	Reason Reason
+	// Class is the class of the error that made it a dead letter: one of
+	// stage.ClassInvalid, ClassPermanent, ClassUnavailable (a batch held
+	// through an outage and handed back on its last delivery),
+	// ClassTransient, or ClassTooLarge. It is "" for a record written
+	// before dead letters carried their class.
+	Class      stage.Class
 	Error      string
 	Stage      string
 	Stream     string
@@ -67,6 +89,9 @@ func (d DeadLetter) Msg(subject string) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = d.Payload
 	m.Header.Set(HeaderReason, string(d.Reason))
+	if d.Class != "" {
+		m.Header.Set(HeaderClass, string(d.Class))
+	}
 	m.Header.Set(HeaderError, headerSafe(d.Error))
 	m.Header.Set(HeaderStage, d.Stage)
 	m.Header.Set(HeaderStream, d.Stream)
@@ -135,6 +160,19 @@ func DecodeDeadLetter(h nats.Header, body []byte) (DeadLetter, error) {
 	}
 	if d.Stage == "" || d.Stream == "" {
 		return DeadLetter{}, fmt.Errorf("%w: empty stage or stream", ErrDeadLetter)
+	}
+	switch c := h.Values(HeaderClass); len(c) {
+	case 0:
+		// Written before dead letters carried their class.
+	case 1:
+		switch k := stage.Class(c[0]); k {
+		case stage.ClassInvalid, stage.ClassPermanent, stage.ClassUnavailable, stage.ClassTransient, ClassTooLarge:
+			d.Class = k
+		default:
+			return DeadLetter{}, fmt.Errorf("%w: unknown class %q", ErrDeadLetter, c[0])
+		}
+	default:
+		return DeadLetter{}, fmt.Errorf("%w: header %s appears %d times", ErrDeadLetter, HeaderClass, len(c))
 	}
 	d.Payload = body
 	return d, nil

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -14,39 +13,40 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // handle takes one message through decode, process, publish and ack.
 // ctx ending means shutdown; hard ending means the shutdown grace is over.
 func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Logger) {
 	start := time.Now()
-	stage := r.cfg.Stage
+	name := r.cfg.Stage
 	md, err := m.Metadata()
 	if err != nil {
 		// Not a JetStream delivery (cannot happen on a pull consumer); it
 		// cannot be acked either, so there is nothing to hand back.
-		r.cfg.Metrics.Errors.WithLabelValues(stage, "invalid").Inc()
+		r.cfg.Metrics.Errors.WithLabelValues(name, "invalid").Inc()
 		log.Error("message without JetStream metadata", "subject", m.Subject(), "err", err)
 		return
 	}
 	log = log.With("seq", md.Sequence.Stream, "delivery", md.NumDelivered)
 	if md.NumDelivered > 1 {
-		r.cfg.Metrics.Redelivered.WithLabelValues(stage).Inc()
+		r.cfg.Metrics.Redelivered.WithLabelValues(name).Inc()
 	}
 	rec, err := schemas.Decode(r.cfg.InputKind, m.Data(), r.cfg.Allocator)
 	if err != nil {
-		r.cfg.Metrics.Errors.WithLabelValues(stage, "invalid").Inc()
+		r.cfg.Metrics.Errors.WithLabelValues(name, "invalid").Inc()
 		r.deadLetter(hard, m, md, ReasonInvalidPayload, err, log)
 		return
 	}
 	rowsIn := rec.NumRows()
 	outs, err := r.process(hard, rec)
-	for attempt := uint64(1); isUnavailable(err) && ctx.Err() == nil; attempt++ {
+	for attempt := uint64(1); stage.Classify(err) == stage.ClassUnavailable && ctx.Err() == nil; attempt++ {
 		// Hold the batch (the heartbeat keeps it from being redelivered)
 		// and try again once the dependency may be back.
 		releaseAll(outs)
 		outs = nil
-		r.cfg.Metrics.Errors.WithLabelValues(stage, "unavailable").Inc()
+		r.cfg.Metrics.Errors.WithLabelValues(name, "unavailable").Inc()
 		d := r.backoff(attempt)
 		log.Warn("a dependency is unavailable; holding the batch and retrying", "attempt", attempt, "delay", d, "err", err)
 		sleepCtx(ctx, d)
@@ -67,7 +67,7 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 	msgs, rowsOut, err := r.encodeOutputs(outs, md)
 	releaseAll(outs)
 	if err != nil {
-		r.cfg.Metrics.Errors.WithLabelValues(stage, "permanent").Inc()
+		r.cfg.Metrics.Errors.WithLabelValues(name, "permanent").Inc()
 		r.deadLetter(hard, m, md, ReasonPermanentError, err, log)
 		return
 	}
@@ -76,8 +76,8 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 		dups, err := publishParts(pctx, r.js, msgs)
 		cancel()
 		if err != nil {
-			r.cfg.Metrics.Errors.WithLabelValues(stage, "publish").Inc()
-			r.retry(ctx, m, md, log.With("err", err))
+			r.cfg.Metrics.Errors.WithLabelValues(name, "publish").Inc()
+			r.retry(ctx, m, md, err, log.With("err", err))
 			return
 		}
 		if dups > 0 {
@@ -93,14 +93,14 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 	if err != nil {
 		// The message will be redelivered; its outputs are de-duplicated
 		// by their message ids.
-		r.cfg.Metrics.Errors.WithLabelValues(stage, "ack").Inc()
+		r.cfg.Metrics.Errors.WithLabelValues(name, "ack").Inc()
 		log.Warn("ack failed; the batch will be redelivered and its outputs de-duplicated", "err", err)
 		return
 	}
-	r.cfg.Metrics.Batches.WithLabelValues(stage, "ok").Inc()
-	r.cfg.Metrics.Rows.WithLabelValues(stage, "in").Add(float64(rowsIn))
-	r.cfg.Metrics.Rows.WithLabelValues(stage, "out").Add(float64(rowsOut))
-	r.cfg.Metrics.Latency.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+	r.cfg.Metrics.Batches.WithLabelValues(name, "ok").Inc()
+	r.cfg.Metrics.Rows.WithLabelValues(name, "in").Add(float64(rowsIn))
+	r.cfg.Metrics.Rows.WithLabelValues(name, "out").Add(float64(rowsOut))
+	r.cfg.Metrics.Latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
 }
 
 // process calls the processor, turning a panic into a permanent error so
@@ -110,7 +110,7 @@ func (r *Runner) process(ctx context.Context, rec arrow.RecordBatch) (outs []arr
 		if p := recover(); p != nil {
 			releaseAll(outs)
 			outs = nil
-			err = fmt.Errorf("%w: processor panicked: %v", ErrPermanent, p)
+			err = fmt.Errorf("%w: processor panicked: %v", stage.ErrPermanent, p)
 		}
 	}()
 	return r.proc.Process(ctx, rec)
@@ -120,20 +120,20 @@ func (r *Runner) process(ctx context.Context, rec arrow.RecordBatch) (outs []arr
 func (r *Runner) checkOutputs(outs []arrow.RecordBatch) error {
 	if r.cfg.OutputSubject == "" {
 		if len(outs) > 0 {
-			return fmt.Errorf("%w: stage %s is a sink but returned %d batches", ErrPermanent, r.cfg.Stage, len(outs))
+			return fmt.Errorf("%w: stage %s is a sink but returned %d batches", stage.ErrPermanent, r.cfg.Stage, len(outs))
 		}
 		return nil
 	}
 	for i, o := range outs {
 		if o == nil {
-			return fmt.Errorf("%w: output %d is nil", ErrPermanent, i)
+			return fmt.Errorf("%w: output %d is nil", stage.ErrPermanent, i)
 		}
-		k, err := recordKind(o)
+		k, err := schemas.KindOf(o)
 		if err != nil {
-			return fmt.Errorf("%w: output %d: %w", ErrPermanent, i, err)
+			return fmt.Errorf("%w: output %d: %w", stage.ErrPermanent, i, err)
 		}
 		if k != r.cfg.OutputKind {
-			return fmt.Errorf("%w: output %d has kind %q, want %q", ErrPermanent, i, k, r.cfg.OutputKind)
+			return fmt.Errorf("%w: output %d has kind %q, want %q", stage.ErrPermanent, i, k, r.cfg.OutputKind)
 		}
 	}
 	return nil
@@ -160,46 +160,43 @@ func (r *Runner) encodeOutputs(outs []arrow.RecordBatch, md *jetstream.MsgMetada
 	return msgs, rows, nil
 }
 
-// isUnavailable reports whether err asks for the batch to be held and
-// retried in place (ErrUnavailable), and nothing marks it permanent.
-func isUnavailable(err error) bool {
-	return errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrPermanent) && !errors.Is(err, schemas.ErrInvalid)
-}
-
-// failed routes a processing error: permanent errors and the last allowed
-// delivery go to the dead-letter stream, shutdown naks at once, anything
-// else is retried later. (An ErrUnavailable only gets here at shutdown:
-// handle retries it in place until then.)
+// failed routes a processing error by its class (stage.Classify):
+// invalid and permanent errors and the last allowed delivery go to the
+// dead-letter stream, shutdown naks at once, anything else is retried
+// later. (An unavailable error only gets here at shutdown: handle retries
+// it in place until then.)
 func (r *Runner) failed(ctx, hard context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, err error, log *slog.Logger) {
-	stage := r.cfg.Stage
+	name := r.cfg.Stage
 	log = log.With("err", err)
+	class := stage.Classify(err)
 	switch {
-	case errors.Is(err, ErrPermanent) || errors.Is(err, schemas.ErrInvalid):
-		r.cfg.Metrics.Errors.WithLabelValues(stage, "permanent").Inc()
+	case class.DeadLetters():
+		r.cfg.Metrics.Errors.WithLabelValues(name, "permanent").Inc()
 		r.deadLetter(hard, m, md, ReasonPermanentError, err, log)
-	case isUnavailable(err):
+	case class == stage.ClassUnavailable:
 		// Only at shutdown (handle retries it in place until then): hand
 		// it back, which counts a delivery; on its last allowed delivery
 		// it goes to the dead-letter stream, explicitly, as a batch
 		// handed back at shutdown always does.
-		r.retry(ctx, m, md, log)
+		r.retry(ctx, m, md, err, log)
 	case hard.Err() != nil:
 		// The shutdown grace ran out while the processor worked: hand the
 		// batch back unacknowledged.
 		_ = m.Nak()
-		r.cfg.Metrics.Batches.WithLabelValues(stage, "shutdown").Inc()
+		r.cfg.Metrics.Batches.WithLabelValues(name, "shutdown").Inc()
 		log.Info("in-flight batch handed back at shutdown")
 	default:
-		r.cfg.Metrics.Errors.WithLabelValues(stage, "transient").Inc()
-		r.retry(ctx, m, md, log)
+		r.cfg.Metrics.Errors.WithLabelValues(name, "transient").Inc()
+		r.retry(ctx, m, md, err, log)
 	}
 }
 
-// retry naks m with backoff, or dead-letters it on its last delivery.
-func (r *Runner) retry(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, log *slog.Logger) {
+// retry naks m with backoff, or dead-letters it on its last delivery with
+// cause, the error of this delivery.
+func (r *Runner) retry(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, cause error, log *slog.Logger) {
 	if md.NumDelivered >= uint64(r.cfg.MaxDeliver) {
 		r.deadLetter(context.WithoutCancel(ctx), m, md, ReasonMaxDeliveries,
-			fmt.Errorf("failed on delivery %d of %d", md.NumDelivered, r.cfg.MaxDeliver), log)
+			fmt.Errorf("failed on delivery %d of %d: %w", md.NumDelivered, r.cfg.MaxDeliver, cause), log)
 		return
 	}
 	if ctx.Err() != nil {
@@ -232,7 +229,7 @@ func (r *Runner) backoff(delivered uint64) time.Duration {
 // copy cannot be stored, m is nak'ed instead, so nothing is dropped.
 func (r *Runner) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, reason Reason, cause error, log *slog.Logger) {
 	d := DeadLetter{
-		Reason: reason, Error: cause.Error(), Stage: r.cfg.Stage,
+		Reason: reason, Class: deadLetterClass(cause), Error: cause.Error(), Stage: r.cfg.Stage,
 		Stream: md.Stream, Subject: m.Subject(), Consumer: md.Consumer,
 		Sequence: md.Sequence.Stream, Deliveries: md.NumDelivered, Time: time.Now(),
 		Payload: m.Data(),
@@ -246,7 +243,7 @@ func (r *Runner) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.
 	_ = m.TermWithReason(string(reason))
 	r.cfg.Metrics.DeadLetters.WithLabelValues(r.cfg.Stage, string(reason)).Inc()
 	r.cfg.Metrics.Batches.WithLabelValues(r.cfg.Stage, "dead_letter").Inc()
-	log.Warn("batch sent to the dead-letter stream", "reason", reason, "cause", cause)
+	log.Warn("batch sent to the dead-letter stream", "reason", reason, "class", d.Class, "cause", cause)
 }
 
 func (r *Runner) storeDeadLetter(ctx context.Context, d DeadLetter) error {

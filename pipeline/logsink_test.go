@@ -16,6 +16,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -30,7 +31,7 @@ type rowCounter struct {
 func (c *rowCounter) Process(_ context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
 	ids, err := schemas.RowIDs(in)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", pipeline.ErrPermanent, err)
+		return nil, fmt.Errorf("%w: %w", stage.ErrPermanent, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -64,7 +65,7 @@ func openMigrated(t *testing.T, ctx context.Context, b chtest.Backend) tracelog.
 
 // runSink runs proc under cfg (with fast test settings) until the test
 // ends.
-func runSink(t *testing.T, js jetstream.JetStream, cfg pipeline.RunnerConfig, proc pipeline.Processor) {
+func runSink(t *testing.T, js jetstream.JetStream, cfg pipeline.RunnerConfig, proc stage.Processor) {
 	t.Helper()
 	cfg.FetchSize = 4
 	cfg.FetchWait = 200 * time.Millisecond

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/passthrough"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // TestMain doubles as the worker process of the crash test: when the worker
@@ -141,7 +142,7 @@ func publishRecs(t testing.TB, js jetstream.JetStream, subject string, recs []ar
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, _ := recordKind(recs[i])
+			k, _ := schemas.KindOf(recs[i])
 			msgs = append(msgs, partMsg(subject, k, parts[0], ""))
 		}
 		if _, err := publishParts(ctx, js, msgs); err != nil {
@@ -190,7 +191,7 @@ func (c *collector) has(id string) bool {
 
 // startRunner runs a runner until the test ends; the returned function
 // stops it and waits for Run to return.
-func startRunner(t testing.TB, js jetstream.JetStream, cfg RunnerConfig, p Processor) (*Runner, func()) {
+func startRunner(t testing.TB, js jetstream.JetStream, cfg RunnerConfig, p stage.Processor) (*Runner, func()) {
 	t.Helper()
 	r, err := NewRunner(js, cfg, p)
 	if err != nil {

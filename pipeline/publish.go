@@ -136,7 +136,7 @@ func PublishBatch(ctx context.Context, js jetstream.JetStream, subject string, r
 	if maxBody <= 0 {
 		maxBody = int(js.Conn().MaxPayload()) - HeaderReserve
 	}
-	kind, err := recordKind(rec)
+	kind, err := schemas.KindOf(rec)
 	if err != nil {
 		return 0, err
 	}
@@ -183,14 +183,4 @@ func recycleMsgs(msgs []*nats.Msg) {
 		putMsgBuf(m.Data)
 		m.Data = nil
 	}
-}
-
-// recordKind reads the kind from rec's schema metadata.
-func recordKind(rec arrow.RecordBatch) (schemas.Kind, error) {
-	md := rec.Schema().Metadata()
-	i := md.FindKey(schemas.MetaKind)
-	if i < 0 {
-		return "", fmt.Errorf("%w: record has no %s metadata", schemas.ErrSchemaMismatch, schemas.MetaKind)
-	}
-	return schemas.Kind(md.Values()[i]), nil
 }

@@ -8,36 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
-
-// Processor is one stage's work: a record batch in, zero or more record
-// batches out. Stages never touch NATS.
-//
-// The runner owns in and releases it after Process returns; a processor that
-// keeps it, or returns it as an output, must Retain it. The runner releases
-// every returned batch once published. An error wrapping ErrPermanent (or
-// schemas.ErrInvalid) sends the input to the dead-letter stream; any other
-// error wrapping ErrUnavailable holds the input and calls Process again
-// with backoff until it succeeds or the runner stops; any other error is
-// retried with backoff until MaxDeliver. ctx is cancelled when the
-// runner's shutdown grace expires: the processor should then return its
-// error promptly.
-type Processor interface {
-	Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error)
-}
-
-// ProcessorFunc adapts a function to Processor.
-type ProcessorFunc func(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error)
-
-// Process calls f.
-func (f ProcessorFunc) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
-	return f(ctx, in)
-}
 
 // Runner defaults and bounds.
 const (
@@ -176,11 +152,13 @@ func (c *RunnerConfig) setDefaults() error {
 	return nil
 }
 
-// Runner drives a Processor from a durable pull consumer.
+// Runner drives a stage.Processor from a durable pull consumer: it owns
+// acks, retries, holds and dead letters, acting on the error classes the
+// stage contract (stages/stage) defines.
 type Runner struct {
 	js   jetstream.JetStream
 	cfg  RunnerConfig
-	proc Processor
+	proc stage.Processor
 	log  *slog.Logger
 
 	cons      jetstream.Consumer
@@ -189,7 +167,7 @@ type Runner struct {
 }
 
 // NewRunner validates cfg and returns a runner; Run starts it.
-func NewRunner(js jetstream.JetStream, cfg RunnerConfig, proc Processor) (*Runner, error) {
+func NewRunner(js jetstream.JetStream, cfg RunnerConfig, proc stage.Processor) (*Runner, error) {
 	if js == nil || proc == nil {
 		return nil, fmt.Errorf("%w: NewRunner needs a JetStream and a Processor", ErrInvalidConfig)
 	}

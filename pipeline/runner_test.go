@@ -17,6 +17,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/passthrough"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // sinkFor starts a collecting sink on the verified stream (the labeler's
@@ -184,10 +185,13 @@ func TestProcessorErrorsDeadLettered(t *testing.T) {
 		name      string
 		err       error
 		reason    Reason
+		class     stage.Class
 		wantCalls int64
 	}{
-		{"permanent", fmt.Errorf("bad prompt: %w", ErrPermanent), ReasonPermanentError, 1},
-		{"transient until MaxDeliver", errors.New("model busy"), ReasonMaxDeliveries, maxDeliver},
+		{"permanent", fmt.Errorf("bad prompt: %w", stage.ErrPermanent), ReasonPermanentError, stage.ClassPermanent, 1},
+		{"invalid rows", fmt.Errorf("row 3: %w", schemas.ErrInvalid), ReasonPermanentError, stage.ClassInvalid, 1},
+		{"invalid beats unavailable", fmt.Errorf("%w: %w", schemas.ErrInvalid, stage.ErrUnavailable), ReasonPermanentError, stage.ClassInvalid, 1},
+		{"transient until MaxDeliver", errors.New("model busy"), ReasonMaxDeliveries, stage.ClassTransient, maxDeliver},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := newChecked(t)
@@ -210,8 +214,12 @@ func TestProcessorErrorsDeadLettered(t *testing.T) {
 				return err == nil && len(dls) == 1
 			})
 			d := dls[0]
-			if d.Reason != tc.reason || d.Deliveries != uint64(tc.wantCalls) {
-				t.Errorf("dead letter reason %q after %d deliveries, want %q after %d", d.Reason, d.Deliveries, tc.reason, tc.wantCalls)
+			if d.Reason != tc.reason || d.Class != tc.class || d.Deliveries != uint64(tc.wantCalls) {
+				t.Errorf("dead letter reason %q, class %q after %d deliveries, want %q, %q after %d",
+					d.Reason, d.Class, d.Deliveries, tc.reason, tc.class, tc.wantCalls)
+			}
+			if !strings.Contains(d.Error, tc.err.Error()) {
+				t.Errorf("dead letter error %q does not name the processor's error %q", d.Error, tc.err)
 			}
 			if got := p.calls.Load(); got != tc.wantCalls {
 				t.Errorf("processor called %d times, want %d", got, tc.wantCalls)
@@ -220,31 +228,31 @@ func TestProcessorErrorsDeadLettered(t *testing.T) {
 	}
 }
 
-// unavailableProcessor fails with ErrUnavailable for its first failures
+// unavailableProcessor fails with stage.ErrUnavailable for its first failures
 // calls (an outage of a dependency), then hands the batch to next.
 type unavailableProcessor struct {
 	failures int64
 	calls    atomic.Int64
-	next     Processor
+	next     stage.Processor
 }
 
 func (p *unavailableProcessor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
 	if p.calls.Add(1) <= p.failures {
-		return nil, fmt.Errorf("store: connection refused: %w", ErrUnavailable)
+		return nil, fmt.Errorf("store: connection refused: %w", stage.ErrUnavailable)
 	}
 	return p.next.Process(ctx, in)
 }
 
 // heldSetup is a run with one rollout batch published, a sink on the
 // verified stream, and a verifier configuration with fast backoff whose
-// processor fails with ErrUnavailable for its first failures calls.
+// processor fails with stage.ErrUnavailable for its first failures calls.
 type heldSetup struct {
 	js   jetstream.JetStream
 	top  Topology
 	rows int
 	sink *collector
 	cfg  RunnerConfig
-	next Processor
+	next stage.Processor
 }
 
 func newHeldSetup(t *testing.T, run string, maxDeliver int) heldSetup {
@@ -378,7 +386,7 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 type blockingProcessor struct {
 	started chan struct{}
 	release chan struct{}
-	next    Processor
+	next    stage.Processor
 }
 
 func (p *blockingProcessor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {

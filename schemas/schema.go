@@ -27,6 +27,18 @@ const (
 	MetaVersion = "wsgrpo.schema_version"
 )
 
+// KindOf returns the kind a record batch declares in its schema metadata
+// (MetaKind). It does not check the columns (Decode does); a batch without
+// the key returns an error wrapping ErrSchemaMismatch.
+func KindOf(rec arrow.RecordBatch) (Kind, error) {
+	md := rec.Schema().Metadata()
+	i := md.FindKey(MetaKind)
+	if i < 0 {
+		return "", fmt.Errorf("%w: record has no %s metadata", ErrSchemaMismatch, MetaKind)
+	}
+	return Kind(md.Values()[i]), nil
+}
+
 // Kinds returns every hand-off kind in pipeline order.
 func Kinds() []Kind { return []Kind{KindPrompt, KindRollout, KindVerified, KindLabeled} }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -112,7 +113,7 @@ func (r *dlqRun) addDeadLetter(t *testing.T, d pipeline.DeadLetter) {
 
 // runProc runs a stage runner of rc with proc in the background; the
 // returned function (also run at cleanup) stops it.
-func runProc(t *testing.T, js jetstream.JetStream, rc pipeline.RunnerConfig, proc pipeline.ProcessorFunc) func() {
+func runProc(t *testing.T, js jetstream.JetStream, rc pipeline.RunnerConfig, proc stage.Func) func() {
 	t.Helper()
 	rc.FetchWait, rc.ShutdownGrace = 100*time.Millisecond, time.Second
 	runner, err := pipeline.NewRunner(js, rc, proc)
@@ -184,7 +185,7 @@ func TestDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopSampler := runProc(t, r.js, sampler, func(context.Context, arrow.RecordBatch) ([]arrow.RecordBatch, error) {
-		return nil, fmt.Errorf("%w: %s", pipeline.ErrPermanent, longCause)
+		return nil, fmt.Errorf("%w: %s", stage.ErrPermanent, longCause)
 	})
 	if _, err := r.js.Publish(ctx, prompts.Subject, []byte("not arrow")); err != nil {
 		t.Fatal(err)
@@ -199,7 +200,7 @@ func TestDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopLearner := runProc(t, r.js, learner, func(context.Context, arrow.RecordBatch) ([]arrow.RecordBatch, error) {
-		return nil, fmt.Errorf("%w: optimizer diverged", pipeline.ErrPermanent)
+		return nil, fmt.Errorf("%w: optimizer diverged", stage.ErrPermanent)
 	})
 	ls := make([]schemas.Labeled, 4)
 	for i, row := range tracelog.SyntheticRows(topo.Run, len(ls), 8, 1) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -30,7 +31,7 @@ func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (tracelo
 
 // newLoggerStage builds the logger stage: labeled rows (verified rows in a
 // run without a labeler) into the trajectory log.
-func newLoggerStage(ctx context.Context, cfg Config, log *slog.Logger) (pipeline.Processor, func(), error) {
+func newLoggerStage(ctx context.Context, cfg Config, log *slog.Logger) (stage.Processor, func(), error) {
 	s, err := openLogForWrite(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err

@@ -12,13 +12,14 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/stages/passthrough"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // ErrStageUnavailable is returned for a stage this build cannot run.
 var ErrStageUnavailable = errors.New("stage not available in this build")
 
 // stageFactory builds the processor of one stage for a run.
-type stageFactory func(ctx context.Context, cfg Config, log *slog.Logger) (pipeline.Processor, func(), error)
+type stageFactory func(ctx context.Context, cfg Config, log *slog.Logger) (stage.Processor, func(), error)
 
 // stageFactories lists the stages this build can run as processes. The
 // WS-GRPO stages join this table as they land.
@@ -65,7 +66,7 @@ no_labeler: true in the run's run.yaml) to every process of such a run.`,
 // runStage runs one stage until ctx ends.
 func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string) error {
 	var (
-		proc     pipeline.Processor
+		proc     stage.Processor
 		position = name
 		cleanup  = func() {}
 	)
@@ -129,7 +130,7 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 }
 
 // passthroughFor returns the wiring processor for a hop's kinds.
-func passthroughFor(rc pipeline.RunnerConfig) (pipeline.Processor, error) {
+func passthroughFor(rc pipeline.RunnerConfig) (stage.Processor, error) {
 	if rc.OutputKind == "" {
 		return nil, fmt.Errorf("%w: %s has no output hop", ErrConfig, rc.Stage)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -100,7 +101,7 @@ type idSink struct {
 func (s *idSink) Process(_ context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
 	ids, err := schemas.RowIDs(in)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", pipeline.ErrPermanent, err)
+		return nil, fmt.Errorf("%w: %w", stage.ErrPermanent, err)
 	}
 	s.mu.Lock()
 	newRows := 0
@@ -170,7 +171,7 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	runners := map[string]pipeline.Processor{sinkName: sink}
+	runners := map[string]stage.Processor{sinkName: sink}
 	// The logger is a real stage: every labeled row (verified row, without
 	// a labeler) goes to the trajectory log.
 	var store tracelog.Store

@@ -7,7 +7,7 @@
 // without run or trajectory id, returns an error wrapping
 // schemas.ErrInvalid (the runner dead-letters it). A store that cannot be
 // reached (tracelog.ErrUnavailable: server down, connection refused or
-// timed out) returns an error wrapping pipeline.ErrUnavailable: the runner
+// timed out) returns an error wrapping stage.ErrUnavailable: the runner
 // holds the batch and retries it with backoff however long the outage
 // lasts, and the stream holds the backlog behind it. Other store failures
 // (a query the server refuses) are retried with backoff until the runner's
@@ -25,8 +25,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
-	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -50,8 +50,8 @@ type Options struct {
 	MaxRows int
 }
 
-// Processor writes batches to a trajectory log. It satisfies the
-// pipeline's Processor interface and is safe for concurrent use when its
+// Processor writes batches to a trajectory log. It satisfies
+// stage.Processor and is safe for concurrent use when its
 // store is.
 type Processor struct {
 	store tracelog.Store
@@ -145,8 +145,8 @@ func (p *Processor) insert(ctx context.Context, rows []tracelog.Row, batches int
 		p.opts.Logger.Warn("trajectory log insert failed; batches will be retried", "rows", len(rows), "batches", batches, "err", err)
 		if errors.Is(err, tracelog.ErrUnavailable) {
 			// The store is down: the runner holds the batch and retries
-			// it for as long as the outage lasts (pipeline.ErrUnavailable).
-			return fmt.Errorf("logger: %w: %w", pipeline.ErrUnavailable, err)
+			// it for as long as the outage lasts (stage.ErrUnavailable).
+			return fmt.Errorf("logger: %w: %w", stage.ErrUnavailable, err)
 		}
 		return fmt.Errorf("logger: %w", err)
 	}
@@ -156,13 +156,12 @@ func (p *Processor) insert(ctx context.Context, rows []tracelog.Row, batches int
 
 // Rows converts a labeled or verified batch to trajectory-log rows.
 func Rows(in arrow.RecordBatch) ([]tracelog.Row, error) {
-	md := in.Schema().Metadata()
-	ki := md.FindKey(schemas.MetaKind)
-	if ki < 0 {
-		return nil, fmt.Errorf("logger: %w: batch schema has no %s metadata", schemas.ErrSchemaMismatch, schemas.MetaKind)
+	k, err := schemas.KindOf(in)
+	if err != nil {
+		return nil, fmt.Errorf("logger: %w", err)
 	}
 	var rows []tracelog.Row
-	switch k := schemas.Kind(md.Values()[ki]); k {
+	switch k {
 	case schemas.KindLabeled:
 		ls, err := schemas.ReadLabeled(in)
 		if err != nil {

@@ -9,9 +9,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -163,7 +163,7 @@ func TestProcessorServerOutage(t *testing.T) {
 	}
 	srv.Stop(t)
 	_, err := p.Process(ctx(t), second)
-	if err == nil || errors.Is(err, schemas.ErrInvalid) || !errors.Is(err, tracelog.ErrUnavailable) || !errors.Is(err, pipeline.ErrUnavailable) {
+	if err == nil || errors.Is(err, schemas.ErrInvalid) || !errors.Is(err, tracelog.ErrUnavailable) || !errors.Is(err, stage.ErrUnavailable) {
 		t.Fatalf("while down: err = %v, want tracelog's and the pipeline's ErrUnavailable", err)
 	}
 	srv.Restart(t)

@@ -9,6 +9,11 @@
 // row, sample 0, whose trajectory and group ids are derived from the prompt
 // as the real sampler derives them. Nothing is sampled, verified or labeled:
 // "correct" is always false and every reward and advantage is zero.
+//
+// Input: a batch of kind From. Output: one batch of kind To (the input
+// itself when From == To). Errors: an input that lacks the columns its
+// kind must have wraps schemas.ErrInvalid (dead letter); nothing else
+// fails.
 package passthrough
 
 import (
@@ -27,7 +32,7 @@ import (
 var ErrKinds = errors.New("passthrough: unsupported kinds")
 
 // Processor maps batches of kind From to kind To. It satisfies
-// pipeline.Processor.
+// stage.Processor.
 type Processor struct {
 	From, To schemas.Kind
 	mem      memory.Allocator

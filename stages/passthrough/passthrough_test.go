@@ -112,10 +112,9 @@ func TestIdentity(t *testing.T) {
 
 func kindOf(t *testing.T, rec arrow.RecordBatch) schemas.Kind {
 	t.Helper()
-	md := rec.Schema().Metadata()
-	i := md.FindKey(schemas.MetaKind)
-	if i < 0 {
-		t.Fatal("no kind metadata")
+	k, err := schemas.KindOf(rec)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return schemas.Kind(md.Values()[i])
+	return k
 }
