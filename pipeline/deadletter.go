@@ -179,36 +179,28 @@ func DecodeDeadLetter(h nats.Header, body []byte) (DeadLetter, error) {
 }
 
 // ReadDeadLetters returns up to limit dead letters of the run, oldest first
-// (limit <= 0: all of them).
+// (limit <= 0: all of them). A message of the dead-letter stream that is
+// not a well-formed record stops it with an error wrapping ErrDeadLetter;
+// ScanDeadLetters passes such messages on instead.
 func ReadDeadLetters(ctx context.Context, js jetstream.JetStream, t Topology, limit int) ([]DeadLetter, error) {
 	s, err := js.Stream(ctx, t.DeadLetterStream())
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter stream info: %w", err)
-	}
-	var out []DeadLetter
-	if info.State.Msgs == 0 {
-		return out, nil
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+	out := []DeadLetter{}
+	errEnough := errors.New("enough")
+	err = ScanDeadLetters(ctx, s, func(e DeadLetterEntry) error {
 		if limit > 0 && len(out) >= limit {
-			break
+			return errEnough
 		}
-		raw, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
+		if e.Bad != nil {
+			return fmt.Errorf("dead letter %d: %w", e.Seq, e.Bad)
 		}
-		if err != nil {
-			return out, fmt.Errorf("dead letter %d: %w", seq, err)
-		}
-		d, err := DecodeDeadLetter(raw.Header, raw.Data)
-		if err != nil {
-			return out, fmt.Errorf("dead letter %d: %w", seq, err)
-		}
-		out = append(out, d)
+		out = append(out, e.Letter)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return out, err
 	}
 	return out, nil
 }

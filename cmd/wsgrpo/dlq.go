@@ -14,16 +14,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
-	"github.com/wsgrpo/wsgrpo/schemas"
 )
 
-// Errors of `wsgrpo dlq`. Callers test them with errors.Is; every refusal
-// of a redrive also matches ErrRedriveRefused.
+// Errors of `wsgrpo dlq`. Callers test them with errors.Is. The refusals
+// of a redrive are pipeline's (pipeline.ErrRedriveRefused and the errors
+// that wrap it), as is pipeline.ErrRedriveIncomplete.
 var (
 	// ErrNoDLQ is returned when the run has no dead-letter stream where
 	// the command looked: no embedded NATS store in the run directory, or
@@ -32,38 +31,7 @@ var (
 	// ErrDLQEntryNotFound is returned when a --seq names no message of the
 	// dead-letter stream (already redriven, or never there).
 	ErrDLQEntryNotFound = errors.New("no such dead letter")
-	// ErrRedriveRefused is matched by every refusal of `dlq redrive`; when
-	// one is returned, nothing was published or removed.
-	ErrRedriveRefused = errors.New("redrive refused")
-	// ErrRedriveCannotSucceed: the dead letter would only fail the same
-	// way again (a payload that does not decode as its stream's schema,
-	// rows the stage rejected as invalid, an output too large to
-	// publish). --force overrides it.
-	ErrRedriveCannotSucceed = fmt.Errorf("%w: it would be dead-lettered again", ErrRedriveRefused)
-	// ErrRedriveSharedStream: the dead letter came from a stream whose
-	// every consumer sees every message (interest retention, e.g. the
-	// labeled stream read by the learner and the logger), so re-publishing
-	// it delivers it again to the other consumers as well. --force
-	// overrides it.
-	ErrRedriveSharedStream = fmt.Errorf("%w: other consumers of its stream would receive it again", ErrRedriveRefused)
-	// ErrRedriveNoConsumer: the consumer that dead-lettered the message no
-	// longer exists on its interest-retention stream, so a re-published
-	// copy would not reach it. --force overrides it.
-	ErrRedriveNoConsumer = fmt.Errorf("%w: the failed stage's consumer is gone", ErrRedriveRefused)
-	// ErrRedriveOrigin: the dead letter's original stream or subject is not
-	// one of the run's, or no longer exists. --force does not override it.
-	ErrRedriveOrigin = fmt.Errorf("%w: its original stream cannot take it", ErrRedriveRefused)
-	// ErrRedriveIncomplete is returned when a redrive stopped part way (a
-	// publish or a removal failed). Every dead letter not reported as
-	// redriven is still in the dead-letter stream; running the same
-	// command again finishes the work without publishing anything twice
-	// within the streams' duplicate window.
-	ErrRedriveIncomplete = errors.New("redrive incomplete")
 )
-
-// headerRedrive marks a re-published dead letter with the dead-letter
-// stream and sequence it came from.
-const headerRedrive = "Wsgrpo-Redrive"
 
 // reasonMalformed selects, in --reason, dead-letter messages that are not
 // well-formed records.
@@ -112,8 +80,12 @@ func newDLQListCmd() *cobra.Command {
 		Short: "Show a run's dead letters, one line each (read-only)",
 		Long: `Show the dead letters of a run, oldest first, one line each: its sequence in
 the dead-letter stream (what redrive --seq takes), when it was dead-lettered,
-the stage, the reason, how many times it was delivered, the original
-stream:sequence, the payload size and the error.
+the stage, the reason, the error's class, how many times it was delivered,
+the original stream:sequence, the payload size and the error. The class is
+what the runner made of the stage's error: invalid (the rows break the
+schema's rules), permanent, unavailable, transient, or too-large (the
+output could not be published at any size); "-" for a record written before
+dead letters carried it.
 
 --format table (default) cuts the error to fit a line; --format json prints
 one JSON object per line with the full error, subject and consumer. A message
@@ -224,34 +196,11 @@ func (f dlqFlags) checkFilters() error {
 
 // matches reports whether e passes --stage and --reason. A malformed entry
 // matches only --reason malformed, and no --stage.
-func (f dlqFlags) matches(e dlqEntry) bool {
+func (f dlqFlags) matches(e pipeline.DeadLetterEntry) bool {
 	if e.Bad != nil {
 		return f.Stage == "" && (f.Reason == "" || f.Reason == reasonMalformed)
 	}
 	return (f.Stage == "" || e.Letter.Stage == f.Stage) && (f.Reason == "" || string(e.Letter.Reason) == f.Reason)
-}
-
-// dlqEntry is one message of the dead-letter stream.
-type dlqEntry struct {
-	Seq    uint64    // sequence in the dead-letter stream
-	Stored time.Time // when the dead-letter stream stored it
-	Size   int       // payload bytes
-	Letter pipeline.DeadLetter
-	Bad    error // not a well-formed dead-letter record (Letter is empty)
-}
-
-// time is when the message was dead-lettered, or stored for a malformed one.
-func (e dlqEntry) time() time.Time {
-	if e.Bad != nil || e.Letter.Time.IsZero() {
-		return e.Stored
-	}
-	return e.Letter.Time
-}
-
-func decodeEntry(raw *jetstream.RawStreamMsg) dlqEntry {
-	e := dlqEntry{Seq: raw.Sequence, Stored: raw.Time, Size: len(raw.Data)}
-	e.Letter, e.Bad = pipeline.DecodeDeadLetter(raw.Header, raw.Data)
-	return e
 }
 
 // openDLQ connects to the run's NATS server without creating anything (the
@@ -301,30 +250,13 @@ func openDLQ(ctx context.Context, cfg Config, log *slog.Logger) (*session, jetst
 	return s, dlq, nil
 }
 
-// eachEntry calls fn with every message of the dead-letter stream, oldest
-// first, reading one at a time.
-func eachEntry(ctx context.Context, dlq jetstream.Stream, fn func(dlqEntry) error) error {
-	for seq := uint64(1); ; {
-		raw, err := dlq.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read dead-letter stream %s from sequence %d: %w", dlq.CachedInfo().Config.Name, seq, err)
-		}
-		if err := fn(decodeEntry(raw)); err != nil {
-			return err
-		}
-		seq = raw.Sequence + 1
-	}
-}
-
 // dlqLine is one dead letter in `dlq list --format json`.
 type dlqLine struct {
 	Seq          uint64    `json:"seq"`
 	Time         time.Time `json:"time"`
 	Stage        string    `json:"stage"`
 	Reason       string    `json:"reason"`
+	Class        string    `json:"class,omitempty"`
 	Deliveries   uint64    `json:"deliveries"`
 	Stream       string    `json:"stream"`
 	Sequence     uint64    `json:"sequence"`
@@ -334,13 +266,13 @@ type dlqLine struct {
 	Error        string    `json:"error"`
 }
 
-func (e dlqEntry) line() dlqLine {
+func lineOf(e pipeline.DeadLetterEntry) dlqLine {
 	if e.Bad != nil {
-		return dlqLine{Seq: e.Seq, Time: e.time().UTC(), Reason: reasonMalformed, PayloadBytes: e.Size, Error: e.Bad.Error()}
+		return dlqLine{Seq: e.Seq, Time: e.Time().UTC(), Reason: reasonMalformed, PayloadBytes: e.Size, Error: e.Bad.Error()}
 	}
 	d := e.Letter
 	return dlqLine{
-		Seq: e.Seq, Time: e.time().UTC(), Stage: d.Stage, Reason: string(d.Reason), Deliveries: d.Deliveries,
+		Seq: e.Seq, Time: e.Time().UTC(), Stage: d.Stage, Reason: string(d.Reason), Class: string(d.Class), Deliveries: d.Deliveries,
 		Stream: d.Stream, Sequence: d.Sequence, Subject: d.Subject, Consumer: d.Consumer,
 		PayloadBytes: e.Size, Error: d.Error,
 	}
@@ -363,9 +295,9 @@ func runDLQList(cmd *cobra.Command, cfg Config, log *slog.Logger, f dlqFlags) er
 	}
 	defer s.close()
 	var lines []dlqLine
-	if err := eachEntry(ctx, dlq, func(e dlqEntry) error {
+	if err := pipeline.ScanDeadLetters(ctx, dlq, func(e pipeline.DeadLetterEntry) error {
 		if f.matches(e) {
-			lines = append(lines, e.line())
+			lines = append(lines, lineOf(e))
 		}
 		return nil
 	}); err != nil {
@@ -386,16 +318,19 @@ func runDLQList(cmd *cobra.Command, cfg Config, log *slog.Logger, f dlqFlags) er
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tSTAGE\tREASON\tDELIVERIES\tSOURCE\tBYTES\tERROR")
+	fmt.Fprintln(tw, "SEQ\tTIME\tSTAGE\tREASON\tCLASS\tDELIVERIES\tSOURCE\tBYTES\tERROR")
 	malformed := 0
 	for _, l := range lines {
-		source, stage, dels := "-", "-", "-"
+		source, stage, class, dels := "-", "-", "-", "-"
 		if l.Reason == reasonMalformed {
 			malformed++
 		} else {
 			source, stage, dels = l.Stream+":"+strconv.FormatUint(l.Sequence, 10), l.Stage, strconv.FormatUint(l.Deliveries, 10)
+			if l.Class != "" {
+				class = l.Class
+			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", l.Seq, l.Time.Format(time.RFC3339), stage, l.Reason, dels, source,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", l.Seq, l.Time.Format(time.RFC3339), stage, l.Reason, class, dels, source,
 			l.PayloadBytes, cell(l.Error, maxErrorCell))
 	}
 	if err := tw.Flush(); err != nil {
@@ -438,35 +373,6 @@ func cell(s string, n int) string {
 	return s
 }
 
-// origin is what redrive needs to know about a dead letter's original
-// stream.
-type origin struct {
-	hop       pipeline.Hop
-	retention jetstream.RetentionPolicy
-	subjects  []string
-	consumers []string
-	dupWindow time.Duration
-	err       error // the stream could not be read
-}
-
-// redriver checks and redrives the dead letters of one run.
-type redriver struct {
-	cmd     *cobra.Command
-	s       *session
-	dlq     jetstream.Stream
-	f       dlqFlags
-	hops    map[string]pipeline.Hop // the run's data streams by name, either layout
-	origins map[string]*origin
-}
-
-// plan is a dead letter that passed the checks.
-type plan struct {
-	seq    uint64
-	letter pipeline.DeadLetter // without the payload
-	rows   int64               // rows of the payload, -1 when it does not decode
-	origin *origin
-}
-
 func runDLQRedrive(cmd *cobra.Command, cfg Config, log *slog.Logger, f dlqFlags) error {
 	switch {
 	case len(f.Seqs) == 0 && !f.All:
@@ -485,57 +391,61 @@ func runDLQRedrive(cmd *cobra.Command, cfg Config, log *slog.Logger, f dlqFlags)
 		return err
 	}
 	defer s.close()
-	r := &redriver{cmd: cmd, s: s, dlq: dlq, f: f, hops: map[string]pipeline.Hop{}, origins: map[string]*origin{}}
-	for _, h := range (pipeline.Topology{Run: cfg.Run}).Hops() {
-		r.hops[h.Stream] = h
+	dlqName := dlq.CachedInfo().Config.Name
+	rd := pipeline.NewRedriver(s.js, dlq, s.topo)
+	warn := func(format string, args ...any) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: "+format+"\n", args...)
 	}
 
 	// Check every selected dead letter before anything is published.
 	var (
-		plans    []plan
+		plans    []pipeline.RedrivePlan
 		refused  []error
 		missing  []string
 		selected int
 	)
-	consider := func(e dlqEntry, explicit bool) error {
+	consider := func(e pipeline.DeadLetterEntry, explicit bool) error {
 		if e.Bad != nil {
 			if explicit || f.matches(e) {
-				r.warn("skipping dead letter %d: %v (it stays in %s; inspect it with `nats stream get %s %d`)",
-					e.Seq, e.Bad, dlq.CachedInfo().Config.Name, dlq.CachedInfo().Config.Name, e.Seq)
+				warn("skipping dead letter %d: %v (it stays in %s; inspect it with `nats stream get %s %d`)",
+					e.Seq, e.Bad, dlqName, dlqName, e.Seq)
 			}
 			return nil
 		}
 		if !f.matches(e) {
 			if explicit {
-				r.warn("skipping dead letter %d: stage %s, reason %s does not match%s", e.Seq, e.Letter.Stage, e.Letter.Reason, f.filterText())
+				warn("skipping dead letter %d: stage %s, reason %s does not match%s", e.Seq, e.Letter.Stage, e.Letter.Reason, f.filterText())
 			}
 			return nil
 		}
 		selected++
-		p, err := r.check(ctx, e)
+		p, err := rd.Check(ctx, e, f.Force)
 		if err != nil {
 			refused = append(refused, err)
 			return nil
+		}
+		for _, w := range p.Forced {
+			warn("--force: redriving anyway: %v", w)
 		}
 		plans = append(plans, p)
 		return nil
 	}
 	if f.All {
-		err = eachEntry(ctx, dlq, func(e dlqEntry) error { return consider(e, false) })
+		err = pipeline.ScanDeadLetters(ctx, dlq, func(e pipeline.DeadLetterEntry) error { return consider(e, false) })
 	} else {
 		seqs := slices.Clone(f.Seqs)
 		slices.Sort(seqs)
 		for _, seq := range slices.Compact(seqs) {
-			raw, gerr := dlq.GetMsg(ctx, uint64(seq))
+			e, gerr := pipeline.GetDeadLetter(ctx, dlq, uint64(seq))
 			if errors.Is(gerr, jetstream.ErrMsgNotFound) {
 				missing = append(missing, strconv.FormatUint(uint64(seq), 10))
 				continue
 			}
 			if gerr != nil {
-				err = fmt.Errorf("read dead letter %d: %w", seq, gerr)
+				err = gerr
 				break
 			}
-			if err = consider(decodeEntry(raw), true); err != nil {
+			if err = consider(e, true); err != nil {
 				break
 			}
 		}
@@ -550,24 +460,34 @@ func runDLQRedrive(cmd *cobra.Command, cfg Config, log *slog.Logger, f dlqFlags)
 	var notFound error
 	if len(missing) > 0 {
 		notFound = fmt.Errorf("%w: %s not in %s (already redriven or removed; see wsgrpo dlq list)",
-			ErrDLQEntryNotFound, strings.Join(missing, ", "), dlq.CachedInfo().Config.Name)
+			ErrDLQEntryNotFound, strings.Join(missing, ", "), dlqName)
 	}
 	if f.DryRun {
 		for _, p := range plans {
-			out(cmd, "would redrive dead letter %d (%s, %s, %s) to %s (stream %s)\n", p.seq, p.letter.Stage, p.letter.Reason, p.rowsText(), p.letter.Subject, p.letter.Stream)
+			out(cmd, "would redrive dead letter %d (%s, %s, %s) to %s (stream %s)\n", p.Seq, p.Letter.Stage, p.Letter.Reason, p.RowsText(), p.Letter.Subject, p.Letter.Stream)
 		}
 		out(cmd, "dry run: %d dead letters of run %q would be redriven; nothing was changed\n", len(plans), cfg.Run)
 		return notFound
 	}
 	done, dups := 0, 0
 	for _, p := range plans {
-		dup, err := r.redrive(ctx, p)
+		res, err := rd.Redrive(ctx, p)
 		if err != nil {
-			return fmt.Errorf("%w after %d of %d dead letters: %w", ErrRedriveIncomplete, done, len(plans), err)
+			return fmt.Errorf("after %d of %d dead letters: %w", done, len(plans), err)
 		}
 		done++
-		if dup {
+		d := res.Letter
+		switch {
+		case res.Gone:
+			out(cmd, "dead letter %d: already gone from %s (redriven or removed meanwhile)\n", p.Seq, dlqName)
+			continue
+		case res.Duplicate:
 			dups++
+			out(cmd, "redriven dead letter %d (%s, %s, %s) to %s (stream %s sequence %d); it had been published by an earlier redrive, now only removed\n",
+				p.Seq, d.Stage, d.Reason, p.RowsText(), d.Subject, d.Stream, res.Sequence)
+		default:
+			out(cmd, "redriven dead letter %d (%s, %s, %s) to %s (stream %s sequence %d)\n",
+				p.Seq, d.Stage, d.Reason, p.RowsText(), d.Subject, d.Stream, res.Sequence)
 		}
 	}
 	out(cmd, "redrove %d dead letters of run %q", done, cfg.Run)
@@ -576,180 +496,4 @@ func runDLQRedrive(cmd *cobra.Command, cfg Config, log *slog.Logger, f dlqFlags)
 	}
 	out(cmd, "\n")
 	return notFound
-}
-
-func (p plan) rowsText() string {
-	if p.rows < 0 {
-		return "payload does not decode"
-	}
-	return strconv.FormatInt(p.rows, 10) + " rows"
-}
-
-// warn prints a warning on standard error.
-func (r *redriver) warn(format string, args ...any) {
-	fmt.Fprintf(r.cmd.ErrOrStderr(), "warning: "+format+"\n", args...)
-}
-
-// origin returns what is known about a data stream of the run, read once.
-func (r *redriver) origin(ctx context.Context, name string) *origin {
-	if o, ok := r.origins[name]; ok {
-		return o
-	}
-	o := &origin{hop: r.hops[name]}
-	r.origins[name] = o
-	st, err := r.s.js.Stream(ctx, name)
-	if err != nil {
-		o.err = err
-		return o
-	}
-	info := st.CachedInfo()
-	o.retention, o.subjects, o.dupWindow = info.Config.Retention, info.Config.Subjects, info.Config.Duplicates
-	if o.retention != jetstream.WorkQueuePolicy {
-		names := st.ConsumerNames(ctx)
-		for n := range names.Name() {
-			o.consumers = append(o.consumers, n)
-		}
-		if err := names.Err(); err != nil {
-			o.err = fmt.Errorf("list consumers: %w", err)
-		}
-		slices.Sort(o.consumers)
-	}
-	return o
-}
-
-// check decides whether e may be redriven. Refusals --force overrides
-// become warnings when it is given.
-func (r *redriver) check(ctx context.Context, e dlqEntry) (plan, error) {
-	d := e.Letter
-	p := plan{seq: e.Seq, letter: d, rows: -1}
-	p.letter.Payload = nil
-	what := fmt.Sprintf("dead letter %d (stage %s, %s, from %s:%d)", e.Seq, d.Stage, d.Reason, d.Stream, d.Sequence)
-	hop, ok := r.hops[d.Stream]
-	if !ok {
-		return p, fmt.Errorf("%w: %s: %s is not a data stream of run %s; --force does not help", ErrRedriveOrigin, what, d.Stream, r.s.topo.Run)
-	}
-	if d.Subject != hop.Subject {
-		return p, fmt.Errorf("%w: %s: subject %q is not %s's subject %s; --force does not help", ErrRedriveOrigin, what, d.Subject, d.Stream, hop.Subject)
-	}
-	o := r.origin(ctx, d.Stream)
-	if errors.Is(o.err, jetstream.ErrStreamNotFound) {
-		return p, fmt.Errorf("%w: %s: stream %s no longer exists (start the run's stages, which create it, then try again)", ErrRedriveOrigin, what, d.Stream)
-	}
-	if o.err != nil {
-		return p, fmt.Errorf("%s: stream %s: %w", what, d.Stream, o.err)
-	}
-	if !slices.Contains(o.subjects, d.Subject) {
-		return p, fmt.Errorf("%w: %s: stream %s no longer takes subject %s; --force does not help", ErrRedriveOrigin, what, d.Stream, d.Subject)
-	}
-	p.origin = o
-
-	var forceable []error
-	rec, decodeErr := schemas.Decode(hop.Kind, d.Payload, nil)
-	if decodeErr == nil {
-		p.rows = rec.NumRows()
-		rec.Release()
-	}
-	switch {
-	case decodeErr != nil:
-		forceable = append(forceable, fmt.Errorf("%w: %s: its payload does not decode as a %s batch (%v), so the %s stage would dead-letter the same bytes again as invalid-payload; it cannot be fixed by redriving (give --force only if the stage reads it differently now)",
-			ErrRedriveCannotSucceed, what, hop.Kind, decodeErr, d.Stage))
-	case d.Reason == pipeline.ReasonPermanentError && strings.Contains(d.Error, schemas.ErrInvalid.Error()):
-		forceable = append(forceable, fmt.Errorf("%w: %s: the stage rejected its rows as invalid (%s), and would reject the same rows again; give --force once the stage accepts them",
-			ErrRedriveCannotSucceed, what, cell(d.Error, 200)))
-	case d.Reason == pipeline.ReasonPermanentError && strings.Contains(d.Error, pipeline.ErrBatchTooLarge.Error()):
-		forceable = append(forceable, fmt.Errorf("%w: %s: the stage's output for it could not be published at any size (%s); give --force once the stage's output fits",
-			ErrRedriveCannotSucceed, what, cell(d.Error, 200)))
-	}
-	if o.retention != jetstream.WorkQueuePolicy {
-		others := slices.DeleteFunc(slices.Clone(o.consumers), func(c string) bool { return c == d.Consumer })
-		if !slices.Contains(o.consumers, d.Consumer) {
-			reach := "it would be dropped at once: no consumer is left"
-			if len(others) > 0 {
-				reach = "it would reach only " + strings.Join(others, ", ")
-			}
-			forceable = append(forceable, fmt.Errorf("%w: %s: consumer %q no longer exists on %s, which has %s retention; %s, not the %s stage (start the stage, which recreates its consumer, then try again)",
-				ErrRedriveNoConsumer, what, d.Consumer, d.Stream, retentionName(o.retention), reach, d.Stage))
-		} else if len(others) > 0 {
-			forceable = append(forceable, fmt.Errorf("%w: %s: stream %s has %s retention: each of its consumers (%s) receives every message, so re-publishing delivers the batch again to %s as well, not only to %s%s; give --force to accept that",
-				ErrRedriveSharedStream, what, d.Stream, retentionName(o.retention), strings.Join(o.consumers, ", "), strings.Join(others, ", "), d.Consumer, effects(others)))
-		}
-	}
-	if len(forceable) == 0 {
-		return p, nil
-	}
-	if !r.f.Force {
-		return p, errors.Join(forceable...)
-	}
-	for _, err := range forceable {
-		r.warn("--force: redriving anyway: %v", err)
-	}
-	return p, nil
-}
-
-// effects says what a second delivery means to the standard sinks.
-func effects(consumers []string) string {
-	var parts []string
-	if slices.Contains(consumers, pipeline.StageLearner) {
-		parts = append(parts, "the learner would train on it a second time")
-	}
-	if slices.Contains(consumers, pipeline.StageLogger) {
-		parts = append(parts, "the logger would log its rows again (replacing the logged copies)")
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return ": " + strings.Join(parts, ", and ")
-}
-
-// retentionName is the retention policy as the help text names it.
-func retentionName(p jetstream.RetentionPolicy) string {
-	return strings.ToLower(p.String())
-}
-
-// redrive publishes one dead letter back to its subject and, once the copy
-// is stored, removes it from the dead-letter stream. dup reports that an
-// earlier redrive had already published it.
-func (r *redriver) redrive(ctx context.Context, p plan) (dup bool, err error) {
-	dlqName := r.dlq.CachedInfo().Config.Name
-	raw, err := r.dlq.GetMsg(ctx, p.seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		out(r.cmd, "dead letter %d: already gone from %s (redriven or removed meanwhile)\n", p.seq, dlqName)
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("read dead letter %d: %w", p.seq, err)
-	}
-	d, err := pipeline.DecodeDeadLetter(raw.Header, raw.Data)
-	if err != nil {
-		return false, fmt.Errorf("dead letter %d: %w", p.seq, err)
-	}
-	id := dlqName + ":" + strconv.FormatUint(p.seq, 10)
-	m := nats.NewMsg(d.Subject)
-	m.Data = d.Payload
-	m.Header.Set(jetstream.MsgIDHeader, "redrive:"+id)
-	m.Header.Set(pipeline.HeaderKind, string(p.origin.hop.Kind))
-	if p.rows >= 0 {
-		m.Header.Set(pipeline.HeaderRows, strconv.FormatInt(p.rows, 10))
-	}
-	m.Header.Set(pipeline.HeaderSource, d.Stream+":"+strconv.FormatUint(d.Sequence, 10))
-	m.Header.Set(headerRedrive, id)
-	ack, err := r.s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(d.Stream))
-	if err != nil {
-		return false, fmt.Errorf("publish dead letter %d to %s: %w; it is still in %s: run the same command again", p.seq, d.Subject, err, dlqName)
-	}
-	if err := r.dlq.DeleteMsg(ctx, p.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		window := p.origin.dupWindow
-		if window <= 0 {
-			window = pipeline.DefaultDuplicateWindow
-		}
-		return false, fmt.Errorf("dead letter %d was published to %s (stream %s sequence %d) but could not be removed from %s: %w; it is still there: run the same command again within %s (the duplicate window of %s) to remove it without publishing it twice",
-			p.seq, d.Subject, d.Stream, ack.Sequence, dlqName, err, window, d.Stream)
-	}
-	note := ""
-	if ack.Duplicate {
-		note = "; it had been published by an earlier redrive, now only removed"
-	}
-	out(r.cmd, "redriven dead letter %d (%s, %s, %s) to %s (stream %s sequence %d)%s\n",
-		p.seq, d.Stage, d.Reason, p.rowsText(), d.Subject, d.Stream, ack.Sequence, note)
-	return ack.Duplicate, nil
 }

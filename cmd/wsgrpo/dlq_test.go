@@ -83,7 +83,7 @@ func (r *dlqRun) dlqSeqs(t *testing.T) []uint64 {
 		t.Fatal(err)
 	}
 	var seqs []uint64
-	if err := eachEntry(testCtx(t), s, func(e dlqEntry) error {
+	if err := pipeline.ScanDeadLetters(testCtx(t), s, func(e pipeline.DeadLetterEntry) error {
 		seqs = append(seqs, e.Seq)
 		return nil
 	}); err != nil {
@@ -225,10 +225,10 @@ func TestDLQ(t *testing.T) {
 			t.Fatalf("want a header, 4 lines and a summary:\n%s", got)
 		}
 		for i, want := range [][]string{
-			{"SEQ", "TIME", "STAGE", "REASON", "DELIVERIES", "SOURCE", "BYTES", "ERROR"},
-			{"1 ", "sampler", "invalid-payload", prompts.Stream + ":1", " 9 ", "malformed Arrow IPC"},
-			{"2 ", "sampler", "permanent-error", prompts.Stream + ":2", "tokenizer exploded", "…"},
-			{"3 ", "learner", "permanent-error", labeled.Stream + ":1", "optimizer diverged"},
+			{"SEQ", "TIME", "STAGE", "REASON", "CLASS", "DELIVERIES", "SOURCE", "BYTES", "ERROR"},
+			{"1 ", "sampler", "invalid-payload", " invalid ", prompts.Stream + ":1", " 9 ", "malformed Arrow IPC"},
+			{"2 ", "sampler", "permanent-error", " permanent ", prompts.Stream + ":2", "tokenizer exploded", "…"},
+			{"3 ", "learner", "permanent-error", " permanent ", labeled.Stream + ":1", "optimizer diverged"},
 			{"4 ", "malformed", " 4 ", "malformed dead-letter record"},
 			{"4 dead letters in run \"dlq\"", "1 malformed"},
 		} {
@@ -260,9 +260,9 @@ func TestDLQ(t *testing.T) {
 			t.Fatalf("%d lines, want 4:\n%s", len(ls), got)
 		}
 		want := []dlqLine{
-			{Seq: 1, Stage: "sampler", Reason: "invalid-payload", Deliveries: 1, Stream: prompts.Stream, Sequence: 1, Subject: prompts.Subject, Consumer: "sampler", PayloadBytes: 9},
-			{Seq: 2, Stage: "sampler", Reason: "permanent-error", Deliveries: 1, Stream: prompts.Stream, Sequence: 2, Subject: prompts.Subject, Consumer: "sampler"},
-			{Seq: 3, Stage: "learner", Reason: "permanent-error", Deliveries: 1, Stream: labeled.Stream, Sequence: 1, Subject: labeled.Subject, Consumer: "learner"},
+			{Seq: 1, Stage: "sampler", Reason: "invalid-payload", Class: "invalid", Deliveries: 1, Stream: prompts.Stream, Sequence: 1, Subject: prompts.Subject, Consumer: "sampler", PayloadBytes: 9},
+			{Seq: 2, Stage: "sampler", Reason: "permanent-error", Class: "permanent", Deliveries: 1, Stream: prompts.Stream, Sequence: 2, Subject: prompts.Subject, Consumer: "sampler"},
+			{Seq: 3, Stage: "learner", Reason: "permanent-error", Class: "permanent", Deliveries: 1, Stream: labeled.Stream, Sequence: 1, Subject: labeled.Subject, Consumer: "learner"},
 			{Seq: 4, Reason: "malformed", PayloadBytes: 4},
 		}
 		for i, w := range want {
@@ -329,13 +329,13 @@ func TestDLQ(t *testing.T) {
 			{"seq 0", []string{"--seq", "0"}, []error{ErrConfig}, []string{"start at 1"}},
 			{"bad reason", []string{"--all", "--reason", "whim"}, []error{ErrConfig}, []string{"invalid-payload"}},
 			{"missing", []string{"--seq", "99"}, []error{ErrDLQEntryNotFound}, []string{"99", dlqStream}},
-			{"invalid payload", []string{"--seq", "1"}, []error{ErrRedriveRefused, ErrRedriveCannotSucceed},
+			{"invalid payload", []string{"--seq", "1"}, []error{pipeline.ErrRedriveRefused, pipeline.ErrRedriveCannotSucceed},
 				[]string{"nothing was redriven", "does not decode as a prompt batch", "--force"}},
-			{"invalid payload, dry run", []string{"--seq", "1", "--dry-run"}, []error{ErrRedriveCannotSucceed}, []string{"does not decode"}},
-			{"interest stream", []string{"--seq", "3"}, []error{ErrRedriveRefused, ErrRedriveSharedStream},
+			{"invalid payload, dry run", []string{"--seq", "1", "--dry-run"}, []error{pipeline.ErrRedriveCannotSucceed}, []string{"does not decode"}},
+			{"interest stream", []string{"--seq", "3"}, []error{pipeline.ErrRedriveRefused, pipeline.ErrRedriveSharedStream},
 				[]string{labeled.Stream, "interest retention", "(learner, logger)", "again to logger", "--force"}},
-			{"all", []string{"--all"}, []error{ErrRedriveCannotSucceed, ErrRedriveSharedStream}, []string{"2 of 3 selected"}},
-			{"all, one refused", []string{"--seq", "2", "--seq", "3"}, []error{ErrRedriveSharedStream}, []string{"1 of 2 selected"}},
+			{"all", []string{"--all"}, []error{pipeline.ErrRedriveCannotSucceed, pipeline.ErrRedriveSharedStream}, []string{"2 of 3 selected"}},
+			{"all, one refused", []string{"--seq", "2", "--seq", "3"}, []error{pipeline.ErrRedriveSharedStream}, []string{"1 of 2 selected"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				got, err := r.dlq(t, append([]string{"redrive"}, tc.args...)...)
@@ -481,9 +481,15 @@ func TestDLQRedriveChecks(t *testing.T) {
 	foreign.Stream, foreign.Subject = "WSGRPO_other_PROMPT", "wsgrpo.other.prompt"
 	ghost := letter(pipeline.ReasonPermanentError, "x")
 	ghost.Stage, ghost.Consumer, ghost.Stream, ghost.Subject = "ghost", "ghost", labeled.Stream, labeled.Subject
-	rejected := letter(pipeline.ReasonPermanentError, "reward model: "+schemas.ErrInvalid.Error()+": NaN score")
-	tooLarge := letter(pipeline.ReasonPermanentError, "output 0: "+pipeline.ErrBatchTooLarge.Error()+": one row encodes to 9 MB")
-	for i, d := range []pipeline.DeadLetter{foreign, ghost, rejected, tooLarge} {
+	// The redrive rules read the class the runner recorded, not the text.
+	rejected := letter(pipeline.ReasonPermanentError, "reward model: NaN score")
+	rejected.Class = stage.ClassInvalid
+	tooLarge := letter(pipeline.ReasonPermanentError, "output 0: one row encodes to 9 MB")
+	tooLarge.Class = pipeline.ClassTooLarge
+	// Text that reads like a refusal, on a class that allows a redrive.
+	lookalike := letter(pipeline.ReasonMaxDeliveries, "failed on delivery 5 of 5: "+schemas.ErrInvalid.Error()+" upstream")
+	lookalike.Class = stage.ClassTransient
+	for i, d := range []pipeline.DeadLetter{foreign, ghost, rejected, tooLarge, lookalike} {
 		d.Sequence = uint64(i + 1)
 		r.addDeadLetter(t, d)
 	}
@@ -494,11 +500,12 @@ func TestDLQRedriveChecks(t *testing.T) {
 		want  error
 		says  string
 	}{
-		{"foreign stream", "1", false, ErrRedriveOrigin, "not a data stream of run checks"},
-		{"foreign stream, forced", "1", true, ErrRedriveOrigin, "--force does not help"},
-		{"consumer gone", "2", false, ErrRedriveNoConsumer, `consumer "ghost" no longer exists`},
-		{"rows rejected as invalid", "3", false, ErrRedriveCannotSucceed, "rejected its rows as invalid"},
-		{"output too large", "4", false, ErrRedriveCannotSucceed, "could not be published at any size"},
+		{"foreign stream", "1", false, pipeline.ErrRedriveOrigin, "not a data stream of run checks"},
+		{"foreign stream, forced", "1", true, pipeline.ErrRedriveOrigin, "--force does not help"},
+		{"consumer gone", "2", false, pipeline.ErrRedriveNoConsumer, `consumer "ghost" no longer exists`},
+		{"rows rejected as invalid", "3", false, pipeline.ErrRedriveCannotSucceed, "rejected its rows as invalid"},
+		{"output too large", "4", false, pipeline.ErrRedriveCannotSucceed, "could not be published at any size"},
+		{"transient class, invalid-looking text", "5", false, nil, "redrove 1 dead letters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"redrive", "--seq", tc.seq}
@@ -506,13 +513,19 @@ func TestDLQRedriveChecks(t *testing.T) {
 				args = append(args, "--force")
 			}
 			got, err := r.dlq(t, args...)
-			if !errors.Is(err, tc.want) || !errors.Is(err, ErrRedriveRefused) || !strings.Contains(err.Error(), tc.says) {
+			if tc.want == nil {
+				if err != nil || !strings.Contains(got, tc.says) {
+					t.Fatalf("err = %v, want a redrive saying %q\n%s", err, tc.says, got)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) || !errors.Is(err, pipeline.ErrRedriveRefused) || !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("err = %v, want %v saying %q\n%s", err, tc.want, tc.says, got)
 			}
 		})
 	}
-	if st := r.state(t, prompts.Stream); st.Msgs != 0 {
-		t.Fatalf("refusals published %d messages", st.Msgs)
+	if st := r.state(t, prompts.Stream); st.Msgs != 1 {
+		t.Fatalf("the prompt stream holds %d messages, want the one redriven (refusals publish nothing)", st.Msgs)
 	}
 
 	// Without a labeler, the verified stream has interest retention; with
@@ -524,7 +537,7 @@ func TestDLQRedriveChecks(t *testing.T) {
 		want      error
 	}{
 		{"logger alone", nil, nil},
-		{"logger and tally", []string{pipeline.StageLogger, "tally"}, ErrRedriveSharedStream},
+		{"logger and tally", []string{pipeline.StageLogger, "tally"}, pipeline.ErrRedriveSharedStream},
 	} {
 		t.Run("no labeler, "+tc.name, func(t *testing.T) {
 			nt := pipeline.Topology{Run: "eval", NoLabeler: true, VerifiedConsumers: tc.consumers}
@@ -574,9 +587,9 @@ func TestDLQRedriveRetry(t *testing.T) {
 	}
 	for attempt := range 2 {
 		got, err := r.dlq(t, "redrive", "--seq", "1")
-		if !errors.Is(err, ErrRedriveIncomplete) || !strings.Contains(err.Error(), "could not be removed") ||
+		if !errors.Is(err, pipeline.ErrRedriveIncomplete) || !strings.Contains(err.Error(), "could not be removed") ||
 			!strings.Contains(err.Error(), "run the same command again") {
-			t.Fatalf("attempt %d: err = %v, want ErrRedriveIncomplete\n%s", attempt, err, got)
+			t.Fatalf("attempt %d: err = %v, want pipeline.ErrRedriveIncomplete\n%s", attempt, err, got)
 		}
 		if seqs := r.dlqSeqs(t); !slices.Equal(seqs, []uint64{1}) {
 			t.Fatalf("attempt %d: dead letters %v, want [1] kept", attempt, seqs)
@@ -636,7 +649,7 @@ func TestDLQEmbeddedRun(t *testing.T) {
 		t.Fatalf("list --run DIR = %v\n%s", err, got)
 	}
 	// The payload is not a rollout batch: refused, and forced through.
-	if _, err := execute(t, newDLQCmd(), "redrive", "--run", dir, "--seq", "1"); !errors.Is(err, ErrRedriveCannotSucceed) {
+	if _, err := execute(t, newDLQCmd(), "redrive", "--run", dir, "--seq", "1"); !errors.Is(err, pipeline.ErrRedriveCannotSucceed) {
 		t.Fatalf("redrive of an undecodable payload: err = %v", err)
 	}
 	if got, err := execute(t, newDLQCmd(), "redrive", "--run", dir, "--seq", "1", "--force"); err != nil {
