@@ -6,13 +6,10 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
-
-func init() { stageFactories[pipeline.StageLogger] = newLoggerStage }
 
 // openLogForWrite opens (creating and migrating if needed) the trajectory
 // log cfg selects: the ClickHouse server at cfg.ClickHouseDSN, or embedded
@@ -31,17 +28,17 @@ func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (tracelo
 
 // newLoggerStage builds the logger stage: labeled rows (verified rows in a
 // run without a labeler) into the trajectory log.
-func newLoggerStage(ctx context.Context, cfg Config, log *slog.Logger) (stage.Processor, func(), error) {
-	s, err := openLogForWrite(ctx, cfg, log)
+func newLoggerStage(ctx context.Context, env stageEnv) (stage.Processor, error) {
+	s, err := env.logs.get(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	opts := logger.Options{Logger: log}
-	if cfg.runnerConfig(pipeline.RunnerConfig{Stage: pipeline.StageLogger}).Concurrency > 1 && cfg.ClickHouseDSN == "" {
+	opts := logger.Options{Logger: env.log}
+	if env.rc.Concurrency > 1 && env.cfg.ClickHouseDSN == "" {
 		// Concurrent batches share one chDB INSERT (group commit). The
 		// server backend groups concurrent inserts itself, and a linger
 		// only slows it (docs/benchmarks/tracelog.md).
 		opts.Linger = 20 * time.Millisecond
 	}
-	return logger.New(s, opts), func() { s.Close() }, nil
+	return logger.New(s, opts), nil
 }

@@ -5,28 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
-	"github.com/wsgrpo/wsgrpo/stages/passthrough"
-	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // ErrStageUnavailable is returned for a stage this build cannot run.
 var ErrStageUnavailable = errors.New("stage not available in this build")
-
-// stageFactory builds the processor of one stage for a run.
-type stageFactory func(ctx context.Context, cfg Config, log *slog.Logger) (stage.Processor, func(), error)
-
-// stageFactories lists the stages this build can run as processes. The
-// WS-GRPO stages join this table as they land.
-var stageFactories = map[string]stageFactory{}
-
-// wiringPositions are the hops a pass-through processor can stand in for.
-var wiringPositions = []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLabeler}
 
 func newStageCmd() *cobra.Command {
 	var as string
@@ -35,18 +22,16 @@ func newStageCmd() *cobra.Command {
 		Short: "Run one stage as its own process (start more copies to share the work)",
 		Long: `Run one stage of a run as its own process. Every copy joins the stage's
 durable JetStream consumer, so starting more copies scales the stage out.
+` + "`wsgrpo train`" + ` builds the same stages from the same table, all in one process.
 
 Stages in this build:
-  passthrough --as sampler|verifier|labeler   wiring aid: moves batches to the next
-                                              hand-off without doing the stage's work
-  logger                                      writes trajectories to the trajectory log
-                                              (when the trajectory log is built in)
-
+` + stageUsage() + `
 The logger reads the labeled stream. In a run without a labeler (an eval run:
 sampler -> verifier -> logger) it reads the verified stream instead, through its
 own durable consumer, and logs rows with labeled = 0: give --no-labeler (or
 no_labeler: true in the run's run.yaml) to every process of such a run.`,
 		Example: `  wsgrpo stage logger --nats nats://127.0.0.1:4222 --run grpo-1
+  wsgrpo stage passthrough --as verifier --nats nats://127.0.0.1:4222 --run grpo-1
   wsgrpo stage logger --nats nats://127.0.0.1:4222 --run eval-3 --no-labeler`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,31 +44,32 @@ no_labeler: true in the run's run.yaml) to every process of such a run.`,
 	}
 	addConfigFlags(cmd.Flags())
 	addLayoutFlags(cmd.Flags())
-	cmd.Flags().StringVar(&as, "as", "", "for passthrough: the hop it stands in for (sampler, verifier or labeler)")
+	cmd.Flags().StringVar(&as, "as", "", "for a stage that can stand at several positions (passthrough): the position (sampler, verifier or labeler)")
 	return cmd
 }
 
-// runStage runs one stage until ctx ends.
+// stageUsage lists the stage table for the help text.
+func stageUsage() string {
+	var b strings.Builder
+	for _, d := range stageTable {
+		name := d.name
+		if len(d.positions) > 1 {
+			name += " --as " + strings.Join(d.positions, "|")
+		}
+		fmt.Fprintf(&b, "  %-45s %s\n", name, d.usage)
+	}
+	return b.String()
+}
+
+// runStage runs one stage of the stage table until ctx ends.
 func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string) error {
-	var (
-		proc     stage.Processor
-		position = name
-		cleanup  = func() {}
-	)
-	switch {
-	case name == "passthrough":
-		if !slices.Contains(wiringPositions, as) {
-			return fmt.Errorf("%w: passthrough needs --as %s", ErrConfig, strings.Join(wiringPositions, "|"))
-		}
-		position = as
-	case stageFactories[name] != nil:
-	default:
-		known := []string{"passthrough"}
-		for n := range stageFactories {
-			known = append(known, n)
-		}
-		slices.Sort(known)
-		return fmt.Errorf("%w: %q (this build runs: %s)", ErrStageUnavailable, name, strings.Join(known, ", "))
+	def, err := lookupStage(name)
+	if err != nil {
+		return err
+	}
+	position, err := def.position(as)
+	if err != nil {
+		return err
 	}
 	// A stage the run's layout lacks (the labeler of a run without one)
 	// fails here, before anything is started.
@@ -102,37 +88,12 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 		return err
 	}
 	defer s.close()
-	rc, err := s.topo.RunnerConfig(position)
-	if err != nil {
+	logs := newSharedLog(cfg, log)
+	defer logs.close()
+	g := pipeline.NewGroup(s.js, log)
+	if err := addStage(ctx, g, s, def, position, cfg, log, logs); err != nil {
 		return err
 	}
-	if name == "passthrough" {
-		proc, err = passthroughFor(rc)
-	} else {
-		proc, cleanup, err = stageFactories[name](ctx, cfg, log)
-	}
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	rc = cfg.runnerConfig(rc)
-	rc.Logger = log.With("stage", position)
-	rc.Metrics = s.metric
-	r, err := pipeline.NewRunner(s.js, rc, proc)
-	if err != nil {
-		return err
-	}
-	log.Info("stage running", "stage", name, "position", position, "run", cfg.Run, "input", rc.Stream, "no_labeler", cfg.NoLabeler)
-	if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-// passthroughFor returns the wiring processor for a hop's kinds.
-func passthroughFor(rc pipeline.RunnerConfig) (stage.Processor, error) {
-	if rc.OutputKind == "" {
-		return nil, fmt.Errorf("%w: %s has no output hop", ErrConfig, rc.Stage)
-	}
-	return passthrough.New(rc.InputKind, rc.OutputKind, nil)
+	log.Info("stage running", "stage", name, "position", position, "run", cfg.Run, "no_labeler", cfg.NoLabeler)
+	return g.Run(ctx)
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
-	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
@@ -169,52 +168,51 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		}
 	}}
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	runners := map[string]stage.Processor{sinkName: sink}
-	// The logger is a real stage: every labeled row (verified row, without
-	// a labeler) goes to the trajectory log.
+	// The stages come from the stage table, as `wsgrpo stage` builds
+	// them, added upstream first: pass-through processors at the wiring
+	// positions, the wiring check's sink at the end of the line, and the
+	// logger, a real stage: every labeled row (verified row, without a
+	// labeler) goes to the trajectory log.
+	logs := newSharedLog(cfg, log)
+	defer logs.close()
 	var store tracelog.Store
 	if !o.NoLog {
-		if store, err = openLogForWrite(ctx, cfg, log); err != nil {
+		if store, err = logs.get(ctx); err != nil {
 			return fmt.Errorf("%w (or run with --no-log)", err)
 		}
-		defer store.Close()
-		runners[pipeline.StageLogger] = logger.New(store, logger.Options{Logger: log})
+	}
+	g := pipeline.NewGroup(s.js, log)
+	wiring, err := lookupStage("passthrough")
+	if err != nil {
+		return err
 	}
 	for _, pos := range positions {
-		rc, err := s.topo.RunnerConfig(pos)
-		if err != nil {
-			return err
-		}
-		if runners[pos], err = passthroughFor(rc); err != nil {
+		if err := addStage(ctx, g, s, wiring, pos, cfg, log, logs); err != nil {
 			return err
 		}
 	}
-	for pos, proc := range runners {
-		var rc pipeline.RunnerConfig
-		if pos == sinkName {
-			rc, err = s.topo.SinkRunnerConfig(pos)
-		} else {
-			rc, err = s.topo.RunnerConfig(pos)
-		}
-		if err != nil {
-			return err
-		}
-		rc = cfg.runnerConfig(rc)
-		rc.Logger = log.With("stage", pos)
-		rc.Metrics = s.metric
-		r, err := pipeline.NewRunner(s.js, rc, proc)
-		if err != nil {
-			return err
-		}
-		wg.Go(func() {
-			if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- fmt.Errorf("%s: %w", pos, err)
-			}
-		})
+	rc, err := s.topo.SinkRunnerConfig(sinkName)
+	if err != nil {
+		return err
 	}
-	defer wg.Wait()
+	rc = cfg.runnerConfig(rc)
+	rc.Logger = log.With("stage", sinkName)
+	rc.Metrics = s.metric
+	if err := g.Add(rc, sink); err != nil {
+		return err
+	}
+	if !o.NoLog {
+		def, err := lookupStage(pipeline.StageLogger)
+		if err != nil {
+			return err
+		}
+		if err := addStage(ctx, g, s, def, pipeline.StageLogger, cfg, log, logs); err != nil {
+			return err
+		}
+	}
+	errs := make(chan error, 1)
+	go func() { errs <- g.Run(ctx) }()
+	defer func() { <-errs }()
 	defer cancel()
 
 	start := time.Now()
@@ -251,7 +249,8 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		case <-ctx.Done():
 			return fmt.Errorf("%w: interrupted with %d of %d rows", ErrIncomplete, unique, want)
 		case err := <-errs:
-			return err
+			errs <- err // for the deferred wait
+			return groupStopped(err)
 		case <-tick.C:
 		}
 	}
@@ -279,7 +278,8 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 			case <-ctx.Done():
 				return ctx.Err()
 			case err := <-errs:
-				return err
+				errs <- err
+				return groupStopped(err)
 			case <-tick.C:
 			}
 		}
@@ -307,6 +307,15 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		return fmt.Errorf("%w: %d of %d rows", ErrIncomplete, unique, want)
 	}
 	return nil
+}
+
+// groupStopped is the error of a wiring run whose stage group stopped
+// before the run was complete.
+func groupStopped(err error) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: the stages stopped", ErrIncomplete)
 }
 
 // splitListen parses --listen HOST:PORT ("" means not listening).

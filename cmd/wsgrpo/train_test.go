@@ -96,6 +96,8 @@ func TestTrainAndStageErrors(t *testing.T) {
 		{"stage without --nats", newStageCmd, []string{"logger", "--run", "e2"}, ErrConfig},
 		{"unknown stage", newStageCmd, []string{"sampler", "--nats", "nats://127.0.0.1:1"}, ErrStageUnavailable},
 		{"passthrough without --as", newStageCmd, []string{"passthrough", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
+		{"passthrough as the learner", newStageCmd, []string{"passthrough", "--as", "learner", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
+		{"logger at another position", newStageCmd, []string{"logger", "--as", "sampler", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +107,34 @@ func TestTrainAndStageErrors(t *testing.T) {
 			cmd.SetArgs(tc.args)
 			if err := cmd.ExecuteContext(testCtx(t)); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestStageTable: every stage of the table stands at positions of the
+// run's topology, and `wsgrpo stage --help` lists each of them.
+func TestStageTable(t *testing.T) {
+	topo, err := pipeline.NewTopology("table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := newStageCmd().Long
+	for _, d := range stageTable {
+		t.Run(d.name, func(t *testing.T) {
+			if len(d.positions) == 0 || d.build == nil || d.usage == "" {
+				t.Fatalf("incomplete entry %+v", d)
+			}
+			for _, p := range d.positions {
+				if _, err := topo.Stage(p); err != nil {
+					t.Errorf("position %s: %v", p, err)
+				}
+			}
+			if !strings.Contains(help, "  "+d.name) || !strings.Contains(help, d.usage) {
+				t.Errorf("stage --help does not list %s:\n%s", d.name, help)
+			}
+			if got, err := lookupStage(d.name); err != nil || got.name != d.name {
+				t.Errorf("lookupStage(%s) = %v, %v", d.name, got.name, err)
 			}
 		})
 	}

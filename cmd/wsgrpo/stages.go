@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/stages/passthrough"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
+	"github.com/wsgrpo/wsgrpo/tracelog"
+)
+
+// stageDef is one entry of the stage table: a processor this build can run
+// at one or more positions of a run's topology. `wsgrpo stage NAME` and
+// `wsgrpo train` both build their stages from this table, so a stage is
+// wired the same way whether it runs alone or beside the others.
+type stageDef struct {
+	// name is what `wsgrpo stage NAME` takes.
+	name string
+	// positions are the topology stages it can stand at; with more than
+	// one, `wsgrpo stage NAME --as POSITION` picks.
+	positions []string
+	// usage is its line in `wsgrpo stage --help`.
+	usage string
+	// build returns the processor for env's position. A processor that
+	// holds resources implements stage.Closer; the group closes it.
+	build func(ctx context.Context, env stageEnv) (stage.Processor, error)
+}
+
+// stageEnv is what a stage factory may use.
+type stageEnv struct {
+	cfg Config
+	log *slog.Logger
+	// rc is the position's runner configuration with the run's settings
+	// applied (cfg.runnerConfig); build may read it (not change it).
+	rc pipeline.RunnerConfig
+	// logs is the trajectory log, opened once per process on first use.
+	logs *sharedLog
+}
+
+// wiringPositions are the hops a pass-through processor can stand in for.
+var wiringPositions = []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLabeler}
+
+// stageTable lists the stages this build runs. The WS-GRPO stages join it
+// as they land.
+var stageTable = []stageDef{
+	{
+		name: "passthrough", positions: wiringPositions,
+		usage: "wiring aid: moves batches to the next hand-off without doing the stage's work",
+		build: func(_ context.Context, env stageEnv) (stage.Processor, error) {
+			if env.rc.OutputKind == "" {
+				return nil, fmt.Errorf("%w: %s has no output hop", ErrConfig, env.rc.Stage)
+			}
+			return passthrough.New(env.rc.InputKind, env.rc.OutputKind, nil)
+		},
+	},
+	{
+		name: pipeline.StageLogger, positions: []string{pipeline.StageLogger},
+		usage: "writes trajectories to the trajectory log",
+		build: newLoggerStage,
+	},
+}
+
+// lookupStage returns the table entry named name.
+func lookupStage(name string) (stageDef, error) {
+	for _, d := range stageTable {
+		if d.name == name {
+			return d, nil
+		}
+	}
+	known := make([]string, len(stageTable))
+	for i, d := range stageTable {
+		known[i] = d.name
+	}
+	slices.Sort(known)
+	return stageDef{}, fmt.Errorf("%w: %q (this build runs: %s)", ErrStageUnavailable, name, strings.Join(known, ", "))
+}
+
+// position resolves where d stands: its only position, or as (--as) when
+// it can stand at several.
+func (d stageDef) position(as string) (string, error) {
+	if len(d.positions) == 1 && (as == "" || as == d.positions[0]) {
+		return d.positions[0], nil
+	}
+	if !slices.Contains(d.positions, as) {
+		return "", fmt.Errorf("%w: %s needs --as %s", ErrConfig, d.name, strings.Join(d.positions, "|"))
+	}
+	return as, nil
+}
+
+// addStage builds d at position for session s and adds it to g.
+func addStage(ctx context.Context, g *pipeline.Group, s *session, d stageDef, position string, cfg Config, log *slog.Logger, logs *sharedLog) error {
+	rc, err := s.topo.RunnerConfig(position)
+	if err != nil {
+		return fmt.Errorf("%w: stage %s: %w", ErrConfig, position, err)
+	}
+	rc = cfg.runnerConfig(rc)
+	rc.Logger = log.With("stage", position)
+	rc.Metrics = s.metric
+	proc, err := d.build(ctx, stageEnv{cfg: cfg, log: log.With("stage", position), rc: rc, logs: logs})
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", position, err)
+	}
+	return g.Add(rc, proc)
+}
+
+// sharedLog opens the run's trajectory log on first use and shares it
+// between the stages of one process; close closes it after they stop.
+type sharedLog struct {
+	cfg   Config
+	log   *slog.Logger
+	once  sync.Once
+	store tracelog.Store
+	err   error
+}
+
+func newSharedLog(cfg Config, log *slog.Logger) *sharedLog { return &sharedLog{cfg: cfg, log: log} }
+
+// get opens (creating and migrating if needed) the trajectory log once.
+func (l *sharedLog) get(ctx context.Context) (tracelog.Store, error) {
+	l.once.Do(func() { l.store, l.err = openLogForWrite(ctx, l.cfg, l.log) })
+	return l.store, l.err
+}
+
+// close closes the store if it was opened.
+func (l *sharedLog) close() {
+	if l.store != nil {
+		l.store.Close()
+	}
+}
