@@ -4,8 +4,11 @@ WSGRPO_HOME ?= $(HOME)/.cache/wsgrpo
 export WSGRPO_HOME
 BIN         := bin/wsgrpo
 TEST_TIMEOUT ?= 45m
+LINT        := $(WSGRPO_HOME)/bin/golangci-lint
+# Packages with concurrency, run again under the race detector.
+RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/...
 
-.PHONY: setup setup-test build demo test test-short bench fuzz lint clean
+.PHONY: setup setup-test setup-lint build demo test race test-short bench fuzz lint clean
 
 ## setup: fetch and cache ONNX Runtime and libchdb (idempotent)
 setup:
@@ -14,6 +17,10 @@ setup:
 ## setup-test: setup plus the ClickHouse server used by the tests
 setup-test:
 	bash scripts/setup.sh --clickhouse
+
+## setup-lint: build golangci-lint (pinned) into $(WSGRPO_HOME)/bin
+setup-lint:
+	bash scripts/setup.sh --lint
 
 ## build: compile the wsgrpo binary into bin/
 build:
@@ -29,6 +36,10 @@ test: setup-test
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+## race: the packages with concurrency under the race detector
+race: setup-test
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
 ## test-short: the quick subset (no multi-process or long tests)
 test-short: setup
 	$(GO) test -count=1 -short ./...
@@ -42,11 +53,9 @@ bench: setup-test build
 fuzz:
 	bash scripts/fuzz.sh
 
-## lint: gofmt and go vet (staticcheck when installed)
-lint:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
-	$(GO) vet ./...
-	@if command -v staticcheck >/dev/null; then staticcheck ./...; fi
+## lint: golangci-lint (errcheck, staticcheck, revive, usetesting, ... see .golangci.yml)
+lint: setup-lint
+	$(LINT) run ./...
 
 clean:
 	rm -rf bin runs

@@ -4,6 +4,7 @@
 #   ONNX Runtime  libonnxruntime.so.1  (npm: onnxruntime-node@1.30.0, CPU build)
 #   chDB          libchdb.so           (npm: @chdb/lib-linux-x64-gnu@26.7.3-stable.1)
 #   ClickHouse    clickhouse-server    (Debian package; only with --clickhouse, for tests)
+#   golangci-lint $WSGRPO_HOME/bin     (built from the Go module proxy; only with --lint)
 #
 # Everything lands in $WSGRPO_HOME (default ~/.cache/wsgrpo). Re-running is cheap:
 # a library already present is not fetched again.
@@ -13,16 +14,20 @@ ORT_NPM="onnxruntime-node@1.30.0"
 ORT_MEMBER="package/bin/napi-v6/linux/x64/libonnxruntime.so.1"
 CHDB_NPM="@chdb/lib-linux-x64-gnu@26.7.3-stable.1"
 CHDB_MEMBER="package/libchdb.so"
+LINT_MODULE="github.com/golangci/golangci-lint/v2/cmd/golangci-lint"
+LINT_VERSION="v2.15.0"
 
 home="${WSGRPO_HOME:-$HOME/.cache/wsgrpo}"
 lib="$home/lib"
 mkdir -p "$lib"
 
 want_clickhouse=0
+want_lint=0
 for a in "$@"; do
   case "$a" in
     --clickhouse) want_clickhouse=1 ;;
-    *) echo "setup: unknown flag $a (known: --clickhouse)" >&2; exit 2 ;;
+    --lint) want_lint=1 ;;
+    *) echo "setup: unknown flag $a (known: --clickhouse, --lint)" >&2; exit 2 ;;
   esac
 done
 
@@ -72,6 +77,18 @@ if [ "$want_clickhouse" = 1 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null || fail "apt-get update failed"
     apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null || fail "apt-get install clickhouse-server failed"
+  fi
+fi
+
+if [ "$want_lint" = 1 ]; then
+  lint="$home/bin/golangci-lint"
+  if [ -x "$lint" ] && "$lint" version 2>/dev/null | grep -q "version ${LINT_VERSION#v} "; then
+    echo "setup: golangci-lint $LINT_VERSION already installed"
+  else
+    echo "setup: building golangci-lint $LINT_VERSION from the Go module proxy (a few minutes, once) ..."
+    mkdir -p "$home/bin"
+    GOBIN="$home/bin" GOFLAGS=-mod=mod go install "$LINT_MODULE@$LINT_VERSION" ||
+      fail "could not build golangci-lint $LINT_VERSION; check access to the Go module proxy and re-run make lint"
   fi
 fi
 
