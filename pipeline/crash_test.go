@@ -146,7 +146,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		_ = <-exited
 	})
 	waitFor(t, 30*time.Second, "the worker to hold the batch", func() bool {
 		_, err := os.Stat(marker)

@@ -192,7 +192,7 @@ func TestInsertQueueCancelledCaller(t *testing.T) {
 
 // groupAB queues inserts of runs "a" and "b" and returns once the writer
 // has taken both as one group and holds it.
-func groupAB(t *testing.T, q *insertQueue, rec *recorder, ctxA, ctxB context.Context) (errA, errB chan error) {
+func groupAB(t *testing.T, q *insertQueue, rec *recorder, ctxA, ctxB context.Context) (errA, errB chan error) { //nolint:revive // one context per queued insert
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)

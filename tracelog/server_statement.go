@@ -41,7 +41,7 @@ func leadingWord(q string) string {
 			q = q[2+i+2:]
 		default:
 			end := strings.IndexFunc(q, func(r rune) bool {
-				return !(r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r))
+				return r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r)
 			})
 			if end < 0 {
 				return q

@@ -124,7 +124,7 @@ func (s *idSink) counts() (unique, total int) {
 	return len(s.seen), s.rows
 }
 
-func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions) error {
+func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions) (err error) {
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	host, port, err := splitListen(o.Listen)
@@ -212,8 +212,13 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	}
 	errs := make(chan error, 1)
 	go func() { errs <- g.Run(ctx) }()
-	defer func() { <-errs }()
-	defer cancel()
+	defer func() {
+		// Stop the stages and report what stopping them said.
+		cancel()
+		if gerr := <-errs; err == nil && gerr != nil {
+			err = gerr
+		}
+	}()
 
 	start := time.Now()
 	prompts, err := s.topo.Hop(schemas.KindPrompt)

@@ -210,14 +210,14 @@ func (c *ctx) backward(g *onnx.Graph, loss string, params []string) error {
 	for i := len(g.Nodes) - 1; i >= 0; i-- {
 		n := g.Nodes[i]
 		gy := make([]string, len(n.Outputs))
-		any := false
+		anyGrad := false
 		for j, o := range n.Outputs {
 			if gs := c.grads[o]; len(gs) > 0 && req[o] {
 				gy[j] = c.sum(gs)
-				any = true
+				anyGrad = true
 			}
 		}
-		if !any {
+		if !anyGrad {
 			continue
 		}
 		want := make([]bool, len(n.Inputs))

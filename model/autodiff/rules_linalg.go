@@ -70,8 +70,8 @@ func ruleMatMul(c *ctx, n *onnx.Node, gy []string, want []bool) ([]string, error
 	}
 	if want[1] {
 		var gb string
-		switch {
-		case rb == 2:
+		switch rb {
+		case 2:
 			// Flatten the batch: gb = A2^T @ G2 with A2 [N,k], G2 [N,n].
 			a2 := c.flattenTo2(a, ai)
 			g2 := c.flattenTo2(g, lastDimInfo(bi))

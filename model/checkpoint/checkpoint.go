@@ -96,7 +96,7 @@ func (c *Checkpoint) Validate() error {
 func (c *Checkpoint) encodeConfig() ([]byte, error) {
 	tok, err := c.Tokenizer.MarshalJSON()
 	if err != nil {
-		return nil, fmt.Errorf("%w: tokenizer: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: tokenizer: %w", ErrConfig, err)
 	}
 	return json.MarshalIndent(configJSON{
 		Format: Format, Version: FormatVersion, Policy: c.Config, Tokenizer: tok, Metadata: c.Metadata,
@@ -107,7 +107,7 @@ func (c *Checkpoint) encodeConfig() ([]byte, error) {
 func decodeConfig(data []byte) (*Checkpoint, error) {
 	var cj configJSON
 	if err := json.Unmarshal(data, &cj); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if cj.Format != Format || cj.Version != FormatVersion {
 		return nil, fmt.Errorf("%w: format %q version %d, want %q version %d", ErrConfig, cj.Format, cj.Version, Format, FormatVersion)

@@ -226,7 +226,7 @@ func TestUnmarshalErrors(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Unmarshal error = %v, want %v", err, tc.want)
 			}
-			if _, err := ReadSignature(tc.in); err == nil && tc.want != ErrInvalidTensor {
+			if _, err := ReadSignature(tc.in); err == nil && !errors.Is(tc.want, ErrInvalidTensor) {
 				t.Fatalf("ReadSignature accepted %x", tc.in)
 			}
 		})

@@ -100,7 +100,7 @@ func probeCUDA(device int) error {
 	if err != nil {
 		return err
 	}
-	defer opts.Destroy()
+	defer func() { _ = opts.Destroy() }()
 	return appendCUDA(opts, device)
 }
 
@@ -110,7 +110,7 @@ func appendCUDA(opts *ortgo.SessionOptions, device int) error {
 	if err != nil {
 		return err
 	}
-	defer cuda.Destroy()
+	defer func() { _ = cuda.Destroy() }()
 	if err := cuda.Update(map[string]string{"device_id": strconv.Itoa(device)}); err != nil {
 		return err
 	}
@@ -131,11 +131,11 @@ func (r *Runtime) sessionOptions() (*ortgo.SessionOptions, error) {
 		return nil, fmt.Errorf("%w: session options: %w", ErrLibraryLoad, err)
 	}
 	if err := opts.SetIntraOpNumThreads(r.cfg.IntraOpThreads); err != nil {
-		opts.Destroy()
+		_ = opts.Destroy()
 		return nil, fmt.Errorf("%w: intra-op threads: %w", ErrBadConfig, err)
 	}
 	if err := opts.SetInterOpNumThreads(r.cfg.InterOpThreads); err != nil {
-		opts.Destroy()
+		_ = opts.Destroy()
 		return nil, fmt.Errorf("%w: inter-op threads: %w", ErrBadConfig, err)
 	}
 	if r.cfg.ParallelExecution {

@@ -80,15 +80,15 @@ func TestGroupCommit(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
 			cfg, srv := b.Open(t)
-			real, err := tracelog.Open(ctx(t), cfg)
+			inner, err := tracelog.Open(ctx(t), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer real.Close()
-			if err := real.Migrate(ctx(t)); err != nil {
+			defer inner.Close()
+			if err := inner.Migrate(ctx(t)); err != nil {
 				t.Fatal(err)
 			}
-			store := &countingStore{Store: real}
+			store := &countingStore{Store: inner}
 			p := logger.New(store, logger.Options{Linger: 200 * time.Millisecond, MaxRows: 256})
 			recs := batches(mem, "g", 32, 64, 8)
 			defer func() {

@@ -139,8 +139,9 @@ func (p *Processor) insert(ctx context.Context, rows []tracelog.Row, batches int
 	start := time.Now()
 	if err := p.store.Insert(ctx, rows); err != nil {
 		if errors.Is(err, schemas.ErrInvalid) {
-			// Never let a store error read as a bad payload.
-			err = fmt.Errorf("trajectory log insert: %v", err)
+			// Never let a store error read as a bad payload: the
+			// text is kept, the chain to schemas.ErrInvalid is not.
+			err = fmt.Errorf("trajectory log insert: %v", err) //nolint:errorlint // deliberately not wrapped
 		}
 		p.opts.Logger.Warn("trajectory log insert failed; batches will be retried", "rows", len(rows), "batches", batches, "err", err)
 		if errors.Is(err, tracelog.ErrUnavailable) {

@@ -91,7 +91,7 @@ func TestRunnerHoldsBacklogThroughOutage(t *testing.T) {
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); _ = <-done })
 
 	hop, err := top.Hop(schemas.KindLabeled)
 	if err != nil {

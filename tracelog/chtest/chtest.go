@@ -308,7 +308,7 @@ func dataDir(tb testing.TB) string {
 	if base == "" {
 		return tb.TempDir()
 	}
-	d, err := os.MkdirTemp(base, "wsgrpo-clickhouse-")
+	d, err := os.MkdirTemp(base, "wsgrpo-clickhouse-") //nolint:usetesting // under the user's chosen base, not the test's temp dir
 	if err != nil {
 		tb.Fatalf("%s: %v", EnvDataDir, err)
 	}

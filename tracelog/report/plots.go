@@ -180,7 +180,7 @@ func histPlot(r *Report) (*plot.Plot, error) {
 		ph := &plotter.Histogram{Bins: bins, Width: float64(h.Width), FillColor: fills[i], LineStyle: plotter.DefaultLineStyle}
 		edge := fills[i].(color.NRGBA)
 		edge.A = 255
-		ph.LineStyle.Color = edge
+		ph.Color = edge
 		p.Add(ph)
 		which := "first"
 		if i == 1 {
