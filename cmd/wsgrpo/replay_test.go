@@ -16,7 +16,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
+	"github.com/wsgrpo/wsgrpo/replay"
 )
 
 // replayRunDir creates root/<run> with an embedded trajectory log holding

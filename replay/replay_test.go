@@ -20,7 +20,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
+	"github.com/wsgrpo/wsgrpo/replay"
 )
 
 const (

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/tracelog"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
+	"github.com/wsgrpo/wsgrpo/replay"
 )
 
 // maskLiterals replaces the content of every single-quoted literal of s by

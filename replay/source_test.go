@@ -8,7 +8,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
+	"github.com/wsgrpo/wsgrpo/replay"
 )
 
 // writeRunLog creates runDir/tracelog holding n rows of run, exports them

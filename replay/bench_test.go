@@ -7,7 +7,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
+	"github.com/wsgrpo/wsgrpo/replay"
 )
 
 // BenchmarkReplay measures replay throughput from each backend into an
