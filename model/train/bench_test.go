@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
@@ -15,7 +16,7 @@ import (
 // five profiled steps), with one and two ONNX Runtime intra-op threads (the
 // latter with and without spinning pool threads).
 func BenchmarkTrainStep(b *testing.B) {
-	base := ort.TestRuntime(b)
+	base := orttest.Runtime(b)
 	for _, v := range []struct {
 		threads int
 		spin    bool
@@ -59,7 +60,7 @@ func TestTrainStepFLOPs(t *testing.T) {
 }
 
 func TestMeasureTrainStepSmall(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 8}
 	res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 2, Seq: 8, Steps: 2, ProfileSteps: 2}, nil)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/optim"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
@@ -68,7 +69,7 @@ func appendAccuracy(g *onnx.Graph) string {
 // 300 AdamW steps on digit reversal and expects held-out token accuracy of
 // at least 0.9 (chance is 0.1) and a falling loss.
 func TestTrainerLearnsReverse(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 32, NLayers: 2, NHeads: 2, DFF: 64, MaxSeq: revLen}
 	w, err := policy.Init(cfg, 1)
 	if err != nil {
@@ -118,7 +119,7 @@ func TestTrainerLearnsReverse(t *testing.T) {
 }
 
 func TestTrainerErrors(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 8, NLayers: 1, NHeads: 2, DFF: 8, MaxSeq: revLen}
 	w, err := policy.Init(cfg, 1)
 	if err != nil {
@@ -157,7 +158,7 @@ func TestTrainerErrors(t *testing.T) {
 // serialized optimizer state after 5 steps matches it bit for bit 3 steps
 // later.
 func TestTrainerResumeExact(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: revLen}
 	w, err := policy.Init(cfg, 3)
 	if err != nil {
