@@ -14,11 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wsgrpo/wsgrpo/bench/peak"
+	"github.com/wsgrpo/wsgrpo/bench/transport"
 	"github.com/wsgrpo/wsgrpo/model/generate"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/train"
-	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -122,26 +122,26 @@ func benchTransport(ctx context.Context, b *benchEnv) error {
 	}
 	tw := b.table("transport: one hop, rollout batches of 512 tokens",
 		"measurement", "rows/batch", "workers", "msg KiB", "per batch", "rows/s", "MB/s")
-	row := func(r pipeline.BenchResult, rows, workers int) {
+	row := func(r transport.Result, rows, workers int) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%.0f\t%.1f\n", r.Name, rows, workers, float64(r.MsgBytes)/1024,
 			r.PerBatch.Round(time.Microsecond), r.RowsPerSec, r.BytesPerSec/1e6)
 	}
 	for _, rows := range []int{64, 256} {
-		o := pipeline.BenchOptions{Rows: rows, Tokens: 512, Batches: batches}
-		r, err := pipeline.BenchTransport(ctx, o)
+		o := transport.Options{Rows: rows, Tokens: 512, Batches: batches}
+		r, err := transport.RoundTrip(ctx, o)
 		if err != nil {
 			return err
 		}
 		row(r, rows, 1)
 	}
 	for _, workers := range []int{1, 3} {
-		o := pipeline.BenchOptions{Rows: 64, Tokens: 512, Batches: batches, Workers: workers}
-		r, err := pipeline.BenchHop(ctx, o)
+		o := transport.Options{Rows: 64, Tokens: 512, Batches: batches, Workers: workers}
+		r, err := transport.Hop(ctx, o)
 		if err != nil {
 			return err
 		}
 		row(r, 64, workers)
-		c, err := pipeline.BenchChannelHop(ctx, o)
+		c, err := transport.ChannelHop(ctx, o)
 		if err != nil {
 			return err
 		}

@@ -13,10 +13,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/replay"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/replay"
 )
 
 // replayRunDir creates root/<run> with an embedded trajectory log holding
