@@ -14,11 +14,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wsgrpo/wsgrpo/bench/peak"
+	"github.com/wsgrpo/wsgrpo/bench/reload"
+	"github.com/wsgrpo/wsgrpo/bench/trainstep"
 	"github.com/wsgrpo/wsgrpo/bench/transport"
 	"github.com/wsgrpo/wsgrpo/model/generate"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
-	"github.com/wsgrpo/wsgrpo/model/train"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -200,7 +201,7 @@ func benchSession(_ context.Context, b *benchEnv) error {
 		if b.quick {
 			n = 3
 		}
-		dt, err := ort.MeasureSessionCreate(rt, blob, n)
+		dt, err := reload.Session(rt, blob, n)
 		if err != nil {
 			return err
 		}
@@ -230,7 +231,7 @@ func benchTrain(_ context.Context, b *benchEnv) error {
 		if b.quick {
 			steps, prof = 1, 1
 		}
-		r, err := train.MeasureTrainStep(rt, train.BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: steps, ProfileSteps: prof}, b.log)
+		r, err := trainstep.Run(rt, trainstep.Options{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: steps, ProfileSteps: prof}, b.log)
 		if err != nil {
 			return err
 		}

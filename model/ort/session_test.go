@@ -220,24 +220,6 @@ func TestConcurrentRun(t *testing.T) {
 	}
 }
 
-func TestMeasureSessionCreate(t *testing.T) {
-	r := testRuntime(t)
-	model := newDense(4, 3).model(t, onnx.Float)
-	d, err := MeasureSessionCreate(r, model, 2)
-	if err != nil {
-		t.Fatalf("MeasureSessionCreate: %v", err)
-	}
-	if d <= 0 {
-		t.Fatalf("mean creation time %v, want > 0", d)
-	}
-	if _, err := MeasureSessionCreate(r, model, 0); !errors.Is(err, ErrBadConfig) {
-		t.Fatalf("n=0: %v, want ErrBadConfig", err)
-	}
-	if _, err := MeasureSessionCreate(r, []byte("junk"), 1); !errors.Is(err, ErrBadModel) {
-		t.Fatalf("junk model: %v, want ErrBadModel", err)
-	}
-}
-
 // TestScalarOutputs covers rank-0 outputs: declared scalars come back as
 // scalars; a scalar output whose rank was left undeclared fails with ErrRun
 // and a hint, rather than crashing.
