@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/bench/peak"
 	"github.com/wsgrpo/wsgrpo/bench/reload"
 	"github.com/wsgrpo/wsgrpo/bench/trainstep"
@@ -261,7 +262,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 	if b.quick {
 		n = 4096
 	}
-	rows := tracelog.SyntheticRows("bench", n, 512, 1)
+	rows := logstore.SyntheticRows("bench", n, 512, 1)
 	tw := b.table(fmt.Sprintf("tracelog: insert %d trajectories of 512 tokens (goal: >= 100,000 rows/s to the server)", n), "backend", "batch", "inserters", "rows/s")
 	for _, c := range backends {
 		s, err := tracelog.Open(ctx, c)
@@ -276,7 +277,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 			// Each measurement starts once the merges of earlier ones
 			// are done, and writes runs of its own (the same rows
 			// under one run id would collapse in merges).
-			if err := tracelog.WaitMergesDone(ctx, s, time.Minute); err != nil {
+			if err := logstore.WaitMerges(ctx, s, time.Minute); err != nil {
 				return err
 			}
 			start := time.Now()
@@ -285,7 +286,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 				for j := range rows {
 					rows[j].RunID = run
 				}
-				if _, err := tracelog.MeasureInsertParallel(ctx, s, rows, bs, w); err != nil {
+				if _, err := logstore.InsertParallel(ctx, s, rows, bs, w); err != nil {
 					return err
 				}
 			}
