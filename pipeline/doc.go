@@ -19,8 +19,7 @@
 //   - WeightStore and RunState: versioned policy weights in the Object Store
 //     with the current version announced in the KV bucket, and small run-state
 //     values.
-//   - Benchmarks of the transport (BenchTransport, BenchHop, BenchChannelHop).
 //
 // Stages never touch NATS: they implement Processor and the Runner does the
-// rest.
+// rest. The transport's benchmarks are in bench/transport.
 package pipeline

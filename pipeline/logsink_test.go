@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
@@ -90,7 +91,7 @@ func runSink(t *testing.T, js jetstream.JetStream, cfg pipeline.RunnerConfig, pr
 // sinkBatches builds n batches of size rows of kind (labeled or verified)
 // of run, with distinct trajectory ids.
 func sinkBatches(mem memory.Allocator, kind schemas.Kind, run string, n, size int) []arrow.RecordBatch {
-	rows := tracelog.SyntheticRows(run, n*size, 16, 7)
+	rows := logstore.SyntheticRows(run, n*size, 16, 7)
 	out := make([]arrow.RecordBatch, n)
 	for i := range out {
 		ls := make([]schemas.Labeled, size)

@@ -95,6 +95,27 @@ func partMsg(subject string, kind schemas.Kind, p Part, source string) *nats.Msg
 	return m
 }
 
+// Msg builds the NATS message that carries p on subject: its body, its
+// de-duplication id and the HeaderKind and HeaderRows headers, as the
+// runner and PublishBatch publish parts. It is for callers that publish
+// with options of their own.
+func (p Part) Msg(subject string, kind schemas.Kind) *nats.Msg {
+	return partMsg(subject, kind, p, "")
+}
+
+// PublishParts publishes parts (from EncodeParts, of one batch or several)
+// to subject as kind, all asynchronously, and waits until the stream has
+// stored every one. It returns the number of parts the stream reported as
+// duplicates (already stored under the same id). The parts' bodies stay
+// the caller's.
+func PublishParts(ctx context.Context, js jetstream.JetStream, subject string, kind schemas.Kind, parts []Part) (dups int, err error) {
+	msgs := make([]*nats.Msg, len(parts))
+	for i, p := range parts {
+		msgs[i] = partMsg(subject, kind, p, "")
+	}
+	return publishParts(ctx, js, msgs)
+}
+
 // publishParts publishes every part asynchronously and waits for all
 // PubAcks. It returns the number of parts the stream reported as
 // duplicates.

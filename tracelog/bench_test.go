@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -15,7 +16,7 @@ import (
 //	go test ./tracelog/ -run XXX -bench Insert -benchtime 20x
 func BenchmarkInsert(b *testing.B) {
 	const tokens = 512
-	src := tracelog.SyntheticRows("bench", 4096, tokens, 1)
+	src := logstore.SyntheticRows("bench", 4096, tokens, 1)
 	for _, be := range chtest.Backends() {
 		b.Run(be.Name, func(b *testing.B) {
 			cfg, _ := be.Open(b)
@@ -44,36 +45,6 @@ func BenchmarkInsert(b *testing.B) {
 						}
 					}
 					b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-				})
-			}
-		})
-	}
-}
-
-// BenchmarkMeasureInsert runs MeasureInsert (what `wsgrpo bench` calls) over
-// 16,384 trajectories per backend and batch size.
-func BenchmarkMeasureInsert(b *testing.B) {
-	rows := tracelog.SyntheticRows("measure", 16384, 512, 2)
-	for _, be := range chtest.Backends() {
-		b.Run(be.Name, func(b *testing.B) {
-			cfg, _ := be.Open(b)
-			s, err := tracelog.Open(b.Context(), cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if err := s.Migrate(b.Context()); err != nil {
-				b.Fatal(err)
-			}
-			for _, size := range []int{64, 256, 1024, 4096} {
-				b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
-					var st tracelog.InsertStats
-					for b.Loop() {
-						if st, err = tracelog.MeasureInsert(b.Context(), s, rows, size); err != nil {
-							b.Fatal(err)
-						}
-					}
-					b.ReportMetric(st.RowsPerSecond(), "rows/s")
 				})
 			}
 		})

@@ -99,7 +99,7 @@ func FuzzDecodeJSONResult(f *testing.F) {
 }
 
 func TestRowBinaryRoundTrip(t *testing.T) {
-	rows := SyntheticRows("rb", 20, 7, 9)
+	rows := syntheticRows("rb", 20, 7, 9)
 	rows[2].Completion = "\x00;\n'\xff"
 	rows[3].StepRewards = nil
 	var b []byte
@@ -127,7 +127,7 @@ func TestRowBinaryRoundTrip(t *testing.T) {
 // panic or an allocation beyond the input's size; rows re-encode to the
 // same bytes.
 func FuzzDecodeRowBinary(f *testing.F) {
-	rows := SyntheticRows("f", 2, 3, 1)
+	rows := syntheticRows("f", 2, 3, 1)
 	var b []byte
 	for i := range rows {
 		b = appendRowBinary(b, &rows[i])

@@ -20,3 +20,11 @@ func MigrateTo(ctx context.Context, s Store, n int) error {
 func Exec(ctx context.Context, s Store, q string) error {
 	return s.(executor).exec(ctx, q)
 }
+
+// syntheticRows is logstore.SyntheticRows for the package's internal tests,
+// which cannot import bench/logstore (it imports this package): the
+// external test package sets it when it initialises (synthetic_test.go).
+var syntheticRows func(run string, n, tokens int, seed uint64) []Row
+
+// SetSyntheticRows sets the generator the internal tests use.
+func SetSyntheticRows(f func(run string, n, tokens int, seed uint64) []Row) { syntheticRows = f }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -31,7 +32,7 @@ func countOf(t *testing.T, s tracelog.Store, run string) int64 { t.Helper(); ret
 
 func TestRedeliveredBatchesNeverDuplicate(t *testing.T) {
 	forEachBackend(t, true, func(t *testing.T, s tracelog.Store, _ tracelog.Config, _ *chtest.Server) {
-		rows := tracelog.SyntheticRows("dup", 300, 8, 3)
+		rows := logstore.SyntheticRows("dup", 300, 8, 3)
 		batches := [][]tracelog.Row{
 			rows[0:100],
 			rows[0:100],   // redelivered as is
@@ -120,7 +121,7 @@ func TestMigrationOnExistingTableWithRows(t *testing.T) {
 		if r := res.Rows[0]; r[0] != uint64(20) || r[1] != uint64(0) || r[2] != uint64(0) || r[3] != int64(0) {
 			t.Fatalf("old rows after migration: %v", r)
 		}
-		rows := tracelog.SyntheticRows("new", 5, 4, 1)
+		rows := logstore.SyntheticRows("new", 5, 4, 1)
 		if err := s.Insert(ctx(t), rows); err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +142,7 @@ func TestServerOutage(t *testing.T) {
 	if err := s.Migrate(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	rows := tracelog.SyntheticRows("outage", 400, 8, 4)
+	rows := logstore.SyntheticRows("outage", 400, 8, 4)
 	if err := s.Insert(ctx(t), rows[:200]); err != nil {
 		t.Fatal(err)
 	}

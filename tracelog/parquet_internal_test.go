@@ -33,7 +33,7 @@ func parquetBytes(tb testing.TB, mem memory.Allocator, rows []Row) []byte {
 func TestParquetRecordRoundTrip(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	rows := SyntheticRows("p", 30, 5, 2)
+	rows := syntheticRows("p", 30, 5, 2)
 	rows[1].StepRewards = nil
 	b := parquetBytes(t, mem, rows)
 	var got []Row
@@ -70,7 +70,7 @@ func TestParquetRecordRoundTrip(t *testing.T) {
 // FuzzReadParquet: arbitrary bytes are refused with ErrParquet or read as
 // rows, never a panic.
 func FuzzReadParquet(f *testing.F) {
-	b := parquetBytes(f, memory.NewGoAllocator(), SyntheticRows("f", 3, 2, 1))
+	b := parquetBytes(f, memory.NewGoAllocator(), syntheticRows("f", 3, 2, 1))
 	f.Add(b)
 	f.Add(b[:len(b)/2])
 	f.Add(append([]byte("PAR1"), b[len(b)-64:]...))

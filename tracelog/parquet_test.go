@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -15,7 +16,7 @@ func TestParquetRoundTrip(t *testing.T) {
 	for _, b := range chtest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "run.parquet")
-			rows := tracelog.SyntheticRows("pq", 4096+300, 6, 5) // more than one page
+			rows := logstore.SyntheticRows("pq", 4096+300, 6, 5) // more than one page
 			rows[7].Completion = "bytes \x00\xff;'"
 			rows[8].StepRewards = nil
 			var want []tracelog.Row
@@ -32,7 +33,7 @@ func TestParquetRoundTrip(t *testing.T) {
 				if err := s.Insert(ctx(t), rows[:100]); err != nil { // a redelivery
 					t.Fatal(err)
 				}
-				if err := s.Insert(ctx(t), tracelog.SyntheticRows("other", 10, 2, 1)); err != nil {
+				if err := s.Insert(ctx(t), logstore.SyntheticRows("other", 10, 2, 1)); err != nil {
 					t.Fatal(err)
 				}
 				n, err := tracelog.ExportParquet(ctx(t), s, "pq", path)

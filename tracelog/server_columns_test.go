@@ -99,7 +99,7 @@ func encodeInto(buf *proto.Buffer, cols []column.Interface) {
 }
 
 func TestAppendColumnsMatchesDriverEncoding(t *testing.T) {
-	odd := SyntheticRows("odd", 5, 8, 3)
+	odd := syntheticRows("odd", 5, 8, 3)
 	odd[0].StepRewards = nil
 	odd[1].CompletionTokenIDs = []int32{}
 	odd[1].TokenLogprobs = []float32{float32(math.NaN()), float32(math.Copysign(0, -1)), float32(math.Inf(-1)), math.SmallestNonzeroFloat32}
@@ -110,9 +110,9 @@ func TestAppendColumnsMatchesDriverEncoding(t *testing.T) {
 		name string
 		rows []Row
 	}{
-		{"one row", SyntheticRows("one", 1, 512, 1)},
+		{"one row", syntheticRows("one", 1, 512, 1)},
 		{"edge values", odd},
-		{"many rows", SyntheticRows("many", 300, 64, 2)},
+		{"many rows", syntheticRows("many", 300, 64, 2)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +137,7 @@ func TestAppendColumnsMatchesDriverEncoding(t *testing.T) {
 
 func TestAppendColumnsRefusesFilledColumns(t *testing.T) {
 	cols := newColumns(t)
-	rows := SyntheticRows("filled", 2, 4, 1)
+	rows := syntheticRows("filled", 2, 4, 1)
 	appendRowwise(t, cols, rows[:1], 1)
 	for _, c := range cols[1:] {
 		c.Reset()
@@ -158,7 +158,7 @@ func TestAppendColumnsRefusesFilledColumns(t *testing.T) {
 //
 //	go test ./tracelog/ -run XXX -bench AppendColumns
 func BenchmarkAppendColumns(b *testing.B) {
-	rows := SyntheticRows("bench", 4096, 512, 1)
+	rows := syntheticRows("bench", 4096, 512, 1)
 	for _, size := range []int{64, 4096} {
 		for _, mode := range []string{"bulk", "rowwise"} {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, size), func(b *testing.B) {

@@ -73,7 +73,7 @@ func waitQueued(tb testing.TB, q *insertQueue, n int) {
 func occupy(t *testing.T, q *insertQueue, rec *recorder) chan error {
 	t.Helper()
 	first := make(chan error, 1)
-	go func() { first <- q.insert(context.Background(), SyntheticRows("first", 1, 1, 1)) }()
+	go func() { first <- q.insert(context.Background(), syntheticRows("first", 1, 1, 1)) }()
 	<-rec.started
 	return first
 }
@@ -98,7 +98,7 @@ func TestInsertQueueGroupsConcurrentCalls(t *testing.T) {
 			errs := make(chan error, tc.callers)
 			for i := range tc.callers {
 				wg.Go(func() {
-					errs <- q.insert(context.Background(), SyntheticRows(fmt.Sprintf("r%d", i), tc.rows, 1, 1))
+					errs <- q.insert(context.Background(), syntheticRows(fmt.Sprintf("r%d", i), tc.rows, 1, 1))
 				})
 			}
 			waitQueued(t, q, tc.callers)
@@ -143,7 +143,7 @@ func TestInsertQueueErrorReachesEveryCaller(t *testing.T) {
 	first := occupy(t, q, rec)
 	errs := make(chan error, 3)
 	for i := range 3 {
-		go func() { errs <- q.insert(context.Background(), SyntheticRows(fmt.Sprint(i), 2, 1, 1)) }()
+		go func() { errs <- q.insert(context.Background(), syntheticRows(fmt.Sprint(i), 2, 1, 1)) }()
 	}
 	waitQueued(t, q, 3)
 	release()
@@ -165,7 +165,7 @@ func TestInsertQueueCancelledCaller(t *testing.T) {
 	// and its rows are never written.
 	ctx, cancel := context.WithCancel(context.Background())
 	gone := make(chan error, 1)
-	go func() { gone <- q.insert(ctx, SyntheticRows("gone", 3, 1, 1)) }()
+	go func() { gone <- q.insert(ctx, syntheticRows("gone", 3, 1, 1)) }()
 	waitQueued(t, q, 1)
 	cancel()
 	if err := <-gone; !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
@@ -176,7 +176,7 @@ func TestInsertQueueCancelledCaller(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if err := q.insert(context.Background(), SyntheticRows("after", 1, 1, 1)); err != nil {
+	if err := q.insert(context.Background(), syntheticRows("after", 1, 1, 1)); err != nil {
 		t.Fatal(err)
 	}
 	rec.mu.Lock()
@@ -196,11 +196,11 @@ func groupAB(t *testing.T, q *insertQueue, rec *recorder, ctxA, ctxB context.Con
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
-	go func() { first <- q.insert(ctx, SyntheticRows("first", 1, 1, 1)) }()
+	go func() { first <- q.insert(ctx, syntheticRows("first", 1, 1, 1)) }()
 	<-rec.started
 	errA, errB = make(chan error, 1), make(chan error, 1)
-	go func() { errA <- q.insert(ctxA, SyntheticRows("a", 1, 1, 1)) }()
-	go func() { errB <- q.insert(ctxB, SyntheticRows("b", 1, 1, 1)) }()
+	go func() { errA <- q.insert(ctxA, syntheticRows("a", 1, 1, 1)) }()
+	go func() { errB <- q.insert(ctxB, syntheticRows("b", 1, 1, 1)) }()
 	waitQueued(t, q, 2)
 	cancel() // the writer gives up the first insert and takes a and b
 	if err := <-first; !errors.Is(err, context.Canceled) {
@@ -245,7 +245,7 @@ func TestInsertQueueGroupContext(t *testing.T) {
 		// The held group was cancelled, so the one writer is free again.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := q.insert(ctx, SyntheticRows("free", 1, 1, 1)); err != nil {
+		if err := q.insert(ctx, syntheticRows("free", 1, 1, 1)); err != nil {
 			t.Fatalf("insert after the group was abandoned: %v", err)
 		}
 	})
@@ -255,11 +255,11 @@ func TestInsertQueueClose(t *testing.T) {
 	rec := &recorder{hold: make(chan struct{}), started: make(chan struct{}, 10)}
 	close(rec.hold)
 	q := newInsertQueue(2, rec.write)
-	if err := q.insert(context.Background(), SyntheticRows("x", 2, 1, 1)); err != nil {
+	if err := q.insert(context.Background(), syntheticRows("x", 2, 1, 1)); err != nil {
 		t.Fatal(err)
 	}
 	q.close()
-	if err := q.insert(context.Background(), SyntheticRows("y", 2, 1, 1)); !errors.Is(err, ErrClosed) {
+	if err := q.insert(context.Background(), syntheticRows("y", 2, 1, 1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("insert after close: %v", err)
 	}
 }

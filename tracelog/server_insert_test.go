@@ -1,14 +1,11 @@
 package tracelog_test
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"reflect"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -18,7 +15,7 @@ import (
 func TestConcurrentInsertsReadBack(t *testing.T) {
 	forEachBackend(t, true, func(t *testing.T, s tracelog.Store, _ tracelog.Config, _ *chtest.Server) {
 		const callers, per = 16, 40
-		all := tracelog.SyntheticRows("conc", callers*per, 32, 7)
+		all := logstore.SyntheticRows("conc", callers*per, 32, 7)
 		// Reverse each batch so that no batch arrives in key order.
 		var wg sync.WaitGroup
 		errs := make(chan error, callers)
@@ -68,7 +65,7 @@ func TestServerCPUCountsInserts(t *testing.T) {
 		t.Skip("needs a server this test started (not " + chtest.EnvDSN + ")")
 	}
 	s := openMigrated(t, tracelog.Config{DSN: srv.DSN})
-	if err := s.Insert(t.Context(), tracelog.SyntheticRows("cpu", 4096, 512, 1)); err != nil {
+	if err := s.Insert(t.Context(), logstore.SyntheticRows("cpu", 4096, 512, 1)); err != nil {
 		t.Fatal(err)
 	}
 	after, ok := srv.CPU()
@@ -79,25 +76,4 @@ func TestServerCPUCountsInserts(t *testing.T) {
 	if cpu, ok := srv.CPU(); ok {
 		t.Fatalf("stopped server reports CPU %v", cpu)
 	}
-}
-
-// TestWaitMergesDone checks the wait insert measurements start with, on
-// both backends: it returns once no merge runs, and a cancelled context
-// ends it with the context's error.
-func TestWaitMergesDone(t *testing.T) {
-	forEachBackend(t, true, func(t *testing.T, s tracelog.Store, _ tracelog.Config, _ *chtest.Server) {
-		for i := range 3 {
-			if err := s.Insert(t.Context(), tracelog.SyntheticRows(fmt.Sprint("merge-", i), 256, 16, uint64(i))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tracelog.WaitMergesDone(t.Context(), s, time.Minute); err != nil {
-			t.Fatalf("wait: %v", err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		cancel()
-		if err := tracelog.WaitMergesDone(ctx, s, time.Minute); !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled wait: err = %v, want context.Canceled", err)
-		}
-	})
 }

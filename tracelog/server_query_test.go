@@ -3,6 +3,7 @@ package tracelog_test
 import (
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -19,7 +20,7 @@ func TestQueryStatementsWithoutResult(t *testing.T) {
 		{"drop", "DROP TABLE scratch"},
 	}
 	forEachBackend(t, true, func(t *testing.T, s tracelog.Store, _ tracelog.Config, _ *chtest.Server) {
-		if err := s.Insert(ctx(t), tracelog.SyntheticRows("opt", 8, 4, 1)); err != nil {
+		if err := s.Insert(ctx(t), logstore.SyntheticRows("opt", 8, 4, 1)); err != nil {
 			t.Fatal(err)
 		}
 		for _, st := range stmts {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -109,10 +110,10 @@ func TestMigrateTwice(t *testing.T) {
 
 func TestInsertCountReadBack(t *testing.T) {
 	forEachBackend(t, true, func(t *testing.T, s tracelog.Store, _ tracelog.Config, _ *chtest.Server) {
-		rows := tracelog.SyntheticRows("run-a", 200, 16, 1)
+		rows := logstore.SyntheticRows("run-a", 200, 16, 1)
 		rows[3].Completion = "quote ' backslash \\ tab \t nul \x00 bad utf8 \xff end"
 		rows[4].StepRewards = nil
-		other := tracelog.SyntheticRows("run-b", 10, 4, 2)
+		other := logstore.SyntheticRows("run-b", 10, 4, 2)
 		if err := s.Insert(ctx(t), rows); err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +145,7 @@ func TestClosedStore(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Insert(ctx(t), tracelog.SyntheticRows("r", 1, 1, 1)); err == nil {
+		if err := s.Insert(ctx(t), logstore.SyntheticRows("r", 1, 1, 1)); err == nil {
 			t.Fatal("insert on a closed store succeeded")
 		}
 		if err := s.Close(); err != nil {

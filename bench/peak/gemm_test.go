@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 )
 
 // testRuntime returns an ONNX Runtime with the given intra-op thread count,
-// skipping the test (through ort.TestRuntime) when the library is missing.
+// skipping the test (through orttest.Runtime) when the library is missing.
 func testRuntime(tb testing.TB, threads int) *ort.Runtime {
 	tb.Helper()
-	ort.TestRuntime(tb)
+	orttest.Runtime(tb)
 	c := ort.DefaultConfig()
 	c.IntraOpThreads = threads
 	rt, err := ort.Init(c, nil)
@@ -132,7 +133,7 @@ func writeCPUInfo(tb testing.TB, text string) string {
 }
 
 func TestPeak(t *testing.T) {
-	ort.TestRuntime(t)
+	orttest.Runtime(t)
 	fixture := writeCPUInfo(t, block(0, 0, 0, "2500", zen5Flags)+block(1, 0, 1, "2500", zen5Flags))
 	tests := []struct {
 		name    string

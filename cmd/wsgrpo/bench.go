@@ -13,12 +13,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/bench/peak"
+	"github.com/wsgrpo/wsgrpo/bench/reload"
+	"github.com/wsgrpo/wsgrpo/bench/trainstep"
+	"github.com/wsgrpo/wsgrpo/bench/transport"
 	"github.com/wsgrpo/wsgrpo/model/generate"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
-	"github.com/wsgrpo/wsgrpo/model/train"
-	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -122,26 +124,26 @@ func benchTransport(ctx context.Context, b *benchEnv) error {
 	}
 	tw := b.table("transport: one hop, rollout batches of 512 tokens",
 		"measurement", "rows/batch", "workers", "msg KiB", "per batch", "rows/s", "MB/s")
-	row := func(r pipeline.BenchResult, rows, workers int) {
+	row := func(r transport.Result, rows, workers int) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%.0f\t%.1f\n", r.Name, rows, workers, float64(r.MsgBytes)/1024,
 			r.PerBatch.Round(time.Microsecond), r.RowsPerSec, r.BytesPerSec/1e6)
 	}
 	for _, rows := range []int{64, 256} {
-		o := pipeline.BenchOptions{Rows: rows, Tokens: 512, Batches: batches}
-		r, err := pipeline.BenchTransport(ctx, o)
+		o := transport.Options{Rows: rows, Tokens: 512, Batches: batches}
+		r, err := transport.RoundTrip(ctx, o)
 		if err != nil {
 			return err
 		}
 		row(r, rows, 1)
 	}
 	for _, workers := range []int{1, 3} {
-		o := pipeline.BenchOptions{Rows: 64, Tokens: 512, Batches: batches, Workers: workers}
-		r, err := pipeline.BenchHop(ctx, o)
+		o := transport.Options{Rows: 64, Tokens: 512, Batches: batches, Workers: workers}
+		r, err := transport.Hop(ctx, o)
 		if err != nil {
 			return err
 		}
 		row(r, 64, workers)
-		c, err := pipeline.BenchChannelHop(ctx, o)
+		c, err := transport.ChannelHop(ctx, o)
 		if err != nil {
 			return err
 		}
@@ -200,7 +202,7 @@ func benchSession(_ context.Context, b *benchEnv) error {
 		if b.quick {
 			n = 3
 		}
-		dt, err := ort.MeasureSessionCreate(rt, blob, n)
+		dt, err := reload.Session(rt, blob, n)
 		if err != nil {
 			return err
 		}
@@ -230,7 +232,7 @@ func benchTrain(_ context.Context, b *benchEnv) error {
 		if b.quick {
 			steps, prof = 1, 1
 		}
-		r, err := train.MeasureTrainStep(rt, train.BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: steps, ProfileSteps: prof}, b.log)
+		r, err := trainstep.Run(rt, trainstep.Options{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: steps, ProfileSteps: prof}, b.log)
 		if err != nil {
 			return err
 		}
@@ -260,7 +262,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 	if b.quick {
 		n = 4096
 	}
-	rows := tracelog.SyntheticRows("bench", n, 512, 1)
+	rows := logstore.SyntheticRows("bench", n, 512, 1)
 	tw := b.table(fmt.Sprintf("tracelog: insert %d trajectories of 512 tokens (goal: >= 100,000 rows/s to the server)", n), "backend", "batch", "inserters", "rows/s")
 	for _, c := range backends {
 		s, err := tracelog.Open(ctx, c)
@@ -275,7 +277,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 			// Each measurement starts once the merges of earlier ones
 			// are done, and writes runs of its own (the same rows
 			// under one run id would collapse in merges).
-			if err := tracelog.WaitMergesDone(ctx, s, time.Minute); err != nil {
+			if err := logstore.WaitMerges(ctx, s, time.Minute); err != nil {
 				return err
 			}
 			start := time.Now()
@@ -284,7 +286,7 @@ func benchTracelog(ctx context.Context, b *benchEnv) error {
 				for j := range rows {
 					rows[j].RunID = run
 				}
-				if _, err := tracelog.MeasureInsertParallel(ctx, s, rows, bs, w); err != nil {
+				if _, err := logstore.InsertParallel(ctx, s, rows, bs, w); err != nil {
 					return err
 				}
 			}

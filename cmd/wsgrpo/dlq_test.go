@@ -15,11 +15,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/stage"
-	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
 // dlqRun is one run's streams on a listening embedded NATS server.
@@ -203,7 +203,7 @@ func TestDLQ(t *testing.T) {
 		return nil, fmt.Errorf("%w: optimizer diverged", stage.ErrPermanent)
 	})
 	ls := make([]schemas.Labeled, 4)
-	for i, row := range tracelog.SyntheticRows(topo.Run, len(ls), 8, 1) {
+	for i, row := range logstore.SyntheticRows(topo.Run, len(ls), 8, 1) {
 		ls[i] = row.LabeledRow()
 	}
 	publishRec(t, r.js, labeled.Subject, schemas.NewLabeledBatch(nil, ls), "labeled-0")
@@ -544,7 +544,7 @@ func TestDLQRedriveChecks(t *testing.T) {
 			nr := newDLQRun(t, nt)
 			ver := nr.hop(t, schemas.KindVerified)
 			vs := make([]schemas.Verified, 2)
-			for i, row := range tracelog.SyntheticRows(nt.Run, len(vs), 8, 2) {
+			for i, row := range logstore.SyntheticRows(nt.Run, len(vs), 8, 2) {
 				vs[i] = row.LabeledRow().Verified
 			}
 			nr.addDeadLetter(t, pipeline.DeadLetter{Reason: pipeline.ReasonMaxDeliveries, Error: "failed on delivery 5 of 5",

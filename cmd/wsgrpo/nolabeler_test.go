@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
@@ -125,7 +126,7 @@ func TestStageLoggerNoLabeler(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows := tracelog.SyntheticRows(cfg.Run, batches*size, 8, 3)
+			rows := logstore.SyntheticRows(cfg.Run, batches*size, 8, 3)
 			for i := range batches {
 				vs := make([]schemas.Verified, size)
 				for j := range vs {

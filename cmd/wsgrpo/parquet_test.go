@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -65,7 +66,7 @@ func dirNames(tb testing.TB, dir string) []string {
 }
 
 func TestExportImportRoundTrip(t *testing.T) {
-	rows := tracelog.SyntheticRows("pq", 300, 6, 5)
+	rows := logstore.SyntheticRows("pq", 300, 6, 5)
 	rows[7].Completion = "bytes \x00\xff;'"
 	rows[8].StepRewards = nil
 	for _, b := range chtest.Backends() {
@@ -73,7 +74,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 			src, _ := b.Open(t)
 			fillStore(t, src, rows)
 			fillStore(t, src, rows[:50]) // a redelivery: export de-duplicates
-			fillStore(t, src, tracelog.SyntheticRows("other", 20, 2, 1))
+			fillStore(t, src, logstore.SyntheticRows("other", 20, 2, 1))
 			want, _ := readRun(t, src, "pq")
 
 			outDir := t.TempDir()
@@ -129,7 +130,7 @@ func embeddedRun(t *testing.T, root, run string, rows []tracelog.Row) string {
 
 func TestImportIntoFileRun(t *testing.T) {
 	root := t.TempDir()
-	src := embeddedRun(t, root, "pq", tracelog.SyntheticRows("pq", 64, 4, 2))
+	src := embeddedRun(t, root, "pq", logstore.SyntheticRows("pq", 64, 4, 2))
 	file := filepath.Join(root, "pq.parquet")
 	if _, err := execute(t, newExportCmd(), "--run", src, "--out", file); err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ func TestImportIntoFileRun(t *testing.T) {
 
 func TestExportErrors(t *testing.T) {
 	root := t.TempDir()
-	src := embeddedRun(t, root, "pq", tracelog.SyntheticRows("pq", 64, 4, 2))
+	src := embeddedRun(t, root, "pq", logstore.SyntheticRows("pq", 64, 4, 2))
 	existing := filepath.Join(root, "existing.parquet")
 	if err := os.WriteFile(existing, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
@@ -264,7 +265,7 @@ func TestPublishNeverReplaces(t *testing.T) {
 
 func TestImportErrors(t *testing.T) {
 	root := t.TempDir()
-	src := embeddedRun(t, root, "pq", tracelog.SyntheticRows("pq", 64, 4, 2))
+	src := embeddedRun(t, root, "pq", logstore.SyntheticRows("pq", 64, 4, 2))
 	file := filepath.Join(root, "pq.parquet")
 	if _, err := execute(t, newExportCmd(), "--run", src, "--out", file); err != nil {
 		t.Fatal(err)
@@ -296,7 +297,7 @@ func TestImportErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A file whose run id would name a directory outside runs/.
-		if err := s.Insert(testCtx(t), tracelog.SyntheticRows("../../escaped", 8, 4, 3)); err != nil {
+		if err := s.Insert(testCtx(t), logstore.SyntheticRows("../../escaped", 8, 4, 3)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tracelog.ExportParquet(testCtx(t), s, "../../escaped", escaped); err != nil {

@@ -12,11 +12,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/replay"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
 )
 
 // replayRunDir creates root/<run> with an embedded trajectory log holding
@@ -35,7 +36,7 @@ func replayRunDir(t *testing.T, root, run string, n int) string {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Insert(ctx, tracelog.SyntheticRows(run, n, 4, 5)); err != nil {
+	if err := s.Insert(ctx, logstore.SyntheticRows(run, n, 4, 5)); err != nil {
 		t.Fatal(err)
 	}
 	return dir

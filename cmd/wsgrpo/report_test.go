@@ -9,13 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/bench/reporting"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/report"
 )
 
 func TestReportCommand(t *testing.T) {
-	base := report.SyntheticRows("grpo", 0, 320, 320, 64, 3)
-	other := report.SyntheticRows("ws-grpo", 0, 256, 256, 48, 4)
+	base := reporting.SyntheticRows("grpo", 0, 320, 320, 64, 3)
+	other := reporting.SyntheticRows("ws-grpo", 0, 256, 256, 48, 4)
 	for _, b := range logBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -66,7 +67,7 @@ func TestReportCommand(t *testing.T) {
 				_ = os.MkdirAll(tracelog.EmbeddedDir(dir), 0o755)
 				if b.name == tracelog.BackendEmbedded {
 					// An embedded log of its own, holding another run.
-					b.fill(t, dir, report.SyntheticRows("someone", 0, 64, 64, 8, 5))
+					b.fill(t, dir, reporting.SyntheticRows("someone", 0, 64, 64, 8, 5))
 				}
 				fl := append([]string{"--run", dir}, flags[2:]...)
 				_, err := execute(t, newReportCmd(), fl...)

@@ -18,9 +18,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wsgrpo/wsgrpo/bench/reporting"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/report"
 )
 
 func testCtx(tb testing.TB) context.Context {
@@ -136,7 +136,7 @@ func expectSteps(rows []tracelog.Row) [][]string {
 }
 
 func TestSQLCommand(t *testing.T) {
-	rows := report.SyntheticRows("r1", 0, 200, 200, 32, 7)
+	rows := reporting.SyntheticRows("r1", 0, 200, 200, 32, 7)
 	want := expectSteps(rows)
 	for _, b := range logBackends(t) {
 		t.Run(b.name, func(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
-	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 )
 
 func smallGraph(t testing.TB, opType string) (*onnx.Graph, string) {
@@ -75,7 +75,7 @@ func TestBuildLeavesForwardGraph(t *testing.T) {
 // TestCheckGradientsCatchesWrongRule swaps in a wrong rule for Exp and
 // expects the finite-difference check to reject it.
 func TestCheckGradientsCatchesWrongRule(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	saved := rules["Exp"]
 	rules["Exp"] = unary(gradIdentity)
 	t.Cleanup(func() { rules["Exp"] = saved })

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 )
 
 // param describes one float64 weight of a test graph: its shape and the
@@ -130,7 +131,7 @@ func binaryCase(name, typ string, da, db []int64, lo, hi float64) gradCase {
 // differences in float64 (h = 1e-6; pass when |analytic - numeric| <=
 // 1e-6 + 1e-5 |numeric|, unless a case says otherwise).
 func TestOpGradients(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cases := []gradCase{
 		binaryCase("Add", "Add", []int64{2, 3}, []int64{2, 3}, -1, 1),
 		binaryCase("Add/broadcast-row", "Add", []int64{2, 3}, []int64{3}, -1, 1),

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
@@ -68,7 +69,7 @@ func sameLogits(t testing.TB, a, b []float32) {
 }
 
 func TestSaveLoadSameLogits(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	c := testCheckpoint(t)
 	dir := filepath.Join(t.TempDir(), "ckpt")
 	if err := Save(dir, c); err != nil {
@@ -85,7 +86,7 @@ func TestSaveLoadSameLogits(t *testing.T) {
 }
 
 func TestBlobSameLogits(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	c := testCheckpoint(t)
 	blob, err := Marshal(c)
 	if err != nil {

@@ -8,13 +8,13 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
-	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
 
 func TestMeasureDecode(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 20, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 8}
 	for _, cache := range []bool{true, false} {
 		tps, err := MeasureDecode(rt, cfg, 2, 5, cache)
@@ -32,7 +32,7 @@ func TestMeasureDecode(t *testing.T) {
 }
 
 func TestMeasureFromBlob(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	tok := tokenizer.Default()
 	cfg := policy.Config{VocabSize: tok.VocabSize(), DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 16}
 	c, err := checkpoint.New(cfg, tok, 1)
@@ -67,7 +67,7 @@ func TestMeasureFromBlob(t *testing.T) {
 // sampler (FromBlob + Prepare, MeasureFromBlob) for the decode benchmark's
 // model sizes.
 func BenchmarkReadySampler(b *testing.B) {
-	rt := ort.TestRuntime(b)
+	rt := orttest.Runtime(b)
 	tok := tokenizer.Default()
 	for _, d := range []int{128, 256} {
 		b.Run(fmt.Sprintf("d%d_l4", d), func(b *testing.B) {
@@ -96,7 +96,7 @@ func BenchmarkReadySampler(b *testing.B) {
 // for two model sizes, with the KV cache and with full recompute. The
 // tokens/s metric counts generated tokens.
 func BenchmarkDecode(b *testing.B) {
-	rt := ort.TestRuntime(b)
+	rt := orttest.Runtime(b)
 	const batch, newTokens = 16, 256
 	for _, d := range []int{128, 256} {
 		cfg := policy.Config{VocabSize: 96, DModel: d, NLayers: 4, NHeads: 4, DFF: 4 * d, MaxSeq: benchPromptLen + newTokens}
@@ -154,7 +154,7 @@ func BenchmarkDecode(b *testing.B) {
 // published policy: decode the blob, build and encode the KV graph, open
 // the ONNX Runtime session (by a one-token Generate).
 func BenchmarkFromBlob(b *testing.B) {
-	rt := ort.TestRuntime(b)
+	rt := orttest.Runtime(b)
 	tok := tokenizer.Default()
 	c, err := checkpoint.New(policy.DefaultConfig(tok.VocabSize()), tok, 1)
 	if err != nil {

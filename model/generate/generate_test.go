@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
@@ -63,7 +64,7 @@ func testPrompts() [][]int32 {
 }
 
 func TestLoadSignature(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	kv, full, cfg := testModels(t, rt)
 	if kv.Layers() != cfg.NLayers || !kv.HasCache() || kv.sig.heads != int64(cfg.NHeads) || kv.sig.headDim != int64(cfg.HeadDim()) {
 		t.Fatalf("KV signature %+v", kv.sig)
@@ -77,7 +78,7 @@ func TestLoadSignature(t *testing.T) {
 // the full graph, and the KV graph without its cache draw the same tokens
 // with the same log-probabilities under one seed.
 func TestCacheMatchesRecompute(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	kv, full, _ := testModels(t, rt)
 	tok := tokenizer.Default()
 	o := Options{Temperature: 0.9, TopP: 0.95, MaxNewTokens: 20, EOS: tok.EOS(), PAD: tok.PAD(), Seed: 42}
@@ -118,7 +119,7 @@ func TestCacheMatchesRecompute(t *testing.T) {
 // TestRowIndependence checks that a row's completion does not depend on the
 // other prompts in its batch (padding and per-row random streams).
 func TestRowIndependence(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	kv, _, _ := testModels(t, rt)
 	tok := tokenizer.Default()
 	o := Options{Temperature: 1, MaxNewTokens: 12, EOS: -1, PAD: tok.PAD(), Seed: 9}
@@ -154,7 +155,7 @@ func TestRowIndependence(t *testing.T) {
 }
 
 func TestFinishReasons(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	kv, _, _ := testModels(t, rt)
 	tok := tokenizer.Default()
 	ctx := context.Background()
@@ -203,7 +204,7 @@ func TestFinishReasons(t *testing.T) {
 }
 
 func TestGenerateErrors(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	kv, _, cfg := testModels(t, rt)
 	ok := Options{MaxNewTokens: 4, EOS: 2}
 	tests := []struct {
@@ -288,7 +289,7 @@ func TestReadSignatureErrors(t *testing.T) {
 // TestConcurrentGenerate runs Generate from several goroutines on one Model
 // and checks each gets the serial result.
 func TestConcurrentGenerate(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	kv, _, _ := testModels(t, rt)
 	tok := tokenizer.Default()
 	o := Options{Temperature: 1, MaxNewTokens: 8, EOS: tok.EOS(), PAD: tok.PAD(), Seed: 3}

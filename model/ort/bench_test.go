@@ -15,7 +15,7 @@ func benchModel(tb testing.TB) []byte {
 }
 
 func BenchmarkNewSession(b *testing.B) {
-	r := TestRuntime(b)
+	r := testRuntime(b)
 	model := benchModel(b)
 	b.SetBytes(int64(len(model)))
 	b.ResetTimer()
@@ -31,7 +31,7 @@ func BenchmarkNewSession(b *testing.B) {
 }
 
 func BenchmarkRun(b *testing.B) {
-	r := TestRuntime(b)
+	r := testRuntime(b)
 	d := newDense(512, 1024)
 	s, err := r.NewSession(d.model(b, onnx.Float), nil, nil)
 	if err != nil {

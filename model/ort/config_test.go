@@ -84,7 +84,7 @@ func TestLibraryNotFoundNamesSetup(t *testing.T) {
 }
 
 func TestInitWrongLibrary(t *testing.T) {
-	TestRuntime(t) // the environment exists from here on, whatever the test order
+	testRuntime(t) // the environment exists from here on, whatever the test order
 	bad := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
 	if err := os.WriteFile(bad, []byte("not a shared object"), 0o644); err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestInitWrongLibrary(t *testing.T) {
 }
 
 func TestInitRepeated(t *testing.T) {
-	TestRuntime(t)
+	testRuntime(t)
 	errs := make(chan error, 4)
 	for range 4 {
 		go func() {
@@ -118,7 +118,7 @@ func TestInitRepeated(t *testing.T) {
 // build, so CUDA cannot be enabled: without RequireCUDA the Runtime falls
 // back to CPU, with it Init fails.
 func TestCUDAFallback(t *testing.T) {
-	TestRuntime(t)
+	testRuntime(t)
 	r, err := Init(Config{Provider: ProviderCUDA}, nil)
 	if err != nil {
 		t.Fatalf("Init(cuda): %v", err)

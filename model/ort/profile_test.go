@@ -67,7 +67,7 @@ func TestReadProfileErrors(t *testing.T) {
 
 // TestReadSessionProfile reads the profile a real session writes.
 func TestReadSessionProfile(t *testing.T) {
-	base := TestRuntime(t)
+	base := testRuntime(t)
 	c := base.Config()
 	c.ProfilePrefix = filepath.Join(t.TempDir(), "prof")
 	r, err := Init(c, nil)

@@ -13,7 +13,7 @@ import (
 // TestRunInto checks that caller-provided output buffers receive the same
 // values Run returns, are returned as given, and can be reused.
 func TestRunInto(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	d := newDense(4, 3)
 	s, err := r.NewSession(d.model(t, onnx.Float), nil, nil)
 	if err != nil {
@@ -71,7 +71,7 @@ func TestRunInto(t *testing.T) {
 }
 
 func TestRunIntoBadBuffers(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	d := newDense(4, 3)
 	s, err := r.NewSession(d.model(t, onnx.Float), nil, []string{"probs"})
 	if err != nil {
@@ -104,7 +104,7 @@ func TestRunIntoBadBuffers(t *testing.T) {
 // TestThreadingOptions runs the test model under each threading option
 // and checks the results against the reference.
 func TestThreadingOptions(t *testing.T) {
-	base := TestRuntime(t)
+	base := testRuntime(t)
 	d := newDense(4, 3)
 	for _, tc := range []struct {
 		name string
@@ -144,7 +144,7 @@ func TestThreadingOptions(t *testing.T) {
 // TestProfileFile checks that a session with the profiler on writes its
 // profile when closed.
 func TestProfileFile(t *testing.T) {
-	base := TestRuntime(t)
+	base := testRuntime(t)
 	c := base.Config()
 	c.ProfilePrefix = filepath.Join(t.TempDir(), "prof")
 	r, err := Init(c, nil)

@@ -11,7 +11,7 @@ import (
 )
 
 func TestRunMatchesReference(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	d := newDense(4, 3)
 	for _, tc := range []struct {
 		name  string
@@ -84,7 +84,7 @@ func asF64(t *Tensor) []float64 {
 }
 
 func TestRunBadInput(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	d := newDense(4, 3)
 	s, err := r.NewSession(d.model(t, onnx.Float), nil, nil)
 	if err != nil {
@@ -121,7 +121,7 @@ func TestRunBadInput(t *testing.T) {
 }
 
 func TestNewSessionErrors(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	d := newDense(4, 3)
 	valid := d.model(t, onnx.Float)
 	unknownOp := onnx.NewBuilder("bad")
@@ -159,7 +159,7 @@ func TestNewSessionErrors(t *testing.T) {
 }
 
 func TestSessionClose(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	s, err := r.NewSession(newDense(4, 3).model(t, onnx.Float), nil, nil)
 	if err != nil {
 		t.Fatalf("NewSession: %v", err)
@@ -184,7 +184,7 @@ func TestSessionClose(t *testing.T) {
 }
 
 func TestConcurrentRun(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	d := newDense(4, 3)
 	s, err := r.NewSession(d.model(t, onnx.Double), nil, nil)
 	if err != nil {
@@ -220,29 +220,11 @@ func TestConcurrentRun(t *testing.T) {
 	}
 }
 
-func TestMeasureSessionCreate(t *testing.T) {
-	r := TestRuntime(t)
-	model := newDense(4, 3).model(t, onnx.Float)
-	d, err := MeasureSessionCreate(r, model, 2)
-	if err != nil {
-		t.Fatalf("MeasureSessionCreate: %v", err)
-	}
-	if d <= 0 {
-		t.Fatalf("mean creation time %v, want > 0", d)
-	}
-	if _, err := MeasureSessionCreate(r, model, 0); !errors.Is(err, ErrBadConfig) {
-		t.Fatalf("n=0: %v, want ErrBadConfig", err)
-	}
-	if _, err := MeasureSessionCreate(r, []byte("junk"), 1); !errors.Is(err, ErrBadModel) {
-		t.Fatalf("junk model: %v, want ErrBadModel", err)
-	}
-}
-
 // TestScalarOutputs covers rank-0 outputs: declared scalars come back as
 // scalars; a scalar output whose rank was left undeclared fails with ErrRun
 // and a hint, rather than crashing.
 func TestScalarOutputs(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	for _, tc := range []struct {
 		name    string
 		dt      onnx.DataType
@@ -307,7 +289,7 @@ func TestScalarOutputs(t *testing.T) {
 }
 
 func TestBoolTensors(t *testing.T) {
-	r := TestRuntime(t)
+	r := testRuntime(t)
 	b := onnx.NewBuilder("bool")
 	x := b.Input("x", onnx.Int64, onnx.Dim{Param: "n"})
 	mask := b.Input("mask", onnx.Bool, onnx.Dim{Param: "n"})

@@ -6,13 +6,14 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 )
 
 // TestKVGraphMatchesFull feeds a left-padded batch to the KV graph as a
 // prefill followed by one token per step and compares every step's logits
 // with the full graph's logits over the whole sequence.
 func TestKVGraphMatchesFull(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := smallConfig()
 	w := testWeights(t, cfg, 11)
 	full, err := FullGraph(cfg, w, onnx.Float)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 )
 
 // smallConfig is a policy small enough for fast tests.
@@ -175,7 +176,7 @@ func runFull(t testing.TB, s *ort.Session, b *Batch) (logits, hidden *ort.Tensor
 // TestFullGraphPaddingInvariant checks that padding does not change the
 // logits of real tokens, and that the float32 and float64 graphs agree.
 func TestFullGraphPaddingInvariant(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := smallConfig()
 	w := testWeights(t, cfg, 3)
 	m32, err := FullGraph(cfg, w, onnx.Float)

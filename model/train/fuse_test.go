@@ -8,7 +8,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/autodiff"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/optim"
-	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
@@ -122,7 +122,7 @@ func TestFuseGELUSharedValue(t *testing.T) {
 // GELU and layer-norm fusion and expects the same losses and weights (to float32
 // rounding) after a few AdamW steps.
 func TestFusedTrainerMatchesUnfused(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 16, NLayers: 2, NHeads: 2, DFF: 32, MaxSeq: revLen}
 	w, err := policy.Init(cfg, 3)
 	if err != nil {
@@ -148,7 +148,7 @@ func TestFusedTrainerMatchesUnfused(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
 	for step := range 3 {
-		feeds := GraphInputs(graph, randomGRPOBatch(rng, cfg.VocabSize, 4, revLen))
+		feeds := graphInputs(graph, randomGRPOBatch(rng, cfg.VocabSize, 4, revLen))
 		var losses [2]float64
 		for i, tr := range trainers {
 			r, err := tr.Step(feeds)

@@ -7,6 +7,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/autodiff"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
@@ -93,7 +94,7 @@ func lossFeeds(rng *rand.Rand, feeds map[string]*ort.Tensor, vocab, b, t int, un
 // (embeddings, attention, GELU MLP, layer norms, LM head), against central
 // finite differences in float64 (h = 1e-6, |err| <= 1e-6 + 1e-5 |numeric|).
 func TestLossGradients(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	const b, tl = 3, 5
 	grpoInputs := map[string][2]float64{
 		// Old log-probs around the model's (about -log 7 = -1.95) put
@@ -133,7 +134,7 @@ func TestLossGradients(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 3))
 			feeds := policyFeeds(rng, cfg.VocabSize, b, tl)
 			lossFeeds(rng, feeds, cfg.VocabSize, b, tl, tc.inputs, tc.perTok)
-			worst, err := autodiff.CheckGradients(rt, g, loss, names, GraphInputs(g, feeds), autodiff.CheckConfig{MaxPerParam: 12})
+			worst, err := autodiff.CheckGradients(rt, g, loss, names, graphInputs(g, feeds), autodiff.CheckConfig{MaxPerParam: 12})
 			if err != nil {
 				t.Fatalf("%v (worst %.3g)", err, worst)
 			}
@@ -153,7 +154,7 @@ func mlpScorer(b *onnx.Builder, x string) string {
 // TestBradleyTerryGradient checks the preference loss through an MLP that
 // scores both sides of each pair with the same weights (fan-out).
 func TestBradleyTerryGradient(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	rng := rand.New(rand.NewPCG(5, 5))
 	const n, d, h = 6, 5, 8
 	b := onnx.NewBuilder("bt")

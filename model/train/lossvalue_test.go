@@ -7,13 +7,14 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 )
 
 // runLossGraph runs g (whose logits are the graph input "logits") and
 // returns the named outputs as float64 scalars.
 func runLossGraph(t *testing.T, g *onnx.Graph, feeds map[string]*ort.Tensor, outs ...string) []float64 {
 	t.Helper()
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	b, err := onnx.NewModel(g, 17).Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestLossValues(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := ort.TestRuntime(t).NewSession(b, nil, []string{out})
+		s, err := orttest.Runtime(t).NewSession(b, nil, []string{out})
 		if err != nil {
 			t.Fatal(err)
 		}

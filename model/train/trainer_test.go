@@ -9,6 +9,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/optim"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
@@ -68,7 +69,7 @@ func appendAccuracy(g *onnx.Graph) string {
 // 300 AdamW steps on digit reversal and expects held-out token accuracy of
 // at least 0.9 (chance is 0.1) and a falling loss.
 func TestTrainerLearnsReverse(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 32, NLayers: 2, NHeads: 2, DFF: 64, MaxSeq: revLen}
 	w, err := policy.Init(cfg, 1)
 	if err != nil {
@@ -91,7 +92,7 @@ func TestTrainerLearnsReverse(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = tr.Close() })
 	rng := rand.New(rand.NewPCG(2, 2))
-	held := GraphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(99, 99)), 256))
+	held := graphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(99, 99)), 256))
 	before, err := tr.Evaluate(held)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func TestTrainerLearnsReverse(t *testing.T) {
 	const steps = 300
 	var last Result
 	for s := range steps {
-		if last, err = tr.Step(GraphInputs(m.Graph, reverseBatch(rng, 64))); err != nil {
+		if last, err = tr.Step(graphInputs(m.Graph, reverseBatch(rng, 64))); err != nil {
 			t.Fatalf("step %d: %v", s, err)
 		}
 	}
@@ -118,7 +119,7 @@ func TestTrainerLearnsReverse(t *testing.T) {
 }
 
 func TestTrainerErrors(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 8, NLayers: 1, NHeads: 2, DFF: 8, MaxSeq: revLen}
 	w, err := policy.Init(cfg, 1)
 	if err != nil {
@@ -143,7 +144,7 @@ func TestTrainerErrors(t *testing.T) {
 	if _, err := tr.Step(); !errors.Is(err, ErrTrainer) {
 		t.Fatalf("no batch: got %v", err)
 	}
-	bad := GraphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(1, 1)), 2))
+	bad := graphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(1, 1)), 2))
 	bad[policy.ParamLMHead] = bad[InputTokenMask]
 	if _, err := tr.Step(bad); !errors.Is(err, ErrTrainer) {
 		t.Fatalf("weight fed as input: got %v", err)
@@ -157,7 +158,7 @@ func TestTrainerErrors(t *testing.T) {
 // serialized optimizer state after 5 steps matches it bit for bit 3 steps
 // later.
 func TestTrainerResumeExact(t *testing.T) {
-	rt := ort.TestRuntime(t)
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: revLen}
 	w, err := policy.Init(cfg, 3)
 	if err != nil {
@@ -183,7 +184,7 @@ func TestTrainerResumeExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	batches := make([]map[string]*ort.Tensor, 8)
 	for i := range batches {
-		batches[i] = GraphInputs(g, reverseBatch(rng, 8))
+		batches[i] = graphInputs(g, reverseBatch(rng, 8))
 	}
 	for _, bt := range batches[:5] {
 		if _, err := a.Step(bt); err != nil {

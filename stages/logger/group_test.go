@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/tracelog"
@@ -32,7 +33,7 @@ func (c *countingStore) Insert(ctx context.Context, rows []tracelog.Row) error {
 // batches builds n labeled batches of size rows each, with tokens
 // completion tokens per row and distinct trajectory ids.
 func batches(mem memory.Allocator, run string, n, size, tokens int) []arrow.RecordBatch {
-	rows := tracelog.SyntheticRows(run, n*size, tokens, 1)
+	rows := logstore.SyntheticRows(run, n*size, tokens, 1)
 	out := make([]arrow.RecordBatch, n)
 	for i := range out {
 		ls := make([]schemas.Labeled, size)

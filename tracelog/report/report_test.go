@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
+	"github.com/wsgrpo/wsgrpo/bench/reporting"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 	"github.com/wsgrpo/wsgrpo/tracelog/report"
@@ -53,7 +55,7 @@ func open(tb testing.TB, cfg tracelog.Config, migrate bool) tracelog.Store {
 // answer is wrong (step 0), one where every answer is right (step 1) and a
 // short last step; run-b has a different length limit.
 func testRuns() (a, b []tracelog.Row) {
-	a = report.SyntheticRows("run-a", 0, 650, 650, 64, 1)
+	a = reporting.SyntheticRows("run-a", 0, 650, 650, 64, 1)
 	for i := range a {
 		switch a[i].Step {
 		case 0:
@@ -62,7 +64,7 @@ func testRuns() (a, b []tracelog.Row) {
 			a[i].Correct = true
 		}
 	}
-	b = report.SyntheticRows("run-b", 0, 384, 384, 48, 2)
+	b = reporting.SyntheticRows("run-b", 0, 384, 384, 48, 2)
 	return a, b
 }
 
@@ -70,7 +72,7 @@ func testRuns() (a, b []tracelog.Row) {
 // redelivery would.
 func insert(tb testing.TB, s tracelog.Store, rows []tracelog.Row) {
 	tb.Helper()
-	if _, err := tracelog.MeasureInsert(ctx(tb), s, rows, 100); err != nil {
+	if _, err := logstore.Insert(ctx(tb), s, rows, 100); err != nil {
 		tb.Fatal(err)
 	}
 	if err := s.Insert(ctx(tb), rows[:min(100, len(rows))]); err != nil {
@@ -149,16 +151,6 @@ func TestReport(t *testing.T) {
 				_, err := report.Build(ctx(t), s, "run-a' OR 1=1 --", report.Options{})
 				if !errors.Is(err, report.ErrNoTrajectories) {
 					t.Fatalf("err = %v, want ErrNoTrajectories", err)
-				}
-			})
-
-			t.Run("measure", func(t *testing.T) {
-				l, err := report.MeasureReport(ctx(t), s, "run-b", report.Options{}, t.TempDir(), 2)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if l.Trajectories != int64(len(b)) || len(l.Query) != 2 || len(l.Render) != 2 {
-					t.Fatalf("latency %+v", l)
 				}
 			})
 

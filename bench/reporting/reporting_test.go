@@ -1,7 +1,8 @@
-package report_test
+package reporting_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/wsgrpo/wsgrpo/bench/reporting"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 	"github.com/wsgrpo/wsgrpo/tracelog/report"
@@ -23,6 +25,48 @@ const (
 	// the report reads only scalar columns).
 	benchTokensEnv = "WSGRPO_REPORT_BENCH_TOKENS"
 )
+
+// openMigrated opens a migrated store, closed when tb ends.
+func openMigrated(tb testing.TB, cfg tracelog.Config) tracelog.Store {
+	tb.Helper()
+	s, err := tracelog.Open(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// TestReport fills each backend with a small synthetic run and times its
+// report twice.
+func TestReport(t *testing.T) {
+	for _, backend := range chtest.Backends() {
+		t.Run(backend.Name, func(t *testing.T) {
+			cfg, _ := backend.Open(t)
+			s := openMigrated(t, cfg)
+			st, err := reporting.InsertSynthetic(t.Context(), s, "run-b", 384, 100, 48, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Rows != 384 || st.Batches != 4 {
+				t.Fatalf("insert %+v", st)
+			}
+			l, err := reporting.Report(t.Context(), s, "run-b", report.Options{}, t.TempDir(), 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Trajectories != 384 || len(l.Query) != 2 || len(l.Render) != 2 || l.TotalMedian() < l.QueryMedian() {
+				t.Fatalf("latency %+v", l)
+			}
+			if _, err := reporting.Report(t.Context(), s, "run-b", report.Options{}, "", 0); !errors.Is(err, report.ErrOptions) {
+				t.Fatalf("zero repeats: %v, want ErrOptions", err)
+			}
+		})
+	}
+}
 
 func envInt(tb testing.TB, name string, def int) int {
 	tb.Helper()
@@ -40,10 +84,10 @@ func envInt(tb testing.TB, name string, def int) int {
 // BenchmarkReport times the report of one run of a million synthetic
 // trajectories on each backend: query is Build (every report query), render
 // is Write (plots, markdown, JSON), query-merged is Build again after
-// OPTIMIZE ... FINAL, measure is MeasureReport. The run is inserted once per backend,
+// OPTIMIZE ... FINAL, measure is Report. The run is inserted once per backend,
 // before timing, in batches of 8,192.
 //
-//	go test ./tracelog/report -run '^$' -bench Report -benchtime 5x -timeout 60m
+//	go test ./bench/reporting -run '^$' -bench Report -benchtime 5x -timeout 60m
 func BenchmarkReport(b *testing.B) {
 	if testing.Short() {
 		b.Skip("the report benchmark inserts a million rows per backend; not in -short")
@@ -55,8 +99,8 @@ func BenchmarkReport(b *testing.B) {
 			c, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 			defer cancel()
 			cfg, _ := backend.Open(b)
-			s := open(b, cfg, true)
-			st, err := report.InsertSynthetic(c, s, "bench", n, 8192, tokens, 1)
+			s := openMigrated(b, cfg)
+			st, err := reporting.InsertSynthetic(c, s, "bench", n, 8192, tokens, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -97,7 +141,7 @@ func BenchmarkReport(b *testing.B) {
 			})
 			b.Run("measure", func(b *testing.B) {
 				for b.Loop() {
-					l, err := report.MeasureReport(c, s, "bench", report.Options{}, b.TempDir(), 1)
+					l, err := reporting.Report(c, s, "bench", report.Options{}, b.TempDir(), 1)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -1,4 +1,9 @@
-package train
+// Package trainstep measures one GRPO training step of the learner: wall
+// time, process CPU time, the ONNX Runtime run inside it, and the matmul
+// GFLOP/s they amount to, optionally with ONNX Runtime's per-node profile.
+// `wsgrpo bench train` prints these figures next to the machine's fp32 peak
+// (docs/benchmarks/model.md).
+package trainstep
 
 import (
 	"fmt"
@@ -11,10 +16,11 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/optim"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
+	"github.com/wsgrpo/wsgrpo/model/train"
 )
 
-// BenchConfig describes a training-step measurement.
-type BenchConfig struct {
+// Options describes a training-step measurement.
+type Options struct {
 	// Policy is the model shape (weights are freshly initialised).
 	Policy policy.Config
 	// Batch and Seq give the tokens per step (Batch x Seq).
@@ -23,17 +29,17 @@ type BenchConfig struct {
 	Warmup, Steps int
 	// ProfileSteps, when positive, adds that many steps of a second
 	// Trainer under ONNX Runtime's per-node profiler (not timed with the
-	// others) and fills BenchResult.Profile.
+	// others) and fills Result.Profile.
 	ProfileSteps int
 }
 
-// BenchResult reports a training-step measurement.
-type BenchResult struct {
+// Result reports a training-step measurement.
+type Result struct {
 	// Params is the number of trained weights.
 	Params int64
 	// Tokens is Batch x Seq.
 	Tokens int
-	// FLOPs is the matmul work of one step (TrainStepFLOPs).
+	// FLOPs is the matmul work of one step (see FLOPs).
 	FLOPs float64
 	// StepTime is the mean wall time of one full step (ONNX Runtime
 	// forward+backward and the AdamW update in Go).
@@ -55,16 +61,16 @@ type BenchResult struct {
 	// unlike wall time, other processes sharing the cores do not inflate
 	// it. Zero where the platform does not report it.
 	CPUPerStep time.Duration
-	// Profile is ONNX Runtime's per-node breakdown (BenchConfig.ProfileSteps);
+	// Profile is ONNX Runtime's per-node breakdown (Options.ProfileSteps);
 	// nil when not asked for.
-	Profile *KernelProfile
+	Profile *Profile
 	// MatMulGFLOPS is FLOPs over the mean matrix-product kernel time per
 	// profiled step, BestMatMulGFLOPS over the sum of each such kernel's
 	// fastest call (zero without a profile).
 	MatMulGFLOPS, BestMatMulGFLOPS float64
 }
 
-// TrainStepFLOPs counts the matrix-multiply floating-point operations of
+// FLOPs counts the matrix-multiply floating-point operations of
 // one training step of a policy of shape c on batch x seq tokens:
 //
 //	forward per token = L (8 d^2 + 4 d f + 4 T d) + 2 d V
@@ -76,43 +82,43 @@ type BenchResult struct {
 // input gradient and one for the weight gradient of every matmul).
 // Element-wise work, softmax, layer norms and the embedding gather are
 // not counted.
-func TrainStepFLOPs(c policy.Config, batch, seq int) float64 {
+func FLOPs(c policy.Config, batch, seq int) float64 {
 	d, f, v, t, l := float64(c.DModel), float64(c.DFF), float64(c.VocabSize), float64(seq), float64(c.NLayers)
 	fwd := l*(8*d*d+4*d*f+4*t*d) + 2*d*v
 	return 3 * float64(batch) * t * fwd
 }
 
-// MeasureTrainStep builds a float32 policy with the GRPO loss (sequence
+// Run builds a float32 policy with the GRPO loss (sequence
 // mean, beta 0.04), trains it on random tokens and reports the time per
 // step and the achieved matmul GFLOP/s.
-func MeasureTrainStep(rt *ort.Runtime, bc BenchConfig, log *slog.Logger) (BenchResult, error) {
+func Run(rt *ort.Runtime, bc Options, log *slog.Logger) (Result, error) {
 	if bc.Batch < 1 || bc.Seq < 1 || bc.Seq > bc.Policy.MaxSeq || bc.Steps < 1 || bc.Warmup < 0 {
-		return BenchResult{}, fmt.Errorf("%w: bench batch %d, seq %d (max %d), steps %d", ErrTrainer, bc.Batch, bc.Seq, bc.Policy.MaxSeq, bc.Steps)
+		return Result{}, fmt.Errorf("%w: bench batch %d, seq %d (max %d), steps %d", train.ErrTrainer, bc.Batch, bc.Seq, bc.Policy.MaxSeq, bc.Steps)
 	}
 	w, err := policy.Init(bc.Policy, 1)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	m, err := policy.FullGraph(bc.Policy, w, onnx.Float)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
-	out, err := AppendGRPO(m.Graph, onnx.Float, policy.OutputLogits, GRPOConfig{EpsLow: 0.2, EpsHigh: 0.2, Beta: 0.04})
+	out, err := train.AppendGRPO(m.Graph, onnx.Float, policy.OutputLogits, train.GRPOConfig{EpsLow: 0.2, EpsHigh: 0.2, Beta: 0.04})
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	oc := optim.DefaultConfig()
 	oc.LR = 1e-5
-	trainCfg := Config{Optim: oc, Metrics: out.Metrics()}
-	tr, err := New(rt, m.Graph, out.Loss, trainCfg, log)
+	trainCfg := train.Config{Optim: oc, Metrics: out.Metrics()}
+	tr, err := train.New(rt, m.Graph, out.Loss, trainCfg, log)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	defer tr.Close()
-	feeds := GraphInputs(m.Graph, randomGRPOBatch(rand.New(rand.NewPCG(1, 2)), bc.Policy.VocabSize, bc.Batch, bc.Seq))
+	feeds := graphInputs(m.Graph, randomGRPOBatch(rand.New(rand.NewPCG(1, 2)), bc.Policy.VocabSize, bc.Batch, bc.Seq))
 	for range bc.Warmup {
 		if _, err := tr.Step(feeds); err != nil {
-			return BenchResult{}, err
+			return Result{}, err
 		}
 	}
 	times, runs := make([]time.Duration, bc.Steps), make([]time.Duration, bc.Steps)
@@ -121,16 +127,16 @@ func MeasureTrainStep(rt *ort.Runtime, bc BenchConfig, log *slog.Logger) (BenchR
 		start := time.Now()
 		r, err := tr.Step(feeds)
 		if err != nil {
-			return BenchResult{}, err
+			return Result{}, err
 		}
 		times[i], runs[i] = time.Since(start), r.RunTime
 	}
 	cpu := processCPU() - cpu0
 	n := time.Duration(bc.Steps)
-	res := BenchResult{
+	res := Result{
 		Params:      bc.Policy.NumParams(),
 		Tokens:      bc.Batch * bc.Seq,
-		FLOPs:       TrainStepFLOPs(bc.Policy, bc.Batch, bc.Seq),
+		FLOPs:       FLOPs(bc.Policy, bc.Batch, bc.Seq),
 		StepTime:    sum(times) / n,
 		MinStepTime: slices.Min(times),
 		RunTime:     sum(runs) / n,
@@ -144,7 +150,7 @@ func MeasureTrainStep(rt *ort.Runtime, bc BenchConfig, log *slog.Logger) (BenchR
 	if bc.ProfileSteps > 0 {
 		kp, err := profileSteps(rt, m.Graph, out.Loss, trainCfg, feeds, bc.ProfileSteps, log)
 		if err != nil {
-			return BenchResult{}, err
+			return Result{}, err
 		}
 		res.Profile = &kp
 		res.MatMulGFLOPS = gflops(res.FLOPs, kp.MatMul)
@@ -190,15 +196,15 @@ func randomGRPOBatch(rng *rand.Rand, vocab, b, t int) map[string]*ort.Tensor {
 	s := []int64{int64(b), int64(t)}
 	return map[string]*ort.Tensor{
 		policy.InputIDs: ort.I64Tensor(ids, s...), policy.InputMask: ort.I64Tensor(ones, s...),
-		policy.InputPositions: ort.I64Tensor(pos, s...), InputTargets: ort.I64Tensor(tg, s...),
-		InputTokenMask: ort.F32Tensor(tm, s...), InputOldLogprobs: ort.F32Tensor(old, s...),
-		InputRefLogprobs: ort.F32Tensor(ref, s...), InputAdvantages: ort.F32Tensor(adv, int64(b)),
+		policy.InputPositions: ort.I64Tensor(pos, s...), train.InputTargets: ort.I64Tensor(tg, s...),
+		train.InputTokenMask: ort.F32Tensor(tm, s...), train.InputOldLogprobs: ort.F32Tensor(old, s...),
+		train.InputRefLogprobs: ort.F32Tensor(ref, s...), train.InputAdvantages: ort.F32Tensor(adv, int64(b)),
 	}
 }
 
-// GraphInputs returns the feeds that g declares as inputs, dropping the
+// graphInputs returns the feeds that g declares as inputs, dropping the
 // others (such as position_ids for a graph that computes positions itself).
-func GraphInputs(g *onnx.Graph, feeds map[string]*ort.Tensor) map[string]*ort.Tensor {
+func graphInputs(g *onnx.Graph, feeds map[string]*ort.Tensor) map[string]*ort.Tensor {
 	out := make(map[string]*ort.Tensor, len(feeds))
 	for _, in := range g.Inputs {
 		if t, ok := feeds[in.Name]; ok {

@@ -1,4 +1,4 @@
-package train
+package trainstep
 
 import (
 	"fmt"
@@ -9,15 +9,16 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/train"
 )
 
 // matmulOps are the ONNX Runtime kernels that do the matrix products of a
 // training step (after its fusions).
 var matmulOps = map[string]bool{"MatMul": true, "FusedMatMul": true, "Gemm": true, "FusedGemm": true}
 
-// KernelProfile is where ONNX Runtime spends one training step, from its
+// Profile is where ONNX Runtime spends one training step, from its
 // per-node profiler.
-type KernelProfile struct {
+type Profile struct {
 	// Steps is the number of profiled steps.
 	Steps int
 	// Kernels is the mean kernel time per step over all nodes; MatMul the
@@ -34,45 +35,45 @@ type KernelProfile struct {
 // profileSteps runs steps profiled training steps of a fresh Trainer on
 // graph g (the Trainer's own profile is read back when it closes) and
 // summarises them.
-func profileSteps(rt *ort.Runtime, g *onnx.Graph, loss string, cfg Config, feeds map[string]*ort.Tensor, steps int, log *slog.Logger) (KernelProfile, error) {
+func profileSteps(rt *ort.Runtime, g *onnx.Graph, loss string, cfg train.Config, feeds map[string]*ort.Tensor, steps int, log *slog.Logger) (Profile, error) {
 	dir, err := os.MkdirTemp("", "wsgrpo-train-profile-")
 	if err != nil {
-		return KernelProfile{}, fmt.Errorf("%w: profile dir: %w", ErrTrainer, err)
+		return Profile{}, fmt.Errorf("%w: profile dir: %w", train.ErrTrainer, err)
 	}
 	defer os.RemoveAll(dir)
 	c := rt.Config()
 	c.ProfilePrefix = filepath.Join(dir, "train")
 	prt, err := ort.Init(c, log)
 	if err != nil {
-		return KernelProfile{}, err
+		return Profile{}, err
 	}
-	tr, err := New(prt, g, loss, cfg, log)
+	tr, err := train.New(prt, g, loss, cfg, log)
 	if err != nil {
-		return KernelProfile{}, err
+		return Profile{}, err
 	}
 	for range steps {
 		if _, err := tr.Step(feeds); err != nil {
 			_ = tr.Close()
-			return KernelProfile{}, err
+			return Profile{}, err
 		}
 	}
 	if err := tr.Close(); err != nil {
-		return KernelProfile{}, err
+		return Profile{}, err
 	}
 	files, err := filepath.Glob(c.ProfilePrefix + "*.json")
 	if err != nil || len(files) != 1 {
-		return KernelProfile{}, fmt.Errorf("%w: expected one profile in %s, found %v (%v)", ErrTrainer, dir, files, err)
+		return Profile{}, fmt.Errorf("%w: expected one profile in %s, found %v (%v)", train.ErrTrainer, dir, files, err)
 	}
 	f, err := os.Open(files[0])
 	if err != nil {
-		return KernelProfile{}, fmt.Errorf("%w: %w", ErrTrainer, err)
+		return Profile{}, fmt.Errorf("%w: %w", train.ErrTrainer, err)
 	}
 	defer f.Close()
 	p, err := ort.ReadProfile(f)
 	if err != nil {
-		return KernelProfile{}, err
+		return Profile{}, err
 	}
-	kp := KernelProfile{Steps: steps, ByOp: map[string]time.Duration{}}
+	kp := Profile{Steps: steps, ByOp: map[string]time.Duration{}}
 	per := time.Duration(steps)
 	all, fastAll := p.KernelTime(nil)
 	mm, fastMM := p.KernelTime(func(op string) bool { return matmulOps[op] })

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
+	"github.com/wsgrpo/wsgrpo/replay"
 )
 
 func TestValidateWhereAccepts(t *testing.T) {

@@ -1,4 +1,4 @@
-package report
+package reporting
 
 import (
 	"context"
@@ -7,17 +7,19 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog"
+	"github.com/wsgrpo/wsgrpo/tracelog/report"
 )
 
 // syntheticGroup is the trajectories per training step of synthetic runs,
-// as in tracelog.SyntheticRows.
+// as in logstore.SyntheticRows.
 const syntheticGroup = 64
 
 // SyntheticRows returns trajectories first..first+n-1 of a synthetic run of
 // total trajectories with completions of 1..maxTokens tokens (64
-// trajectories per training step). Unlike tracelog.SyntheticRows, lengths
+// trajectories per training step). Unlike logstore.SyntheticRows, lengths
 // vary and carry a trend a report can show: completions get shorter over
 // training, longer ones are less often correct, those at maxTokens are
 // truncated (finish_reason 'length'), and reasoning steps grow with length.
@@ -25,7 +27,7 @@ const syntheticGroup = 64
 // large run can be generated and inserted chunk by chunk.
 func SyntheticRows(run string, first, n, total, maxTokens int, seed uint64) []tracelog.Row {
 	maxTokens = max(maxTokens, 1)
-	rows := tracelog.SyntheticRows(run, n, maxTokens, seed^uint64(first))
+	rows := logstore.SyntheticRows(run, n, maxTokens, seed^uint64(first))
 	rng := rand.New(rand.NewPCG(seed, uint64(first)))
 	lastStep := float64(max((total-1)/syntheticGroup, 1))
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -33,7 +35,7 @@ func SyntheticRows(run string, first, n, total, maxTokens int, seed uint64) []tr
 		r := &rows[i]
 		idx := first + i
 		step := int64(idx / syntheticGroup)
-		// rows[i] came from tracelog.SyntheticRows numbered from 0: renumber.
+		// rows[i] came from logstore.SyntheticRows numbered from 0: renumber.
 		prompt, sample := "p"+strconv.Itoa((idx%syntheticGroup)/8), int32(idx%8)
 		r.Step, r.PolicyVersion, r.PromptID, r.SampleIndex = step, max(step-1, 0), prompt, sample
 		r.TrajectoryID = schemas.TrajectoryID(run, step, prompt, sample)
@@ -80,14 +82,14 @@ func SyntheticRows(run string, first, n, total, maxTokens int, seed uint64) []tr
 // InsertSynthetic writes a synthetic run of n trajectories (SyntheticRows)
 // into s in batches of batchSize, generating one batch at a time so that
 // memory stays small. s must be migrated.
-func InsertSynthetic(ctx context.Context, s tracelog.Store, run string, n, batchSize, maxTokens int, seed uint64) (tracelog.InsertStats, error) {
+func InsertSynthetic(ctx context.Context, s tracelog.Store, run string, n, batchSize, maxTokens int, seed uint64) (logstore.Result, error) {
 	if batchSize < 1 {
-		return tracelog.InsertStats{}, fmt.Errorf("%w: batch size %d", ErrOptions, batchSize)
+		return logstore.Result{}, fmt.Errorf("%w: batch size %d", report.ErrOptions, batchSize)
 	}
-	total := tracelog.InsertStats{BatchSize: batchSize}
+	total := logstore.Result{BatchSize: batchSize}
 	for first := 0; first < n; first += batchSize {
 		rows := SyntheticRows(run, first, min(batchSize, n-first), n, maxTokens, seed)
-		st, err := tracelog.MeasureInsert(ctx, s, rows, batchSize)
+		st, err := logstore.Insert(ctx, s, rows, batchSize)
 		total.Rows += st.Rows
 		total.Batches += st.Batches
 		total.Elapsed += st.Elapsed

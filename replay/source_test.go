@@ -6,9 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
+	"github.com/wsgrpo/wsgrpo/replay"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
 )
 
 // writeRunLog creates runDir/tracelog holding n rows of run, exports them
@@ -23,7 +24,7 @@ func writeRunLog(t *testing.T, lib, runDir, run string, n int) string {
 	if err := s.Migrate(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	insertRows(t, s, tracelog.SyntheticRows(run, n, 4, 7))
+	insertRows(t, s, logstore.SyntheticRows(run, n, 4, 7))
 	pq := filepath.Join(runDir, "export.parquet")
 	if _, err := tracelog.ExportParquet(testCtx(t), s, run, pq); err != nil {
 		t.Fatal(err)

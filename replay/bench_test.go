@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
+	"github.com/wsgrpo/wsgrpo/replay"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
 )
 
 // BenchmarkReplay measures replay throughput from each backend into an
@@ -26,7 +27,7 @@ func BenchmarkReplay(b *testing.B) {
 			if err := s.Migrate(testCtx(b)); err != nil {
 				b.Fatal(err)
 			}
-			insertRows(b, s, tracelog.SyntheticRows(srcRun, rows, tokens, 1))
+			insertRows(b, s, logstore.SyntheticRows(srcRun, rows, tokens, 1))
 			js := pipetest.JetStream(b)
 			i := 0
 			for b.Loop() {

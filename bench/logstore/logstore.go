@@ -1,4 +1,9 @@
-package tracelog
+// Package logstore measures inserts into the trajectory log (package
+// tracelog) on either backend, as the logger stage makes them, and
+// generates the synthetic trajectories they insert. `wsgrpo bench
+// tracelog` prints these figures (docs/benchmarks/tracelog.md); tests of
+// other packages use SyntheticRows as realistic trajectory-log rows.
+package logstore
 
 import (
 	"context"
@@ -9,16 +14,17 @@ import (
 	"time"
 
 	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
 // SyntheticRows returns n labeled-looking rows of run with tokens completion
 // tokens each, deterministic for a seed: input for insert benchmarks and
 // report-latency tests. Rows cycle through steps of 64 trajectories
 // (groups of 8 samples).
-func SyntheticRows(run string, n, tokens int, seed uint64) []Row {
+func SyntheticRows(run string, n, tokens int, seed uint64) []tracelog.Row {
 	rng := rand.New(rand.NewPCG(seed, 0x7472616365))
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	rows := make([]Row, n)
+	rows := make([]tracelog.Row, n)
 	words := []string{"so ", "then ", "add ", "carry ", "the ", "sum ", "is ", "we ", "check ", "step "}
 	for i := range rows {
 		step := int64(i / 64)
@@ -50,7 +56,7 @@ func SyntheticRows(run string, n, tokens int, seed uint64) []Row {
 		if rng.IntN(10) == 0 {
 			finish = "length"
 		}
-		r := Row{
+		r := tracelog.Row{
 			RunID:              run,
 			Step:               step,
 			PolicyVersion:      max(step-1, 0),
@@ -92,8 +98,8 @@ func SyntheticRows(run string, n, tokens int, seed uint64) []Row {
 	return rows
 }
 
-// InsertStats is the outcome of MeasureInsert.
-type InsertStats struct {
+// Result is the outcome of Insert and InsertParallel.
+type Result struct {
 	Rows      int
 	BatchSize int
 	Batches   int
@@ -101,21 +107,21 @@ type InsertStats struct {
 }
 
 // RowsPerSecond is the insert throughput.
-func (s InsertStats) RowsPerSecond() float64 {
+func (s Result) RowsPerSecond() float64 {
 	if s.Elapsed <= 0 {
 		return 0
 	}
 	return float64(s.Rows) / s.Elapsed.Seconds()
 }
 
-// MeasureInsert inserts rows into s in batches of batchSize, one Insert per
+// Insert inserts rows into s in batches of batchSize, one Insert per
 // batch as the logger stage does, and times the whole. The store must be
 // migrated.
-func MeasureInsert(ctx context.Context, s Store, rows []Row, batchSize int) (InsertStats, error) {
+func Insert(ctx context.Context, s tracelog.Store, rows []tracelog.Row, batchSize int) (Result, error) {
 	if batchSize <= 0 {
-		return InsertStats{}, fmt.Errorf("%w: batch size %d", ErrConfig, batchSize)
+		return Result{}, fmt.Errorf("%w: batch size %d", tracelog.ErrConfig, batchSize)
 	}
-	st := InsertStats{BatchSize: batchSize}
+	st := Result{BatchSize: batchSize}
 	start := time.Now()
 	for i := 0; i < len(rows); i += batchSize {
 		b := rows[i:min(i+batchSize, len(rows))]
@@ -129,21 +135,21 @@ func MeasureInsert(ctx context.Context, s Store, rows []Row, batchSize int) (Ins
 	return st, nil
 }
 
-// MeasureInsertParallel is MeasureInsert with workers goroutines calling
-// Insert at once, each taking the next batch of batchSize rows, as a logger
-// with runner Concurrency workers does. workers <= 1 is MeasureInsert.
-func MeasureInsertParallel(ctx context.Context, s Store, rows []Row, batchSize, workers int) (InsertStats, error) {
+// InsertParallel is Insert with workers goroutines calling Store.Insert at
+// once, each taking the next batch of batchSize rows, as a logger with
+// runner Concurrency workers does. workers <= 1 is Insert.
+func InsertParallel(ctx context.Context, s tracelog.Store, rows []tracelog.Row, batchSize, workers int) (Result, error) {
 	if workers <= 1 {
-		return MeasureInsert(ctx, s, rows, batchSize)
+		return Insert(ctx, s, rows, batchSize)
 	}
 	if batchSize <= 0 {
-		return InsertStats{}, fmt.Errorf("%w: batch size %d", ErrConfig, batchSize)
+		return Result{}, fmt.Errorf("%w: batch size %d", tracelog.ErrConfig, batchSize)
 	}
-	var batches [][]Row
+	var batches [][]tracelog.Row
 	for i := 0; i < len(rows); i += batchSize {
 		batches = append(batches, rows[i:min(i+batchSize, len(rows))])
 	}
-	next := make(chan []Row)
+	next := make(chan []tracelog.Row)
 	errs := make(chan error, workers)
 	start := time.Now()
 	for range workers {
@@ -165,18 +171,18 @@ func MeasureInsertParallel(ctx context.Context, s Store, rows []Row, batchSize, 
 	for range workers {
 		err = errors.Join(err, <-errs)
 	}
-	st := InsertStats{Rows: len(rows), BatchSize: batchSize, Batches: len(batches), Elapsed: time.Since(start)}
+	st := Result{Rows: len(rows), BatchSize: batchSize, Batches: len(batches), Elapsed: time.Since(start)}
 	if err != nil {
 		return st, err
 	}
 	return st, nil
 }
 
-// WaitMergesDone polls system.merges every 100 ms until the store's
+// WaitMerges polls system.merges every 100 ms until the store's
 // ClickHouse runs no merge, or limit passes (then it returns nil: merges
 // on a busy server may never pause). Insert measurements call it first so
 // that one does not pay for the merges of the rows before it.
-func WaitMergesDone(ctx context.Context, s Store, limit time.Duration) error {
+func WaitMerges(ctx context.Context, s tracelog.Store, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		res, err := s.Query(ctx, "SELECT count() FROM system.merges")

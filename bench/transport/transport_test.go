@@ -1,27 +1,30 @@
-package pipeline
+package transport_test
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/wsgrpo/wsgrpo/bench/transport"
+	"github.com/wsgrpo/wsgrpo/pipeline"
 )
 
 // benchURLEnv names an external (listening) NATS server for the benchmarks,
-// e.g. one started by ./internal/natsbenchserver; unset, they start an
+// e.g. one started by pipeline/internal/natsbenchserver; unset, they start an
 // in-process server.
 const benchURLEnv = "WSGRPO_BENCH_NATS_URL"
 
-// TestBenchFunctions runs each exported benchmark on a few batches: they
-// must complete and report consistent figures.
-func TestBenchFunctions(t *testing.T) {
+// TestMeasurements runs each measurement on a few batches: they must
+// complete and report consistent figures.
+func TestMeasurements(t *testing.T) {
 	ctx := context.Background()
-	o := BenchOptions{Rows: 8, Tokens: 32, Batches: 6, Workers: 2}
+	o := transport.Options{Rows: 8, Tokens: 32, Batches: 6, Workers: 2}
 	for _, tc := range []struct {
 		name string
-		fn   func(context.Context, BenchOptions) (BenchResult, error)
+		fn   func(context.Context, transport.Options) (transport.Result, error)
 	}{
-		{"transport", BenchTransport}, {"hop", BenchHop}, {"channel", BenchChannelHop},
+		{"round trip", transport.RoundTrip}, {"hop", transport.Hop}, {"channel", transport.ChannelHop},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := tc.fn(ctx, o)
@@ -33,12 +36,12 @@ func TestBenchFunctions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := BenchHop(ctx, BenchOptions{FetchSize: MaxFetch + 1}); err == nil {
-		t.Fatal("BenchHop accepted FetchSize over MaxFetch")
+	if _, err := transport.Hop(ctx, transport.Options{FetchSize: pipeline.MaxFetch + 1}); err == nil {
+		t.Fatal("Hop accepted FetchSize over MaxFetch")
 	}
 }
 
-func report(b *testing.B, r BenchResult) {
+func report(b *testing.B, r transport.Result) {
 	b.Helper()
 	b.ReportMetric(float64(r.PerBatch.Microseconds()), "µs/batch")
 	b.ReportMetric(r.RowsPerSec, "rows/s")
@@ -46,12 +49,12 @@ func report(b *testing.B, r BenchResult) {
 	b.ReportMetric(float64(r.MsgBytes), "msg-bytes")
 }
 
-// BenchmarkTransport: encode + publish + PubAck + fetch + decode + ack of one
+// BenchmarkRoundTrip: encode + publish + PubAck + fetch + decode + ack of one
 // rollout batch of 512-token rows.
-func BenchmarkTransport(b *testing.B) {
+func BenchmarkRoundTrip(b *testing.B) {
 	for _, rows := range []int{64, 256} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
-			r, err := BenchTransport(b.Context(), BenchOptions{Rows: rows, Batches: max(b.N, 20), NATSURL: os.Getenv(benchURLEnv)})
+			r, err := transport.RoundTrip(b.Context(), transport.Options{Rows: rows, Batches: max(b.N, 20), NATSURL: os.Getenv(benchURLEnv)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -68,8 +71,8 @@ func BenchmarkHop(b *testing.B) {
 		for _, w := range []int{1, 3} {
 			for _, fetch := range []int{1, 4} {
 				b.Run(fmt.Sprintf("nats/rows=%d/workers=%d/fetch=%d", rows, w, fetch), func(b *testing.B) {
-					o := BenchOptions{Rows: rows, Workers: w, FetchSize: fetch, Batches: max(b.N, 60), NATSURL: os.Getenv(benchURLEnv)}
-					r, err := BenchHop(b.Context(), o)
+					o := transport.Options{Rows: rows, Workers: w, FetchSize: fetch, Batches: max(b.N, 60), NATSURL: os.Getenv(benchURLEnv)}
+					r, err := transport.Hop(b.Context(), o)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -77,7 +80,7 @@ func BenchmarkHop(b *testing.B) {
 				})
 			}
 			b.Run(fmt.Sprintf("channel/rows=%d/workers=%d", rows, w), func(b *testing.B) {
-				r, err := BenchChannelHop(b.Context(), BenchOptions{Rows: rows, Workers: w, Batches: max(b.N, 60)})
+				r, err := transport.ChannelHop(b.Context(), transport.Options{Rows: rows, Workers: w, Batches: max(b.N, 60)})
 				if err != nil {
 					b.Fatal(err)
 				}

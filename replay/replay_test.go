@@ -14,13 +14,14 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
+	"github.com/wsgrpo/wsgrpo/replay"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/logger"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
 )
 
 const (
@@ -50,11 +51,11 @@ func newFixture(t *testing.T, b chtest.Backend) *fixture {
 	if err := s.Migrate(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: s, js: pipetest.JetStream(t), src: tracelog.SyntheticRows(srcRun, srcRows, 8, 1)}
+	f := &fixture{store: s, js: pipetest.JetStream(t), src: logstore.SyntheticRows(srcRun, srcRows, 8, 1)}
 	f.src[5].Completion = "quote ' backslash \\ -- ; end"
 	insertRows(t, s, f.src)
-	insertRows(t, s, tracelog.SyntheticRows(otherRun, 64, 8, 2))
-	eval := tracelog.SyntheticRows(evalRun, 64, 8, 3)
+	insertRows(t, s, logstore.SyntheticRows(otherRun, 64, 8, 2))
+	eval := logstore.SyntheticRows(evalRun, 64, 8, 3)
 	for i := range eval {
 		eval[i].Labeled = false
 	}
@@ -499,7 +500,7 @@ func (f *fixture) testStreamChecks(t *testing.T) {
 func (f *fixture) testPaging(t *testing.T) {
 	t.Run("step order", func(t *testing.T) {
 		mem := newChecked(t)
-		rows := tracelog.SyntheticRows("steps", 12*64, 2, 9) // steps 0..11: ids sort 0, 1, 10, 11, 2, ...
+		rows := logstore.SyntheticRows("steps", 12*64, 2, 9) // steps 0..11: ids sort 0, 1, 10, 11, 2, ...
 		insertRows(t, f.store, rows)
 		topo := ensureRun(t, f.js, "order")
 		c := newConsumer(t, f.js, topo, schemas.KindRollout)
@@ -524,7 +525,7 @@ func (f *fixture) testPaging(t *testing.T) {
 	})
 	t.Run("interleaved group ids", func(t *testing.T) {
 		mem := newChecked(t)
-		rows := tracelog.SyntheticRows("mixed", 32, 2, 4)
+		rows := logstore.SyntheticRows("mixed", 32, 2, 4)
 		for i := range rows {
 			rows[i].Step, rows[i].SampleIndex = 0, int32(i/4)
 			rows[i].TrajectoryID = fmt.Sprintf("mixed/t%02d", i)

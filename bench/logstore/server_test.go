@@ -1,4 +1,4 @@
-package tracelog_test
+package logstore_test
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -36,7 +37,7 @@ func clientCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkServerInsert measures MeasureInsertParallel against the
+// BenchmarkServerInsert measures InsertParallel against the
 // server: 16,384 512-token rows per batch size and number of concurrent
 // inserters, with the client's CPU time per row (this process) and the
 // server's (its query threads, from system.events) next to rows/s. The
@@ -44,15 +45,15 @@ func clientCPU() time.Duration {
 // measurement starts once the merges of the previous ones are done; see
 // BenchmarkServerInsertSustained for inserts that compete with merges.
 //
-//	go test ./tracelog/ -run XXX -bench ServerInsert -benchtime 1x
+//	go test ./bench/logstore/ -run XXX -bench ServerInsert -benchtime 1x
 func BenchmarkServerInsert(b *testing.B) {
-	rows := tracelog.SyntheticRows("measure", 16384, 512, 2)
+	rows := logstore.SyntheticRows("measure", 16384, 512, 2)
 	srv := chtest.Start(b)
 	s := openMigrated(b, tracelog.Config{DSN: srv.DSN})
 	for _, workers := range []int{1, 2, 4} {
 		for _, size := range []int{64, 256, 1024, 4096} {
 			b.Run(fmt.Sprintf("workers=%d/batch=%d", workers, size), func(b *testing.B) {
-				var st tracelog.InsertStats
+				var st logstore.Result
 				var client, server, merges time.Duration
 				for i := 0; b.Loop(); i++ {
 					run := fmt.Sprintf("measure-%d-%d-%d", workers, size, i)
@@ -61,13 +62,13 @@ func BenchmarkServerInsert(b *testing.B) {
 					}
 					// Start from a quiet server: merges of the previous
 					// cells' rows would otherwise compete with this one.
-					if err := tracelog.WaitMergesDone(b.Context(), s, time.Minute); err != nil {
+					if err := logstore.WaitMerges(b.Context(), s, time.Minute); err != nil {
 						b.Fatal(err)
 					}
 					c0 := clientCPU()
 					q0, m0 := serverCPU(b, s)
 					var err error
-					if st, err = tracelog.MeasureInsertParallel(b.Context(), s, rows, size, workers); err != nil {
+					if st, err = logstore.InsertParallel(b.Context(), s, rows, size, workers); err != nil {
 						b.Fatal(err)
 					}
 					c1 := clientCPU()
@@ -96,10 +97,10 @@ func BenchmarkServerInsert(b *testing.B) {
 // what the server spends per row; on a machine with C cores,
 // C / (client + server + after) is the rate both can sustain at most.
 //
-//	go test ./tracelog/ -run XXX -bench ServerInsertSustained -benchtime 1x
+//	go test ./bench/logstore/ -run XXX -bench ServerInsertSustained -benchtime 1x
 func BenchmarkServerInsertSustained(b *testing.B) {
 	const runs = 16
-	rows := tracelog.SyntheticRows("measure", 16384, 512, 2)
+	rows := logstore.SyntheticRows("measure", 16384, 512, 2)
 	for _, c := range []struct{ workers, batch int }{{4, 4096}, {8, 1024}, {16, 256}} {
 		b.Run(fmt.Sprintf("workers=%d/batch=%d", c.workers, c.batch), func(b *testing.B) {
 			srv := chtest.Start(b)
@@ -117,14 +118,14 @@ func BenchmarkServerInsertSustained(b *testing.B) {
 					for j := range rows {
 						rows[j].RunID = run
 					}
-					if _, err := tracelog.MeasureInsertParallel(b.Context(), s, rows, c.batch, c.workers); err != nil {
+					if _, err := logstore.InsertParallel(b.Context(), s, rows, c.batch, c.workers); err != nil {
 						b.Fatal(err)
 					}
 				}
 				elapsed += time.Since(start)
 				c1 := clientCPU()
 				s1, _ := srv.CPU()
-				if err := tracelog.WaitMergesDone(b.Context(), s, time.Minute); err != nil {
+				if err := logstore.WaitMerges(b.Context(), s, time.Minute); err != nil {
 					b.Fatal(err)
 				}
 				s2, _ := srv.CPU()

@@ -1,21 +1,23 @@
-package train
+package trainstep_test
 
 import (
 	"fmt"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/bench/trainstep"
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
 // BenchmarkTrainStep measures one GRPO training step (forward, backward,
 // AdamW) of 32x128 tokens on d_model-128 policies with 2 and 4 layers and
-// reports the achieved matmul GFLOP/s (see TrainStepFLOPs) over the whole
+// reports the achieved matmul GFLOP/s (see trainstep.FLOPs) over the whole
 // step, over its ONNX Runtime run and over its matrix-product kernels (from
 // five profiled steps), with one and two ONNX Runtime intra-op threads (the
 // latter with and without spinning pool threads).
 func BenchmarkTrainStep(b *testing.B) {
-	base := ort.TestRuntime(b)
+	base := orttest.Runtime(b)
 	for _, v := range []struct {
 		threads int
 		spin    bool
@@ -30,7 +32,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			b.Run(fmt.Sprintf("layers=%d/threads=%d/spin=%v", layers, v.threads, v.spin), func(b *testing.B) {
 				cfg := policy.DefaultConfig(100)
 				cfg.NLayers = layers
-				res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: b.N, ProfileSteps: 5}, nil)
+				res, err := trainstep.Run(rt, trainstep.Options{Policy: cfg, Batch: 32, Seq: 128, Warmup: 1, Steps: b.N, ProfileSteps: 5}, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -48,20 +50,20 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 }
 
-func TestTrainStepFLOPs(t *testing.T) {
+func TestFLOPs(t *testing.T) {
 	// d 128, f 512, V 100, T 128, 2 layers: per token 2*(131072+262144+65536)
 	// + 25600 = 943104; times 3*32*128.
 	cfg := policy.DefaultConfig(100)
 	cfg.NLayers = 2
-	if got, want := TrainStepFLOPs(cfg, 32, 128), 3.0*32*128*943104; got != want {
+	if got, want := trainstep.FLOPs(cfg, 32, 128), 3.0*32*128*943104; got != want {
 		t.Fatalf("FLOPs %v, want %v", got, want)
 	}
 }
 
-func TestMeasureTrainStepSmall(t *testing.T) {
-	rt := ort.TestRuntime(t)
+func TestRunSmall(t *testing.T) {
+	rt := orttest.Runtime(t)
 	cfg := policy.Config{VocabSize: 11, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 8}
-	res, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 2, Seq: 8, Steps: 2, ProfileSteps: 2}, nil)
+	res, err := trainstep.Run(rt, trainstep.Options{Policy: cfg, Batch: 2, Seq: 8, Steps: 2, ProfileSteps: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestMeasureTrainStepSmall(t *testing.T) {
 	if res.MatMulGFLOPS <= 0 || res.BestMatMulGFLOPS <= 0 {
 		t.Fatalf("matmul GFLOP/s %v, best %v", res.MatMulGFLOPS, res.BestMatMulGFLOPS)
 	}
-	if _, err := MeasureTrainStep(rt, BenchConfig{Policy: cfg, Batch: 2, Seq: 9, Steps: 1}, nil); err == nil {
+	if _, err := trainstep.Run(rt, trainstep.Options{Policy: cfg, Batch: 2, Seq: 9, Steps: 1}, nil); err == nil {
 		t.Fatal("seq beyond MaxSeq accepted")
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsgrpo/wsgrpo/replay"
 	"github.com/wsgrpo/wsgrpo/tracelog"
-	"github.com/wsgrpo/wsgrpo/tracelog/replay"
 )
 
 // maskLiterals replaces the content of every single-quoted literal of s by

@@ -1,4 +1,10 @@
-package pipeline
+// Package transport measures the pipeline's transport: the cost of moving
+// one rollout batch through JetStream (RoundTrip), the throughput of one
+// runner hop (Hop), and the same hop over Go channels without NATS
+// (ChannelHop), the baseline the hop is compared with. `wsgrpo bench
+// transport` prints these figures; the Go benchmarks of this package measure
+// the same code paths (docs/benchmarks/pipeline.md).
+package transport
 
 import (
 	"context"
@@ -13,12 +19,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
 )
 
-// BenchOptions sets up a transport benchmark. Zero values take the defaults
+// Options sets up a transport benchmark. Zero values take the defaults
 // listed.
-type BenchOptions struct {
+type Options struct {
 	Rows      int    // rows per rollout batch (default 64)
 	Tokens    int    // completion tokens per row, each with a logprob (default 512)
 	Batches   int    // batches sent (default 200)
@@ -28,7 +35,7 @@ type BenchOptions struct {
 	Storage   jetstream.StorageType
 }
 
-func (o *BenchOptions) setDefaults() error {
+func (o *Options) setDefaults() error {
 	if o.Rows == 0 {
 		o.Rows = 64
 	}
@@ -40,26 +47,26 @@ func (o *BenchOptions) setDefaults() error {
 	}
 	o.Workers = max(o.Workers, 1)
 	o.FetchSize = max(o.FetchSize, 1)
-	if o.Rows < 1 || o.Tokens < 0 || o.Batches < 1 || o.FetchSize > MaxFetch {
-		return fmt.Errorf("%w: bench options %+v", ErrInvalidConfig, *o)
+	if o.Rows < 1 || o.Tokens < 0 || o.Batches < 1 || o.FetchSize > pipeline.MaxFetch {
+		return fmt.Errorf("%w: bench options %+v", pipeline.ErrInvalidConfig, *o)
 	}
 	return nil
 }
 
-// BenchResult is the outcome of one benchmark run.
-type BenchResult struct {
+// Result is the outcome of one benchmark run.
+type Result struct {
 	Name        string
 	Batches     int
 	Rows        int           // rows moved in total
 	MsgBytes    int           // encoded size of one batch
 	Elapsed     time.Duration // wall time of the measured part
 	PerBatch    time.Duration // Elapsed / Batches
-	Codec       time.Duration // of PerBatch: Arrow encode + decode (BenchTransport only)
+	Codec       time.Duration // of PerBatch: Arrow encode + decode (RoundTrip only)
 	RowsPerSec  float64
 	BytesPerSec float64 // message bytes moved per second
 }
 
-func (r *BenchResult) finish() {
+func (r *Result) finish() {
 	r.PerBatch = r.Elapsed / time.Duration(max(r.Batches, 1))
 	s := r.Elapsed.Seconds()
 	if s > 0 {
@@ -69,16 +76,16 @@ func (r *BenchResult) finish() {
 }
 
 // String formats r on one line.
-func (r BenchResult) String() string {
+func (r Result) String() string {
 	return fmt.Sprintf("%-28s batches=%d msg=%.1fKiB per_batch=%s codec=%s rows/s=%.0f MB/s=%.1f",
 		r.Name, r.Batches, float64(r.MsgBytes)/1024, r.PerBatch.Round(time.Microsecond),
 		r.Codec.Round(time.Microsecond), r.RowsPerSec, r.BytesPerSec/1e6)
 }
 
-// BenchBatch builds the rollout batch the benchmarks send: rows rows of
+// Batch builds the rollout batch the benchmarks send: rows rows of
 // tokens completion tokens with logprobs and step ends. The caller releases
 // it.
-func BenchBatch(mem memory.Allocator, run string, rows, tokens int) arrow.RecordBatch {
+func Batch(mem memory.Allocator, run string, rows, tokens int) arrow.RecordBatch {
 	out := make([]schemas.Rollout, rows)
 	ids := make([]int32, tokens)
 	lps := make([]float32, tokens)
@@ -101,14 +108,16 @@ func BenchBatch(mem memory.Allocator, run string, rows, tokens int) arrow.Record
 	return schemas.NewRolloutBatch(mem, out)
 }
 
-// benchEnv is a server connection and a throw-away topology.
-type benchEnv struct {
+// env is a server connection and a throw-away topology.
+type env struct {
 	js    jetstream.JetStream
-	top   Topology
+	top   pipeline.Topology
 	close func()
 }
 
-func openBench(ctx context.Context, o BenchOptions) (*benchEnv, error) {
+// open connects to o.NATSURL, or starts an in-process server, and creates a
+// topology of its own there.
+func open(ctx context.Context, o Options) (*env, error) {
 	var closers []func()
 	cleanup := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -122,7 +131,7 @@ func openBench(ctx context.Context, o BenchOptions) (*benchEnv, error) {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
 		closers = append(closers, func() { _ = os.RemoveAll(dir) })
-		srv, err := StartServer(ServerConfig{StoreDir: dir})
+		srv, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: dir})
 		if err != nil {
 			cleanup()
 			return nil, err
@@ -134,17 +143,17 @@ func openBench(ctx context.Context, o BenchOptions) (*benchEnv, error) {
 		}
 	} else {
 		var err error
-		if nc, err = Connect(o.NATSURL); err != nil {
+		if nc, err = pipeline.Connect(o.NATSURL); err != nil {
 			return nil, err
 		}
 	}
 	closers = append(closers, nc.Close)
-	js, err := NewJetStream(nc)
+	js, err := pipeline.NewJetStream(nc)
 	if err != nil {
 		cleanup()
 		return nil, err
 	}
-	top, err := NewTopology("bench-" + strconv.FormatInt(time.Now().UnixNano(), 36))
+	top, err := pipeline.NewTopology("bench-" + strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err != nil {
 		cleanup()
 		return nil, err
@@ -155,34 +164,34 @@ func openBench(ctx context.Context, o BenchOptions) (*benchEnv, error) {
 		return nil, err
 	}
 	closers = append(closers, func() { _ = top.Delete(context.WithoutCancel(ctx), js) })
-	return &benchEnv{js: js, top: top, close: cleanup}, nil
+	return &env{js: js, top: top, close: cleanup}, nil
 }
 
-// BenchTransport measures the transport cost of one batch, one at a time:
+// RoundTrip measures the transport cost of one batch, one at a time:
 // encode, publish, wait for the PubAck, fetch, decode and ack.
-func BenchTransport(ctx context.Context, o BenchOptions) (BenchResult, error) {
+func RoundTrip(ctx context.Context, o Options) (Result, error) {
 	if err := o.setDefaults(); err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
-	env, err := openBench(ctx, o)
+	e, err := open(ctx, o)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
-	defer env.close()
+	defer e.close()
 	mem := memory.NewGoAllocator()
-	rec := BenchBatch(mem, env.top.Run, o.Rows, o.Tokens)
+	rec := Batch(mem, e.top.Run, o.Rows, o.Tokens)
 	defer rec.Release()
-	hop, err := env.top.Hop(schemas.KindRollout)
+	hop, err := e.top.Hop(schemas.KindRollout)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
-	cons, err := env.js.CreateOrUpdateConsumer(ctx, hop.Stream, jetstream.ConsumerConfig{
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, hop.Stream, jetstream.ConsumerConfig{
 		Durable: "bench", AckPolicy: jetstream.AckExplicitPolicy,
 	})
 	if err != nil {
-		return BenchResult{}, fmt.Errorf("bench consumer: %w", err)
+		return Result{}, fmt.Errorf("bench consumer: %w", err)
 	}
-	res := BenchResult{Name: fmt.Sprintf("transport %d rows", o.Rows), Batches: o.Batches, Rows: o.Batches * o.Rows}
+	res := Result{Name: fmt.Sprintf("transport %d rows", o.Rows), Batches: o.Batches, Rows: o.Batches * o.Rows}
 	var codec time.Duration
 	one := func(i int) error {
 		t0 := time.Now()
@@ -192,8 +201,8 @@ func BenchTransport(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		}
 		codec += time.Since(t0)
 		res.MsgBytes = len(data)
-		m := partMsg(hop.Subject, schemas.KindRollout, Part{ID: "bench:" + strconv.Itoa(i), Rows: rec.NumRows(), Data: data}, "")
-		if _, err := env.js.PublishMsg(ctx, m); err != nil {
+		m := pipeline.Part{ID: "bench:" + strconv.Itoa(i), Rows: rec.NumRows(), Data: data}.Msg(hop.Subject, schemas.KindRollout)
+		if _, err := e.js.PublishMsg(ctx, m); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
@@ -220,13 +229,13 @@ func BenchTransport(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		return nil
 	}
 	if err := one(-1); err != nil { // warm-up
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	codec = 0
 	start := time.Now()
 	for i := range o.Batches {
 		if err := one(i); err != nil {
-			return BenchResult{}, err
+			return Result{}, err
 		}
 	}
 	res.Elapsed = time.Since(start)
@@ -244,57 +253,57 @@ func (identity) Process(_ context.Context, in arrow.RecordBatch) ([]arrow.Record
 	return []arrow.RecordBatch{in}, nil
 }
 
-// BenchHop measures rows per second through one runner hop with o.Workers
+// Hop measures rows per second through one runner hop with o.Workers
 // workers: Batches rollout batches are queued first, then the runner
 // decodes each, passes it through an identity processor, publishes it to
 // the next stream and acks it. The clock runs from the runner's start until
 // the last output is stored.
-func BenchHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
+func Hop(ctx context.Context, o Options) (Result, error) {
 	if err := o.setDefaults(); err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
-	env, err := openBench(ctx, o)
+	e, err := open(ctx, o)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
-	defer env.close()
+	defer e.close()
 	mem := memory.NewGoAllocator()
-	rec := BenchBatch(mem, env.top.Run, o.Rows, o.Tokens)
+	rec := Batch(mem, e.top.Run, o.Rows, o.Tokens)
 	defer rec.Release()
-	in, err := env.top.Hop(schemas.KindRollout)
+	in, err := e.top.Hop(schemas.KindRollout)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
-	out, err := env.top.Hop(schemas.KindVerified)
+	out, err := e.top.Hop(schemas.KindVerified)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	data, err := schemas.Encode(rec)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	for start := 0; start < o.Batches; start += 64 {
-		var msgs []*nats.Msg
+		var parts []pipeline.Part
 		for i := start; i < min(start+64, o.Batches); i++ {
-			msgs = append(msgs, partMsg(in.Subject, schemas.KindRollout, Part{ID: "bench:" + strconv.Itoa(i), Rows: rec.NumRows(), Data: data}, ""))
+			parts = append(parts, pipeline.Part{ID: "bench:" + strconv.Itoa(i), Rows: rec.NumRows(), Data: data})
 		}
-		if _, err := publishParts(ctx, env.js, msgs); err != nil {
-			return BenchResult{}, err
+		if _, err := pipeline.PublishParts(ctx, e.js, in.Subject, schemas.KindRollout, parts); err != nil {
+			return Result{}, err
 		}
 	}
-	cfg := RunnerConfig{
+	cfg := pipeline.RunnerConfig{
 		Stage: "bench", Stream: in.Stream, Consumer: "bench", InputKind: schemas.KindRollout,
 		OutputSubject: out.Subject, OutputKind: schemas.KindRollout,
-		DeadLetterSubject: env.top.DeadLetterSubject("bench"),
+		DeadLetterSubject: e.top.DeadLetterSubject("bench"),
 		Concurrency:       o.Workers, FetchSize: o.FetchSize, FetchWait: 200 * time.Millisecond,
 	}
-	r, err := NewRunner(env.js, cfg, identity{})
+	r, err := pipeline.NewRunner(e.js, cfg, identity{})
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
-	outStream, err := env.js.Stream(ctx, out.Stream)
+	outStream, err := e.js.Stream(ctx, out.Stream)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -306,7 +315,7 @@ func BenchHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		if err != nil {
 			cancel()
 			wg.Wait()
-			return BenchResult{}, err
+			return Result{}, err
 		}
 		if info.State.Msgs >= uint64(o.Batches) {
 			break
@@ -314,7 +323,7 @@ func BenchHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		if ctx.Err() != nil {
 			cancel()
 			wg.Wait()
-			return BenchResult{}, ctx.Err()
+			return Result{}, ctx.Err()
 		}
 		time.Sleep(5 * time.Millisecond) // coarse: each poll is a JetStream API call
 	}
@@ -322,9 +331,9 @@ func BenchHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	cancel()
 	wg.Wait()
 	if runErr != nil {
-		return BenchResult{}, runErr
+		return Result{}, runErr
 	}
-	res := BenchResult{
+	res := Result{
 		Name:    fmt.Sprintf("hop %d rows %d workers", o.Rows, o.Workers),
 		Batches: o.Batches, Rows: o.Batches * o.Rows, MsgBytes: len(data), Elapsed: elapsed,
 	}
@@ -332,19 +341,19 @@ func BenchHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	return res, nil
 }
 
-// BenchChannelHop is BenchHop's baseline without NATS: the encoded batches
+// ChannelHop is Hop's baseline without NATS: the encoded batches
 // go through Go channels to o.Workers goroutines that decode them, pass them
 // through the identity processor and encode the outputs.
-func BenchChannelHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
+func ChannelHop(ctx context.Context, o Options) (Result, error) {
 	if err := o.setDefaults(); err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	mem := memory.NewGoAllocator()
-	rec := BenchBatch(mem, "bench", o.Rows, o.Tokens)
+	rec := Batch(mem, "bench", o.Rows, o.Tokens)
 	defer rec.Release()
 	data, err := schemas.Encode(rec)
 	if err != nil {
-		return BenchResult{}, err
+		return Result{}, err
 	}
 	inCh := make(chan []byte, o.Batches)
 	for range o.Batches {
@@ -383,10 +392,10 @@ func BenchChannelHop(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	elapsed := time.Since(start)
 	select {
 	case err := <-errCh:
-		return BenchResult{}, err
+		return Result{}, err
 	default:
 	}
-	res := BenchResult{
+	res := Result{
 		Name:    fmt.Sprintf("channel hop %d rows %d workers", o.Rows, o.Workers),
 		Batches: n, Rows: n * o.Rows, MsgBytes: len(data), Elapsed: elapsed,
 	}

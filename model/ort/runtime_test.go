@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestRuntime returns a CPU Runtime for tests, or skips the test with a clear
-// message when the ONNX Runtime library cannot be found (`make setup` caches
-// it). Any other failure fails the test.
-func TestRuntime(t testing.TB) *Runtime {
+// testRuntime returns a CPU Runtime for the package's own tests, or skips
+// the test when the ONNX Runtime library cannot be found; orttest.Runtime
+// does the same for other packages (which this one cannot import).
+func testRuntime(t testing.TB) *Runtime {
 	t.Helper()
 	c := DefaultConfig()
 	if _, err := LibraryPath(c); err != nil {
