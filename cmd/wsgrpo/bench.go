@@ -13,12 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wsgrpo/wsgrpo/bench/decode"
 	"github.com/wsgrpo/wsgrpo/bench/logstore"
 	"github.com/wsgrpo/wsgrpo/bench/peak"
 	"github.com/wsgrpo/wsgrpo/bench/reload"
 	"github.com/wsgrpo/wsgrpo/bench/trainstep"
 	"github.com/wsgrpo/wsgrpo/bench/transport"
-	"github.com/wsgrpo/wsgrpo/model/generate"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/tracelog"
@@ -165,11 +165,11 @@ func benchDecode(_ context.Context, b *benchEnv) error {
 		"d_model", "KV cache tok/s", "full recompute tok/s", "speed-up")
 	for _, d := range []int{128, 256} {
 		cfg := benchPolicy(d, 4)
-		kv, err := generate.MeasureDecode(rt, cfg, 16, newTokens, true)
+		kv, err := decode.Throughput(rt, cfg, 16, newTokens, true)
 		if err != nil {
 			return err
 		}
-		full, err := generate.MeasureDecode(rt, cfg, 16, newTokens, false)
+		full, err := decode.Throughput(rt, cfg, 16, newTokens, false)
 		if err != nil {
 			return err
 		}

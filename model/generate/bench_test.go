@@ -2,7 +2,6 @@ package generate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -13,84 +12,9 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
 
-func TestMeasureDecode(t *testing.T) {
-	rt := orttest.Runtime(t)
-	cfg := policy.Config{VocabSize: 20, DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 8}
-	for _, cache := range []bool{true, false} {
-		tps, err := MeasureDecode(rt, cfg, 2, 5, cache)
-		if err != nil || tps <= 0 {
-			t.Fatalf("cache=%v: %v tokens/s, %v", cache, tps, err)
-		}
-	}
-	if _, err := MeasureDecode(rt, cfg, 0, 5, true); !errors.Is(err, ErrOptions) {
-		t.Fatalf("batch 0: %v", err)
-	}
-	cfg.NHeads = 3
-	if _, err := MeasureDecode(rt, cfg, 1, 5, true); !errors.Is(err, policy.ErrConfig) {
-		t.Fatalf("bad config: %v", err)
-	}
-}
-
-func TestMeasureFromBlob(t *testing.T) {
-	rt := orttest.Runtime(t)
-	tok := tokenizer.Default()
-	cfg := policy.Config{VocabSize: tok.VocabSize(), DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 16}
-	c, err := checkpoint.New(cfg, tok, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, err := checkpoint.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mean, fastest, err := MeasureFromBlob(rt, blob, 2)
-	if err != nil || mean <= 0 || fastest <= 0 || fastest > mean {
-		t.Fatalf("mean %v, fastest %v, err %v", mean, fastest, err)
-	}
-	for _, tc := range []struct {
-		name string
-		blob []byte
-		n    int
-	}{
-		{"no repetitions", blob, 0},
-		{"junk blob", []byte("junk"), 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, _, err := MeasureFromBlob(rt, tc.blob, tc.n); err == nil {
-				t.Fatal("no error")
-			}
-		})
-	}
-}
-
-// BenchmarkReadySampler measures turning a checkpoint blob into a ready
-// sampler (FromBlob + Prepare, MeasureFromBlob) for the decode benchmark's
-// model sizes.
-func BenchmarkReadySampler(b *testing.B) {
-	rt := orttest.Runtime(b)
-	tok := tokenizer.Default()
-	for _, d := range []int{128, 256} {
-		b.Run(fmt.Sprintf("d%d_l4", d), func(b *testing.B) {
-			cfg := policy.Config{VocabSize: tok.VocabSize(), DModel: d, NLayers: 4, NHeads: 4, DFF: 4 * d, MaxSeq: 264}
-			c, err := checkpoint.New(cfg, tok, 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			blob, err := checkpoint.Marshal(c)
-			if err != nil {
-				b.Fatal(err)
-			}
-			mean, fastest, err := MeasureFromBlob(rt, blob, b.N)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(mean.Seconds()*1e3, "ms/ready")
-			b.ReportMetric(fastest.Seconds()*1e3, "min-ms/ready")
-			b.ReportMetric(float64(len(blob))/(1<<20), "blob-MiB")
-			b.ReportMetric(0, "ns/op")
-		})
-	}
-}
+// benchPromptLen is the prompt length of BenchmarkDecode (as in
+// bench/decode).
+const benchPromptLen = 8
 
 // BenchmarkDecode measures sampling throughput at batch 16, 256 new tokens,
 // for two model sizes, with the KV cache and with full recompute. The
