@@ -88,7 +88,7 @@ func FuzzValidateWhere(f *testing.F) {
 			}
 		}
 		words := strings.FieldsFunc(strings.ToLower(masked), func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_')
+			return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_'
 		})
 		for _, word := range words {
 			for _, c := range clause {

@@ -62,7 +62,7 @@ func profileSteps(rt *ort.Runtime, g *onnx.Graph, loss string, cfg train.Config,
 	}
 	files, err := filepath.Glob(c.ProfilePrefix + "*.json")
 	if err != nil || len(files) != 1 {
-		return Profile{}, fmt.Errorf("%w: expected one profile in %s, found %v (%v)", train.ErrTrainer, dir, files, err)
+		return Profile{}, fmt.Errorf("%w: expected one profile in %s, found %v (%w)", train.ErrTrainer, dir, files, err)
 	}
 	f, err := os.Open(files[0])
 	if err != nil {

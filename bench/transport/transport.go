@@ -224,7 +224,7 @@ func RoundTrip(ctx context.Context, o Options) (Result, error) {
 			}
 		}
 		if got != 1 {
-			return fmt.Errorf("bench: fetched %d messages, want 1: %v", got, b.Error())
+			return fmt.Errorf("bench: fetched %d messages, want 1: %w", got, b.Error())
 		}
 		return nil
 	}

@@ -56,7 +56,7 @@ func WriteSafetensors(tensors policy.Weights, metadata map[string]string) ([]byt
 	}
 	h, err := json.Marshal(header)
 	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrSafetensors, err)
+		return nil, fmt.Errorf("%w: header: %w", ErrSafetensors, err)
 	}
 	for len(h)%8 != 0 {
 		h = append(h, ' ')

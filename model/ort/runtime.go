@@ -140,27 +140,27 @@ func (r *Runtime) sessionOptions() (*ortgo.SessionOptions, error) {
 	}
 	if r.cfg.ParallelExecution {
 		if err := opts.SetExecutionMode(ortgo.ExecutionModeParallel); err != nil {
-			opts.Destroy()
+			_ = opts.Destroy()
 			return nil, fmt.Errorf("%w: parallel execution: %w", ErrBadConfig, err)
 		}
 	}
 	if r.cfg.NoSpinning {
 		for _, key := range []string{"session.intra_op.allow_spinning", "session.inter_op.allow_spinning"} {
 			if err := opts.AddSessionConfigEntry(key, "0"); err != nil {
-				opts.Destroy()
+				_ = opts.Destroy()
 				return nil, fmt.Errorf("%w: %s: %w", ErrBadConfig, key, err)
 			}
 		}
 	}
 	if r.cfg.ProfilePrefix != "" {
 		if err := opts.EnableProfiling(r.cfg.ProfilePrefix); err != nil {
-			opts.Destroy()
+			_ = opts.Destroy()
 			return nil, fmt.Errorf("%w: profiling: %w", ErrBadConfig, err)
 		}
 	}
 	if r.provider == ProviderCUDA {
 		if err := appendCUDA(opts, r.cfg.DeviceID); err != nil {
-			opts.Destroy()
+			_ = opts.Destroy()
 			return nil, fmt.Errorf("%w: device %d: %w", ErrCUDAUnavailable, r.cfg.DeviceID, err)
 		}
 	}

@@ -69,7 +69,7 @@ func (r *Runtime) NewSession(model []byte, inputs, outputs []string) (*Session, 
 	if err != nil {
 		return nil, err
 	}
-	defer opts.Destroy()
+	defer func() { _ = opts.Destroy() }()
 	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)

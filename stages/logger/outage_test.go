@@ -91,7 +91,12 @@ func TestRunnerHoldsBacklogThroughOutage(t *testing.T) {
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
-	t.Cleanup(func() { cancel(); _ = <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
 
 	hop, err := top.Hop(schemas.KindLabeled)
 	if err != nil {
