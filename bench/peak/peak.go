@@ -21,8 +21,11 @@ const (
 	DefaultClockIters = 250_000
 	// DefaultFMARuns and DefaultFMAIters size the FMA measurement: runs of
 	// about 2 ms (256-bit) to 4 ms (512-bit at half rate) on a 4 GHz core,
-	// long beside the threads' start skew, short beside a time slice.
-	DefaultFMARuns  = 50
+	// long beside the threads' start skew, short beside a time slice, and
+	// enough of them (about 2 s in all) that on a busy machine some round
+	// finds every CPU free: with 50, one 256-bit all-CPU figure came out
+	// at half the other width's while another process held a CPU.
+	DefaultFMARuns  = 200
 	DefaultFMAIters = 1_000_000
 )
 
@@ -43,7 +46,7 @@ type Config struct {
 	// ClockRuns and ClockIters size MeasureClock (defaults 200, 250,000).
 	ClockRuns, ClockIters int
 	// FMAThreads, FMARuns and FMAIters size MeasureFMA (defaults
-	// runtime.NumCPU(), 50, 1,000,000).
+	// runtime.NumCPU(), 200, 1,000,000).
 	FMAThreads, FMARuns, FMAIters int
 	// ORT selects the ONNX Runtime library and provider; its thread counts
 	// are replaced by Threads and 1.
