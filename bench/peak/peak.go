@@ -104,7 +104,8 @@ func (c Config) validate() error {
 // Result is the machine's fp32 yardstick.
 type Result struct {
 	CPU CPUInfo `json:"cpu"`
-	// Microarch is the core design CPU names (see DetectMicroarch).
+	// Microarch is the core design named by CPU's vendor, family and
+	// model (see DetectMicroarch).
 	Microarch Microarch `json:"microarch"`
 	// UsableCPUs is runtime.NumCPU() for this process.
 	UsableCPUs int `json:"usable_cpus"`
