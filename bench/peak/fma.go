@@ -51,6 +51,17 @@ type FMARate struct {
 	Iters int `json:"iters"`
 }
 
+// Scaling is TotalGFLOPs over Threads × PerCoreGFLOPs: about 1 when every
+// thread had a core to itself for a whole round, about 0.5 when two
+// threads shared one core's FMA units (SMT siblings) or another process
+// held a CPU throughout. 0 when the width was not measured.
+func (f FMARate) Scaling() float64 {
+	if f.Threads == 0 || f.PerCoreGFLOPs == 0 {
+		return 0
+	}
+	return f.TotalGFLOPs / (float64(f.Threads) * f.PerCoreGFLOPs)
+}
+
 // String renders the rate, e.g. "256-bit 112.3 GFLOP/s per core, 224.0
 // on 2 threads", or "512-bit unsupported: …".
 func (f FMARate) String() string {

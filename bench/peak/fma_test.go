@@ -85,6 +85,23 @@ func TestFMA512UnsupportedIsClear(t *testing.T) {
 	}
 }
 
+func TestFMARateScaling(t *testing.T) {
+	tests := []struct {
+		name string
+		r    FMARate
+		want float64
+	}{
+		{"every thread on its own core", FMARate{Threads: 2, PerCoreGFLOPs: 100, TotalGFLOPs: 200}, 1},
+		{"two threads on one core", FMARate{Threads: 2, PerCoreGFLOPs: 100, TotalGFLOPs: 100}, 0.5},
+		{"not measured", FMARate{Bits: 512, Unsupported: "no AVX-512F"}, 0},
+	}
+	for _, tc := range tests {
+		if got := tc.r.Scaling(); got != tc.want {
+			t.Errorf("%s: Scaling = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // BenchmarkFMA runs the FMA kernels on one core and reports GFLOP/s.
 func BenchmarkFMA(b *testing.B) {
 	const iters = 100_000

@@ -228,6 +228,11 @@ func benchTrain(_ context.Context, b *benchEnv) error {
 	for _, f := range pk.FMA {
 		fmt.Fprintf(b.w, "  FMA kernel %s\n", f)
 	}
+	if best := pk.BestFMA(); best.Threads > 1 && best.Scaling() < 0.9 {
+		fmt.Fprintf(b.w, "  warning: the %d-thread FMA figure is %.0f%% of %d × the one-core figure: other processes held CPUs "+
+			"(or threads share cores), so the %% of measured peak below are too high; rerun on a quiet machine\n",
+			best.Threads, 100*best.Scaling(), best.Threads)
+	}
 	fmt.Fprintf(b.w, "  measured peak %.1f GFLOP/s; theoretical %.1f GFLOP/s (cpuinfo clock: %s; measured clock: %s)\n",
 		pk.MeasuredPeakGFLOPs(), pk.TheoreticalPeakGFLOPs(), pk.Widest, pk.Boost)
 	fmt.Fprintf(b.w, "measured ONNX Runtime GEMM %dx%d on %d threads: %.1f GFLOP/s (%.0f%% of %s, %.0f%% of theoretical)\n",
