@@ -29,6 +29,9 @@ const maxCPUInfoBytes = 16 << 20
 
 // CPUInfo is what the peak derivation needs from /proc/cpuinfo.
 type CPUInfo struct {
+	// Vendor is the "vendor_id" of the first processor, e.g.
+	// "AuthenticAMD" or "GenuineIntel".
+	Vendor string `json:"vendor"`
 	// Model is the "model name" of the first processor.
 	Model string `json:"model"`
 	// Family and ModelID are the "cpu family" and "model" numbers (-1 when
@@ -109,6 +112,8 @@ func ParseCPUInfo(r io.Reader) (CPUInfo, error) {
 			continue
 		}
 		switch key {
+		case "vendor_id":
+			info.Vendor = val
 		case "model name":
 			info.Model = val
 		case "cpu family":
@@ -143,6 +148,12 @@ func ParseCPUInfo(r io.Reader) (CPUInfo, error) {
 		info.Cores = info.LogicalCPUs
 	}
 	return info, nil
+}
+
+// Microarch names the core design from Vendor, Family and ModelID (see
+// DetectMicroarch).
+func (c CPUInfo) Microarch() Microarch {
+	return DetectMicroarch(c.Vendor, c.Family, c.ModelID)
 }
 
 // atoiOr parses s as a decimal int, or returns def.

@@ -37,25 +37,25 @@ func TestParseCPUInfo(t *testing.T) {
 		{
 			name: "two cores, avx512",
 			text: block(0, 0, 0, "2596.122", zen5Flags) + block(1, 0, 1, "2596.122", zen5Flags),
-			want: CPUInfo{Model: "AMD EPYC", Family: 26, ModelID: 2, LogicalCPUs: 2, Cores: 2, MHz: 2596.122,
+			want: CPUInfo{Vendor: "AuthenticAMD", Model: "AMD EPYC", Family: 26, ModelID: 2, LogicalCPUs: 2, Cores: 2, MHz: 2596.122,
 				AVX2: true, FMA: true, AVX512F: true},
 		},
 		{
 			name: "SMT siblings share a core, highest MHz wins",
 			text: block(0, 0, 0, "2000", "fma avx2") + block(1, 0, 0, "3000", "fma avx2") +
 				block(2, 0, 1, "2500", "fma avx2") + block(3, 0, 1, "2500", "fma avx2"),
-			want: CPUInfo{Model: "AMD EPYC", Family: 26, ModelID: 2, LogicalCPUs: 4, Cores: 2, MHz: 3000,
+			want: CPUInfo{Vendor: "AuthenticAMD", Model: "AMD EPYC", Family: 26, ModelID: 2, LogicalCPUs: 4, Cores: 2, MHz: 3000,
 				AVX2: true, FMA: true},
 		},
 		{
 			name: "two sockets with equal core ids",
 			text: block(0, 0, 0, "2000", "sse") + block(1, 1, 0, "2000", "sse"),
-			want: CPUInfo{Model: "AMD EPYC", Family: 26, ModelID: 2, LogicalCPUs: 2, Cores: 2, MHz: 2000},
+			want: CPUInfo{Vendor: "AuthenticAMD", Model: "AMD EPYC", Family: 26, ModelID: 2, LogicalCPUs: 2, Cores: 2, MHz: 2000},
 		},
 		{
 			name: "no topology: one core per processor",
 			text: block(0, -1, 0, "1500", "avx2") + block(1, -1, 0, "1500", "avx2") + block(2, -1, 0, "1500", "avx2"),
-			want: CPUInfo{Model: "AMD EPYC", Family: 26, ModelID: 2, LogicalCPUs: 3, Cores: 3, MHz: 1500, AVX2: true},
+			want: CPUInfo{Vendor: "AuthenticAMD", Model: "AMD EPYC", Family: 26, ModelID: 2, LogicalCPUs: 3, Cores: 3, MHz: 1500, AVX2: true},
 		},
 		{name: "empty", text: "", wantErr: ErrCPUInfo},
 		{name: "no MHz", text: block(0, 0, 0, "", "avx2"), wantErr: ErrCPUInfo},

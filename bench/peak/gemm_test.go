@@ -141,10 +141,11 @@ func TestPeak(t *testing.T) {
 		wantFMA int
 		wantErr error
 	}{
-		{"small GEMM", Config{CPUInfoPath: fixture, N: 32, Reps: 2, Warmup: -1, Threads: 1, ClockRuns: 2, ClockIters: 1000}, DefaultFMAUnits, nil},
-		{"default threads, three FMA pipes", Config{CPUInfoPath: fixture, N: 16, Reps: 1, FMAUnits: 3, ClockIters: 1000}, 3, nil},
+		{"small GEMM", Config{CPUInfoPath: fixture, N: 32, Reps: 2, Warmup: -1, Threads: 1, ClockRuns: 2, ClockIters: 1000, FMARuns: 2, FMAIters: 10_000}, DefaultFMAUnits, nil},
+		{"default threads, three FMA pipes", Config{CPUInfoPath: fixture, N: 16, Reps: 1, FMAUnits: 3, ClockIters: 1000, FMAIters: 10_000}, 3, nil},
 		{"negative size", Config{CPUInfoPath: fixture, N: -1}, 0, ErrBadConfig},
 		{"negative clock runs", Config{CPUInfoPath: fixture, ClockRuns: -1}, 0, ErrBadConfig},
+		{"negative FMA iterations", Config{CPUInfoPath: fixture, FMAIters: -1}, 0, ErrBadConfig},
 		{"missing cpuinfo", Config{CPUInfoPath: filepath.Join(t.TempDir(), "none"), N: 8}, 0, ErrCPUInfo},
 	}
 	for _, tc := range tests {
@@ -165,8 +166,19 @@ func TestPeak(t *testing.T) {
 			if math.Abs(res.Boost.GHz-res.Clock.GHz) > 1e-9*res.Clock.GHz || res.Boost.Lanes != LanesAVX512 || res.Boost.FMAUnits != tc.wantFMA {
 				t.Fatalf("boost peak %+v does not use the measured clock %+v", res.Boost, res.Clock)
 			}
-			if p := res.PeakGFLOPs(); p < res.AVX2.GFLOPs || p < res.Widest.GFLOPs || p < res.Boost.GFLOPs {
-				t.Fatalf("PeakGFLOPs %v is below a theoretical figure", p)
+			if p := res.TheoreticalPeakGFLOPs(); p < res.AVX2.GFLOPs || p < res.Widest.GFLOPs || p < res.Boost.GFLOPs {
+				t.Fatalf("TheoreticalPeakGFLOPs %v is below a theoretical figure", p)
+			}
+			if res.Microarch != Zen5 {
+				t.Fatalf("Microarch = %q, want %q (the fixture's family 26)", res.Microarch, Zen5)
+			}
+			if len(res.FMA) != len(FMAWidths) {
+				t.Fatalf("FMA = %+v, want one entry per width", res.FMA)
+			}
+			// The measured peak is what rates are compared against,
+			// wherever a kernel could run.
+			if m := res.MeasuredPeakGFLOPs(); m > 0 && res.PeakGFLOPs() != m {
+				t.Fatalf("PeakGFLOPs %v, want the measured %v", res.PeakGFLOPs(), m)
 			}
 			threads := tc.cfg.Threads
 			if threads == 0 {

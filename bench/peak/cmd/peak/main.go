@@ -1,5 +1,6 @@
-// Command peak prints this machine's fp32 peak (theoretical, from
-// /proc/cpuinfo, and measured, an ONNX Runtime float32 GEMM) as JSON.
+// Command peak prints this machine's fp32 peak (measured, an FMA kernel at
+// 256 and 512 bits; theoretical, from /proc/cpuinfo; and achievable, an
+// ONNX Runtime float32 GEMM) as JSON.
 package main
 
 import (
@@ -20,6 +21,9 @@ func main() {
 	flag.IntVar(&c.FMAUnits, "fma-units", peak.DefaultFMAUnits, "vector FMA pipes per core")
 	flag.IntVar(&c.ClockRuns, "clock-runs", peak.DefaultClockRuns, "clock measurement runs (fastest kept)")
 	flag.IntVar(&c.ClockIters, "clock-iters", peak.DefaultClockIters, "dependency-chain iterations per clock run")
+	flag.IntVar(&c.FMAThreads, "fma-threads", 0, "FMA kernel threads for the all-cores figure (0 = number of usable CPUs)")
+	flag.IntVar(&c.FMARuns, "fma-runs", peak.DefaultFMARuns, "FMA kernel runs per width (fastest kept)")
+	flag.IntVar(&c.FMAIters, "fma-iters", peak.DefaultFMAIters, "FMA kernel iterations (of 12 FMAs) per run")
 	flag.StringVar(&c.CPUInfoPath, "cpuinfo", peak.DefaultCPUInfoPath, "cpuinfo file")
 	flag.StringVar(&c.ORT.LibraryPath, "ort-lib", "", "ONNX Runtime library (default $WSGRPO_ORT_LIB or the setup cache)")
 	flag.Parse()
