@@ -216,10 +216,10 @@ func (r *Redriver) Check(ctx context.Context, e DeadLetterEntry, force bool) (Re
 			ErrRedriveCannotSucceed, what, hop.Kind, decodeErr, d.Stage))
 	case d.Reason == ReasonPermanentError && d.Class == stage.ClassInvalid:
 		forceable = append(forceable, fmt.Errorf("%w: %s: the stage rejected its rows as invalid (%s), and would reject the same rows again; give --force once the stage accepts them",
-			ErrRedriveCannotSucceed, what, oneLine(d.Error, 200)))
+			ErrRedriveCannotSucceed, what, clip(d.Error, 200)))
 	case d.Reason == ReasonPermanentError && d.Class == ClassTooLarge:
 		forceable = append(forceable, fmt.Errorf("%w: %s: the stage's output for it could not be published at any size (%s); give --force once the stage's output fits",
-			ErrRedriveCannotSucceed, what, oneLine(d.Error, 200)))
+			ErrRedriveCannotSucceed, what, clip(d.Error, 200)))
 	}
 	if o.retention != jetstream.WorkQueuePolicy {
 		others := slices.DeleteFunc(slices.Clone(o.consumers), func(c string) bool { return c == d.Consumer })
@@ -292,14 +292,9 @@ func retentionName(p jetstream.RetentionPolicy) string {
 	return strings.ToLower(p.String())
 }
 
-// oneLine puts s on one line of at most n runes.
-func oneLine(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
+// clip cuts s to at most n runes. (Error texts of dead letters are on one
+// line already: Msg writes them so.)
+func clip(s string, n int) string {
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}

@@ -17,7 +17,7 @@ func TestTrainFLOPs(t *testing.T) {
 		// 32x128 tokens, d 128, f 512, v 64, 2 layers:
 		// per layer 2·4096·(65536+131072) + 4·32·16384·128 = 1610612736 + 268435456;
 		// head 2·4096·128·64 = 67108864.
-		{"issue 3, 2 layers", 32, 128, 128, 512, 64, 2, 3 * (2*(1610612736+268435456) + 67108864)},
+		{"training baseline, 2 layers", 32, 128, 128, 512, 64, 2, 3 * (2*(1610612736+268435456) + 67108864)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

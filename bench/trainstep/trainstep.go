@@ -115,7 +115,7 @@ func Run(rt *ort.Runtime, bc Options, log *slog.Logger) (Result, error) {
 		return Result{}, err
 	}
 	defer tr.Close()
-	feeds := graphInputs(m.Graph, randomGRPOBatch(rand.New(rand.NewPCG(1, 2)), bc.Policy.VocabSize, bc.Batch, bc.Seq))
+	feeds := train.GraphInputs(m.Graph, randomGRPOBatch(rand.New(rand.NewPCG(1, 2)), bc.Policy.VocabSize, bc.Batch, bc.Seq))
 	for range bc.Warmup {
 		if _, err := tr.Step(feeds); err != nil {
 			return Result{}, err
@@ -200,16 +200,4 @@ func randomGRPOBatch(rng *rand.Rand, vocab, b, t int) map[string]*ort.Tensor {
 		train.InputTokenMask: ort.F32Tensor(tm, s...), train.InputOldLogprobs: ort.F32Tensor(old, s...),
 		train.InputRefLogprobs: ort.F32Tensor(ref, s...), train.InputAdvantages: ort.F32Tensor(adv, int64(b)),
 	}
-}
-
-// graphInputs returns the feeds that g declares as inputs, dropping the
-// others (such as position_ids for a graph that computes positions itself).
-func graphInputs(g *onnx.Graph, feeds map[string]*ort.Tensor) map[string]*ort.Tensor {
-	out := make(map[string]*ort.Tensor, len(feeds))
-	for _, in := range g.Inputs {
-		if t, ok := feeds[in.Name]; ok {
-			out[in.Name] = t
-		}
-	}
-	return out
 }

@@ -148,7 +148,7 @@ func TestFusedTrainerMatchesUnfused(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
 	for step := range 3 {
-		feeds := graphInputs(graph, randomGRPOBatch(rng, cfg.VocabSize, 4, revLen))
+		feeds := GraphInputs(graph, randomGRPOBatch(rng, cfg.VocabSize, 4, revLen))
 		var losses [2]float64
 		for i, tr := range trainers {
 			r, err := tr.Step(feeds)

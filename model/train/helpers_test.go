@@ -3,7 +3,6 @@ package train
 import (
 	"math/rand/v2"
 
-	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
@@ -32,16 +31,4 @@ func randomGRPOBatch(rng *rand.Rand, vocab, b, t int) map[string]*ort.Tensor {
 		InputTokenMask: ort.F32Tensor(tm, s...), InputOldLogprobs: ort.F32Tensor(old, s...),
 		InputRefLogprobs: ort.F32Tensor(ref, s...), InputAdvantages: ort.F32Tensor(adv, int64(b)),
 	}
-}
-
-// graphInputs returns the feeds that g declares as inputs, dropping the
-// others (such as position_ids for a graph that computes positions itself).
-func graphInputs(g *onnx.Graph, feeds map[string]*ort.Tensor) map[string]*ort.Tensor {
-	out := make(map[string]*ort.Tensor, len(feeds))
-	for _, in := range g.Inputs {
-		if t, ok := feeds[in.Name]; ok {
-			out[in.Name] = t
-		}
-	}
-	return out
 }

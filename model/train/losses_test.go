@@ -134,7 +134,7 @@ func TestLossGradients(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(i), 3))
 			feeds := policyFeeds(rng, cfg.VocabSize, b, tl)
 			lossFeeds(rng, feeds, cfg.VocabSize, b, tl, tc.inputs, tc.perTok)
-			worst, err := autodiff.CheckGradients(rt, g, loss, names, graphInputs(g, feeds), autodiff.CheckConfig{MaxPerParam: 12})
+			worst, err := autodiff.CheckGradients(rt, g, loss, names, GraphInputs(g, feeds), autodiff.CheckConfig{MaxPerParam: 12})
 			if err != nil {
 				t.Fatalf("%v (worst %.3g)", err, worst)
 			}

@@ -92,7 +92,7 @@ func TestTrainerLearnsReverse(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = tr.Close() })
 	rng := rand.New(rand.NewPCG(2, 2))
-	held := graphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(99, 99)), 256))
+	held := GraphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(99, 99)), 256))
 	before, err := tr.Evaluate(held)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestTrainerLearnsReverse(t *testing.T) {
 	const steps = 300
 	var last Result
 	for s := range steps {
-		if last, err = tr.Step(graphInputs(m.Graph, reverseBatch(rng, 64))); err != nil {
+		if last, err = tr.Step(GraphInputs(m.Graph, reverseBatch(rng, 64))); err != nil {
 			t.Fatalf("step %d: %v", s, err)
 		}
 	}
@@ -144,7 +144,7 @@ func TestTrainerErrors(t *testing.T) {
 	if _, err := tr.Step(); !errors.Is(err, ErrTrainer) {
 		t.Fatalf("no batch: got %v", err)
 	}
-	bad := graphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(1, 1)), 2))
+	bad := GraphInputs(m.Graph, reverseBatch(rand.New(rand.NewPCG(1, 1)), 2))
 	bad[policy.ParamLMHead] = bad[InputTokenMask]
 	if _, err := tr.Step(bad); !errors.Is(err, ErrTrainer) {
 		t.Fatalf("weight fed as input: got %v", err)
@@ -184,7 +184,7 @@ func TestTrainerResumeExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	batches := make([]map[string]*ort.Tensor, 8)
 	for i := range batches {
-		batches[i] = graphInputs(g, reverseBatch(rng, 8))
+		batches[i] = GraphInputs(g, reverseBatch(rng, 8))
 	}
 	for _, bt := range batches[:5] {
 		if _, err := a.Step(bt); err != nil {
