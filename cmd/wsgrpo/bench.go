@@ -61,6 +61,7 @@ var benchSuites = []benchSuite{
 	{"transport", "pipeline hop cost and throughput vs an in-process Go channel", benchTransport},
 	{"decode", "sampling tokens/s with KV cache vs full recompute", benchDecode},
 	{"session", "time to turn a weight blob into a ready ONNX Runtime session", benchSession},
+	{"sampler", "sampler stage tokens/s and rollouts/s vs raw decode, with version swaps", benchSampler},
 	{"train", "training step time and GFLOP/s vs this machine's fp32 peak", benchTrain},
 	{"tracelog", "trajectory-log insert rows/s (embedded chDB, and the server with --clickhouse-dsn)", benchTracelog},
 }

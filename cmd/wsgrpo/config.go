@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/stages/sampler"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -62,6 +63,30 @@ type Config struct {
 	Stages map[string]RunnerConfig `koanf:"stages"`
 	// ORT configures ONNX Runtime.
 	ORT ORTConfig `koanf:"ort"`
+	// Sampler configures the sampler stage.
+	Sampler SamplerConfig `koanf:"sampler"`
+}
+
+// SamplerConfig configures the sampler stage (stages/sampler). Zero
+// fields take the sampler's defaults.
+type SamplerConfig struct {
+	Samples      int      `koanf:"samples"`        // G: completions per prompt (8)
+	Temperature  float64  `koanf:"temperature"`    // 1; see greedy
+	Greedy       bool     `koanf:"greedy"`         // temperature 0
+	TopP         float64  `koanf:"top_p"`          // 0 or 1: off
+	MaxNewTokens int      `koanf:"max_new_tokens"` // 256
+	Stop         []string `koanf:"stop"`           // stop strings
+	MaxBatch     int      `koanf:"max_batch"`      // rows decoded together (64)
+	Seed         uint64   `koanf:"seed"`           // sampling seed
+}
+
+// samplerOptions returns the sampler stage's options for c.
+func (c Config) samplerOptions(log *slog.Logger) sampler.Options {
+	s := c.Sampler
+	return sampler.Options{
+		Samples: s.Samples, Temperature: s.Temperature, Greedy: s.Greedy, TopP: s.TopP,
+		MaxNewTokens: s.MaxNewTokens, StopStrings: s.Stop, MaxBatch: s.MaxBatch, Seed: s.Seed, Logger: log,
+	}
 }
 
 // LogConfig configures log/slog output.
@@ -123,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.Runner.MaxDeliver < 1 {
 		return fmt.Errorf("%w: runner.max_deliver %d must be at least 1", ErrConfig, c.Runner.MaxDeliver)
+	}
+	if err := c.samplerOptions(nil).Validate(); err != nil {
+		return fmt.Errorf("%w: sampler: %w", ErrConfig, err)
 	}
 	for name, sc := range c.Stages {
 		if !slices.Contains(stageNames, name) {

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/stages/passthrough"
+	"github.com/wsgrpo/wsgrpo/stages/sampler"
 	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
@@ -40,6 +42,15 @@ type stageEnv struct {
 	rc pipeline.RunnerConfig
 	// logs is the trajectory log, opened once per process on first use.
 	logs *sharedLog
+	// sess is the process's NATS session: the run's topology and
+	// JetStream, for the transport dependencies a stage defines (weights).
+	sess *session
+}
+
+// runtime returns the process's ONNX Runtime (ort.Init is process-wide and
+// idempotent).
+func (e stageEnv) runtime() (*ort.Runtime, error) {
+	return ort.Init(e.cfg.ortConfig(), e.log)
 }
 
 // wiringPositions are the hops a pass-through processor can stand in for.
@@ -57,6 +68,11 @@ var stageTable = []stageDef{
 			}
 			return passthrough.New(env.rc.InputKind, env.rc.OutputKind, nil)
 		},
+	},
+	{
+		name: pipeline.StageSampler, positions: []string{pipeline.StageSampler},
+		usage: "samples a group of completions per prompt with the newest policy version",
+		build: newSamplerStage,
 	},
 	{
 		name: pipeline.StageLogger, positions: []string{pipeline.StageLogger},
@@ -101,7 +117,7 @@ func addStage(ctx context.Context, g *pipeline.Group, s *session, d stageDef, po
 	rc = cfg.runnerConfig(rc)
 	rc.Logger = log.With("stage", position)
 	rc.Metrics = s.metric
-	proc, err := d.build(ctx, stageEnv{cfg: cfg, log: log.With("stage", position), rc: rc, logs: logs})
+	proc, err := d.build(ctx, stageEnv{cfg: cfg, log: log.With("stage", position), rc: rc, logs: logs, sess: s})
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", position, err)
 	}
@@ -131,4 +147,18 @@ func (l *sharedLog) close() {
 	if l.store != nil {
 		l.store.Close()
 	}
+}
+
+// newSamplerStage builds the sampler: the run's weight store supplies the
+// policy versions, loaded into this process's ONNX Runtime.
+func newSamplerStage(ctx context.Context, env stageEnv) (stage.Processor, error) {
+	rt, err := env.runtime()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := pipeline.OpenWeightStore(ctx, env.sess.js, env.sess.topo)
+	if err != nil {
+		return nil, fmt.Errorf("weight store: %w", err)
+	}
+	return sampler.New(sampler.NewLoader(rt, ws, env.log), env.cfg.samplerOptions(env.log), nil)
 }

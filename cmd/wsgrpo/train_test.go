@@ -94,7 +94,7 @@ func TestTrainAndStageErrors(t *testing.T) {
 		{"bad run id", newTrainCmd, []string{"--wiring", "--run", "a/b"}, ErrConfig},
 		{"bad log level", newTrainCmd, []string{"--wiring", "--log-level", "loud"}, ErrConfig},
 		{"stage without --nats", newStageCmd, []string{"logger", "--run", "e2"}, ErrConfig},
-		{"unknown stage", newStageCmd, []string{"sampler", "--nats", "nats://127.0.0.1:1"}, ErrStageUnavailable},
+		{"unknown stage", newStageCmd, []string{"learner", "--nats", "nats://127.0.0.1:1"}, ErrStageUnavailable},
 		{"passthrough without --as", newStageCmd, []string{"passthrough", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 		{"passthrough as the learner", newStageCmd, []string{"passthrough", "--as", "learner", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 		{"logger at another position", newStageCmd, []string{"logger", "--as", "sampler", "--nats", "nats://127.0.0.1:1"}, ErrConfig},

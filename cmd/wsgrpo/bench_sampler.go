@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/bench/sampling"
+)
+
+// benchSampler prints the sampler stage's tokens/s and rollouts/s beside
+// raw decoding of the same model, with 1 and 2 workers, while a new policy
+// version is published every second.
+func benchSampler(ctx context.Context, b *benchEnv) error {
+	rt, err := b.runtime()
+	if err != nil {
+		return err
+	}
+	o := sampling.Options{DModel: 128, Layers: 4, Prompts: 8, Samples: 8, NewTokens: 256, Batches: 4, SwapEvery: time.Second}
+	if b.quick {
+		o.DModel, o.Layers, o.NewTokens, o.Batches = 32, 2, 32, 1
+	}
+	tw := b.table(fmt.Sprintf("sampler vs raw decode (d_model %d, %d layers, %d prompts x G %d, up to %d new tokens, a new version every %s)",
+		o.DModel, o.Layers, o.Prompts, o.Samples, o.NewTokens, o.SwapEvery),
+		"workers", "sampler tok/s", "rollouts/s", "raw decode tok/s", "sampler/raw", "versions sampled", "swaps")
+	for _, workers := range []int{1, 2} {
+		oo := o
+		oo.Workers = workers
+		oo.Batches = o.Batches * workers
+		res, err := sampling.Run(ctx, rt, oo)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.0f\t%.2f\t%d\t%d\n", workers, res.TokensPerSec, res.RolloutsPS, res.RawTokensPerSec, res.Ratio(), res.Versions, res.Swaps)
+	}
+	return tw.Flush()
+}

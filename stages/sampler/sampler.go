@@ -1,0 +1,209 @@
+package sampler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/wsgrpo/wsgrpo/model/generate"
+	"github.com/wsgrpo/wsgrpo/model/segment"
+	"github.com/wsgrpo/wsgrpo/schemas"
+)
+
+// FinishPromptError is the finish reason of a row whose prompt could not be
+// sampled (see the package documentation); eos, stop and length come from
+// generate.
+const FinishPromptError = "prompt_error"
+
+// Processor samples rollout groups for prompt batches. It satisfies
+// stage.Processor and stage.Closer, and is safe for concurrent use.
+type Processor struct {
+	policies Policies
+	opts     Options
+	mem      memory.Allocator
+	log      *slog.Logger
+}
+
+// New returns a sampler drawing policies from p. mem allocates the output
+// batches (nil: memory.DefaultAllocator).
+func New(p Policies, o Options, mem memory.Allocator) (*Processor, error) {
+	if p == nil {
+		return nil, fmt.Errorf("%w: no policy source", ErrOptions)
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	return &Processor{policies: p, opts: o, mem: mem, log: o.Logger}, nil
+}
+
+// request is one row to sample: a prompt and which sample of its group.
+type request struct {
+	prompt *schemas.Prompt
+	sample int32
+	ids    []int32 // BOS + prompt tokens; nil when the prompt cannot be sampled
+	reason string  // why not
+}
+
+// Process samples Options.Samples completions for every prompt of in with
+// one policy version and returns them as one rollout batch, prompt by
+// prompt in input order.
+func (s *Processor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+	if k, err := schemas.KindOf(in); err != nil || k != schemas.KindPrompt {
+		return nil, fmt.Errorf("sampler: %w: a %q batch, the sampler reads prompt batches (%v)", schemas.ErrWrongKind, k, err)
+	}
+	prompts, err := schemas.ReadPrompts(in)
+	if err != nil {
+		return nil, fmt.Errorf("sampler: %w", err)
+	}
+	pol, release, err := s.policies.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sampler: %w", err)
+	}
+	defer release()
+
+	reqs := make([]request, 0, len(prompts)*s.opts.Samples)
+	for i := range prompts {
+		ids, reason := s.encode(pol, &prompts[i])
+		if reason != "" {
+			s.log.Warn("prompt cannot be sampled; its group gets empty completions", "prompt_id", prompts[i].PromptID, "reason", reason)
+		}
+		for k := range s.opts.Samples {
+			reqs = append(reqs, request{prompt: &prompts[i], sample: int32(k), ids: ids, reason: reason})
+		}
+	}
+	rows := make([]schemas.Rollout, len(reqs))
+	var todo []int
+	for i := range reqs {
+		rows[i] = s.row(pol, &reqs[i])
+		if reqs[i].ids != nil {
+			todo = append(todo, i)
+		}
+	}
+	for len(todo) > 0 {
+		n := min(len(todo), s.opts.MaxBatch)
+		if err := s.sample(ctx, pol, reqs, rows, todo[:n]); err != nil {
+			return nil, err
+		}
+		todo = todo[n:]
+	}
+	return []arrow.RecordBatch{schemas.NewRolloutBatch(s.mem, rows)}, nil
+}
+
+// encode returns the prompt's token ids (BOS first), or why it cannot be
+// sampled.
+func (s *Processor) encode(pol *Policy, p *schemas.Prompt) ([]int32, string) {
+	tok := pol.Tokenizer
+	var ids []int32
+	switch {
+	case len(p.PromptTokenIDs) > 0:
+		ids = append([]int32{tok.BOS()}, p.PromptTokenIDs...)
+		for _, id := range p.PromptTokenIDs {
+			if id < 0 || int(id) >= tok.VocabSize() {
+				return nil, fmt.Sprintf("prompt token id %d outside the policy's vocabulary of %d", id, tok.VocabSize())
+			}
+		}
+	case p.Prompt == "":
+		return nil, "empty prompt"
+	default:
+		text := s.opts.PromptText(p.Prompt)
+		enc := tok.Encode(text)
+		if tok.Decode(enc) != text {
+			return nil, "the policy's tokenizer cannot encode the prompt (characters outside its vocabulary)"
+		}
+		ids = append([]int32{tok.BOS()}, enc...)
+	}
+	if pol.MaxSeq > 0 && len(ids) >= pol.MaxSeq {
+		return nil, fmt.Sprintf("prompt of %d tokens leaves no room in the model's context of %d", len(ids), pol.MaxSeq)
+	}
+	return ids, ""
+}
+
+// row fills the columns of a rollout known before sampling.
+func (s *Processor) row(pol *Policy, r *request) schemas.Rollout {
+	p := *r.prompt
+	out := schemas.Rollout{
+		Prompt:        p,
+		TrajectoryID:  schemas.TrajectoryID(p.RunID, p.Step, p.PromptID, r.sample),
+		GroupID:       schemas.GroupID(p.RunID, p.Step, p.PromptID),
+		SampleIndex:   r.sample,
+		PolicyVersion: pol.Version,
+	}
+	if r.ids == nil {
+		out.FinishReason = FinishPromptError
+		out.Completion = ""
+	}
+	return out
+}
+
+// sample decodes the requests at idx together and fills their rows.
+func (s *Processor) sample(ctx context.Context, pol *Policy, reqs []request, rows []schemas.Rollout, idx []int) error {
+	prompts := make([][]int32, len(idx))
+	longest := 0
+	for i, j := range idx {
+		prompts[i] = reqs[j].ids
+		longest = max(longest, len(reqs[j].ids))
+	}
+	maxNew := s.opts.MaxNewTokens
+	if pol.MaxSeq > 0 {
+		// The last sampled token is never fed back.
+		maxNew = min(maxNew, pol.MaxSeq-longest+1)
+	}
+	o := generate.Options{
+		Temperature:  s.opts.Temperature,
+		TopP:         s.opts.TopP,
+		MaxNewTokens: maxNew,
+		EOS:          pol.Tokenizer.EOS(),
+		PAD:          pol.Tokenizer.PAD(),
+		StopStrings:  s.opts.StopStrings,
+		Tokenizer:    pol.Tokenizer,
+		Seed:         s.seed(rows[idx[0]].TrajectoryID, pol.Version),
+	}
+	start := time.Now()
+	comps, err := pol.Model.Generate(ctx, prompts, o)
+	if err != nil {
+		if errors.Is(err, generate.ErrOptions) || errors.Is(err, generate.ErrPrompt) || errors.Is(err, generate.ErrTooLong) {
+			// The sampler checked prompts and lengths: this is a bug or
+			// a model that disagrees with its checkpoint config.
+			return fmt.Errorf("sampler: version %d: %w", pol.Version, err)
+		}
+		return fmt.Errorf("sampler: decode with version %d: %w", pol.Version, err)
+	}
+	ms := float64(time.Since(start).Microseconds()) / 1e3
+	for i, j := range idx {
+		c := comps[i]
+		r := &rows[j]
+		r.CompletionTokenIDs = c.Tokens
+		r.TokenLogprobs = c.Logprobs
+		r.Completion = pol.Tokenizer.Decode(c.Tokens)
+		r.StepEnds = segment.Lines(pol.Tokenizer, c.Tokens)
+		r.FinishReason = string(c.Finish)
+		r.SampleMs = ms
+	}
+	return nil
+}
+
+// seed derives a chunk's sampling seed from its first trajectory and the
+// version, so that a redelivered batch samples the same completions.
+func (s *Processor) seed(first string, version int64) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(first))
+	return h.Sum64() ^ s.opts.Seed ^ uint64(version)*0x9e3779b97f4a7c15
+}
+
+// Close releases the policy source when it holds resources (a Loader).
+func (s *Processor) Close(context.Context) error {
+	if c, ok := s.policies.(interface{ Close() error }); ok {
+		return c.Close()
+	}
+	return nil
+}
