@@ -1,0 +1,201 @@
+package pretrain
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+	"github.com/wsgrpo/wsgrpo/model/optim"
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+	"github.com/wsgrpo/wsgrpo/model/tokenizer"
+	"github.com/wsgrpo/wsgrpo/model/train"
+	"github.com/wsgrpo/wsgrpo/stages/sampler"
+	"github.com/wsgrpo/wsgrpo/tasks"
+	"github.com/wsgrpo/wsgrpo/tasks/arith"
+)
+
+// Progress reports one step of a run.
+type Progress struct {
+	Step, Steps int
+	Loss, LR    float64
+	// Tokens is the number of real (unpadded) tokens trained so far;
+	// TokensPerSec their rate over the whole run.
+	Tokens       int64
+	TokensPerSec float64
+	Elapsed      time.Duration
+	// Eval is set on the steps that evaluated.
+	Eval *Eval
+}
+
+// Result is what a run produced.
+type Result struct {
+	// Checkpoint is the trained policy.
+	Checkpoint *checkpoint.Checkpoint
+	// Eval is the final evaluation.
+	Eval Eval
+	// Steps is the number of steps taken (fewer than Config.Steps when
+	// MaxDuration stopped the run); Tokens the real tokens trained.
+	Steps   int
+	Tokens  int64
+	Elapsed time.Duration
+}
+
+// Run pretrains a policy from scratch with cfg on rt, calling progress (if
+// not nil) after every step. Cancelling ctx stops it with ctx's error.
+func Run(ctx context.Context, rt *ort.Runtime, cfg Config, progress func(Progress), log *slog.Logger) (Result, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	task, err := arith.New(cfg.Task)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	tok := tokenizer.Default()
+	w, err := policy.Init(cfg.Policy, cfg.Seed)
+	if err != nil {
+		return Result{}, err
+	}
+	m, err := policy.FullGraph(cfg.Policy, w, onnx.Float)
+	if err != nil {
+		return Result{}, err
+	}
+	loss, err := train.AppendCrossEntropy(m.Graph, onnx.Float, policy.OutputLogits)
+	if err != nil {
+		return Result{}, err
+	}
+	oc := optim.DefaultConfig()
+	oc.LR, oc.WeightDecay, oc.ClipNorm = cfg.LR, cfg.WeightDecay, cfg.ClipNorm
+	tr, err := train.New(rt, m.Graph, loss, train.Config{Optim: oc}, log)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() { _ = tr.Close() }()
+
+	next, stop := iter.Pull(task.Examples(tasks.Train, cfg.Seed))
+	defer stop()
+	start := time.Now()
+	var res Result
+	for step := 1; step <= cfg.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return Result{}, err
+		}
+		seqs := make([][]int32, cfg.Batch)
+		prompts := make([]int, cfg.Batch)
+		for i := range seqs {
+			ex, _ := next()
+			p := promptIDs(tok, ex.Text)
+			prompts[i] = len(p)
+			seqs[i] = append(append(p, tok.Encode(ex.Trace.Text)...), tok.EOS())
+		}
+		feeds, n, err := batchFeeds(m.Graph, seqs, prompts, tok.PAD(), cfg.Policy.MaxSeq)
+		if err != nil {
+			return Result{}, err
+		}
+		lr := schedule(cfg, step)
+		tr.Optimizer().SetLR(lr)
+		r, err := tr.Step(feeds)
+		if err != nil {
+			return Result{}, fmt.Errorf("step %d: %w", step, err)
+		}
+		res.Steps, res.Tokens = step, res.Tokens+n
+		elapsed := time.Since(start)
+		p := Progress{Step: step, Steps: cfg.Steps, Loss: r.Loss, LR: lr, Tokens: res.Tokens,
+			TokensPerSec: float64(res.Tokens) / elapsed.Seconds(), Elapsed: elapsed}
+		last := step == cfg.Steps || (cfg.MaxDuration > 0 && elapsed >= cfg.MaxDuration)
+		if last || (cfg.EvalEvery > 0 && step%cfg.EvalEvery == 0) {
+			ck, err := snapshot(cfg, tr, tok, step)
+			if err != nil {
+				return Result{}, err
+			}
+			ev, err := Evaluate(ctx, rt, ck, cfg.Task, cfg.EvalPrompts, cfg.EvalOps, cfg.Seed)
+			if err != nil {
+				return Result{}, fmt.Errorf("evaluate at step %d: %w", step, err)
+			}
+			p.Eval = &ev
+			log.Info("pretrain evaluation", "step", step, "eval", ev.String())
+			res.Checkpoint, res.Eval = ck, ev
+		}
+		if progress != nil {
+			progress(p)
+		}
+		if last {
+			break
+		}
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// schedule is the learning rate at step: linear warm-up to cfg.LR, then a
+// cosine down to cfg.MinLR at cfg.Steps.
+func schedule(cfg Config, step int) float64 {
+	if step <= cfg.Warmup {
+		return cfg.LR * float64(step) / float64(cfg.Warmup)
+	}
+	span := max(cfg.Steps-cfg.Warmup, 1)
+	frac := min(float64(step-cfg.Warmup)/float64(span), 1)
+	return cfg.MinLR + (cfg.LR-cfg.MinLR)*0.5*(1+math.Cos(math.Pi*frac))
+}
+
+// batchFeeds builds the training inputs of seqs (each BOS, prompt, trace,
+// EOS; prompts[i] tokens of prompt): inputs are every token but the last,
+// targets every token but the first, and only trace and EOS targets count.
+// It returns the number of real input tokens too.
+func batchFeeds(g *onnx.Graph, seqs [][]int32, prompts []int, pad int32, maxSeq int) (map[string]*ort.Tensor, int64, error) {
+	inputs := make([][]int32, len(seqs))
+	for i, s := range seqs {
+		if len(s) > maxSeq+1 {
+			return nil, 0, fmt.Errorf("%w: a trace of %d tokens does not fit max_seq %d (raise policy.max_seq)", ErrConfig, len(s), maxSeq)
+		}
+		inputs[i] = s[:len(s)-1]
+	}
+	b, err := policy.NewBatch(inputs, pad, false, maxSeq)
+	if err != nil {
+		return nil, 0, err
+	}
+	targets := make([]int64, b.Rows*b.Len)
+	mask := make([]float32, b.Rows*b.Len)
+	var n int64
+	for i, s := range seqs {
+		n += int64(len(s) - 1)
+		for j := prompts[i] - 1; j < len(s)-1; j++ {
+			targets[i*b.Len+j] = int64(s[j+1])
+			mask[i*b.Len+j] = 1
+		}
+	}
+	shape := []int64{int64(b.Rows), int64(b.Len)}
+	feeds := map[string]*ort.Tensor{
+		policy.InputIDs:       ort.I64Tensor(b.IDs, shape...),
+		policy.InputMask:      ort.I64Tensor(b.Mask, shape...),
+		policy.InputPositions: ort.I64Tensor(b.Positions, shape...),
+		train.InputTargets:    ort.I64Tensor(targets, shape...),
+		train.InputTokenMask:  ort.F32Tensor(mask, shape...),
+	}
+	return train.GraphInputs(g, feeds), n, nil
+}
+
+// snapshot copies the trainer's weights into a checkpoint.
+func snapshot(cfg Config, tr *train.Trainer, tok *tokenizer.Char, step int) (*checkpoint.Checkpoint, error) {
+	w := policy.Weights{}
+	for _, p := range tr.Params() {
+		w[p.Name] = policy.Param{Shape: append([]int64(nil), p.Dims...), Data: append([]float32(nil), p.Data...)}
+	}
+	ck := &checkpoint.Checkpoint{Config: cfg.Policy, Tokenizer: tok, Weights: w, Metadata: map[string]string{
+		"source": "wsgrpo pretrain", "task": arith.Name, "steps": strconv.Itoa(step),
+		"reverse_results": strconv.FormatBool(cfg.Task.ReverseResults), "prompt_template": sampler.DefaultPromptTemplate,
+	}}
+	if err := ck.Validate(); err != nil {
+		return nil, err
+	}
+	return ck, nil
+}
