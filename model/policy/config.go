@@ -34,18 +34,18 @@ var (
 // Config is the architecture of a policy.
 type Config struct {
 	// VocabSize is the number of token ids.
-	VocabSize int `json:"vocab_size"`
+	VocabSize int `json:"vocab_size" koanf:"vocab_size"`
 	// DModel is the width of the residual stream.
-	DModel int `json:"d_model"`
+	DModel int `json:"d_model" koanf:"d_model"`
 	// NLayers is the number of decoder blocks.
-	NLayers int `json:"n_layers"`
+	NLayers int `json:"n_layers" koanf:"n_layers"`
 	// NHeads is the number of attention heads; it divides DModel.
-	NHeads int `json:"n_heads"`
+	NHeads int `json:"n_heads" koanf:"n_heads"`
 	// DFF is the hidden width of each block's MLP.
-	DFF int `json:"d_ff"`
+	DFF int `json:"d_ff" koanf:"d_ff"`
 	// MaxSeq is the longest sequence (prompt plus completion, padding
 	// included) the policy accepts; it sizes the positional embedding.
-	MaxSeq int `json:"max_seq"`
+	MaxSeq int `json:"max_seq" koanf:"max_seq"`
 }
 
 // Limits on Config fields; they keep a hostile config.json from asking for
