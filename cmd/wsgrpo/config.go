@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pretrain"
 	"github.com/wsgrpo/wsgrpo/stages/sampler"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
@@ -65,6 +66,8 @@ type Config struct {
 	ORT ORTConfig `koanf:"ort"`
 	// Sampler configures the sampler stage.
 	Sampler SamplerConfig `koanf:"sampler"`
+	// Pretrain configures `wsgrpo pretrain` (the base policy).
+	Pretrain pretrain.Config `koanf:"pretrain"`
 }
 
 // SamplerConfig configures the sampler stage (stages/sampler). Zero
@@ -119,6 +122,8 @@ func DefaultConfig() Config {
 		Log:    LogConfig{Level: "info", Format: "text"},
 		Runner: RunnerConfig{Concurrency: 1, FetchSize: 1, AckWait: pipeline.DefaultAckWait, MaxDeliver: pipeline.DefaultMaxDeliver},
 		ORT:    ORTConfig{Provider: "cpu", Threads: 1},
+
+		Pretrain: pretrain.DefaultConfig(),
 	}
 }
 

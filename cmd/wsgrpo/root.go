@@ -32,6 +32,7 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newExportCmd(),
 		newImportCmd(),
 		newDLQCmd(),
+		newPretrainCmd(),
 	)
 	return root
 }

@@ -16,13 +16,14 @@ const MaxVerifyPasses = 8
 type Config struct {
 	// MinOps and MaxOps bound the number of operators per expression; each
 	// expression draws its count uniformly from [MinOps, MaxOps].
-	MinOps, MaxOps int
+	MinOps int `json:"min_ops" koanf:"min_ops"`
+	MaxOps int `json:"max_ops" koanf:"max_ops"`
 	// MaxOperand is the largest operand; operands are drawn uniformly from
 	// 0..MaxOperand.
-	MaxOperand int64
+	MaxOperand int64 `json:"max_operand" koanf:"max_operand"`
 	// TestShare is the share of all expressions that belong to the test
 	// split, decided by tasks.SplitOf on the canonical text; in (0, 1).
-	TestShare float64
+	TestShare float64 `json:"test_share" koanf:"test_share"`
 	// ReverseResults writes the result of every step line with its digits
 	// reversed ("17+25=24" for 42, "5-17=-21" for -12), sign first; the
 	// operands of later lines and the final "A:" line stay in normal order.
@@ -32,34 +33,35 @@ type Config struct {
 	// rate 1e-3, greedy accuracy on 2-op expressions went from 2.5% (plain)
 	// to 9% (reversed); reversed at 3e-3 reached 39% (plain was not tried
 	// at 3e-3). Off by default.
-	ReverseResults bool
+	ReverseResults bool `json:"reverse_results" koanf:"reverse_results"`
 	// Overthink configures the traces that keep going after the answer is
 	// known.
-	Overthink OverthinkConfig
+	Overthink OverthinkConfig `json:"overthink" koanf:"overthink"`
 	// SlipShare is the share of traces with one arithmetic slip: one step
 	// line gets a wrong result, later lines use it, and the final answer is
 	// wrong. In [0, 1]; independent of Overthink.Share.
-	SlipShare float64
+	SlipShare float64 `json:"slip_share" koanf:"slip_share"`
 }
 
 // OverthinkConfig sets how often and how much traces overthink.
 type OverthinkConfig struct {
 	// Share is the share of traces that overthink; in [0, 1].
-	Share float64
+	Share float64 `json:"share" koanf:"share"`
 	// CheckProb is the chance, per step of an overthinking trace, of a
 	// re-check line "check a+b=c" right after the step.
-	CheckProb float64
+	CheckProb float64 `json:"check_prob" koanf:"check_prob"`
 	// RepeatProb is the chance, per step of an overthinking trace, that the
 	// step line is written twice.
-	RepeatProb float64
+	RepeatProb float64 `json:"repeat_prob" koanf:"repeat_prob"`
 	// EarlyAnswerProb is the chance that an overthinking trace writes its
 	// "A:" line right after the steps, before its verify passes; the last
 	// line is always an "A:" line with the same answer.
-	EarlyAnswerProb float64
+	EarlyAnswerProb float64 `json:"early_answer_prob" koanf:"early_answer_prob"`
 	// MinVerify and MaxVerify bound the number of verify passes (a
 	// "verify:" line, then every step line again), drawn uniformly; at most
 	// MaxVerifyPasses.
-	MinVerify, MaxVerify int
+	MinVerify int `json:"min_verify" koanf:"min_verify"`
+	MaxVerify int `json:"max_verify" koanf:"max_verify"`
 }
 
 // DefaultConfig returns the defaults: 2..4 operators, operands 0..99, 10%
