@@ -212,3 +212,23 @@ func TestConfigStageOverrides(t *testing.T) {
 		})
 	}
 }
+
+// TestPretrainConfigFile loads the shipped pretraining configuration: every
+// key is known, the values arrive, and the result validates.
+func TestPretrainConfigFile(t *testing.T) {
+	c, err := loadWith(t, []string{"--config", "../../testdata/configs/pretrain.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Pretrain
+	if p.Steps != 6000 || p.Batch != 64 || p.LR != 0.003 || !p.Task.ReverseResults || p.Task.Overthink.Share != 0.5 ||
+		p.Policy.DModel != 128 || p.Policy.MaxSeq != 320 || len(p.EvalOps) != 4 || c.ORT.Threads != 2 {
+		t.Fatalf("pretrain config %+v, ort %+v", p, c.ORT)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadWith(t, []string{"--config", writeYAML(t, "pretrain:\n  task:\n    min_opps: 2\n")}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("misspelt pretrain key: %v", err)
+	}
+}
