@@ -104,3 +104,45 @@ func (s *RunState) Update(ctx context.Context, key string, value []byte, revisio
 	}
 	return rev, nil
 }
+
+// Watch sends the value under key each time it changes, starting with the
+// current value if there is one, until ctx ends (then the channel closes).
+// A deleted key sends nil. Slow readers see the latest value: values sent
+// while the reader is busy are replaced, not queued.
+func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	w, err := s.kv.Watch(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("run state watch %s: %w", key, err)
+	}
+	out := make(chan []byte, 1)
+	go func() {
+		defer close(out)
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					continue // the end of the initial values
+				}
+				var v []byte
+				if e.Operation() == jetstream.KeyValuePut {
+					v = e.Value()
+				}
+				select { // keep only the newest value
+				case <-out:
+				default:
+				}
+				out <- v
+			}
+		}
+	}()
+	return out, nil
+}

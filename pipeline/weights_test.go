@@ -126,3 +126,44 @@ func TestRunState(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRunStateWatch(t *testing.T) {
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	top := ensureRun(t, js, "watch", jetstream.MemoryStorage)
+	ctx := t.Context()
+	st, err := OpenRunState(ctx, js, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(ctx, "learner.step", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	ch, err := st.Watch(wctx, "learner.step")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(want string) {
+		t.Helper()
+		select {
+		case v := <-ch:
+			if string(v) != want {
+				t.Fatalf("watched %q, want %q", v, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no value %q", want)
+		}
+	}
+	next("1") // the current value first
+	if _, err := st.Put(ctx, "learner.step", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	next("2")
+	if _, err := st.Watch(ctx, "bad key"); !errors.Is(err, ErrInvalidName) {
+		t.Fatalf("Watch(bad key) = %v", err)
+	}
+	cancel()
+	for range ch { // closes once ctx ends
+	}
+}
