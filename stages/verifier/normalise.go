@@ -67,12 +67,8 @@ func normalise(s string) (string, bool) {
 	if t == "" || len(t) > MaxAnswerBytes {
 		return "", false
 	}
-	if r, ok := parseNumber(t); ok {
-		c, ok := canonical(r)
-		if !ok {
-			return "", false
-		}
-		return c, true
+	if c, ok := parseNumber(t); ok {
+		return c, c != ""
 	}
 	if countDigits(t) > MaxDigits {
 		return "", false
@@ -112,11 +108,12 @@ func trimWrappers(s string) string {
 }
 
 // parseNumber parses a lower-cased, trimmed answer as a number (see
-// Normalise for the grammar). It refuses, without allocating, anything
-// with more than MaxDigits digits.
-func parseNumber(s string) (*big.Rat, bool) {
+// Normalise for the grammar) and returns its canonical form: "" with ok
+// for a number whose canonical form is over MaxDigits digits. It refuses,
+// without allocating, anything with more than MaxDigits digits.
+func parseNumber(s string) (canon string, ok bool) {
 	if countDigits(s) > MaxDigits {
-		return nil, false
+		return "", false
 	}
 	neg := false
 	// A few layers of wrapping at most: {42}, (-5).
@@ -150,15 +147,29 @@ func parseNumber(s string) (*big.Rat, bool) {
 	} else if num, den, ok := strings.Cut(s, "/"); ok {
 		r = fraction(num, den)
 	} else {
-		r = decimal(s)
+		intDigits, frac, ok := decimal(s)
+		if !ok {
+			return "", false
+		}
+		if c, ok := canonicalDecimal(neg, intDigits, frac); ok {
+			return c, true
+		}
+		// Over MaxDigits as a decimal: the fraction form may fit.
+		n, _ := new(big.Int).SetString(intDigits+frac, 10)
+		d := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(len(frac))), nil)
+		r = new(big.Rat).SetFrac(n, d)
 	}
 	if r == nil {
-		return nil, false
+		return "", false
 	}
 	if neg {
 		r.Neg(r)
 	}
-	return r, true
+	c, ok := canonical(r)
+	if !ok {
+		return "", true
+	}
+	return c, true
 }
 
 // latexFrac splits \frac{a}{b} (or \dfrac, \tfrac) into a and b.
@@ -198,64 +209,64 @@ func fraction(num, den string) *big.Rat {
 	return new(big.Rat).SetFrac(n, d)
 }
 
-// decimal parses an unsigned integer or decimal with optional thousands
-// separators in the integer part: 1,234.5, 007, .5, 3.
-func decimal(s string) *big.Rat {
+// decimal splits an unsigned integer or decimal, with optional thousands
+// separators in its integer part (1,234.5, 007, .5, 3.), into the digits
+// before and after the point.
+func decimal(s string) (intDigits, frac string, ok bool) {
 	intPart, frac, hasPoint := strings.Cut(s, ".")
 	if intPart == "" && frac == "" {
-		return nil
+		return "", "", false
 	}
-	if hasPoint && !allDigits(frac) && frac != "" {
-		return nil
+	if hasPoint && frac != "" && !allDigits(frac) {
+		return "", "", false
 	}
-	var digits []byte
-	if strings.Contains(intPart, ",") {
-		groups := strings.Split(intPart, ",")
-		if len(groups[0]) < 1 || len(groups[0]) > 3 {
-			return nil
-		}
-		for i, g := range groups {
-			if !allDigits(g) || (i > 0 && len(g) != 3) {
-				return nil
-			}
-		}
-		digits = make([]byte, 0, len(intPart)+len(frac))
-		for _, g := range groups {
-			digits = append(digits, g...)
-		}
-	} else {
+	if !strings.Contains(intPart, ",") {
 		if intPart != "" && !allDigits(intPart) {
-			return nil
+			return "", "", false
 		}
-		digits = make([]byte, 0, len(intPart)+len(frac))
-		digits = append(digits, intPart...)
+		return intPart, frac, true
 	}
-	digits = append(digits, frac...)
-	if len(digits) == 0 {
-		return nil
+	groups := strings.Split(intPart, ",")
+	if len(groups[0]) < 1 || len(groups[0]) > 3 {
+		return "", "", false
 	}
-	// Small values, the common case, skip big.Int parsing.
-	if len(digits) <= 18 {
-		var v int64
-		for _, c := range digits {
-			v = v*10 + int64(c-'0')
+	for i, g := range groups {
+		if !allDigits(g) || (i > 0 && len(g) != 3) {
+			return "", "", false
 		}
-		return new(big.Rat).SetFrac64(v, pow10(len(frac)))
 	}
-	n, ok := new(big.Int).SetString(string(digits), 10)
-	if !ok {
-		return nil
-	}
-	d := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(len(frac))), nil)
-	return new(big.Rat).SetFrac(n, d)
+	return strings.Join(groups, ""), frac, true
 }
 
-func pow10(k int) int64 {
-	p := int64(1)
-	for range k {
-		p *= 10
+// canonicalDecimal writes the canonical form of a decimal number given
+// its digits, the same string canonical writes for its value, without
+// math/big. It reports false for a form over MaxDigits digits.
+func canonicalDecimal(neg bool, intDigits, frac string) (string, bool) {
+	intDigits = strings.TrimLeft(intDigits, "0")
+	frac = strings.TrimRight(frac, "0")
+	if intDigits == "" {
+		intDigits = "0"
 	}
-	return p
+	if len(intDigits)+len(frac) > MaxDigits {
+		return "", false
+	}
+	if intDigits == "0" && frac == "" {
+		return "0", true
+	}
+	if !neg && frac == "" {
+		return intDigits, true
+	}
+	var b strings.Builder
+	b.Grow(len(intDigits) + len(frac) + 2)
+	if neg {
+		b.WriteByte('-')
+	}
+	b.WriteString(intDigits)
+	if frac != "" {
+		b.WriteByte('.')
+		b.WriteString(frac)
+	}
+	return b.String(), true
 }
 
 func allDigits(s string) bool {

@@ -1,6 +1,9 @@
 package verifier
 
 import (
+	"fmt"
+	"math/big"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -128,5 +131,42 @@ func TestEquivalent(t *testing.T) {
 				t.Errorf("Equivalent(%.40q, %.40q) = %v, want %v (not symmetric)", tc.b, tc.a, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecimalAgreesWithFraction checks that a number has one canonical
+// form however it is written: decimals (parsed without math/big) and
+// fractions (parsed with it) of the same value normalise alike.
+func TestDecimalAgreesWithFraction(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 5000 {
+		n := rng.Int64N(2_000_001) - 1_000_000
+		d := int64(1) << rng.IntN(12)
+		for range rng.IntN(6) {
+			d *= 5
+		}
+		r := big.NewRat(n, d)
+		// The denominator is 2^a 5^b: the expansion has max(a, b) digits.
+		q := r.Denom().Int64()
+		a, b := 0, 0
+		for ; q%2 == 0; q /= 2 {
+			a++
+		}
+		for ; q%5 == 0; q /= 5 {
+			b++
+		}
+		k := max(a, b)
+		prec := k + rng.IntN(3)
+		dec := r.FloatString(prec)
+		if prec > 0 {
+			dec += strings.Repeat("0", rng.IntN(2))
+		}
+		frac := fmt.Sprintf("%d/%d", n, d)
+		if !Equivalent(dec, frac) || Normalise(dec) != Normalise(frac) {
+			t.Fatalf("%s and %s: %q and %q", dec, frac, Normalise(dec), Normalise(frac))
+		}
+		if r.IsInt() && Normalise(dec) != r.Num().String() {
+			t.Fatalf("integer %s normalises to %q", dec, Normalise(dec))
+		}
 	}
 }
