@@ -13,31 +13,42 @@ import (
 	"github.com/wsgrpo/wsgrpo/schemas"
 )
 
-// arithBatch returns a rollout batch of n arithmetic completions of 100 to
-// 300 characters, with token ids and logprobs as a sampler writes them:
-// three in four answer (right or wrong), the rest are cut at the token
-// limit without an answer.
+// arithBatch returns a rollout batch of n arithmetic completions of about
+// 100 to 300 characters, with token ids and logprobs as a sampler writes
+// them: three in four answer (right or wrong), the rest are cut at the
+// token limit without an answer.
 func arithBatch(mem memory.Allocator, n int, seed uint64) arrow.RecordBatch {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	rows := make([]schemas.Rollout, n)
 	for i := range rows {
 		a, b, c := rng.IntN(100), rng.IntN(100), rng.IntN(20)
 		ans := (a+b)*3 - c
+		// The trace format of tasks/arith: one operation a line, re-check
+		// lines and verify passes (overthinking), the answer line last.
+		steps := []string{
+			fmt.Sprintf("%d+%d=%d", a, b, a+b),
+			fmt.Sprintf("%d*3=%d", a+b, (a+b)*3),
+			fmt.Sprintf("%d-%d=%d", (a+b)*3, c, ans),
+		}
 		var sb strings.Builder
-		fmt.Fprintf(&sb, "Q: (%d+%d)*3-%d\n", a, b, c)
-		fmt.Fprintf(&sb, "First add the numbers in the brackets: %d+%d = %d.\n", a, b, a+b)
-		fmt.Fprintf(&sb, "Then multiply by three: %d*3 = %d.\n", a+b, (a+b)*3)
-		for sb.Len() < 100+rng.IntN(150) {
-			sb.WriteString("Check the carry once more before going on.\n")
+		target := 100 + rng.IntN(200)
+		for _, st := range steps {
+			sb.WriteString(st + "\n")
+			if rng.IntN(2) == 0 {
+				sb.WriteString("check " + st + "\n")
+			}
+		}
+		for sb.Len() < target-20 {
+			sb.WriteString("verify:\n" + strings.Join(steps, "\n") + "\n")
 		}
 		finish := "eos"
 		switch rng.IntN(4) {
 		case 0:
-			finish = "length"
+			finish = "length" // cut in a verify pass: no answer line
 		case 1:
-			fmt.Fprintf(&sb, "Finally subtract: %d-%d = %d.\nA: %d", (a+b)*3, c, ans+1, ans+1)
+			fmt.Fprintf(&sb, "A:%d", ans+1)
 		default:
-			fmt.Fprintf(&sb, "Finally subtract: %d-%d = %d.\nA: %d", (a+b)*3, c, ans, ans)
+			fmt.Fprintf(&sb, "A:%d", ans)
 		}
 		tokens := sb.Len() / 3
 		ids := make([]int32, tokens)
@@ -68,7 +79,7 @@ func arithBatch(mem memory.Allocator, n int, seed uint64) arrow.RecordBatch {
 }
 
 // BenchmarkVerifier measures the processor on 64-row batches of arithmetic
-// completions. "retain" is the processor (input columns retained, four
+// completions of 100 to 300 characters. "retain" is the processor (input columns retained, four
 // columns added); "rebuild" is the simple construction it replaced (read
 // the rows, judge them, schemas.NewVerifiedBatch), kept for comparison.
 func BenchmarkVerifier(b *testing.B) {

@@ -73,6 +73,8 @@ func TestProcess(t *testing.T) {
 		{rollout(10, "dataset", "42", "\ufffd\ufffd garbage \x00\x1b[0m 42", "eos"), want{"42", true}},
 		{rollout(11, "dataset", "", "#### ", "eos"), want{"", false}},
 		{rollout(12, "dataset", "", "#### 5", "eos"), want{"5", false}},
+		{rollout(14, "arith", "56400", "20+61=81\ncheck 20+61=81\n81+13=94\n94*60=5640\n5640*10=56400\nA:56400\nverify:\n20+61=81\n81+13=94\n94*60=5640\n5640*10=56400\nA:56400", "eos"), want{"56400", true}},
+		{rollout(15, "arith", "56400", "94*60=5640\nA:56400\nverify:\n94*60=5640\n5640*10=564", "length"), want{"56400", true}},
 		{rollout(13, "arith", "7", "A: "+strings.Repeat("7", 5000), "length"), want{"", false}},
 	}
 	rows := make([]schemas.Rollout, len(cases))
