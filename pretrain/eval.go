@@ -11,6 +11,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/stages/sampler"
+	"github.com/wsgrpo/wsgrpo/stages/verifier"
 	"github.com/wsgrpo/wsgrpo/tasks"
 	"github.com/wsgrpo/wsgrpo/tasks/arith"
 )
@@ -136,14 +137,9 @@ func promptIDs(tok tokenizer.Tokenizer, expr string) []int32 {
 	return append([]int32{tok.BOS()}, tok.Encode(sampler.Options{}.PromptText(expr))...)
 }
 
-// Answer reads the value of the last "A:" line of a completion.
+// Answer reads the value of the last "A:" line of a completion, as the
+// verifier stage does.
 func Answer(completion string) (int64, bool) {
-	lines := strings.Split(completion, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(lines[i]), arith.AnswerPrefix); ok {
-			v, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
+	v, err := strconv.ParseInt(verifier.ExtractArith(completion), 10, 64)
+	return v, err == nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/stages/passthrough"
 	"github.com/wsgrpo/wsgrpo/stages/sampler"
 	"github.com/wsgrpo/wsgrpo/stages/stage"
+	"github.com/wsgrpo/wsgrpo/stages/verifier"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -73,6 +74,13 @@ var stageTable = []stageDef{
 		name: pipeline.StageSampler, positions: []string{pipeline.StageSampler},
 		usage: "samples a group of completions per prompt with the newest policy version",
 		build: newSamplerStage,
+	},
+	{
+		name: pipeline.StageVerifier, positions: []string{pipeline.StageVerifier},
+		usage: "judges each completion's final answer against the reference (arith, gsm8k, dataset)",
+		build: func(context.Context, stageEnv) (stage.Processor, error) {
+			return verifier.New(verifier.Options{})
+		},
 	},
 	{
 		name: pipeline.StageLogger, positions: []string{pipeline.StageLogger},
