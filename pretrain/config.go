@@ -60,7 +60,7 @@ func DefaultConfig() Config {
 	task := arith.DefaultConfig()
 	task.ReverseResults = true
 	p := policy.DefaultConfig(tokenizer.Default().VocabSize())
-	p.MaxSeq = 320
+	p.MaxSeq = 512
 	return Config{
 		Task: task, Policy: p,
 		Steps: 8000, Batch: 64, LR: 3e-3, MinLR: 3e-4, Warmup: 100,

@@ -13,19 +13,23 @@ import (
 func tiny() pretrain.Config {
 	c := pretrain.DefaultConfig()
 	c.Policy.DModel, c.Policy.NLayers, c.Policy.NHeads, c.Policy.DFF = 32, 1, 2, 64
-	c.Steps, c.Batch, c.Warmup, c.EvalEvery, c.EvalPrompts, c.EvalOps = 40, 16, 5, 20, 4, []int{2, 3}
+	c.Steps, c.Batch, c.Warmup, c.EvalEvery, c.EvalPrompts, c.EvalOps = 80, 16, 5, 40, 4, []int{2, 3}
 	return c
 }
 
 func TestRun(t *testing.T) {
 	rt := orttest.Runtime(t)
+	// Batches hold traces of similar length, so single steps' losses
+	// differ by length: compare the mean of the first and last ten.
 	var first, last float64
 	evals := 0
 	res, err := pretrain.Run(t.Context(), rt, tiny(), func(p pretrain.Progress) {
-		if p.Step == 1 {
-			first = p.Loss
+		if p.Step <= 10 {
+			first += p.Loss / 10
 		}
-		last = p.Loss
+		if p.Step > 70 {
+			last += p.Loss / 10
+		}
 		if p.Eval != nil {
 			evals++
 		}
@@ -36,10 +40,10 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Steps != 40 || evals != 2 || res.Tokens == 0 {
+	if res.Steps != 80 || evals != 2 || res.Tokens == 0 {
 		t.Fatalf("steps %d, evals %d, tokens %d", res.Steps, evals, res.Tokens)
 	}
-	if !(last < first*0.7) {
+	if !(last < first*0.75) {
 		t.Fatalf("loss %.3f -> %.3f: not learning", first, last)
 	}
 	if res.Eval.N != 8 || len(res.Eval.ByOps) != 2 || res.Eval.LengthRatio <= 0 {

@@ -6,6 +6,8 @@ import (
 	"iter"
 	"log/slog"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -45,6 +47,8 @@ type Result struct {
 	Steps   int
 	Tokens  int64
 	Elapsed time.Duration
+	// Skipped counts traces left out for not fitting Policy.MaxSeq.
+	Skipped int
 }
 
 // Run pretrains a policy from scratch with cfg on rt, calling progress (if
@@ -80,23 +84,17 @@ func Run(ctx context.Context, rt *ort.Runtime, cfg Config, progress func(Progres
 		return Result{}, err
 	}
 	defer func() { _ = tr.Close() }()
+	var res Result
 
-	next, stop := iter.Pull(task.Examples(tasks.Train, cfg.Seed))
+	next, stop := iter.Pull(bucketed(task.Examples(tasks.Train, cfg.Seed), tok, cfg, &res.Skipped))
 	defer stop()
 	start := time.Now()
-	var res Result
 	for step := 1; step <= cfg.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		seqs := make([][]int32, cfg.Batch)
-		prompts := make([]int, cfg.Batch)
-		for i := range seqs {
-			ex, _ := next()
-			p := promptIDs(tok, ex.Text)
-			prompts[i] = len(p)
-			seqs[i] = append(append(p, tok.Encode(ex.Trace.Text)...), tok.EOS())
-		}
+		b, _ := next()
+		seqs, prompts := b.seqs, b.prompts
 		feeds, n, err := batchFeeds(m.Graph, seqs, prompts, tok.PAD(), cfg.Policy.MaxSeq)
 		if err != nil {
 			return Result{}, err
@@ -154,9 +152,6 @@ func schedule(cfg Config, step int) float64 {
 func batchFeeds(g *onnx.Graph, seqs [][]int32, prompts []int, pad int32, maxSeq int) (map[string]*ort.Tensor, int64, error) {
 	inputs := make([][]int32, len(seqs))
 	for i, s := range seqs {
-		if len(s) > maxSeq+1 {
-			return nil, 0, fmt.Errorf("%w: a trace of %d tokens does not fit max_seq %d (raise policy.max_seq)", ErrConfig, len(s), maxSeq)
-		}
 		inputs[i] = s[:len(s)-1]
 	}
 	b, err := policy.NewBatch(inputs, pad, false, maxSeq)
@@ -198,4 +193,57 @@ func snapshot(cfg Config, tr *train.Trainer, tok *tokenizer.Char, step int) (*ch
 		return nil, err
 	}
 	return ck, nil
+}
+
+// bucketPool is how many batches of examples are drawn, sorted by length
+// and cut into batches together: traces of similar length share a batch,
+// so little of a step is padding (overthinking traces vary from tens to
+// hundreds of tokens).
+const bucketPool = 16
+
+// batch is one step's sequences (BOS, prompt, trace, EOS) and the length of
+// each one's prompt part (BOS included).
+type batch struct {
+	seqs    [][]int32
+	prompts []int
+}
+
+// bucketed yields training batches from examples: it draws bucketPool
+// batches' worth, sorts them by length, cuts them into batches and yields
+// those in a shuffled order (deterministic from the seed). Traces longer
+// than the context are skipped and counted in skipped.
+func bucketed(examples iter.Seq[arith.Example], tok tokenizer.Tokenizer, cfg Config, skipped *int) iter.Seq[batch] {
+	return func(yield func(batch) bool) {
+		rng := rand.New(rand.NewPCG(cfg.Seed, 0x627563)) //nolint:gosec // a training order, not a secret
+		type seq struct {
+			ids    []int32
+			prompt int
+		}
+		pool := make([]seq, 0, bucketPool*cfg.Batch)
+		for ex := range examples {
+			p := promptIDs(tok, ex.Text)
+			s := append(append(p, tok.Encode(ex.Trace.Text)...), tok.EOS())
+			if len(s) > cfg.Policy.MaxSeq+1 {
+				*skipped++
+				continue
+			}
+			pool = append(pool, seq{s, len(p)})
+			if len(pool) < cap(pool) {
+				continue
+			}
+			slices.SortStableFunc(pool, func(a, b seq) int { return len(a.ids) - len(b.ids) })
+			order := rng.Perm(bucketPool)
+			for _, k := range order {
+				b := batch{}
+				for _, s := range pool[k*cfg.Batch : (k+1)*cfg.Batch] {
+					b.seqs = append(b.seqs, s.ids)
+					b.prompts = append(b.prompts, s.prompt)
+				}
+				if !yield(b) {
+					return
+				}
+			}
+			pool = pool[:0]
+		}
+	}
 }

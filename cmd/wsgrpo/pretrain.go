@@ -20,6 +20,7 @@ type pretrainReport struct {
 	Config       pretrain.Config `json:"config"`
 	Steps        int             `json:"steps"`
 	Tokens       int64           `json:"tokens"`
+	Skipped      int             `json:"skipped_traces"`
 	WallSeconds  float64         `json:"wall_seconds"`
 	TokensPerSec float64         `json:"tokens_per_sec"`
 	ORTThreads   int             `json:"ort_threads"`
@@ -98,7 +99,7 @@ settings, wall time and final evaluation.`,
 			if err := checkpoint.Save(outDir, res.Checkpoint); err != nil {
 				return fmt.Errorf("save checkpoint: %w", err)
 			}
-			rep := pretrainReport{Config: pc, Steps: res.Steps, Tokens: res.Tokens, WallSeconds: res.Elapsed.Seconds(),
+			rep := pretrainReport{Config: pc, Steps: res.Steps, Tokens: res.Tokens, Skipped: res.Skipped, WallSeconds: res.Elapsed.Seconds(),
 				TokensPerSec: float64(res.Tokens) / res.Elapsed.Seconds(), ORTThreads: cfg.ORT.Threads, Eval: res.Eval, Finished: time.Now().UTC()}
 			data, err := json.MarshalIndent(rep, "", "  ")
 			if err != nil {
@@ -107,8 +108,8 @@ settings, wall time and final evaluation.`,
 			if err := os.WriteFile(filepath.Join(outDir, "pretrain.json"), append(data, '\n'), 0o644); err != nil {
 				return err
 			}
-			out(cmd, "pretrained %d steps in %s (%.0f tokens/s, %d ORT threads); checkpoint in %s\n",
-				res.Steps, res.Elapsed.Round(time.Second), rep.TokensPerSec, cfg.ORT.Threads, outDir)
+			out(cmd, "pretrained %d steps in %s (%.0f tokens/s, %d ORT threads, %d traces longer than max_seq skipped); checkpoint in %s\n",
+				res.Steps, res.Elapsed.Round(time.Second), rep.TokensPerSec, cfg.ORT.Threads, res.Skipped, outDir)
 			out(cmd, "test split, greedy: accuracy %.1f%%, completions %.2fx the minimal trace\n", 100*res.Eval.Accuracy, res.Eval.LengthRatio)
 			for _, r := range res.Eval.ByOps {
 				out(cmd, "  %d ops: accuracy %5.1f%%, %.1f tokens (minimal %.1f, %.2fx), truncated %.1f%% (n %d)\n",
