@@ -33,6 +33,7 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newImportCmd(),
 		newDLQCmd(),
 		newPretrainCmd(),
+		newEvalCmd(),
 	)
 	return root
 }
