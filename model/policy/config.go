@@ -14,8 +14,8 @@
 // Shape, Slice, Concat, Unsqueeze, CumSum, Cast, Where, integer Add/Sub/Mul
 // and Constant nodes that no weight reaches. InPlaceKVGraph, which is only
 // run, never differentiated, uses fused ONNX Runtime kernels instead
-// (com.microsoft GroupQueryAttention, SkipLayerNormalization, FastGelu;
-// Gemm, LayerNormalization) and packs each layer's query, key and value
+// (com.microsoft GroupQueryAttention and FastGelu; Gemm,
+// LayerNormalization) and packs each layer's query, key and value
 // weights into one initializer.
 package policy
 
