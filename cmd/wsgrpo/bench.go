@@ -19,6 +19,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/bench/reload"
 	"github.com/wsgrpo/wsgrpo/bench/trainstep"
 	"github.com/wsgrpo/wsgrpo/bench/transport"
+	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/tracelog"
@@ -218,30 +219,35 @@ func benchSession(_ context.Context, b *benchEnv) error {
 	if err != nil {
 		return err
 	}
-	tw := b.table("session: weight version -> ready sampler session", "d_model", "layers", "model MiB", "new session")
+	tw := b.table("session: weight version -> ready sampler session", "d_model", "layers", "graph", "model MiB", "new session")
 	for _, d := range []int{128, 256} {
 		cfg := benchPolicy(d, 4)
 		w, err := policy.Init(cfg, 1)
 		if err != nil {
 			return err
 		}
-		m, err := policy.KVGraph(cfg, w)
-		if err != nil {
-			return err
+		for _, g := range []struct {
+			name  string
+			build func(policy.Config, policy.Weights) (*onnx.Model, error)
+		}{{"kv in place", policy.InPlaceKVGraph}, {"kv concat", policy.KVGraph}} {
+			m, err := g.build(cfg, w)
+			if err != nil {
+				return err
+			}
+			blob, err := m.Marshal()
+			if err != nil {
+				return err
+			}
+			n := 20
+			if b.quick {
+				n = 3
+			}
+			dt, err := reload.Session(rt, blob, n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%.1f\t%s\n", d, cfg.NLayers, g.name, float64(len(blob))/(1<<20), dt.Round(10*time.Microsecond))
 		}
-		blob, err := m.Marshal()
-		if err != nil {
-			return err
-		}
-		n := 20
-		if b.quick {
-			n = 3
-		}
-		dt, err := reload.Session(rt, blob, n)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\n", d, cfg.NLayers, float64(len(blob))/(1<<20), dt.Round(10*time.Microsecond))
 	}
 	return tw.Flush()
 }
