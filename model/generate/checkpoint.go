@@ -19,8 +19,8 @@ const (
 	// multiple of 16), else the concatenating one.
 	CacheAuto CacheGraph = iota
 	// CacheInPlace is policy.InPlaceKVGraph: a fixed-size cache that ONNX
-	// Runtime updates in place (about twice as fast at d_model 128,
-	// docs/benchmarks/model.md).
+	// Runtime updates in place (1.5-2× the tokens/s of CacheConcat at
+	// d_model 128, docs/benchmarks/model.md).
 	CacheInPlace
 	// CacheConcat is policy.KVGraph: every step returns the cache grown by
 	// the new positions.
