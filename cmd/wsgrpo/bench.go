@@ -19,6 +19,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/bench/reload"
 	"github.com/wsgrpo/wsgrpo/bench/trainstep"
 	"github.com/wsgrpo/wsgrpo/bench/transport"
+	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/tracelog"
@@ -59,7 +60,7 @@ func (b *benchEnv) table(title string, header ...string) *tabwriter.Writer {
 
 var benchSuites = []benchSuite{
 	{"transport", "pipeline hop cost and throughput vs an in-process Go channel", benchTransport},
-	{"decode", "sampling tokens/s with KV cache vs full recompute", benchDecode},
+	{"decode", "sampling tokens/s: in-place KV cache, concatenating KV cache, full recompute; memory-bound estimate", benchDecode},
 	{"session", "time to turn a weight blob into a ready ONNX Runtime session", benchSession},
 	{"sampler", "sampler stage tokens/s and rollouts/s vs raw decode, with version swaps", benchSampler},
 	{"train", "training step time and GFLOP/s vs this machine's fp32 peak", benchTrain},
@@ -153,30 +154,65 @@ func benchTransport(ctx context.Context, b *benchEnv) error {
 	return tw.Flush()
 }
 
+// decodeBandwidthBytes is the buffer size of the decode suite's copy
+// bandwidth measurement: eight times a 32 MiB last-level cache.
+const decodeBandwidthBytes = 256 << 20
+
 func benchDecode(_ context.Context, b *benchEnv) error {
 	rt, err := b.runtime()
 	if err != nil {
 		return err
 	}
-	newTokens := 256
+	newTokens, rounds, bwSize := 256, 5, decodeBandwidthBytes
 	if b.quick {
-		newTokens = 32
+		newTokens, rounds, bwSize = 32, 2, 16<<20
 	}
-	tw := b.table(fmt.Sprintf("decode: batch 16, %d new tokens, 4 layers", newTokens),
-		"d_model", "KV cache tok/s", "full recompute tok/s", "speed-up")
+	cpu, err := peak.ReadCPUInfo("")
+	if err != nil {
+		return err
+	}
+	// Decoding runs on one ONNX Runtime thread: its bound is one core's.
+	bw, err := decode.Bandwidth(bwSize, 5, 1)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.w, "CPU: %s (family %d, model %#x: %s), %d logical CPUs\n", cpu.Model, cpu.Family, cpu.ModelID, cpu.Microarch(), cpu.LogicalCPUs)
+	fmt.Fprintf(b.w, "memory bandwidth, one thread, %d MiB copy: %.1f GB/s (the bound below)\n", bwSize>>20, bw/1e9)
+	tw := b.table(fmt.Sprintf("decode: batch 16, %d new tokens, 4 layers, %d alternating rounds (full recompute: 1)", newTokens, rounds),
+		"d_model", "graph", "tok/s median", "min-max", "vs concat", "MB moved/step", "bound tok/s", "% of bound")
 	for _, d := range []int{128, 256} {
 		cfg := benchPolicy(d, 4)
-		kv, err := decode.Throughput(rt, cfg, 16, newTokens, true)
+		kv, err := decode.Compare(rt, cfg, 16, newTokens, []decode.Graph{decode.InPlace, decode.Concat}, rounds)
 		if err != nil {
 			return err
 		}
-		full, err := decode.Throughput(rt, cfg, 16, newTokens, false)
+		full, err := decode.Compare(rt, cfg, 16, newTokens, []decode.Graph{decode.Full}, 1)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.1fx\n", d, kv, full, kv/full)
+		kv[decode.Full] = full[decode.Full]
+		base := median(kv[decode.Concat])
+		for _, g := range decode.Graphs {
+			tps := kv[g]
+			med := median(tps)
+			traffic := "-\t-\t-"
+			if tr, err := decode.TrafficOf(cfg, 16, decode.PromptLen, newTokens, g); err == nil {
+				bound := tr.Bound(16*newTokens, bw)
+				traffic = fmt.Sprintf("%.1f\t%.0f\t%.0f%%", tr.Total()/float64(tr.Steps)/1e6, bound, 100*med/bound)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f-%.0f\t%.2fx\t%s\n", d, g, med, slices.Min(tps), slices.Max(tps), med/base, traffic)
+		}
 	}
 	return tw.Flush()
+}
+
+// median returns the median of xs (not empty).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func benchSession(_ context.Context, b *benchEnv) error {
@@ -184,30 +220,35 @@ func benchSession(_ context.Context, b *benchEnv) error {
 	if err != nil {
 		return err
 	}
-	tw := b.table("session: weight version -> ready sampler session", "d_model", "layers", "model MiB", "new session")
+	tw := b.table("session: weight version -> ready sampler session", "d_model", "layers", "graph", "model MiB", "new session")
 	for _, d := range []int{128, 256} {
 		cfg := benchPolicy(d, 4)
 		w, err := policy.Init(cfg, 1)
 		if err != nil {
 			return err
 		}
-		m, err := policy.KVGraph(cfg, w)
-		if err != nil {
-			return err
+		for _, g := range []struct {
+			name  string
+			build func(policy.Config, policy.Weights) (*onnx.Model, error)
+		}{{"kv in place", policy.InPlaceKVGraph}, {"kv concat", policy.KVGraph}} {
+			m, err := g.build(cfg, w)
+			if err != nil {
+				return err
+			}
+			blob, err := m.Marshal()
+			if err != nil {
+				return err
+			}
+			n := 20
+			if b.quick {
+				n = 3
+			}
+			dt, err := reload.Session(rt, blob, n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%.1f\t%s\n", d, cfg.NLayers, g.name, float64(len(blob))/(1<<20), dt.Round(10*time.Microsecond))
 		}
-		blob, err := m.Marshal()
-		if err != nil {
-			return err
-		}
-		n := 20
-		if b.quick {
-			n = 3
-		}
-		dt, err := reload.Session(rt, blob, n)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\n", d, cfg.NLayers, float64(len(blob))/(1<<20), dt.Round(10*time.Microsecond))
 	}
 	return tw.Flush()
 }

@@ -15,6 +15,18 @@ func (c *Checkpoint) KVModel() ([]byte, error) {
 	return m.Marshal()
 }
 
+// InPlaceKVModel returns the encoded float32 KV-cache ONNX graph of c that
+// updates a fixed-size cache in place (see policy.InPlaceKVGraph). It needs
+// policy.InPlaceSupported(c.Config); otherwise the error wraps
+// policy.ErrConfig.
+func (c *Checkpoint) InPlaceKVModel() ([]byte, error) {
+	m, err := policy.InPlaceKVGraph(c.Config, c.Weights)
+	if err != nil {
+		return nil, err
+	}
+	return m.Marshal()
+}
+
 // FullModel returns the encoded float32 full-sequence ONNX graph of c (see
 // policy.FullGraph).
 func (c *Checkpoint) FullModel() ([]byte, error) {

@@ -17,8 +17,9 @@ import (
 const benchPromptLen = 8
 
 // BenchmarkDecode measures sampling throughput at batch 16, 256 new tokens,
-// for two model sizes, with the KV cache and with full recompute. The
-// tokens/s metric counts generated tokens.
+// for two model sizes, with the in-place KV cache (policy.InPlaceKVGraph,
+// kv=inplace), the concatenating KV cache (policy.KVGraph, kv=concat) and
+// full recompute (kv=none). The tokens/s metric counts generated tokens.
 func BenchmarkDecode(b *testing.B) {
 	rt := orttest.Runtime(b)
 	const batch, newTokens = 16, 256
@@ -28,12 +29,15 @@ func BenchmarkDecode(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, cache := range []bool{true, false} {
-			b.Run(fmt.Sprintf("d%d_l4_cache=%v", d, cache), func(b *testing.B) {
+		for _, kv := range []string{"inplace", "concat", "none"} {
+			b.Run(fmt.Sprintf("d%d_l4_kv=%s", d, kv), func(b *testing.B) {
 				var g *onnx.Model
-				if cache {
+				switch kv {
+				case "inplace":
+					g, err = policy.InPlaceKVGraph(cfg, w)
+				case "concat":
 					g, err = policy.KVGraph(cfg, w)
-				} else {
+				default:
 					g, err = policy.FullGraph(cfg, w, onnx.Float)
 				}
 				if err != nil {

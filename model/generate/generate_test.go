@@ -15,11 +15,12 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
 
-// testModels returns the KV-cache and full-sequence graphs of one random
-// policy over the default character tokenizer's vocabulary.
-func testModels(t testing.TB, rt *ort.Runtime) (kv, full *Model, cfg policy.Config) {
+// testPolicy returns the config and weights of one random policy over the
+// default character tokenizer's vocabulary, with a head size (16) that the
+// in-place KV graph accepts.
+func testPolicy(t testing.TB) (policy.Config, policy.Weights) {
 	t.Helper()
-	cfg = policy.Config{VocabSize: tokenizer.Default().VocabSize(), DModel: 32, NLayers: 2, NHeads: 4, DFF: 64, MaxSeq: 48}
+	cfg := policy.Config{VocabSize: tokenizer.Default().VocabSize(), DModel: 32, NLayers: 2, NHeads: 2, DFF: 64, MaxSeq: 48}
 	w, err := policy.Init(cfg, 5)
 	if err != nil {
 		t.Fatal(err)
@@ -31,26 +32,43 @@ func testModels(t testing.TB, rt *ort.Runtime) (kv, full *Model, cfg policy.Conf
 			}
 		}
 	}
-	load := func(g *onnx.Model, err error) *Model {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := g.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := Load(rt, data, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.MaxSeq = cfg.MaxSeq
-		t.Cleanup(func() { _ = m.Close() })
-		return m
+	return cfg, w
+}
+
+// loadGraph builds a graph of cfg's policy, encodes and loads it.
+func loadGraph(t testing.TB, rt *ort.Runtime, cfg policy.Config, build func() (*onnx.Model, error)) *Model {
+	t.Helper()
+	g, err := build()
+	if err != nil {
+		t.Fatal(err)
 	}
-	kv = load(policy.KVGraph(cfg, w))
-	full = load(policy.FullGraph(cfg, w, onnx.Float))
+	data, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(rt, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.MaxSeq = cfg.MaxSeq
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// testModels returns the KV-cache and full-sequence graphs of testPolicy.
+func testModels(t testing.TB, rt *ort.Runtime) (kv, full *Model, cfg policy.Config) {
+	t.Helper()
+	cfg, w := testPolicy(t)
+	kv = loadGraph(t, rt, cfg, func() (*onnx.Model, error) { return policy.KVGraph(cfg, w) })
+	full = loadGraph(t, rt, cfg, func() (*onnx.Model, error) { return policy.FullGraph(cfg, w, onnx.Float) })
 	return kv, full, cfg
+}
+
+// testInPlace returns the in-place KV-cache graph of testPolicy.
+func testInPlace(t testing.TB, rt *ort.Runtime) *Model {
+	t.Helper()
+	cfg, w := testPolicy(t)
+	return loadGraph(t, rt, cfg, func() (*onnx.Model, error) { return policy.InPlaceKVGraph(cfg, w) })
 }
 
 // testPrompts encodes prompts of different lengths.
@@ -72,6 +90,13 @@ func TestLoadSignature(t *testing.T) {
 	if full.HasCache() || full.sig.hasPos || !full.sig.hasMask || full.sig.vocabSize != cfg.VocabSize {
 		t.Fatalf("full signature %+v", full.sig)
 	}
+	if kv.InPlace() || full.InPlace() {
+		t.Fatalf("in place: KV graph %v, full graph %v", kv.InPlace(), full.InPlace())
+	}
+	ip := testInPlace(t, rt)
+	if !ip.InPlace() || ip.Layers() != cfg.NLayers || ip.sig.heads != int64(cfg.NHeads) || ip.sig.headDim != int64(cfg.HeadDim()) {
+		t.Fatalf("in-place signature %+v", ip.sig)
+	}
 }
 
 // TestCacheMatchesRecompute checks that KV-cache sampling, full recompute on
@@ -89,10 +114,14 @@ func TestCacheMatchesRecompute(t *testing.T) {
 	}
 	noCache := o
 	noCache.NoCache = true
+	ip := testInPlace(t, rt)
 	for name, run := range map[string]func() ([]Completion, error){
-		"full graph":     func() ([]Completion, error) { return full.Generate(ctx, testPrompts(), o) },
-		"kv graph, none": func() ([]Completion, error) { return kv.Generate(ctx, testPrompts(), noCache) },
-		"kv again":       func() ([]Completion, error) { return kv.Generate(ctx, testPrompts(), o) },
+		"full graph":           func() ([]Completion, error) { return full.Generate(ctx, testPrompts(), o) },
+		"kv graph, none":       func() ([]Completion, error) { return kv.Generate(ctx, testPrompts(), noCache) },
+		"kv again":             func() ([]Completion, error) { return kv.Generate(ctx, testPrompts(), o) },
+		"in-place graph":       func() ([]Completion, error) { return ip.Generate(ctx, testPrompts(), o) },
+		"in-place graph, none": func() ([]Completion, error) { return ip.Generate(ctx, testPrompts(), noCache) },
+		"in-place again":       func() ([]Completion, error) { return ip.Generate(ctx, testPrompts(), o) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := run()
@@ -321,5 +350,50 @@ func TestConcurrentGenerate(t *testing.T) {
 	}
 	if _, err := kv.Generate(context.Background(), testPrompts(), o); !errors.Is(err, ort.ErrClosed) {
 		t.Fatalf("Generate after Close: %v", err)
+	}
+}
+
+// TestInPlaceMatchesKV checks that the in-place KV graph samples what the
+// concatenating KV graph samples (greedy and at temperature 1, with and
+// without EOS), with per-token log-probabilities within 1e-4, and that a
+// row's completion does not depend on the rest of its batch.
+func TestInPlaceMatchesKV(t *testing.T) {
+	rt := orttest.Runtime(t)
+	kv, _, _ := testModels(t, rt)
+	ip := testInPlace(t, rt)
+	tok := tokenizer.Default()
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		o       Options
+		prompts [][]int32
+	}{
+		{"greedy", Options{MaxNewTokens: 30, EOS: -1, PAD: tok.PAD()}, testPrompts()},
+		{"greedy eos", Options{MaxNewTokens: 30, EOS: tok.EOS(), PAD: tok.PAD()}, testPrompts()},
+		{"sampled", Options{Temperature: 1, MaxNewTokens: 30, EOS: -1, PAD: tok.PAD(), Seed: 3}, testPrompts()},
+		{"one row", Options{Temperature: 1, MaxNewTokens: 30, EOS: -1, PAD: tok.PAD(), Seed: 3}, testPrompts()[1:2]},
+		{"one token", Options{MaxNewTokens: 1, EOS: -1, PAD: tok.PAD()}, testPrompts()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := kv.Generate(ctx, tc.prompts, tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ip.Generate(ctx, tc.prompts, tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if !slices.Equal(got[i].Tokens, want[i].Tokens) || got[i].Finish != want[i].Finish {
+					t.Fatalf("row %d: in place %v (%s), KV %v (%s)", i, got[i].Tokens, got[i].Finish, want[i].Tokens, want[i].Finish)
+				}
+				for j := range want[i].Logprobs {
+					if d := math.Abs(float64(got[i].Logprobs[j] - want[i].Logprobs[j])); d > 1e-4 {
+						t.Fatalf("row %d logprob %d: in place %v, KV %v", i, j, got[i].Logprobs[j], want[i].Logprobs[j])
+					}
+				}
+			}
+		})
 	}
 }

@@ -9,23 +9,35 @@ import "github.com/wsgrpo/wsgrpo/model/ort"
 // after every step. The present values thus never pass through an extra
 // copy (ONNX Runtime's Concat writes them straight into the buffer), and
 // nothing is allocated per step.
+//
+// For a graph that updates its cache in place (signature.inPlace) each
+// cache tensor has one buffer of the call's full length, fed as the past
+// and bound as the present alike: ONNX Runtime writes only the new
+// positions, and no step copies the cache.
 type kvCache struct {
 	sig   signature
 	batch int64
 	// n is the number of cached positions.
 	n int64
-	// cur[i] holds the past of cache tensor i, next[i] receives its present;
-	// tensor 2l is layer l's key, 2l+1 its value.
+	// capacity is the number of positions each buffer holds.
+	capacity int64
+	// cur[i] holds the past of cache tensor i, next[i] receives its present
+	// (the same buffer when in place); tensor 2l is layer l's key, 2l+1 its
+	// value.
 	cur, next [][]float32
 }
 
 // newKVCache allocates buffers for batch rows of up to maxLen positions.
 func newKVCache(sig signature, batch, maxLen int) *kvCache {
-	c := &kvCache{sig: sig, batch: int64(batch)}
+	c := &kvCache{sig: sig, batch: int64(batch), capacity: int64(maxLen)}
 	size := int64(batch) * sig.heads * int64(maxLen) * sig.headDim
 	for range 2 * sig.layers {
-		c.cur = append(c.cur, make([]float32, size))
-		c.next = append(c.next, make([]float32, size))
+		cur := make([]float32, size)
+		next := cur
+		if !sig.inPlace {
+			next = make([]float32, size)
+		}
+		c.cur, c.next = append(c.cur, cur), append(c.next, next)
 	}
 	return c
 }
@@ -50,23 +62,33 @@ func cacheTensorName(i int, present bool) string {
 
 // feed adds the past inputs to in.
 func (c *kvCache) feed(in map[string]*ort.Tensor) {
+	n := c.n
+	if c.sig.inPlace {
+		n = c.capacity
+	}
 	for i, buf := range c.cur {
-		in[cacheTensorName(i, false)] = c.tensor(buf, c.n)
+		in[cacheTensorName(i, false)] = c.tensor(buf, n)
 	}
 }
 
 // outputs returns the present output buffers for a step over s new
 // positions.
 func (c *kvCache) outputs(s int) map[string]*ort.Tensor {
+	n := c.n + int64(s)
+	if c.sig.inPlace {
+		n = c.capacity
+	}
 	out := make(map[string]*ort.Tensor, len(c.next))
 	for i, buf := range c.next {
-		out[cacheTensorName(i, true)] = c.tensor(buf, c.n+int64(s))
+		out[cacheTensorName(i, true)] = c.tensor(buf, n)
 	}
 	return out
 }
 
 // advance makes the presents of a step over s positions the next past.
 func (c *kvCache) advance(s int) {
-	c.cur, c.next = c.next, c.cur
+	if !c.sig.inPlace {
+		c.cur, c.next = c.next, c.cur
+	}
 	c.n += int64(s)
 }

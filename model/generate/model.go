@@ -72,13 +72,21 @@ type signature struct {
 	hasMask   bool
 	hasPos    bool
 	vocabSize int // 0 when the logits' last dimension is symbolic
+	// inPlace: the cache is a fixed-size buffer updated in place (every
+	// past input and its present output share one symbolic length, e.g.
+	// policy.InPlaceKVGraph), so each present output is bound to the
+	// memory of its past input.
+	inPlace bool
 }
 
 // Load reads the interface of an encoded ONNX decoder graph and prepares a
 // Model; sessions open lazily. The graph must take input_ids and return
 // logits; attention_mask and position_ids are optional; cache inputs, if
 // any, must be past_key_values.0..N-1 .key/.value float [B,H,P,Dh] with fixed
-// H and Dh, matched by present.N outputs.
+// H and Dh, matched by present.N outputs. A graph whose past inputs and
+// present outputs all share one symbolic length (policy.InPlaceKVGraph's
+// cache_seq) takes a fixed-size cache that ONNX Runtime updates in place:
+// Generate then binds each present output to its past input's buffer.
 func Load(rt *ort.Runtime, model []byte, log *slog.Logger) (*Model, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -147,6 +155,7 @@ func readSignature(s *onnx.Signature) (signature, error) {
 	if sig.layers > 0 && !sig.hasMask {
 		return sig, fmt.Errorf("%w: cache inputs without %q", ErrModel, inputMask)
 	}
+	sig.inPlace = sig.layers > 0
 	for l := 0; l < sig.layers; l++ {
 		for _, vi := range []onnx.ValueInfo{keys[l], values[l]} {
 			if vi.Name == "" {
@@ -162,10 +171,13 @@ func readSignature(s *onnx.Signature) (signature, error) {
 				return sig, fmt.Errorf("%w: %q has H=%d Dh=%d, layer 0 has H=%d Dh=%d", ErrModel, vi.Name, h, dh, sig.heads, sig.headDim)
 			}
 		}
-		for _, name := range []string{presentName(l, "key"), presentName(l, "value")} {
-			if _, ok := outs[name]; !ok {
+		for i, name := range []string{presentName(l, "key"), presentName(l, "value")} {
+			o, ok := outs[name]
+			if !ok {
 				return sig, fmt.Errorf("%w: no %q output", ErrModel, name)
 			}
+			past := []onnx.ValueInfo{keys[l], values[l]}[i]
+			sig.inPlace = sig.inPlace && sharesLength(past, o)
 		}
 	}
 	return sig, nil
@@ -199,6 +211,16 @@ func cacheDims(vi onnx.ValueInfo) (h, dh int64, err error) {
 	return h, dh, nil
 }
 
+// sharesLength reports whether a past input and its present output have
+// the same symbolic sequence length (axis 2).
+func sharesLength(past, present onnx.ValueInfo) bool {
+	if len(past.Shape) != 4 || len(present.Shape) != 4 {
+		return false
+	}
+	p := past.Shape[2].Param
+	return p != "" && p == present.Shape[2].Param
+}
+
 // pastName and presentName build the cache tensor names of layer l.
 func pastName(l int, kind string) string    { return pastPrefix + strconv.Itoa(l) + "." + kind }
 func presentName(l int, kind string) string { return presentPrefix + strconv.Itoa(l) + "." + kind }
@@ -208,6 +230,10 @@ func (m *Model) Layers() int { return m.sig.layers }
 
 // HasCache reports whether the graph takes a KV cache.
 func (m *Model) HasCache() bool { return m.sig.layers > 0 }
+
+// InPlace reports whether the graph updates a fixed-size KV cache in place
+// (see Load) rather than returning a grown copy every step.
+func (m *Model) InPlace() bool { return m.sig.inPlace }
 
 // session returns the cached-decoding session (cache true) or the
 // logits-only session, creating it on first use.

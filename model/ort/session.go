@@ -117,8 +117,11 @@ func (s *Session) Run(inputs map[string]*Tensor) (map[string]*Tensor, error) {
 // buffers across calls avoids both). The returned map holds those same
 // tensors and the remaining outputs as Run returns them. A buffer that
 // names no session output, or is malformed, gives ErrBadInput; a shape that
-// disagrees with the computed one gives ErrRun. Inputs and outputs must not
-// share memory.
+// disagrees with the computed one gives ErrRun. An output may share memory
+// with an input only where the graph computes that output in place from
+// that input (a fixed-size KV cache whose attention node writes only the new
+// positions, as policy.InPlaceKVGraph's GroupQueryAttention does); otherwise
+// inputs and outputs must not share memory.
 func (s *Session) RunInto(inputs, outs map[string]*Tensor) (map[string]*Tensor, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

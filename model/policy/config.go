@@ -2,8 +2,9 @@
 // transformer with learned positional embeddings, its configuration, its
 // deterministic weight initialisation, and the ONNX graphs that run it in
 // ONNX Runtime — a full-sequence graph (scoring, training, the labeler's
-// features) and a KV-cache graph with Hugging Face exported-decoder naming
-// (sampling).
+// features) and two KV-cache graphs with Hugging Face exported-decoder
+// naming (sampling): KVGraph, which returns the grown cache every step, and
+// InPlaceKVGraph, which updates a fixed-size cache in place.
 //
 // Every weight is a graph initializer named by its parameter name, so the
 // autodiff package can turn initializers into trainable inputs. The graphs
@@ -11,7 +12,11 @@
 // weights to outputs (Gather, MatMul, Add, Sub, Mul, Div, ReduceMean, Sqrt,
 // Reshape, Transpose, Softmax, Tanh, Concat); masks and positions go through
 // Shape, Slice, Concat, Unsqueeze, CumSum, Cast, Where, integer Add/Sub/Mul
-// and Constant nodes that no weight reaches.
+// and Constant nodes that no weight reaches. InPlaceKVGraph, which is only
+// run, never differentiated, uses fused ONNX Runtime kernels instead
+// (com.microsoft GroupQueryAttention and FastGelu; Gemm,
+// LayerNormalization) and packs each layer's query, key and value
+// weights into one initializer.
 package policy
 
 import (
