@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/policy"
@@ -153,7 +156,13 @@ func TestSamplerKilledMidBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("groups: %v", res)
+	if len(res.Rows) != 1 || fmt.Sprint(res.Rows[0]) != fmt.Sprint([]any{uint64(steps * perStep), uint64(0)}) {
+		t.Fatalf("groups and groups without exactly 3 rows: %v, want [%d 0]", res.Rows, steps*perStep)
+	}
+	m := &dto.Metric{}
+	if err := s.metric.Redelivered.WithLabelValues(pipeline.StageSampler).Write(m); err != nil || m.GetCounter().GetValue() < 1 {
+		t.Fatalf("the survivor saw %v redeliveries (%v); want the killed worker's batch", m.GetCounter().GetValue(), err)
+	}
 	dead, err := pipeline.ReadDeadLetters(ctx, s.js, s.topo, 0)
 	if err != nil || len(dead) != 0 {
 		t.Fatalf("dead letters %v, %v", dead, err)
