@@ -80,7 +80,12 @@ func TestSamplerVerifierLoggerRun(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
 
 	task, err := arith.New(arith.DefaultConfig())
 	if err != nil {
