@@ -28,8 +28,10 @@ type Progress struct {
 	Step, Steps int
 	Loss, LR    float64
 	// Tokens is the number of real (unpadded) tokens trained so far;
-	// TokensPerSec their rate over the whole run.
+	// TokensPerSec their rate over the whole run. PaddedTokens counts the
+	// padded batch positions too (what the training graph computes).
 	Tokens       int64
+	PaddedTokens int64
 	TokensPerSec float64
 	Elapsed      time.Duration
 	// Eval is set on the steps that evaluated.
@@ -44,9 +46,10 @@ type Result struct {
 	Eval Eval
 	// Steps is the number of steps taken (fewer than Config.Steps when
 	// MaxDuration stopped the run); Tokens the real tokens trained.
-	Steps   int
-	Tokens  int64
-	Elapsed time.Duration
+	Steps        int
+	Tokens       int64
+	PaddedTokens int64
+	Elapsed      time.Duration
 	// Skipped counts traces left out for not fitting Policy.MaxSeq.
 	Skipped int
 }
@@ -95,7 +98,7 @@ func Run(ctx context.Context, rt *ort.Runtime, cfg Config, progress func(Progres
 		}
 		b, _ := next()
 		seqs, prompts := b.seqs, b.prompts
-		feeds, n, err := batchFeeds(m.Graph, seqs, prompts, tok.PAD(), cfg.Policy.MaxSeq)
+		feeds, n, padded, err := batchFeeds(m.Graph, seqs, prompts, tok.PAD(), cfg.Policy.MaxSeq)
 		if err != nil {
 			return Result{}, err
 		}
@@ -105,9 +108,9 @@ func Run(ctx context.Context, rt *ort.Runtime, cfg Config, progress func(Progres
 		if err != nil {
 			return Result{}, fmt.Errorf("step %d: %w", step, err)
 		}
-		res.Steps, res.Tokens = step, res.Tokens+n
+		res.Steps, res.Tokens, res.PaddedTokens = step, res.Tokens+n, res.PaddedTokens+padded
 		elapsed := time.Since(start)
-		p := Progress{Step: step, Steps: cfg.Steps, Loss: r.Loss, LR: lr, Tokens: res.Tokens,
+		p := Progress{Step: step, Steps: cfg.Steps, Loss: r.Loss, LR: lr, Tokens: res.Tokens, PaddedTokens: res.PaddedTokens,
 			TokensPerSec: float64(res.Tokens) / elapsed.Seconds(), Elapsed: elapsed}
 		last := step == cfg.Steps || (cfg.MaxDuration > 0 && elapsed >= cfg.MaxDuration)
 		if last || (cfg.EvalEvery > 0 && step%cfg.EvalEvery == 0) {
@@ -148,15 +151,15 @@ func schedule(cfg Config, step int) float64 {
 // batchFeeds builds the training inputs of seqs (each BOS, prompt, trace,
 // EOS; prompts[i] tokens of prompt): inputs are every token but the last,
 // targets every token but the first, and only trace and EOS targets count.
-// It returns the number of real input tokens too.
-func batchFeeds(g *onnx.Graph, seqs [][]int32, prompts []int, pad int32, maxSeq int) (map[string]*ort.Tensor, int64, error) {
+// It returns the number of real input tokens and of batch positions too.
+func batchFeeds(g *onnx.Graph, seqs [][]int32, prompts []int, pad int32, maxSeq int) (map[string]*ort.Tensor, int64, int64, error) {
 	inputs := make([][]int32, len(seqs))
 	for i, s := range seqs {
 		inputs[i] = s[:len(s)-1]
 	}
 	b, err := policy.NewBatch(inputs, pad, false, maxSeq)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	targets := make([]int64, b.Rows*b.Len)
 	mask := make([]float32, b.Rows*b.Len)
@@ -176,7 +179,7 @@ func batchFeeds(g *onnx.Graph, seqs [][]int32, prompts []int, pad int32, maxSeq 
 		train.InputTargets:    ort.I64Tensor(targets, shape...),
 		train.InputTokenMask:  ort.F32Tensor(mask, shape...),
 	}
-	return train.GraphInputs(g, feeds), n, nil
+	return train.GraphInputs(g, feeds), n, int64(b.Rows * b.Len), nil
 }
 
 // snapshot copies the trainer's weights into a checkpoint.

@@ -64,6 +64,7 @@ var benchSuites = []benchSuite{
 	{"session", "time to turn a weight blob into a ready ONNX Runtime session", benchSession},
 	{"sampler", "sampler stage tokens/s and rollouts/s vs raw decode, with version swaps", benchSampler},
 	{"train", "training step time and GFLOP/s vs this machine's fp32 peak", benchTrain},
+	{"pretrain", "pretrain tokens/s vs the raw training step at the same shape", benchPretrain},
 	{"tracelog", "trajectory-log insert rows/s (embedded chDB, and the server with --clickhouse-dsn)", benchTracelog},
 }
 
