@@ -260,14 +260,8 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 	logs := newSharedLog(cfg, log)
 	defer logs.close()
 	g := pipeline.NewGroup(s.js, log)
-	for _, name := range []string{pipeline.StageSampler, pipeline.StageVerifier} {
-		def, err := lookupStage(name)
-		if err != nil {
-			return err
-		}
-		if err := addStage(ctx, g, s, def, name, cfg, log, logs); err != nil {
-			return err
-		}
+	if err := addStages(ctx, g, s, []string{pipeline.StageSampler, pipeline.StageVerifier}, cfg, log, logs); err != nil {
+		return err
 	}
 	sink := &verifiedSink{rows: map[string]schemas.Verified{}}
 	rc, err := s.topo.SinkRunnerConfig(evalSink)
@@ -280,20 +274,14 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 		return err
 	}
 	if !o.NoLog {
-		def, err := lookupStage(pipeline.StageLogger)
-		if err != nil {
-			return err
-		}
-		if err := addStage(ctx, g, s, def, pipeline.StageLogger, cfg, log, logs); err != nil {
+		if err := addStages(ctx, g, s, []string{pipeline.StageLogger}, cfg, log, logs); err != nil {
 			return fmt.Errorf("%w (or run with --no-log)", err)
 		}
 	}
-	errs := make(chan error, 1)
-	go func() { errs <- g.Run(ctx) }()
+	run := startGroup(ctx, g)
 	defer func() {
-		cancel()
-		if gerr := <-errs; err == nil && gerr != nil {
-			err = gerr
+		if serr := run.Stop(); err == nil && serr != nil {
+			err = serr
 		}
 	}()
 
@@ -319,9 +307,8 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: interrupted with %d of %d completions", ErrIncomplete, got, want)
-		case err := <-errs:
-			errs <- err
-			return groupStopped(err)
+		case <-run.Done():
+			return run.Stopped()
 		case <-tick.C:
 		}
 	}

@@ -7,29 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/wsgrpo/wsgrpo/model/checkpoint"
-	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
-	"github.com/wsgrpo/wsgrpo/model/policy"
-	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
-
-// tinyModel saves a small random policy checkpoint and returns its
-// directory.
-func tinyModel(t *testing.T) string {
-	t.Helper()
-	orttest.Runtime(t) // skips without ONNX Runtime
-	tok := tokenizer.Default()
-	c, err := checkpoint.New(policy.Config{VocabSize: tok.VocabSize(), DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 40}, tok, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := checkpoint.Save(dir, c); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // TestEval runs `wsgrpo eval` end to end through the real sampler,
 // verifier and logger stages on an embedded run.

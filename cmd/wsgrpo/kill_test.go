@@ -13,9 +13,6 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/wsgrpo/wsgrpo/model/checkpoint"
-	"github.com/wsgrpo/wsgrpo/model/policy"
-	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/prompts"
@@ -48,16 +45,8 @@ func TestSamplerKilledMidBatch(t *testing.T) {
 	if err := topo.Ensure(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	tok := tokenizer.Default()
 	// A model slow enough that the kill lands while a batch is decoding.
-	c, err := checkpoint.New(policy.Config{VocabSize: tok.VocabSize(), DModel: 64, NLayers: 2, NHeads: 2, DFF: 128, MaxSeq: 256}, tok, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, err := checkpoint.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	blob := testBlob(t, 64, 2, 256, 5)
 	ws, err := pipeline.OpenWeightStore(ctx, js, topo)
 	if err != nil {
 		t.Fatal(err)
@@ -120,11 +109,8 @@ func TestSamplerKilledMidBatch(t *testing.T) {
 	logs := newSharedLog(cfg, log)
 	defer logs.close()
 	g := pipeline.NewGroup(s.js, log)
-	for _, name := range []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLogger} {
-		def, _ := lookupStage(name)
-		if err := addStage(ctx, g, s, def, name, cfg, log, logs); err != nil {
-			t.Fatal(err)
-		}
+	if err := addStages(ctx, g, s, []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLogger}, cfg, log, logs); err != nil {
+		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -10,9 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/wsgrpo/wsgrpo/model/checkpoint"
-	"github.com/wsgrpo/wsgrpo/model/policy"
-	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
@@ -66,15 +63,7 @@ func TestSamplerStage(t *testing.T) {
 		t.Fatalf("rollouts before any policy version: %v", ids)
 	}
 
-	tok := tokenizer.Default()
-	c, err := checkpoint.New(policy.Config{VocabSize: tok.VocabSize(), DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 32}, tok, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blob, err := checkpoint.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	blob := testBlob(t, 16, 1, 32, 1)
 	ws, err := pipeline.OpenWeightStore(ctx, js, topo)
 	if err != nil {
 		t.Fatal(err)

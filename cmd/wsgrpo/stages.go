@@ -170,3 +170,56 @@ func newSamplerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 	}
 	return sampler.New(sampler.NewLoader(rt, ws, env.log), env.cfg.samplerOptions(env.log), nil)
 }
+
+// addStages adds the named stages of the table, each at its own position.
+func addStages(ctx context.Context, g *pipeline.Group, s *session, names []string, cfg Config, log *slog.Logger, logs *sharedLog) error {
+	for _, name := range names {
+		def, err := lookupStage(name)
+		if err != nil {
+			return err
+		}
+		if err := addStage(ctx, g, s, def, name, cfg, log, logs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupRun is a stage group running in the background of a command that
+// drives a run (train, eval).
+type groupRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// startGroup runs g until ctx ends or Stop.
+func startGroup(ctx context.Context, g *pipeline.Group) *groupRun {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &groupRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = g.Run(ctx)
+		close(r.done)
+	}()
+	return r
+}
+
+// Done is closed when the group has stopped.
+func (r *groupRun) Done() <-chan struct{} { return r.done }
+
+// Stopped is the error of a run whose group stopped before the run was
+// complete: the group's own error, or ErrIncomplete.
+func (r *groupRun) Stopped() error {
+	<-r.done
+	if r.err != nil {
+		return r.err
+	}
+	return fmt.Errorf("%w: the stages stopped", ErrIncomplete)
+}
+
+// Stop stops the group and returns what stopping it said.
+func (r *groupRun) Stop() error {
+	r.cancel()
+	<-r.done
+	return r.err
+}

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgrpo/wsgrpo/model/checkpoint"
-	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/prompts"
@@ -40,17 +38,7 @@ func TestSamplerVerifierLoggerRun(t *testing.T) {
 	}
 	defer s.close()
 	tok := tokenizer.Default()
-	blobOf := func(seed uint64) []byte {
-		c, err := checkpoint.New(policy.Config{VocabSize: tok.VocabSize(), DModel: 16, NLayers: 1, NHeads: 2, DFF: 32, MaxSeq: 40}, tok, seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := checkpoint.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	blobOf := func(seed uint64) []byte { return testBlob(t, 16, 1, 40, seed) }
 	ws, err := pipeline.OpenWeightStore(ctx, s.js, s.topo)
 	if err != nil {
 		t.Fatal(err)
@@ -61,14 +49,8 @@ func TestSamplerVerifierLoggerRun(t *testing.T) {
 	logs := newSharedLog(cfg, log)
 	defer logs.close()
 	g := pipeline.NewGroup(s.js, log)
-	for _, name := range []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLogger} {
-		def, err := lookupStage(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := addStage(ctx, g, s, def, name, cfg, log, logs); err != nil {
-			t.Fatal(err)
-		}
+	if err := addStages(ctx, g, s, []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLogger}, cfg, log, logs); err != nil {
+		t.Fatal(err)
 	}
 	sink := &verifiedSink{rows: map[string]schemas.Verified{}}
 	rc, err := s.topo.SinkRunnerConfig(evalSink)

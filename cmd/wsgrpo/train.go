@@ -202,21 +202,15 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		return err
 	}
 	if !o.NoLog {
-		def, err := lookupStage(pipeline.StageLogger)
-		if err != nil {
-			return err
-		}
-		if err := addStage(ctx, g, s, def, pipeline.StageLogger, cfg, log, logs); err != nil {
+		if err := addStages(ctx, g, s, []string{pipeline.StageLogger}, cfg, log, logs); err != nil {
 			return err
 		}
 	}
-	errs := make(chan error, 1)
-	go func() { errs <- g.Run(ctx) }()
+	run := startGroup(ctx, g)
 	defer func() {
 		// Stop the stages and report what stopping them said.
-		cancel()
-		if gerr := <-errs; err == nil && gerr != nil {
-			err = gerr
+		if serr := run.Stop(); err == nil && serr != nil {
+			err = serr
 		}
 	}()
 
@@ -253,9 +247,8 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: interrupted with %d of %d rows", ErrIncomplete, unique, want)
-		case err := <-errs:
-			errs <- err // for the deferred wait
-			return groupStopped(err)
+		case <-run.Done():
+			return run.Stopped()
 		case <-tick.C:
 		}
 	}
@@ -282,9 +275,8 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case err := <-errs:
-				errs <- err
-				return groupStopped(err)
+			case <-run.Done():
+				return run.Stopped()
 			case <-tick.C:
 			}
 		}
@@ -312,15 +304,6 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		return fmt.Errorf("%w: %d of %d rows", ErrIncomplete, unique, want)
 	}
 	return nil
-}
-
-// groupStopped is the error of a wiring run whose stage group stopped
-// before the run was complete.
-func groupStopped(err error) error {
-	if err != nil {
-		return err
-	}
-	return fmt.Errorf("%w: the stages stopped", ErrIncomplete)
 }
 
 // splitListen parses --listen HOST:PORT ("" means not listening).
