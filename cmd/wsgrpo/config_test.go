@@ -232,3 +232,23 @@ func TestPretrainConfigFile(t *testing.T) {
 		t.Fatalf("misspelt pretrain key: %v", err)
 	}
 }
+
+// TestExampleConfigs loads every configuration shipped in testdata/configs:
+// a key that is misspelt or no longer exists fails here.
+func TestExampleConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/configs/*.yaml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("configs %v, %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			c, err := loadWith(t, []string{"--config", f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
