@@ -20,18 +20,27 @@ func benchSampler(ctx context.Context, b *benchEnv) error {
 	if b.quick {
 		o.DModel, o.Layers, o.NewTokens, o.Batches = 32, 2, 32, 1
 	}
-	tw := b.table(fmt.Sprintf("sampler vs raw decode (d_model %d, %d layers, %d prompts x G %d, up to %d new tokens, a new version every %s)",
-		o.DModel, o.Layers, o.Prompts, o.Samples, o.NewTokens, o.SwapEvery),
-		"workers", "sampler tok/s", "rollouts/s", "raw decode tok/s", "sampler/raw", "versions sampled", "swaps")
-	for _, workers := range []int{1, 2} {
+	tw := b.table(fmt.Sprintf("sampler vs raw decode (d_model %d, %d layers, %d prompts x G %d, up to %d new tokens; a version swap costs the rows with new versions the difference)",
+		o.DModel, o.Layers, o.Prompts, o.Samples, o.NewTokens),
+		"workers", "new versions", "sampler tok/s", "rollouts/s", "raw decode tok/s", "sampler/raw", "versions sampled", "swaps")
+	for _, c := range []struct {
+		workers int
+		swaps   bool
+	}{{1, false}, {1, true}, {2, false}, {2, true}} {
 		oo := o
-		oo.Workers = workers
-		oo.Batches = o.Batches * workers
+		oo.Workers = c.workers
+		oo.Batches = o.Batches * c.workers
+		every := "none"
+		if !c.swaps {
+			oo.SwapEvery = 0
+		} else {
+			every = "every " + o.SwapEvery.String()
+		}
 		res, err := sampling.Run(ctx, rt, oo)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.0f\t%.2f\t%d\t%d\n", workers, res.TokensPerSec, res.RolloutsPS, res.RawTokensPerSec, res.Ratio(), res.Versions, res.Swaps)
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.1f\t%.0f\t%.2f\t%d\t%d\n", c.workers, every, res.TokensPerSec, res.RolloutsPS, res.RawTokensPerSec, res.Ratio(), res.Versions, res.Swaps)
 	}
 	return tw.Flush()
 }
