@@ -45,6 +45,10 @@ type Config struct {
 	ClipNorm    float64 `json:"clip_norm" koanf:"clip_norm"`
 	// Seed fixes the weights' initialisation and the order of the traces.
 	Seed uint64 `json:"seed" koanf:"seed"`
+	// Init, when set, is a checkpoint directory to continue from instead
+	// of random weights (with a fresh AdamW state and this schedule); its
+	// architecture must equal Policy.
+	Init string `json:"init,omitempty" koanf:"init"`
 	// EvalEvery evaluates on the test split every this many steps (0: only
 	// at the end); EvalPrompts is the number of test prompts per operation
 	// count, EvalOps the operation counts evaluated.

@@ -110,3 +110,38 @@ func TestAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestInit continues from a saved checkpoint: its first step starts from
+// the trained weights (a lower loss than random weights), and a
+// checkpoint of another architecture is refused.
+func TestInit(t *testing.T) {
+	rt := orttest.Runtime(t)
+	c := tiny()
+	c.EvalEvery, c.EvalPrompts, c.EvalOps = 0, 1, []int{2}
+	res, err := pretrain.Run(t.Context(), rt, c, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := checkpoint.Save(dir, res.Checkpoint); err != nil {
+		t.Fatal(err)
+	}
+	firstLoss := func(c pretrain.Config) float64 {
+		c.Steps = 1
+		var l float64
+		if _, err := pretrain.Run(t.Context(), rt, c, func(p pretrain.Progress) { l = p.Loss }, nil); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	fresh := firstLoss(c)
+	c.Init = dir
+	cont := firstLoss(c)
+	if !(cont < fresh-0.5) {
+		t.Fatalf("first loss from the checkpoint %.3f, from random weights %.3f", cont, fresh)
+	}
+	c.Policy.DModel = 64
+	if _, err := pretrain.Run(t.Context(), rt, c, nil, nil); !errors.Is(err, pretrain.ErrConfig) {
+		t.Fatalf("another architecture: %v", err)
+	}
+}

@@ -34,8 +34,10 @@ type Progress struct {
 	PaddedTokens int64
 	TokensPerSec float64
 	Elapsed      time.Duration
-	// Eval is set on the steps that evaluated.
-	Eval *Eval
+	// Eval is set on the steps that evaluated, with the Checkpoint it
+	// evaluated.
+	Eval       *Eval
+	Checkpoint *checkpoint.Checkpoint
 }
 
 // Result is what a run produced.
@@ -68,7 +70,7 @@ func Run(ctx context.Context, rt *ort.Runtime, cfg Config, progress func(Progres
 		return Result{}, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	tok := tokenizer.Default()
-	w, err := policy.Init(cfg.Policy, cfg.Seed)
+	w, err := initialWeights(cfg)
 	if err != nil {
 		return Result{}, err
 	}
@@ -122,7 +124,7 @@ func Run(ctx context.Context, rt *ort.Runtime, cfg Config, progress func(Progres
 			if err != nil {
 				return Result{}, fmt.Errorf("evaluate at step %d: %w", step, err)
 			}
-			p.Eval = &ev
+			p.Eval, p.Checkpoint = &ev, ck
 			log.Info("pretrain evaluation", "step", step, "eval", ev.String())
 			res.Checkpoint, res.Eval = ck, ev
 		}
@@ -249,4 +251,22 @@ func bucketed(examples iter.Seq[arith.Example], tok tokenizer.Tokenizer, cfg Con
 			pool = pool[:0]
 		}
 	}
+}
+
+// initialWeights are random (Config.Seed) or the weights of Config.Init.
+func initialWeights(cfg Config) (policy.Weights, error) {
+	if cfg.Init == "" {
+		return policy.Init(cfg.Policy, cfg.Seed)
+	}
+	ck, err := checkpoint.Load(cfg.Init)
+	if err != nil {
+		return nil, fmt.Errorf("%w: init %s: %w", ErrConfig, cfg.Init, err)
+	}
+	if ck.Config != cfg.Policy {
+		return nil, fmt.Errorf("%w: init %s has architecture %+v, the config asks for %+v", ErrConfig, cfg.Init, ck.Config, cfg.Policy)
+	}
+	if _, ok := ck.Tokenizer.(*tokenizer.Char); !ok || ck.Tokenizer.VocabSize() != tokenizer.Default().VocabSize() {
+		return nil, fmt.Errorf("%w: init %s does not use the character tokenizer", ErrConfig, cfg.Init)
+	}
+	return ck.Weights, nil
 }

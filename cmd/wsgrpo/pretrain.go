@@ -42,6 +42,10 @@ one operation per line, an "A:" answer line, and (in the configured shares)
 traces that keep going after the answer is known and traces with a slip. The
 result overthinks and is sometimes wrong: the starting point WS-GRPO improves.
 
+pretrain.init continues from a checkpoint directory (fresh AdamW, this
+schedule) instead of random weights. The checkpoint in DIR is rewritten at
+every evaluation, so a stopped run keeps its last evaluated weights.
+
 Settings are the pretrain: section of the configuration (YAML via --config;
 testdata/configs/pretrain.yaml reproduces the shipped base policy). The run
 evaluates greedily on the test split every pretrain.eval_every steps and at the
@@ -87,6 +91,11 @@ settings, wall time and final evaluation.`,
 						_ = bar.Clear()
 					}
 					out(cmd, "step %d (%s): %s\n", p.Step, p.Elapsed.Round(time.Second), p.Eval)
+					// Keep the latest evaluated weights: a run stopped
+					// later loses only the steps since.
+					if err := checkpoint.Save(outDir, p.Checkpoint); err != nil {
+						log.Warn("could not save the checkpoint", "dir", outDir, "err", err)
+					}
 				}
 			}, log)
 			if bar != nil {
