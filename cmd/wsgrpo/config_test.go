@@ -221,7 +221,7 @@ func TestPretrainConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := c.Pretrain
-	if p.Steps != 4000 || p.Batch != 64 || p.LR != 0.003 || !p.Task.ReverseResults || p.Task.Overthink.Share != 0.5 ||
+	if p.Steps != 5000 || p.Batch != 64 || p.LR != 0.003 || !p.Task.ReverseResults || p.Task.Overthink.Share != 0.75 ||
 		p.Policy.DModel != 128 || p.Policy.MaxSeq != 512 || len(p.EvalOps) != 4 || c.ORT.Threads != 2 {
 		t.Fatalf("pretrain config %+v, ort %+v", p, c.ORT)
 	}
