@@ -6,7 +6,7 @@ BIN         := bin/wsgrpo
 TEST_TIMEOUT ?= 45m
 LINT        := $(WSGRPO_HOME)/bin/golangci-lint
 # Packages with concurrency, run again under the race detector.
-RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/...
+RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/... ./prompts/...
 
 .PHONY: setup setup-test setup-lint build demo test race test-short bench fuzz lint clean
 
