@@ -39,6 +39,9 @@ type benchEnv struct {
 	w     io.Writer
 	quick bool
 	rt    *ort.Runtime
+	// samplerRollouts is the sampler suite's best rollouts/s in this
+	// invocation (0 when it did not run), the verifier suite's yardstick.
+	samplerRollouts float64
 }
 
 func (b *benchEnv) runtime() (*ort.Runtime, error) {
@@ -63,6 +66,7 @@ var benchSuites = []benchSuite{
 	{"decode", "sampling tokens/s: in-place KV cache, concatenating KV cache, full recompute; memory-bound estimate", benchDecode},
 	{"session", "time to turn a weight blob into a ready ONNX Runtime session", benchSession},
 	{"sampler", "sampler stage tokens/s and rollouts/s vs raw decode, with version swaps", benchSampler},
+	{"verifier", "verifier rows/s, beside the sampler's rollouts/s when that suite ran first", benchVerifier},
 	{"train", "training step time and GFLOP/s vs this machine's fp32 peak", benchTrain},
 	{"pretrain", "pretrain tokens/s vs the raw training step at the same shape", benchPretrain},
 	{"tracelog", "trajectory-log insert rows/s (embedded chDB, and the server with --clickhouse-dsn)", benchTracelog},

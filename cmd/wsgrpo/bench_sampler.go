@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wsgrpo/wsgrpo/bench/sampling"
+	"github.com/wsgrpo/wsgrpo/bench/verifying"
 )
 
 // benchSampler prints the sampler stage's tokens/s and rollouts/s beside
@@ -40,7 +41,31 @@ func benchSampler(ctx context.Context, b *benchEnv) error {
 		if err != nil {
 			return err
 		}
+		b.samplerRollouts = max(b.samplerRollouts, res.RolloutsPS)
 		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.1f\t%.0f\t%.2f\t%d\t%d\n", c.workers, every, res.TokensPerSec, res.RolloutsPS, res.RawTokensPerSec, res.Ratio(), res.Versions, res.Swaps)
 	}
+	return tw.Flush()
+}
+
+// benchVerifier prints the verifier's rows/s on 64-row batches of arith
+// completions and, after the sampler suite in the same run, how many times
+// the sampler's best rollouts/s that is.
+func benchVerifier(ctx context.Context, b *benchEnv) error {
+	batches := 2000
+	if b.quick {
+		batches = 100
+	}
+	res, err := verifying.Run(ctx, 64, batches)
+	if err != nil {
+		return err
+	}
+	tw := b.table("verifier (64-row batches of arith completions)", "verifier rows/s", "sampler rollouts/s", "verifier/sampler")
+	ratio := "(run the sampler suite first)"
+	sampler := "-"
+	if b.samplerRollouts > 0 {
+		sampler = fmt.Sprintf("%.1f", b.samplerRollouts)
+		ratio = fmt.Sprintf("%.0fx", res.RowsPerSec/b.samplerRollouts)
+	}
+	fmt.Fprintf(tw, "%.0f\t%s\t%s\n", res.RowsPerSec, sampler, ratio)
 	return tw.Flush()
 }
