@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
@@ -91,19 +93,21 @@ func Run(ctx context.Context, rt *ort.Runtime, cfg Config, progress func(Progres
 	defer func() { _ = tr.Close() }()
 	var res Result
 
-	next, stop := iter.Pull(bucketed(task.Examples(tasks.Train, cfg.Seed), tok, cfg, &res.Skipped))
-	defer stop()
+	// Batches are prepared (traces written, tokenized, padded) in the
+	// background while ONNX Runtime trains on the previous one.
+	var skipped atomic.Int64
+	feedCh, stopFeeds := prefetch(bucketed(task.Examples(tasks.Train, cfg.Seed), tok, cfg, &skipped), m.Graph, tok.PAD(), cfg.Policy.MaxSeq)
+	defer stopFeeds()
 	start := time.Now()
 	for step := 1; step <= cfg.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		b, _ := next()
-		seqs, prompts := b.seqs, b.prompts
-		feeds, n, padded, err := batchFeeds(m.Graph, seqs, prompts, tok.PAD(), cfg.Policy.MaxSeq)
-		if err != nil {
-			return Result{}, err
+		f := <-feedCh
+		if f.err != nil {
+			return Result{}, f.err
 		}
+		feeds, n, padded := f.feeds, f.tokens, f.padded
 		lr := schedule(cfg, step)
 		tr.Optimizer().SetLR(lr)
 		r, err := tr.Step(feeds)
@@ -136,6 +140,7 @@ func Run(ctx context.Context, rt *ort.Runtime, cfg Config, progress func(Progres
 		}
 	}
 	res.Elapsed = time.Since(start)
+	res.Skipped = int(skipped.Load()) // of the batches prepared so far
 	return res, nil
 }
 
@@ -217,7 +222,7 @@ type batch struct {
 // batches' worth, sorts them by length, cuts them into batches and yields
 // those in a shuffled order (deterministic from the seed). Traces longer
 // than the context are skipped and counted in skipped.
-func bucketed(examples iter.Seq[arith.Example], tok tokenizer.Tokenizer, cfg Config, skipped *int) iter.Seq[batch] {
+func bucketed(examples iter.Seq[arith.Example], tok tokenizer.Tokenizer, cfg Config, skipped *atomic.Int64) iter.Seq[batch] {
 	return func(yield func(batch) bool) {
 		rng := rand.New(rand.NewPCG(cfg.Seed, 0x627563)) //nolint:gosec // a training order, not a secret
 		type seq struct {
@@ -229,7 +234,7 @@ func bucketed(examples iter.Seq[arith.Example], tok tokenizer.Tokenizer, cfg Con
 			p := promptIDs(tok, ex.Text)
 			s := append(append(p, tok.Encode(ex.Trace.Text)...), tok.EOS())
 			if len(s) > cfg.Policy.MaxSeq+1 {
-				*skipped++
+				skipped.Add(1)
 				continue
 			}
 			pool = append(pool, seq{s, len(p)})
@@ -269,4 +274,33 @@ func initialWeights(cfg Config) (policy.Weights, error) {
 		return nil, fmt.Errorf("%w: init %s does not use the character tokenizer", ErrConfig, cfg.Init)
 	}
 	return ck.Weights, nil
+}
+
+// feed is one prepared training batch.
+type feed struct {
+	feeds          map[string]*ort.Tensor
+	tokens, padded int64
+	err            error
+}
+
+// prefetch prepares the feeds of batches in a goroutine, two ahead; stop
+// ends it. The channel never closes: batches never run out.
+func prefetch(batches iter.Seq[batch], g *onnx.Graph, pad int32, maxSeq int) (<-chan feed, func()) {
+	ch := make(chan feed, 2)
+	done := make(chan struct{})
+	go func() {
+		for b := range batches {
+			f, n, p, err := batchFeeds(g, b.seqs, b.prompts, pad, maxSeq)
+			select {
+			case ch <- feed{feeds: f, tokens: n, padded: p, err: err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(done) }) }
 }
