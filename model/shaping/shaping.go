@@ -4,11 +4,11 @@
 // comparison between them changes one configuration value. The labeler
 // stage applies it to every complete group.
 //
-// Shapers (see ../shared/WS-GRPO.md for the method and its sources):
+// Shapers (docs/DESIGN.md and the WS-GRPO notes give the method and its sources):
 //
-//   - ws-grpo: R = l_term*correct + l_step*mean(step rewards)
-//     - l_range*[steps outside [steps_lo, steps_hi]], std-normalised
-//     advantages;
+//   - ws-grpo: R = l_term*correct + l_step*mean(step rewards) minus
+//     l_range when the step count is outside [steps_lo, steps_hi],
+//     std-normalised advantages;
 //   - grpo: R = correct, std-normalised advantages;
 //   - dr-grpo: R = correct, advantages without the std division;
 //   - kimi: correct plus the Kimi k1.5 length reward, lam = 0.5 -
