@@ -248,3 +248,23 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// StepRewards turns the preference scores of a rollout's consecutive
+// prefixes (scores[0] for the empty prefix, scores[t] for the prefix
+// ending with step t) into WS-GRPO's step rewards, sigmoid(f(t) - f(t-1))
+// for t = 1..T: above 0.5 where continuing helped, below where it did not.
+func StepRewards(scores []float64) ([]float64, error) {
+	if len(scores) == 0 {
+		return nil, fmt.Errorf("%w: no prefix scores (not even the empty prefix)", ErrInput)
+	}
+	for t, s := range scores {
+		if math.IsNaN(s) || math.IsInf(s, 0) {
+			return nil, fmt.Errorf("%w: prefix %d score %v", ErrInput, t, s)
+		}
+	}
+	out := make([]float64, len(scores)-1)
+	for t := range out {
+		out[t] = sigmoid(scores[t+1] - scores[t])
+	}
+	return out, nil
+}

@@ -138,3 +138,22 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestStepRewards(t *testing.T) {
+	got, err := shaping.StepRewards([]float64{0, 2, 2, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1 / (1 + math.Exp(-2)), 0.5, 1 / (1 + math.E)}
+	if !near(got, want) {
+		t.Fatalf("StepRewards = %v, want %v", got, want)
+	}
+	if r, err := shaping.StepRewards([]float64{3}); err != nil || len(r) != 0 {
+		t.Fatalf("no steps: %v, %v", r, err)
+	}
+	for _, bad := range [][]float64{nil, {0, math.NaN()}, {math.Inf(-1), 0}} {
+		if _, err := shaping.StepRewards(bad); !errors.Is(err, shaping.ErrInput) {
+			t.Errorf("StepRewards(%v) = %v", bad, err)
+		}
+	}
+}
