@@ -130,7 +130,9 @@ func Run(ctx context.Context, rt *ort.Runtime, o Options) (Result, error) {
 			Prompt: fmt.Sprintf("(%d+%d)*%d-%d", 10+i, 25+2*i, 3+i%5, 7*i%90)}
 	}
 	maxPrompt := 0
-	so := sampler.Options{Samples: o.Samples, MaxNewTokens: o.NewTokens, MaxBatch: o.Prompts * o.Samples}
+	// EOS is ignored on both sides: every row decodes NewTokens tokens, so
+	// tokens/s does not depend on when random weights happen to end rows.
+	so := sampler.Options{Samples: o.Samples, MaxNewTokens: o.NewTokens, MaxBatch: o.Prompts * o.Samples, IgnoreEOS: true}
 	for _, p := range prompts {
 		maxPrompt = max(maxPrompt, len(tok.Encode(so.PromptText(p.Prompt)))+1)
 	}
@@ -228,7 +230,7 @@ func Run(ctx context.Context, rt *ort.Runtime, o Options) (Result, error) {
 			ids = append(ids, enc)
 		}
 	}
-	gopts := generate.Options{Temperature: 1, MaxNewTokens: o.NewTokens, EOS: tok.EOS(), PAD: tok.PAD(), Tokenizer: tok, Seed: 1}
+	gopts := generate.Options{Temperature: 1, MaxNewTokens: o.NewTokens, EOS: -1, PAD: tok.PAD(), Tokenizer: tok, Seed: 1}
 	if _, err := m.Generate(ctx, ids, gopts); err != nil { // session warm-up
 		return Result{}, err
 	}

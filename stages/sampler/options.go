@@ -42,6 +42,9 @@ type Options struct {
 	MaxNewTokens int
 	// StopStrings end a completion once its text contains one.
 	StopStrings []string
+	// IgnoreEOS samples every completion to MaxNewTokens (or a stop
+	// string), as fixed-length measurements need.
+	IgnoreEOS bool
 	// MaxBatch bounds the rows decoded together (default 64).
 	MaxBatch int
 	// PromptTemplate is the text the policy continues, with {prompt}

@@ -162,7 +162,7 @@ func (s *Processor) sample(ctx context.Context, pol *Policy, reqs []request, row
 		Temperature:  s.opts.Temperature,
 		TopP:         s.opts.TopP,
 		MaxNewTokens: maxNew,
-		EOS:          pol.Tokenizer.EOS(),
+		EOS:          eos(pol, s.opts.IgnoreEOS),
 		PAD:          pol.Tokenizer.PAD(),
 		StopStrings:  s.opts.StopStrings,
 		Tokenizer:    pol.Tokenizer,
@@ -207,3 +207,12 @@ func (s *Processor) Close(context.Context) error {
 	}
 	return nil
 }
+
+// eos is the end-of-sequence id to stop at, or -1 to ignore it.
+func eos(pol *Policy, ignore bool) int32 {
+	if ignore {
+		return -1
+	}
+	return pol.Tokenizer.EOS()
+}
+
