@@ -145,3 +145,28 @@ func TestInit(t *testing.T) {
 		t.Fatalf("another architecture: %v", err)
 	}
 }
+
+// TestShippedBase loads the shipped base policy (testdata/base) and checks
+// that it still solves 2-operation expressions of the test split greedily
+// (48% when it was trained; the bar leaves room for floating-point
+// differences between machines) and that its architecture is the one the
+// shipped configuration trains.
+func TestShippedBase(t *testing.T) {
+	rt := orttest.Runtime(t)
+	ck, err := checkpoint.Load("../testdata/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pretrain.DefaultConfig()
+	if ck.Config != c.Policy {
+		t.Fatalf("base architecture %+v, DefaultConfig trains %+v", ck.Config, c.Policy)
+	}
+	ev, err := pretrain.Evaluate(t.Context(), rt, ck, c.Task, 50, []int{2}, c.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("shipped base: %s", ev)
+	if ev.Accuracy < 0.3 {
+		t.Fatalf("the shipped base solves %.0f%% of 2-operation test expressions; it was trained to 48%%", 100*ev.Accuracy)
+	}
+}
