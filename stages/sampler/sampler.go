@@ -215,4 +215,3 @@ func eos(pol *Policy, ignore bool) int32 {
 	}
 	return pol.Tokenizer.EOS()
 }
-
