@@ -1,17 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/wsgrpo/wsgrpo/pipeline"
-	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/schemas"
 )
 
@@ -20,45 +14,11 @@ import (
 // dead-lettered), and once a version is in the run's weight store every
 // prompt comes out as a group of rollouts sampled with it.
 func TestSamplerStage(t *testing.T) {
-	srv, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: t.TempDir(), Listen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	cfg := DefaultConfig()
-	cfg.Run, cfg.NATS = "sampling", srv.URL()
-	cfg.Sampler = SamplerConfig{Samples: 2, MaxNewTokens: 6}
-	log := slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(testCtx(t))
-	var wg sync.WaitGroup
-	errs := make(chan error, 1)
-	wg.Go(func() {
-		if err := runStage(ctx, cfg, log, pipeline.StageSampler, ""); err != nil {
-			errs <- err
-		}
-	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	js := pipetest.Connect(t, srv.URL())
-	topo, _ := pipeline.NewTopology(cfg.Run)
-	if err := topo.Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	prompts, _ := topo.Hop(schemas.KindPrompt)
+	r := startStageRun(t, "sampling", func(c *Config) { c.Sampler = SamplerConfig{Samples: 2, MaxNewTokens: 6} }, 1, pipeline.StageSampler, "")
+	cfg, js, topo, errs, ctx := r.cfg, r.js, r.topo, r.errs, testCtx(t)
 	const batches, rows = 3, 4
-	for b := range batches {
-		rec := wiringPrompts(cfg.Run, b, rows)
-		_, err := pipeline.PublishBatch(ctx, js, prompts.Subject, rec, fmt.Sprint("p-", b), 0)
-		rec.Release()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	rollouts, _ := topo.Hop(schemas.KindRollout)
-	cons, err := js.CreateConsumer(ctx, rollouts.Stream, jetstream.ConsumerConfig{Durable: "verifier", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.publishPrompts(t, batches, rows)
+	cons := r.rolloutConsumer(t)
 	if ids := fetchRowIDs(t, cons, schemas.KindRollout); len(ids) != 0 {
 		t.Fatalf("rollouts before any policy version: %v", ids)
 	}

@@ -144,47 +144,11 @@ func TestStageTable(t *testing.T) {
 // server, as two `wsgrpo stage` processes would, and checks that every
 // batch is processed exactly once between them.
 func TestStageCopiesShareWork(t *testing.T) {
-	srv, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: t.TempDir(), Listen: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	cfg := DefaultConfig()
-	cfg.Run, cfg.NATS = "share", srv.URL()
-	log := slog.New(slog.DiscardHandler)
-
-	ctx, cancel := context.WithCancel(testCtx(t))
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	for range 2 {
-		wg.Go(func() {
-			if err := runStage(ctx, cfg, log, "passthrough", pipeline.StageSampler); err != nil {
-				errs <- err
-			}
-		})
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	js := pipetest.Connect(t, srv.URL())
-	topo, _ := pipeline.NewTopology(cfg.Run)
-	if err := topo.Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	prompts, _ := topo.Hop(schemas.KindPrompt)
+	r := startStageRun(t, "share", nil, 2, "passthrough", pipeline.StageSampler)
 	const batches, rows = 30, 4
-	for b := range batches {
-		rec := wiringPrompts(cfg.Run, b, rows)
-		_, err := pipeline.PublishBatch(ctx, js, prompts.Subject, rec, fmt.Sprint("share-", b), 0)
-		rec.Release()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	rollouts, _ := topo.Hop(schemas.KindRollout)
-	cons, err := js.CreateConsumer(ctx, rollouts.Stream, jetstream.ConsumerConfig{Durable: "verifier", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.publishPrompts(t, batches, rows)
+	cons := r.rolloutConsumer(t)
+	errs := r.errs
 	seen := map[string]int{}
 	deadline := time.Now().Add(time.Minute)
 	for len(seen) < batches*rows && time.Now().Before(deadline) {
@@ -205,4 +169,73 @@ func TestStageCopiesShareWork(t *testing.T) {
 			t.Errorf("row %s arrived %d times", id, n)
 		}
 	}
+}
+
+// stageRun is a listening embedded NATS server with copies of one stage of
+// the table running against it, as `wsgrpo stage` processes would, and a
+// client of the run.
+type stageRun struct {
+	cfg  Config
+	js   jetstream.JetStream
+	topo pipeline.Topology
+	errs chan error
+}
+
+// startStageRun starts the server and copies of stage name (at position as)
+// for run; edit adjusts the configuration first.
+func startStageRun(t *testing.T, run string, edit func(*Config), copies int, name, as string) *stageRun {
+	t.Helper()
+	srv, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: t.TempDir(), Listen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	cfg := DefaultConfig()
+	cfg.Run, cfg.NATS = run, srv.URL()
+	if edit != nil {
+		edit(&cfg)
+	}
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var wg sync.WaitGroup
+	r := &stageRun{cfg: cfg, errs: make(chan error, copies)}
+	for range copies {
+		wg.Go(func() {
+			if err := runStage(ctx, cfg, log, name, as); err != nil {
+				r.errs <- err
+			}
+		})
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	r.js = pipetest.Connect(t, srv.URL())
+	r.topo, _ = pipeline.NewTopology(cfg.Run)
+	if err := r.topo.Ensure(ctx, r.js); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// publishPrompts publishes batches wiring prompt batches of rows rows.
+func (r *stageRun) publishPrompts(t *testing.T, batches, rows int) {
+	t.Helper()
+	prompts, _ := r.topo.Hop(schemas.KindPrompt)
+	for b := range batches {
+		rec := wiringPrompts(r.cfg.Run, b, rows)
+		_, err := pipeline.PublishBatch(testCtx(t), r.js, prompts.Subject, rec, fmt.Sprint(r.cfg.Run, "-", b), 0)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// rolloutConsumer reads the rollout stream in the verifier's place.
+func (r *stageRun) rolloutConsumer(t *testing.T) jetstream.Consumer {
+	t.Helper()
+	rollouts, _ := r.topo.Hop(schemas.KindRollout)
+	cons, err := r.js.CreateConsumer(testCtx(t), rollouts.Stream, jetstream.ConsumerConfig{Durable: "verifier", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
 }
