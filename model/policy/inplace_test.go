@@ -5,7 +5,6 @@ import (
 	"math"
 	"testing"
 
-	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 )
@@ -50,20 +49,7 @@ func TestInPlaceKVGraphMatchesFull(t *testing.T) {
 	rt := orttest.Runtime(t)
 	cfg := gqaConfig()
 	w := testWeights(t, cfg, 11)
-	full, err := FullGraph(cfg, w, onnx.Float)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := InPlaceKVGraph(cfg, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := newSession(t, rt, full, OutputLogits)
-	outs := []string{OutputLogits}
-	for l := 0; l < cfg.NLayers; l++ {
-		outs = append(outs, PresentKeyName(l), PresentValueName(l))
-	}
-	ks := newSession(t, rt, kv, outs...)
+	fs, ks := fullAndKVSessions(t, rt, cfg, w, InPlaceKVGraph)
 
 	seqs := [][]int32{{3, 7, 1, 9, 12, 5, 6, 20, 8, 4}, {15, 2, 11, 19, 22, 10, 14}, {4}}
 	b, _ := NewBatch(seqs, 0, true, cfg.MaxSeq)

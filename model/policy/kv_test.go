@@ -16,20 +16,7 @@ func TestKVGraphMatchesFull(t *testing.T) {
 	rt := orttest.Runtime(t)
 	cfg := smallConfig()
 	w := testWeights(t, cfg, 11)
-	full, err := FullGraph(cfg, w, onnx.Float)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := KVGraph(cfg, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := newSession(t, rt, full, OutputLogits)
-	outs := []string{OutputLogits}
-	for l := 0; l < cfg.NLayers; l++ {
-		outs = append(outs, PresentKeyName(l), PresentValueName(l))
-	}
-	ks := newSession(t, rt, kv, outs...)
+	fs, ks := fullAndKVSessions(t, rt, cfg, w, KVGraph)
 
 	seqs := [][]int32{{3, 7, 1, 9, 12, 5, 6, 20, 8, 4}, {15, 2, 11, 19, 22, 10, 14}}
 	prompt := 4 // tokens of each sequence given in the prefill
@@ -95,4 +82,24 @@ func TestKVGraphMatchesFull(t *testing.T) {
 		}
 		lo = hi
 	}
+}
+
+// fullAndKVSessions opens the full graph of w (logits) and the KV graph
+// build makes of it (logits and every present output), for comparing the
+// two step by step.
+func fullAndKVSessions(t *testing.T, rt *ort.Runtime, cfg Config, w Weights, build func(Config, Weights) (*onnx.Model, error)) (*ort.Session, *ort.Session) {
+	t.Helper()
+	full, err := FullGraph(cfg, w, onnx.Float)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := build(cfg, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := []string{OutputLogits}
+	for l := 0; l < cfg.NLayers; l++ {
+		outs = append(outs, PresentKeyName(l), PresentValueName(l))
+	}
+	return newSession(t, rt, full, OutputLogits), newSession(t, rt, kv, outs...)
 }
