@@ -25,9 +25,13 @@ type Prompt struct {
 // Rollout is one sampled completion of a prompt.
 type Rollout struct {
 	Prompt
-	TrajectoryID       string
-	GroupID            string
-	SampleIndex        int32
+	TrajectoryID string
+	GroupID      string
+	SampleIndex  int32
+	// GroupSize is G, the number of samples of the prompt in its group
+	// (SampleIndex runs 0..G-1); the labeler scores a group once all G
+	// have arrived.
+	GroupSize          int32
 	PolicyVersion      int64
 	Completion         string
 	CompletionTokenIDs []int32
@@ -55,7 +59,10 @@ type Labeled struct {
 	Advantage      float32
 	StepAdvantages []float32 // optional per-step credit added to Advantage
 	Shaper         string
-	LabelMs        float64
+	// Labeler is the version of the preference model that scored the row
+	// (its artifact's id), empty for shapers that use none.
+	Labeler string
+	LabelMs float64
 }
 
 // GroupID returns the stable id of the group of samples for one prompt.
@@ -203,6 +210,7 @@ func (w *writer) rollout(r *Rollout) {
 	w.str(r.TrajectoryID)
 	w.str(r.GroupID)
 	w.i32(r.SampleIndex)
+	w.i32(r.GroupSize)
 	w.i64(r.PolicyVersion)
 	w.str(r.Completion)
 	w.i32s(r.CompletionTokenIDs)
@@ -228,6 +236,7 @@ func (w *writer) labeled(l *Labeled) {
 	w.f32(l.Advantage)
 	w.f32s(l.StepAdvantages)
 	w.str(l.Shaper)
+	w.str(l.Labeler)
 	w.f64(l.LabelMs)
 }
 
@@ -285,6 +294,7 @@ func (r *reader) rollout(o *Rollout) {
 	o.TrajectoryID = r.str()
 	o.GroupID = r.str()
 	o.SampleIndex = r.i32()
+	o.GroupSize = r.i32()
 	o.PolicyVersion = r.i64()
 	o.Completion = r.str()
 	o.CompletionTokenIDs = r.i32s()
@@ -310,5 +320,6 @@ func (r *reader) labeled(l *Labeled) {
 	l.Advantage = r.f32()
 	l.StepAdvantages = r.f32s()
 	l.Shaper = r.str()
+	l.Labeler = r.str()
 	l.LabelMs = r.f64()
 }

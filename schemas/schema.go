@@ -19,7 +19,9 @@ const (
 
 // Version is the schema version this build writes and reads. A payload with
 // another version is refused with ErrUnknownVersion.
-const Version = 1
+//
+// Version 2 added group_size (rollout) and labeler (labeled).
+const Version = 2
 
 // Metadata keys carried by every encoded schema.
 const (
@@ -66,6 +68,7 @@ var rolloutFields = []arrow.Field{
 	{Name: "trajectory_id", Type: arrow.BinaryTypes.String},
 	{Name: "group_id", Type: arrow.BinaryTypes.String},
 	{Name: "sample_index", Type: arrow.PrimitiveTypes.Int32},
+	{Name: "group_size", Type: arrow.PrimitiveTypes.Int32},
 	{Name: "policy_version", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "completion", Type: arrow.BinaryTypes.String},
 	{Name: "completion_token_ids", Type: i32List},
@@ -91,6 +94,7 @@ var labeledFields = []arrow.Field{
 	{Name: "advantage", Type: arrow.PrimitiveTypes.Float32},
 	{Name: "step_advantages", Type: f32List},
 	{Name: "shaper", Type: arrow.BinaryTypes.String},
+	{Name: "labeler", Type: arrow.BinaryTypes.String},
 	{Name: "label_ms", Type: arrow.PrimitiveTypes.Float64},
 }
 

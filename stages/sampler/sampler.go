@@ -136,6 +136,7 @@ func (s *Processor) row(pol *Policy, r *request) schemas.Rollout {
 		TrajectoryID:  schemas.TrajectoryID(p.RunID, p.Step, p.PromptID, r.sample),
 		GroupID:       schemas.GroupID(p.RunID, p.Step, p.PromptID),
 		SampleIndex:   r.sample,
+		GroupSize:     int32(s.opts.Samples),
 		PolicyVersion: pol.Version,
 	}
 	if r.ids == nil {
