@@ -130,3 +130,38 @@ func Classify(err error) Class {
 // DeadLetters reports whether a batch failing with class c goes to the
 // dead-letter stream at once (instead of being retried).
 func (c Class) DeadLetters() bool { return c == ClassInvalid || c == ClassPermanent }
+
+// Ack finishes an input batch whose acknowledgement a processor deferred
+// (see Defer). Ack(nil) acknowledges it; Ack(err) hands it to the runner's
+// error handling as if Process had returned err (the class decides: retry,
+// hold or dead letter). Only the first call counts; it is safe from any
+// goroutine.
+type Ack func(err error)
+
+// deferKey carries a runner's deferral hook in Process's context.
+type deferKey struct{}
+
+// WithDeferral returns ctx carrying hook, which Defer calls. A runner that
+// supports deferred acknowledgement installs it in the context it passes
+// to Process; processors do not call it.
+func WithDeferral(ctx context.Context, hook func() Ack) context.Context {
+	return context.WithValue(ctx, deferKey{}, hook)
+}
+
+// Defer, called inside Process, asks the runner not to acknowledge the
+// input batch when Process returns nil: the runner publishes the outputs
+// and keeps the input in progress (unacknowledged, heartbeating) until the
+// returned Ack is called. A processor that accumulates rows across batches
+// (the learner: a training step spans many) uses it so that a crash before
+// the rows' effect is durable loses nothing: the stream redelivers them.
+// If Process returns an error the deferral is void and the error is
+// handled as usual. ok is false when ctx does not come from a runner that
+// supports deferral (a direct call in a test): the processor must then
+// finish the batch inside Process.
+func Defer(ctx context.Context) (ack Ack, ok bool) {
+	hook, _ := ctx.Value(deferKey{}).(func() Ack)
+	if hook == nil {
+		return nil, false
+	}
+	return hook(), true
+}
