@@ -232,7 +232,7 @@ func (f *fixture) testLogRoundTrip(t *testing.T) {
 				r.RunID, r.Replayed = into, true
 				if target == replay.TargetLabeler {
 					r.Labeled, r.StepRewards, r.ShapedReward, r.Advantage = false, nil, 0, 0
-					r.Shaper, r.LabelMs, r.StepScores, r.StepAdvantages = "", 0, nil, nil
+					r.Shaper, r.LabelMs, r.StepScores, r.StepAdvantages, r.Labeler = "", 0, nil, nil, ""
 				}
 				exp[i] = r
 			}

@@ -15,6 +15,10 @@
 // Writes are idempotent: the table is a ReplacingMergeTree keyed by
 // (run_id, trajectory_id), and every counting query reads through FINAL
 // (the trajectories_dedup view), so a redelivered batch never counts twice.
+// The learner's step log (StepRow, Store.InsertSteps and Store.Steps) is
+// the steps table, keyed by (run_id, step) the same way and read through
+// FINAL (the steps_dedup view), so a step written again after a learner
+// restart is one row.
 //
 // Query binds ? placeholders on the client side for both backends (ClickHouse
 // 18.16 has no server-side parameters): string arguments are quoted and

@@ -106,6 +106,13 @@ func TestMigrationOnExistingTableWithRows(t *testing.T) {
 		if err := tracelog.Exec(ctx(t), s, "ALTER TABLE trajectories ADD COLUMN labeled UInt8"); err != nil {
 			t.Fatal(err)
 		}
+		if err := tracelog.MigrateTo(ctx(t), s, 3); err != nil {
+			t.Fatal(err)
+		}
+		// Half-applied migration 4 likewise.
+		if err := tracelog.Exec(ctx(t), s, "ALTER TABLE trajectories ADD COLUMN group_size Int32"); err != nil {
+			t.Fatal(err)
+		}
 		for range 2 {
 			if err := s.Migrate(ctx(t)); err != nil {
 				t.Fatal(err)
@@ -121,12 +128,25 @@ func TestMigrationOnExistingTableWithRows(t *testing.T) {
 		if r := res.Rows[0]; r[0] != uint64(20) || r[1] != uint64(0) || r[2] != uint64(0) || r[3] != int64(0) {
 			t.Fatalf("old rows after migration: %v", r)
 		}
+		oldRows, err := tracelog.ReadRun(ctx(t), s, "old")
+		if err != nil || len(oldRows) != 40 {
+			t.Fatalf("old rows: %d, %v", len(oldRows), err)
+		}
+		for _, r := range oldRows {
+			if r.GroupSize != 0 || r.Labeler != "" || r.Labeled {
+				t.Fatalf("old row %s: group_size %d, labeler %q, labeled %v; want zero values", r.TrajectoryID, r.GroupSize, r.Labeler, r.Labeled)
+			}
+		}
+		res, err = s.Query(ctx(t), "SELECT count() FROM steps_dedup")
+		if err != nil || res.Rows[0][0] != uint64(0) {
+			t.Fatalf("steps_dedup after migration: %v, %v", res, err)
+		}
 		rows := logstore.SyntheticRows("new", 5, 4, 1)
 		if err := s.Insert(ctx(t), rows); err != nil {
 			t.Fatal(err)
 		}
 		got, err := tracelog.ReadRun(ctx(t), s, "new")
-		if err != nil || len(got) != 5 || len(got[0].TokenLogprobs) != 4 {
+		if err != nil || len(got) != 5 || len(got[0].TokenLogprobs) != 4 || got[0].GroupSize != rows[0].GroupSize || got[0].Labeler != rows[0].Labeler {
 			t.Fatalf("new rows: %d, %v", len(got), err)
 		}
 	})

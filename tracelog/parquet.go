@@ -30,6 +30,10 @@ const arrowSchemaKey = "ARROW:schema"
 // parquetBatch is the number of rows per Arrow batch and read page.
 const parquetBatch = 4096
 
+// parquetV1Columns is the column count of files exported before migration
+// 4 (without group_size and labeler): they import with those fields zero.
+const parquetV1Columns = 36
+
 // ParquetSchema is the Arrow schema of a trajectory-log Parquet file:
 // the trajectories columns in Columns order.
 var ParquetSchema = func() *arrow.Schema {
@@ -42,6 +46,7 @@ var ParquetSchema = func() *arrow.Schema {
 		str, str, b, f32, f32s, f32, f32, str, f64, f64, f64,
 		f64, b, &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}, arrow.PrimitiveTypes.Uint64,
 		b, str, i32s, f32s, i32s, f32s, f32s, i64,
+		i32, str,
 	}
 	fs := make([]arrow.Field, len(Columns))
 	for i, c := range Columns {
@@ -158,10 +163,10 @@ func readParquet(ctx context.Context, r parquet.ReaderAtSeeker, each func([]Row)
 
 func checkParquetSchema(sc *arrow.Schema) error {
 	want := ParquetSchema
-	if sc.NumFields() != want.NumFields() {
-		return fmt.Errorf("%w: %d columns, want the %d of %s", ErrParquet, sc.NumFields(), want.NumFields(), ddl.Table)
+	if n := sc.NumFields(); n != want.NumFields() && n != parquetV1Columns {
+		return fmt.Errorf("%w: %d columns, want the %d of %s (or the %d of an older export)", ErrParquet, n, want.NumFields(), ddl.Table, parquetV1Columns)
 	}
-	for i := range want.NumFields() {
+	for i := range sc.NumFields() {
 		g, w := sc.Field(i), want.Field(i)
 		if g.Name != w.Name || !sameListOrType(g.Type, w.Type) {
 			return fmt.Errorf("%w: column %d is %s %s, want %s %s", ErrParquet, i, g.Name, g.Type, w.Name, w.Type)
@@ -243,12 +248,15 @@ func rowsToRecord(mem memory.Allocator, rows []Row) arrow.RecordBatch {
 		f32s(r.StepScores)
 		f32s(r.StepAdvantages)
 		i64(r.CreatedMs)
+		next().(*array.Int32Builder).Append(r.GroupSize)
+		str(r.Labeler)
 	}
 	return b.NewRecordBatch()
 }
 
-// recordToRows reads a batch of ParquetSchema (checked by the caller).
-// Nulls read as zero values.
+// recordToRows reads a batch of ParquetSchema, or of its first
+// parquetV1Columns columns (checked by the caller). Nulls, and the columns
+// an older file lacks, read as zero values.
 func recordToRows(rec arrow.RecordBatch) (rows []Row, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -329,6 +337,10 @@ func recordToRows(rec arrow.RecordBatch) (rows []Row, err error) {
 		r.StepScores = f32s()
 		r.StepAdvantages = f32s()
 		r.CreatedMs = i64()
+		if rec.NumCols() > parquetV1Columns {
+			r.GroupSize = next().(*array.Int32).Value(i)
+			r.Labeler = str()
+		}
 		if r.TrajectoryID == "" || strings.TrimSpace(r.RunID) == "" {
 			return nil, fmt.Errorf("%w: row %d has no run or trajectory id", ErrParquet, i)
 		}

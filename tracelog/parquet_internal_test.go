@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -80,4 +82,72 @@ func FuzzReadParquet(f *testing.F) {
 			t.Fatalf("error not ErrParquet: %v", err)
 		}
 	})
+}
+
+// parquetColumnsBytes writes rows as a Parquet file holding only the first
+// n columns of ParquetSchema, as an older export (or a truncated one) does.
+func parquetColumnsBytes(tb testing.TB, rows []Row, n int) []byte {
+	tb.Helper()
+	full := rowsToRecord(memory.DefaultAllocator, rows)
+	defer full.Release()
+	sc := arrow.NewSchema(ParquetSchema.Fields()[:n], nil)
+	rec := array.NewRecordBatch(sc, full.Columns()[:n], full.NumRows())
+	defer rec.Release()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(sc, &buf, parquet.NewWriterProperties(), pqarrow.DefaultWriterProps())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		tb.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestParquetColumnCounts(t *testing.T) {
+	rows := syntheticRows("old", 12, 3, 4)
+	if rows[0].GroupSize == 0 || rows[0].Labeler == "" {
+		t.Fatal("synthetic rows lack group_size or labeler")
+	}
+	tests := []struct {
+		name    string
+		columns int
+		wantErr bool
+		zeroNew bool // group_size and labeler read as zero values
+	}{
+		{"current export", len(Columns), false, false},
+		{"export before group_size and labeler", parquetV1Columns, false, true},
+		{"older export missing a column", parquetV1Columns - 1, true, false},
+		{"export missing only labeler", len(Columns) - 1, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := parquetColumnsBytes(t, rows, tc.columns)
+			var got []Row
+			_, err := readParquet(context.Background(), bytes.NewReader(b), func(rs []Row) error { got = append(got, rs...); return nil })
+			if tc.wantErr {
+				if !errors.Is(err, ErrParquet) {
+					t.Fatalf("err = %v, want ErrParquet", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]Row, len(rows))
+			for i, r := range rows {
+				r.Created = r.Created.UTC()
+				if tc.zeroNew {
+					r.GroupSize, r.Labeler = 0, ""
+				}
+				want[i] = r
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("rows differ:\n got %+v\nwant %+v", got[0], want[0])
+			}
+		})
+	}
 }

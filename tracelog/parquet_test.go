@@ -43,6 +43,9 @@ func TestParquetRoundTrip(t *testing.T) {
 				if want, err = tracelog.ReadRun(ctx(t), s, "pq"); err != nil {
 					t.Fatal(err)
 				}
+				if len(want) == 0 || want[0].GroupSize != 8 || want[0].Labeler == "" {
+					t.Fatal("rows to export lack group_size or labeler: the round trip would not test them")
+				}
 			}()
 			// A fresh store on another directory or database.
 			cfg, _ := b.Open(t)

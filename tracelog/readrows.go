@@ -78,7 +78,8 @@ func (s *serverStore) readRows(ctx context.Context, q string) ([]Row, error) {
 			&r.ShapedReward, &r.Advantage, &r.Shaper, &r.SamplerLogprobSum, &r.SampleMs, &r.VerifyMs,
 			&r.LabelMs, &replayed, &created, &r.Inserted,
 			&label, &r.ReferenceAnswer, &r.PromptTokenIDs, &r.TokenLogprobs, &r.StepEnds,
-			&r.StepScores, &r.StepAdvantages, &r.CreatedMs)
+			&r.StepScores, &r.StepAdvantages, &r.CreatedMs,
+			&r.GroupSize, &r.Labeler)
 		if err != nil {
 			return nil, classifyServer(err)
 		}

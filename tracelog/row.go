@@ -49,6 +49,10 @@ type Row struct {
 	StepScores      []float32
 	StepAdvantages  []float32
 	CreatedMs       int64
+
+	// Columns added by migration 4 (hand-off schema version 2).
+	GroupSize int32  // G, the samples in the prompt's group
+	Labeler   string // id of the preference-model artifact that scored the row
 }
 
 // Columns are the trajectories table's columns in Row field order: the
@@ -61,6 +65,7 @@ var Columns = []string{
 	"label_ms", "replayed", "created", "inserted",
 	"labeled", "reference_answer", "prompt_token_ids", "token_logprobs", "step_ends",
 	"step_scores", "step_advantages", "created_ms",
+	"group_size", "labeler",
 }
 
 // FromVerified converts a verified row (a run without a labeler, such as an
@@ -78,6 +83,7 @@ func FromVerified(v *schemas.Verified) Row {
 		GroupID:            v.GroupID,
 		PromptID:           v.PromptID,
 		SampleIndex:        v.SampleIndex,
+		GroupSize:          v.GroupSize,
 		Task:               v.Task,
 		Prompt:             v.Prompt.Prompt,
 		Completion:         v.Completion,
@@ -110,6 +116,7 @@ func FromLabeled(l *schemas.Labeled) Row {
 	r.Advantage = l.Advantage
 	r.Shaper = l.Shaper
 	r.LabelMs = l.LabelMs
+	r.Labeler = l.Labeler
 	r.StepScores = l.StepScores
 	r.StepAdvantages = l.StepAdvantages
 	return r
@@ -134,6 +141,7 @@ func (r *Row) Verified() schemas.Verified {
 			TrajectoryID:       r.TrajectoryID,
 			GroupID:            r.GroupID,
 			SampleIndex:        r.SampleIndex,
+			GroupSize:          r.GroupSize,
 			PolicyVersion:      r.PolicyVersion,
 			Completion:         r.Completion,
 			CompletionTokenIDs: r.CompletionTokenIDs,
@@ -161,6 +169,7 @@ func (r *Row) LabeledRow() schemas.Labeled {
 		Advantage:      r.Advantage,
 		StepAdvantages: r.StepAdvantages,
 		Shaper:         r.Shaper,
+		Labeler:        r.Labeler,
 		LabelMs:        r.LabelMs,
 	}
 }

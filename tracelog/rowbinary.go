@@ -78,6 +78,8 @@ func appendRowBinary(b []byte, r *Row) []byte {
 	f32s(r.StepScores)
 	f32s(r.StepAdvantages)
 	b = le.AppendUint64(b, uint64(r.CreatedMs))
+	b = le.AppendUint32(b, uint32(r.GroupSize))
+	str(r.Labeler)
 	return b
 }
 
@@ -234,6 +236,8 @@ func decodeRowBinary(data []byte) ([]Row, error) {
 		x.StepScores = r.f32s()
 		x.StepAdvantages = r.f32s()
 		x.CreatedMs = int64(r.u64())
+		x.GroupSize = int32(r.u32())
+		x.Labeler = r.str()
 		if r.err == nil {
 			rows = append(rows, x)
 		}

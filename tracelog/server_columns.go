@@ -76,6 +76,7 @@ func appendColumns(cols []column.Interface, rows []Row, version uint64) error {
 	created := make([]time.Time, n)
 	inserted := make([]uint64, n)
 	sampleIdx := make([]int32, n)
+	groupSize := make([]int32, n)
 	for i := range rows {
 		created[i] = time.Unix(int64(dateTimeSeconds(rows[i].Created)), 0).UTC()
 		inserted[i] = rows[i].Inserted
@@ -83,6 +84,7 @@ func appendColumns(cols []column.Interface, rows []Row, version uint64) error {
 			inserted[i] = version
 		}
 		sampleIdx[i] = rows[i].SampleIndex
+		groupSize[i] = rows[i].GroupSize
 	}
 	i32arr := func(f func(r *Row) []int32) arrayColumn {
 		return array32[int32]{rows, f, func(v int32) uint32 { return uint32(v) }}
@@ -125,6 +127,8 @@ func appendColumns(cols []column.Interface, rows []Row, version uint64) error {
 		f32arr(func(r *Row) []float32 { return r.StepScores }),
 		f32arr(func(r *Row) []float32 { return r.StepAdvantages }),
 		i64s(func(r *Row) int64 { return r.CreatedMs }),
+		groupSize,
+		strs(func(r *Row) string { return r.Labeler }),
 	}
 	if len(values) != len(Columns) {
 		return fmt.Errorf("%d column values for %d columns", len(values), len(Columns))

@@ -20,6 +20,7 @@ var columnTypes = []string{
 	"Float64", "UInt8", "DateTime('UTC')", "UInt64",
 	"UInt8", "String", "Array(Int32)", "Array(Float32)", "Array(Int32)",
 	"Array(Float32)", "Array(Float32)", "Int64",
+	"Int32", "String",
 }
 
 // newColumns returns empty driver columns for an INSERT of Columns.
@@ -74,7 +75,8 @@ func appendRowwise(tb testing.TB, cols []column.Interface, rows []Row, version u
 			r.ShapedReward, r.Advantage, r.Shaper, r.SamplerLogprobSum, r.SampleMs, r.VerifyMs,
 			r.LabelMs, b2u(r.Replayed), time.Unix(int64(dateTimeSeconds(r.Created)), 0).UTC(), ins,
 			b2u(r.Labeled), r.ReferenceAnswer, nz32(r.PromptTokenIDs), nzf(r.TokenLogprobs), nz32(r.StepEnds),
-			nzf(r.StepScores), nzf(r.StepAdvantages), r.CreatedMs}
+			nzf(r.StepScores), nzf(r.StepAdvantages), r.CreatedMs,
+			r.GroupSize, r.Labeler}
 		for j, v := range vals {
 			if err := cols[j].AppendRow(v); err != nil {
 				tb.Fatalf("row %d column %s: %v", i, Columns[j], err)

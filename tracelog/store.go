@@ -33,7 +33,7 @@ var (
 	ErrClosed = errors.New("tracelog: store closed")
 )
 
-// Store is the trajectory log. Implementations are safe for concurrent use.
+// Store is the trajectory log and the learner's step log. Implementations are safe for concurrent use.
 type Store interface {
 	// Migrate creates or upgrades the schema; running it again is a no-op.
 	Migrate(ctx context.Context) error
@@ -44,6 +44,13 @@ type Store interface {
 	Query(ctx context.Context, sql string, args ...any) (*Result, error)
 	// Count returns the number of distinct trajectories of run.
 	Count(ctx context.Context, run string) (int64, error)
+	// InsertSteps writes learner step rows to the steps table. Writing a
+	// step of a run again (a learner restarted from a checkpoint) does not
+	// add a row to what Steps returns.
+	InsertSteps(ctx context.Context, rows []StepRow) error
+	// Steps returns the de-duplicated step rows of run, ordered by step;
+	// of two rows of one step, the one with the larger Inserted.
+	Steps(ctx context.Context, run string) ([]StepRow, error)
 	// Close releases the store.
 	Close() error
 }

@@ -3,11 +3,13 @@ package tracelog_test
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/wsgrpo/wsgrpo/bench/logstore"
+	"github.com/wsgrpo/wsgrpo/schemas/ddl"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
@@ -94,8 +96,12 @@ func TestMigrateTwice(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res.Rows) != 3 {
-			t.Fatalf("schema_migrations: %v", res.Rows)
+		ms, err := ddl.Migrations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Rows) != len(ms) {
+			t.Fatalf("schema_migrations: %v, want %d versions", res.Rows, len(ms))
 		}
 		for i, r := range res.Rows {
 			if r[0] != uint64(i+1) {
@@ -113,6 +119,11 @@ func TestInsertCountReadBack(t *testing.T) {
 		rows := logstore.SyntheticRows("run-a", 200, 16, 1)
 		rows[3].Completion = "quote ' backslash \\ tab \t nul \x00 bad utf8 \xff end"
 		rows[4].StepRewards = nil
+		rows[5].GroupSize, rows[5].Labeler = 0, "" // a shaper without a preference model
+		rows[6].GroupSize, rows[6].Labeler = math.MaxInt32, "pm/\x00\xff'"
+		if rows[0].GroupSize == 0 || rows[0].Labeler == "" {
+			t.Fatal("synthetic rows lack group_size or labeler: the round trip would not test them")
+		}
 		other := logstore.SyntheticRows("run-b", 10, 4, 2)
 		if err := s.Insert(ctx(t), rows); err != nil {
 			t.Fatal(err)

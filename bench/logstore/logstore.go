@@ -89,6 +89,8 @@ func SyntheticRows(run string, n, tokens int, seed uint64) []tracelog.Row {
 			StepEnds:           ends,
 			StepScores:         scores,
 			CreatedMs:          created.Add(time.Duration(step) * time.Second).UnixMilli(),
+			GroupSize:          8,
+			Labeler:            fmt.Sprintf("pm-%d", max(step-1, 0)),
 		}
 		if correct {
 			r.TerminalReward = 1

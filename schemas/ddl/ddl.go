@@ -32,6 +32,10 @@ const (
 	Table = "trajectories"
 	// DedupView is the de-duplicated view every counting query reads.
 	DedupView = "trajectories_dedup"
+	// StepsTable is the learner's step log: one row per update.
+	StepsTable = "steps"
+	// StepsDedupView is the de-duplicated view of StepsTable.
+	StepsDedupView = "steps_dedup"
 	// MigrationsTable records the applied migration versions.
 	MigrationsTable = "schema_migrations"
 )
