@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -143,9 +144,10 @@ func TestDecodeRefusesBadPayloads(t *testing.T) {
 		return b
 	}()
 	fs, _ := Fields(KindRollout)
-	v2md := arrow.NewMetadata([]string{MetaKind, MetaVersion}, []string{"rollout", "2"})
+	v2md := arrow.NewMetadata([]string{MetaKind, MetaVersion}, []string{"rollout", fmt.Sprint(Version + 1)})
+	v1md := arrow.NewMetadata([]string{MetaKind, MetaVersion}, []string{"rollout", "1"})
 	badmd := arrow.NewMetadata([]string{MetaKind, MetaVersion}, []string{"rollout", "x"})
-	rmd := arrow.NewMetadata([]string{MetaKind, MetaVersion}, []string{"rollout", "1"})
+	rmd := arrow.NewMetadata([]string{MetaKind, MetaVersion}, []string{"rollout", fmt.Sprint(Version)})
 	noMeta := arrow.NewSchema(fs, nil)
 	wrongCols := arrow.NewSchema(fs[:len(fs)-1], &rmd)
 	renamed := append([]arrow.Field(nil), fs...)
@@ -170,7 +172,8 @@ func TestDecodeRefusesBadPayloads(t *testing.T) {
 		{"truncated in body", good[:len(good)-64], KindRollout, ErrMalformed},
 		{"wrong kind", good, KindVerified, ErrWrongKind},
 		{"unknown kind", good, Kind("nope"), ErrUnknownKind},
-		{"wrong version", encodeRaw(t, mem, arrow.NewSchema(fs, &v2md)), KindRollout, ErrUnknownVersion},
+		{"newer version", encodeRaw(t, mem, arrow.NewSchema(fs, &v2md)), KindRollout, ErrUnknownVersion},
+		{"version 1 (before group_size)", encodeRaw(t, mem, arrow.NewSchema(fs, &v1md)), KindRollout, ErrUnknownVersion},
 		{"version not a number", encodeRaw(t, mem, arrow.NewSchema(fs, &badmd)), KindRollout, ErrUnknownVersion},
 		{"no metadata", encodeRaw(t, mem, noMeta), KindRollout, ErrSchemaMismatch},
 		{"missing column", encodeRaw(t, mem, wrongCols), KindRollout, ErrSchemaMismatch},
