@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/wsgrpo/wsgrpo/tasks/arith"
+)
+
+// TrainConfig is the train: section: what a training run trains on, for how
+// long, and where it starts.
+type TrainConfig struct {
+	// Model is the starting policy's checkpoint directory; it is also the
+	// frozen reference policy (KL term, labeler features).
+	Model string `koanf:"model"`
+	// Data is a JSONL dataset ({"prompt", "answer"} lines) to train on
+	// instead of the built-in arith task; DataTask names its items' task
+	// (dataset or gsm8k: it picks the verifier's extractor).
+	Data     string `koanf:"data"`
+	DataTask string `koanf:"data_task"`
+	// Arith configures the built-in task (its train split) when Data is
+	// empty.
+	Arith arith.Config `koanf:"arith"`
+	// Steps is the number of learner updates.
+	Steps int `koanf:"steps"`
+	// PromptsPerStep is N, the prompts (groups) per update; each is
+	// sampled sampler.samples (G) times.
+	PromptsPerStep int `koanf:"prompts_per_step"`
+	// Ahead is how many steps the prompt source may run ahead of the
+	// learner: step k goes out once the learner finished step k-Ahead.
+	// 1 is synchronous on-policy training (every row is sampled with the
+	// newest version); 2 lets the sampler sample step k+1 while the
+	// learner trains step k, whose rows are then up to one version stale
+	// (learner.max_staleness must allow it).
+	Ahead int `koanf:"ahead"`
+	// WarmupSteps is the labeler's warm-up: steps of PromptsPerStep
+	// prompts sampled from the starting policy (run <run>-warmup, logged
+	// like every rollout) that fit the WS-GRPO preference model before
+	// training. Unused with labeler.artifact or shapers other than ws-grpo.
+	WarmupSteps int `koanf:"warmup_steps"`
+	// EvalPrompts is the number of arith test-split prompts evaluated
+	// greedily before and after training (0: no eval).
+	EvalPrompts int `koanf:"eval_prompts"`
+	// Seed picks the prompts.
+	Seed uint64 `koanf:"seed"`
+}
+
+// DefaultTrainConfig is a short run on arith from the shipped base policy.
+func DefaultTrainConfig() TrainConfig {
+	return TrainConfig{
+		Model:          "testdata/base",
+		DataTask:       "dataset",
+		Arith:          arith.DefaultConfig(),
+		Steps:          20,
+		PromptsPerStep: 8,
+		Ahead:          1,
+		WarmupSteps:    4,
+		EvalPrompts:    100,
+		Seed:           1,
+	}
+}
+
+// Validate reports the first problem with c.
+func (c TrainConfig) Validate() error {
+	switch {
+	case c.Steps < 1 || c.PromptsPerStep < 1:
+		return fmt.Errorf("%w: train.steps %d and train.prompts_per_step %d must be at least 1", ErrConfig, c.Steps, c.PromptsPerStep)
+	case c.Ahead < 1:
+		return fmt.Errorf("%w: train.ahead %d must be at least 1", ErrConfig, c.Ahead)
+	case c.WarmupSteps < 0 || c.EvalPrompts < 0:
+		return fmt.Errorf("%w: train.warmup_steps and train.eval_prompts must be >= 0", ErrConfig)
+	case c.Data == "":
+		if _, err := arith.New(c.Arith); err != nil {
+			return fmt.Errorf("%w: train.arith: %w", ErrConfig, err)
+		}
+	}
+	return nil
+}
