@@ -215,6 +215,9 @@ func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error)
 		if err != nil {
 			return nil, fmt.Errorf("rollout %d (%s): %w", i, r.TrajectoryID, err)
 		}
+		if n := len(r.PromptTokenIDs) + len(r.CompletionTokenIDs); n > f.cfg.MaxSeq {
+			return nil, fmt.Errorf("%w: rollout %d (%s) has %d tokens, the reference policy takes at most %d", ErrInput, i, r.TrajectoryID, n, f.cfg.MaxSeq)
+		}
 		pos[i] = append(p, len(r.PromptTokenIDs)+len(r.CompletionTokenIDs)-1)
 		seqs[i] = slices.Concat(r.PromptTokenIDs, r.CompletionTokenIDs)
 	}

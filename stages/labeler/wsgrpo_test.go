@@ -1,6 +1,7 @@
 package labeler_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/labeler"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // textRow returns a verified row whose completion is lines, tokenized and
@@ -151,4 +153,18 @@ func TestWSGRPOWithFittedLabeler(t *testing.T) {
 			t.Errorf("re-check step %d reward %v, want below 0.5", k+1, over.StepRewards[k])
 		}
 	}
+}
+
+// TestWSGRPOTooLongIsPermanent checks that a rollout the reference policy
+// cannot take (longer than its MaxSeq) dead-letters the batch.
+func TestWSGRPOTooLongIsPermanent(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	p := newProcessor(t, labeler.Options{Shaping: shaping.DefaultConfig(), Scorer: fittedScorer(t), Allocator: mem})
+	long := strings.Repeat("check 23+41=64\n", 12) // 180 tokens, MaxSeq 160
+	_, err := process(t, p, mem, textRow("q", 0, 2, true, "23+41", "A:64\n"), textRow("q", 1, 2, false, "23+41", long))
+	if !errors.Is(err, labeler.ErrUnscorable) || !errors.Is(err, mlabeler.ErrInput) || stage.Classify(err) != stage.ClassPermanent {
+		t.Fatalf("got %v (class %s), want ErrUnscorable wrapping the labeler's ErrInput, permanent", err, stage.Classify(err))
+	}
+	t.Log(err)
 }
