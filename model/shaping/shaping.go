@@ -68,15 +68,20 @@ type Config struct {
 	Alpha float64 `json:"alpha" koanf:"alpha"`
 	// Eps keeps the std division finite.
 	Eps float64 `json:"eps" koanf:"eps"`
+	// StepCredit weights the centred step term of per-step credit (see
+	// StepAdvantages).
+	StepCredit float64 `json:"step_credit" koanf:"step_credit"`
 }
 
 // DefaultConfig returns WS-GRPO with the weights the review of the paper
 // reports (l_term 1, l_step 5) and its [3, 6] step window with l_range 1;
-// the other shapers' parameters at their papers' usual values.
+// the other shapers' parameters at their papers' usual values; per-step
+// credit at weight 1.
 func DefaultConfig() Config {
 	return Config{
 		Shaper: WSGRPO, LTerm: 1, LStep: 5, LRange: 1, StepsLo: 3, StepsHi: 6,
 		LengthWeight: 1, MaxLen: 256, CacheLen: 64, Alpha: 0.2, Eps: 1e-6,
+		StepCredit: 1,
 	}
 }
 
@@ -85,7 +90,7 @@ func (c Config) Validate() error {
 	switch {
 	case !slices.Contains(Shapers(), c.Shaper):
 		return fmt.Errorf("%w: unknown shaper %q (known: %v)", ErrConfig, c.Shaper, Shapers())
-	case c.LTerm < 0 || c.LStep < 0 || c.LRange < 0 || c.LengthWeight < 0 || c.Alpha < 0 || c.Alpha > 1:
+	case c.LTerm < 0 || c.LStep < 0 || c.LRange < 0 || c.LengthWeight < 0 || c.StepCredit < 0 || c.Alpha < 0 || c.Alpha > 1:
 		return fmt.Errorf("%w: negative weight, or alpha outside [0, 1]", ErrConfig)
 	case c.StepsLo < 0 || c.StepsHi < c.StepsLo:
 		return fmt.Errorf("%w: step window [%d, %d]", ErrConfig, c.StepsLo, c.StepsHi)
@@ -265,6 +270,32 @@ func StepRewards(scores []float64) ([]float64, error) {
 	out := make([]float64, len(scores)-1)
 	for t := range out {
 		out[t] = sigmoid(scores[t+1] - scores[t])
+	}
+	return out, nil
+}
+
+// StepAdvantages returns the per-step credit of one rollout (beyond the
+// paper): the advantage of the tokens of step t, adv plus the centred step
+// term StepCredit * (r_t - mean_s r_s) over the rollout's own step rewards.
+// The step terms sum to zero, so the rollout's total credit is its
+// sequence advantage, moved from the steps that did not help (reward below
+// the rollout's mean: a redundant re-check) to those that did. A rollout
+// without steps has none (nil).
+func (c Config) StepAdvantages(adv float64, stepRewards []float64) ([]float64, error) {
+	if len(stepRewards) == 0 {
+		return nil, nil
+	}
+	var mean float64
+	for t, r := range stepRewards {
+		if math.IsNaN(r) || math.IsInf(r, 0) {
+			return nil, fmt.Errorf("%w: step %d reward %v", ErrInput, t, r)
+		}
+		mean += r
+	}
+	mean /= float64(len(stepRewards))
+	out := make([]float64, len(stepRewards))
+	for t, r := range stepRewards {
+		out[t] = adv + c.StepCredit*(r-mean)
 	}
 	return out, nil
 }

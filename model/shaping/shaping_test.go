@@ -157,3 +157,42 @@ func TestStepRewards(t *testing.T) {
 		}
 	}
 }
+
+func TestStepAdvantages(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		credit  float64
+		adv     float64
+		rewards []float64
+		want    []float64
+	}{
+		// mean 0.5: the helpful steps gain, the redundant ones lose.
+		{"centred", 1, 0.3, []float64{0.9, 0.6, 0.2, 0.3}, []float64{0.7, 0.4, 0, 0.1}},
+		{"weighted", 2, -1, []float64{0.8, 0.2}, []float64{-0.4, -1.6}},
+		{"off", 0, 0.5, []float64{0.9, 0.1}, []float64{0.5, 0.5}},
+		{"one step", 1, 0.25, []float64{0.9}, []float64{0.25}},
+		{"no steps", 1, 0.25, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := shaping.DefaultConfig()
+			c.StepCredit = tc.credit
+			got, err := c.StepAdvantages(tc.adv, tc.rewards)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			var sum float64
+			for _, g := range got {
+				sum += g - tc.adv
+			}
+			if math.Abs(sum) > 1e-9 {
+				t.Errorf("step terms sum to %v, want 0", sum)
+			}
+		})
+	}
+	if _, err := shaping.DefaultConfig().StepAdvantages(0, []float64{math.NaN()}); !errors.Is(err, shaping.ErrInput) {
+		t.Fatalf("NaN step reward: got %v", err)
+	}
+}

@@ -1,0 +1,233 @@
+package labeler
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+	"github.com/wsgrpo/wsgrpo/schemas"
+)
+
+// DefaultMaxBatch is the number of sequences a Featurizer runs together
+// when FeaturizerOptions.MaxBatch is zero.
+const DefaultMaxBatch = 16
+
+// FeaturizerOptions configure a Featurizer.
+type FeaturizerOptions struct {
+	// MaxBatch is the most sequences per ONNX Runtime run (0:
+	// DefaultMaxBatch). Sequences are sorted by length before batching, so
+	// a batch pads little.
+	MaxBatch int
+	// Reference names the reference policy in every model fitted on this
+	// featurizer's features; "" means ReferenceID of the checkpoint.
+	Reference string
+}
+
+// Featurizer returns the frozen reference policy's final hidden state at
+// chosen token positions: one ONNX Runtime session of the full-sequence
+// graph, without its language-model head. It is safe for concurrent use.
+type Featurizer struct {
+	sess     *ort.Session
+	cfg      policy.Config
+	pad      int32
+	maxBatch int
+	ref      string
+}
+
+// NewFeaturizer opens a session for the reference policy ref.
+func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOptions) (*Featurizer, error) {
+	if o.MaxBatch < 0 {
+		return nil, fmt.Errorf("%w: max batch %d", ErrConfig, o.MaxBatch)
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if err := ref.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Reference == "" {
+		id, err := ReferenceID(ref)
+		if err != nil {
+			return nil, err
+		}
+		o.Reference = id
+	}
+	m, err := policy.FullGraph(ref.Config, ref.Weights, onnx.Float)
+	if err != nil {
+		return nil, err
+	}
+	m.Graph = prune(m.Graph, policy.OutputHidden)
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	sess, err := rt.NewSession(b, []string{policy.InputIDs, policy.InputMask}, []string{policy.OutputHidden})
+	if err != nil {
+		return nil, err
+	}
+	return &Featurizer{sess: sess, cfg: ref.Config, pad: ref.Tokenizer.PAD(), maxBatch: o.MaxBatch, ref: o.Reference}, nil
+}
+
+// ReferenceID returns a content hash of a policy checkpoint, "ref-" and 12
+// hex digits of the SHA-256 of its config and weights: the identity that
+// a preference model records of the policy whose features it was fitted
+// on.
+func ReferenceID(c *checkpoint.Checkpoint) (string, error) {
+	cfg, err := json.Marshal(c.Config)
+	if err != nil {
+		return "", err
+	}
+	w, err := checkpoint.WriteSafetensors(c.Weights, nil)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write(cfg)
+	h.Write(w)
+	return "ref-" + hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+// Close releases the session. It is safe to call more than once.
+func (f *Featurizer) Close() error { return f.sess.Close() }
+
+// DModel is the width of a feature vector.
+func (f *Featurizer) DModel() int { return f.cfg.DModel }
+
+// MaxSeq is the longest sequence (prompt plus completion) it accepts.
+func (f *Featurizer) MaxSeq() int { return f.cfg.MaxSeq }
+
+// Reference is the identity of the reference policy (see
+// FeaturizerOptions.Reference).
+func (f *Featurizer) Reference() string { return f.ref }
+
+// Hidden returns, for each sequence seqs[i], the hidden state at each of
+// its positions[i] (token indexes into seqs[i]): out[i][k] is a DModel
+// vector. Every sequence must be non-empty and at most MaxSeq long, every
+// position inside its sequence; otherwise the error wraps ErrInput.
+func (f *Featurizer) Hidden(seqs [][]int32, positions [][]int) ([][][]float32, error) {
+	if len(positions) != len(seqs) {
+		return nil, fmt.Errorf("%w: %d sequences, %d position lists", ErrInput, len(seqs), len(positions))
+	}
+	for i, s := range seqs {
+		if len(s) == 0 {
+			return nil, fmt.Errorf("%w: sequence %d is empty", ErrInput, i)
+		}
+		if len(s) > f.cfg.MaxSeq {
+			return nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.cfg.MaxSeq)
+		}
+		for _, p := range positions[i] {
+			if p < 0 || p >= len(s) {
+				return nil, fmt.Errorf("%w: position %d outside sequence %d of %d tokens", ErrInput, p, i, len(s))
+			}
+		}
+	}
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(seqs[b]), len(seqs[a])) })
+	out := make([][][]float32, len(seqs))
+	d := f.cfg.DModel
+	for start := 0; start < len(order); start += f.maxBatch {
+		idx := order[start:min(start+f.maxBatch, len(order))]
+		batch := make([][]int32, len(idx))
+		for k, i := range idx {
+			batch[k] = seqs[i]
+		}
+		pb, err := policy.NewBatch(batch, f.pad, false, f.cfg.MaxSeq)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		shape := []int64{int64(pb.Rows), int64(pb.Len)}
+		res, err := f.sess.Run(map[string]*ort.Tensor{
+			policy.InputIDs:  ort.I64Tensor(pb.IDs, shape...),
+			policy.InputMask: ort.I64Tensor(pb.Mask, shape...),
+		})
+		if err != nil {
+			return nil, err
+		}
+		h := res[policy.OutputHidden].F32
+		for k, i := range idx {
+			buf := make([]float32, len(positions[i])*d)
+			vs := make([][]float32, len(positions[i]))
+			for j, p := range positions[i] {
+				at := (k*pb.Len + pb.Offset[k] + p) * d
+				vs[j] = buf[j*d : (j+1)*d : (j+1)*d]
+				copy(vs[j], h[at:at+d])
+			}
+			out[i] = vs
+		}
+	}
+	return out, nil
+}
+
+// PrefixPositions returns the token positions, in the sequence prompt
+// followed by completion, that represent each prefix of a completion with
+// the given step ends: prefix 0 (the empty completion) is the last prompt
+// token, prefix t the last token of step t, promptLen + stepEnds[t-1] - 1.
+// Step ends must be strictly increasing, positive and at most
+// completionLen; the prompt must be non-empty (it holds BOS at least).
+func PrefixPositions(promptLen, completionLen int, stepEnds []int32) ([]int, error) {
+	if promptLen < 1 {
+		return nil, fmt.Errorf("%w: empty prompt (a prompt holds BOS at least)", ErrInput)
+	}
+	out := make([]int, 0, len(stepEnds)+1)
+	out = append(out, promptLen-1)
+	prev := int32(0)
+	for t, e := range stepEnds {
+		if e <= prev || int(e) > completionLen {
+			return nil, fmt.Errorf("%w: step end %d (step %d) after %d, completion of %d tokens", ErrInput, e, t+1, prev, completionLen)
+		}
+		prev = e
+		out = append(out, promptLen+int(e)-1)
+	}
+	return out, nil
+}
+
+// RolloutFeatures are the features of one rollout.
+type RolloutFeatures struct {
+	// Prefixes[t] represents prefix t: 0 the empty completion, t the
+	// completion up to the end of step t (len(StepEnds)+1 vectors).
+	Prefixes [][]float32
+	// Final represents the whole trajectory: the hidden state at the last
+	// completion token (the last prompt token for an empty completion).
+	Final []float32
+}
+
+// Rollouts returns the features of each rollout: every prefix that its
+// StepEnds define and the full trajectory.
+func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error) {
+	seqs := make([][]int32, len(rows))
+	pos := make([][]int, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		p, err := PrefixPositions(len(r.PromptTokenIDs), len(r.CompletionTokenIDs), r.StepEnds)
+		if err != nil {
+			return nil, fmt.Errorf("rollout %d (%s): %w", i, r.TrajectoryID, err)
+		}
+		if n := len(r.PromptTokenIDs) + len(r.CompletionTokenIDs); n > f.cfg.MaxSeq {
+			return nil, fmt.Errorf("%w: rollout %d (%s) has %d tokens, the reference policy takes at most %d", ErrInput, i, r.TrajectoryID, n, f.cfg.MaxSeq)
+		}
+		pos[i] = append(p, len(r.PromptTokenIDs)+len(r.CompletionTokenIDs)-1)
+		seqs[i] = slices.Concat(r.PromptTokenIDs, r.CompletionTokenIDs)
+	}
+	h, err := f.Hidden(seqs, pos)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RolloutFeatures, len(rows))
+	for i, v := range h {
+		out[i] = RolloutFeatures{Prefixes: v[:len(v)-1], Final: v[len(v)-1]}
+	}
+	return out, nil
+}

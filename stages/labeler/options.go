@@ -1,0 +1,61 @@
+package labeler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/wsgrpo/wsgrpo/model/shaping"
+	"github.com/wsgrpo/wsgrpo/schemas"
+)
+
+// ErrOptions is wrapped by the errors of New for options that cannot make
+// a processor.
+var ErrOptions = errors.New("labeler stage: invalid options")
+
+// Scorer gives the preference scores of the prefixes of rollouts: for each
+// row, len(StepEnds)+1 scores, the empty completion first. ID names the
+// preference model (recorded on every row it scores). An error wrapping
+// model/labeler's ErrInput or ErrScore means the rows cannot be scored;
+// any other error is taken as transient. model/labeler's Scorer implements
+// it.
+type Scorer interface {
+	ID() string
+	PrefixScores(ctx context.Context, rows []schemas.Rollout) ([][]float32, error)
+}
+
+// Pending is the durable store of incomplete groups. Add stores the given
+// rows of group, keyed by sample index (storing a row again is harmless),
+// and returns every row stored for that group so far, the given ones
+// included.
+type Pending interface {
+	Add(ctx context.Context, group string, rows []schemas.Verified) ([]schemas.Verified, error)
+}
+
+// Options configure a Processor.
+type Options struct {
+	// Shaping selects the shaper and its parameters; a zero value (no
+	// shaper named) means shaping.DefaultConfig() (ws-grpo).
+	Shaping shaping.Config
+	// Scorer scores prefixes for ws-grpo, which requires it; other
+	// shapers do not use it.
+	Scorer Scorer
+	// Pending stores incomplete groups. Nil: a batch with an incomplete
+	// group fails (ErrIncomplete), for runs whose batches always hold
+	// whole groups.
+	Pending Pending
+	// DropZeroVariance drops groups whose shaped rewards are all equal
+	// (one-member groups included) instead of emitting them with zero
+	// advantages. Off by default: the trajectory log reads the labeled
+	// stream.
+	DropZeroVariance bool
+	// StepAdvantages adds per-step credit to every row
+	// (Labeled.StepAdvantages, see shaping.Config.StepAdvantages).
+	StepAdvantages bool
+	// Allocator allocates output batches (nil: memory.DefaultAllocator).
+	Allocator memory.Allocator
+	// Logger receives refused batches and scoring failures (nil discards).
+	Logger *slog.Logger
+}
