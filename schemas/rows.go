@@ -57,7 +57,11 @@ type Labeled struct {
 	StepRewards    []float32 // per-step reward, one per reasoning step
 	ShapedReward   float32
 	Advantage      float32
-	StepAdvantages []float32 // optional per-step credit added to Advantage
+	// StepAdvantages is the optional per-step credit: the advantage of
+	// the tokens of step t (Advantage plus a centred step term, see
+	// shaping.Config.StepAdvantages); tokens after the last step end keep
+	// Advantage. Nil when per-step credit is off.
+	StepAdvantages []float32
 	Shaper         string
 	// Labeler is the version of the preference model that scored the row
 	// (its artifact's id), empty for shapers that use none.
