@@ -53,10 +53,10 @@ type Verified struct {
 // Labeled is a verified rollout with WS-GRPO guidance and its advantage.
 type Labeled struct {
 	Verified
-	StepScores     []float32 // preference score of each prefix, prefix 0 (empty) first
-	StepRewards    []float32 // per-step reward, one per reasoning step
-	ShapedReward   float32
-	Advantage      float32
+	StepScores   []float32 // preference score of each prefix, prefix 0 (empty) first
+	StepRewards  []float32 // per-step reward, one per reasoning step
+	ShapedReward float32
+	Advantage    float32
 	// StepAdvantages is the optional per-step credit: the advantage of
 	// the tokens of step t (Advantage plus a centred step term, see
 	// shaping.Config.StepAdvantages); tokens after the last step end keep
