@@ -11,11 +11,16 @@ import (
 
 // Prompt is one row of a prompt batch: a task instance to sample a group for.
 type Prompt struct {
-	RunID           string
-	Step            int64
-	PromptID        string
-	Task            string
-	Prompt          string
+	RunID    string
+	Step     int64
+	PromptID string
+	Task     string
+	Prompt   string
+	// PromptTokenIDs, when set on a prompt row, are the prompt's token ids
+	// (the sampler then skips encoding Prompt and puts BOS first unless
+	// they start with it). On a rollout row the sampler sets them to the
+	// exact ids it conditioned on, BOS first: the labeler and the learner
+	// score completions in that context.
 	PromptTokenIDs  []int32
 	ReferenceAnswer string
 	Replayed        bool

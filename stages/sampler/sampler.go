@@ -106,7 +106,10 @@ func (s *Processor) encode(pol *Policy, p *schemas.Prompt) ([]int32, string) {
 	var ids []int32
 	switch {
 	case len(p.PromptTokenIDs) > 0:
-		ids = append([]int32{tok.BOS()}, p.PromptTokenIDs...)
+		ids = p.PromptTokenIDs
+		if ids[0] != tok.BOS() {
+			ids = append([]int32{tok.BOS()}, ids...)
+		}
 		for _, id := range p.PromptTokenIDs {
 			if id < 0 || int(id) >= tok.VocabSize() {
 				return nil, fmt.Sprintf("prompt token id %d outside the policy's vocabulary of %d", id, tok.VocabSize())
@@ -138,6 +141,9 @@ func (s *Processor) row(pol *Policy, r *request) schemas.Rollout {
 		SampleIndex:   r.sample,
 		GroupSize:     int32(s.opts.Samples),
 		PolicyVersion: pol.Version,
+	}
+	if r.ids != nil {
+		out.PromptTokenIDs = r.ids
 	}
 	if r.ids == nil {
 		out.FinishReason = FinishPromptError
