@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/shaping"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/pretrain"
 	"github.com/wsgrpo/wsgrpo/stages/sampler"
@@ -68,6 +69,13 @@ type Config struct {
 	Sampler SamplerConfig `koanf:"sampler"`
 	// Pretrain configures `wsgrpo pretrain` (the base policy).
 	Pretrain pretrain.Config `koanf:"pretrain"`
+	// Train configures what `wsgrpo train` trains on and for how long.
+	Train TrainConfig `koanf:"train"`
+	// Shaping selects the reward shaper (ws-grpo or a GRPO-family
+	// baseline) and its parameters.
+	Shaping shaping.Config `koanf:"shaping"`
+	// Labeler configures the preference model and the labeler stage.
+	Labeler LabelerConfig `koanf:"labeler"`
 }
 
 // SamplerConfig configures the sampler stage (stages/sampler). Zero
@@ -124,6 +132,9 @@ func DefaultConfig() Config {
 		ORT:    ORTConfig{Provider: "cpu", Threads: 1},
 
 		Pretrain: pretrain.DefaultConfig(),
+		Train:    DefaultTrainConfig(),
+		Shaping:  shaping.DefaultConfig(),
+		Labeler:  DefaultLabelerConfig(),
 	}
 }
 
@@ -169,7 +180,13 @@ func (c Config) Validate() error {
 	if err := c.ortConfig().Validate(); err != nil {
 		return fmt.Errorf("%w: ort: %w", ErrConfig, err)
 	}
-	return nil
+	if err := c.Train.Validate(); err != nil {
+		return err
+	}
+	if err := c.Shaping.Validate(); err != nil {
+		return fmt.Errorf("%w: shaping: %w", ErrConfig, err)
+	}
+	return c.Labeler.Validate()
 }
 
 // RunDir returns the run directory (Dir, or runs/<run>).
@@ -294,7 +311,7 @@ var flagKeys = map[string]string{
 // section name becomes ".", e.g. WSGRPO_RUNNER_FETCH_SIZE -> runner.fetch_size.
 func envKey(k string) string {
 	k = strings.ToLower(strings.TrimPrefix(k, "WSGRPO_"))
-	for _, section := range []string{"log_", "runner_", "ort_"} {
+	for _, section := range []string{"log_", "runner_", "ort_", "sampler_", "train_", "shaping_", "labeler_"} {
 		if strings.HasPrefix(k, section) {
 			return strings.TrimSuffix(section, "_") + "." + strings.TrimPrefix(k, section)
 		}

@@ -34,6 +34,7 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newDLQCmd(),
 		newPretrainCmd(),
 		newEvalCmd(),
+		newLabelerCmd(),
 	)
 	return root
 }

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/labeler"
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/shaping"
+	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/tracelog"
+)
+
+// ErrNoPairs is returned when the trajectories given to `labeler fit` hold
+// no (correct, incorrect) pair: every group was all right or all wrong.
+var ErrNoPairs = errors.New("no preference pairs")
+
+// LabelerConfig is the labeler: section: the WS-GRPO preference model and
+// the labeler stage's options.
+type LabelerConfig struct {
+	// Artifact is a fitted preference model directory (`wsgrpo labeler
+	// fit --out`). Empty in `train`: the run fits one after its warm-up
+	// (train.warmup_steps) and saves it under the run directory.
+	Artifact string `koanf:"artifact"`
+	// Fit configures fitting the preference model (MLP width, AdamW,
+	// epochs, held-out share, pairs per prompt).
+	Fit labeler.Config `koanf:"fit"`
+	// DropZeroVariance drops groups whose shaped rewards are all equal
+	// instead of passing them on with zero advantages (they are counted
+	// either way).
+	DropZeroVariance bool `koanf:"drop_zero_variance"`
+	// StepAdvantages gives the tokens of each step their own advantage
+	// (the sequence advantage plus a centred step term, shaping.step_credit).
+	StepAdvantages bool `koanf:"step_advantages"`
+	// PendingMaxAge is how long the rows of an incomplete group wait in the
+	// run's group store before they expire.
+	PendingMaxAge time.Duration `koanf:"pending_max_age"`
+}
+
+// DefaultLabelerConfig returns the labeler defaults.
+func DefaultLabelerConfig() LabelerConfig {
+	return LabelerConfig{Fit: labeler.DefaultConfig(), PendingMaxAge: time.Hour}
+}
+
+// Validate reports the first problem with c.
+func (c LabelerConfig) Validate() error {
+	if err := c.Fit.Validate(); err != nil {
+		return fmt.Errorf("%w: labeler.fit: %w", ErrConfig, err)
+	}
+	if c.PendingMaxAge < time.Minute {
+		return fmt.Errorf("%w: labeler.pending_max_age %s must be at least 1m", ErrConfig, c.PendingMaxAge)
+	}
+	return nil
+}
+
+func newLabelerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "labeler",
+		Short: "Fit the WS-GRPO preference model (the weak labeler)",
+	}
+	cmd.AddCommand(newLabelerFitCmd())
+	return cmd
+}
+
+// labelerFitOptions configures `wsgrpo labeler fit`.
+type labelerFitOptions struct {
+	From  string
+	Where string
+	Out   string
+	Model string
+	JSON  bool
+	Force bool
+}
+
+func newLabelerFitCmd() *cobra.Command {
+	var o labelerFitOptions
+	cmd := &cobra.Command{
+		Use:   "fit --run ID --out DIR [--where EXPR] [--model REF]",
+		Short: "Fit the preference model on stored trajectories",
+		Long: `Fit the WS-GRPO preference model (Phase I) on trajectories in the trajectory
+log: rollouts of the same prompt, labelled only by final correctness, give
+(correct, incorrect) pairs of whole trajectories and of same-depth prefixes.
+Features are the reference policy's (--model, default train.model) final
+hidden state at the last token of each prefix. The model, an MLP d_model ->
+labeler.fit.hidden -> 1, is fitted with the Bradley-Terry loss; a share of
+the prompts (labeler.fit.held_out) is held out to report pair accuracy on
+pairs it never saw.
+
+--run names the run whose rows are read (its directory holds the embedded
+log; or --clickhouse-dsn); --from reads another run id from that log (a
+training run's warm-up is <run>-warmup). --where filters rows with a SQL
+expression over the trajectories columns (e.g. "step <= 4"). DIR receives
+labeler.safetensors and labeler.json; its id is recorded on every row it
+labels.`,
+		Example: `  wsgrpo labeler fit --run demo --from demo-warmup --out runs/demo/labeler-2
+  wsgrpo labeler fit --run eval-20261206 --where "task = 'arith'" --out /tmp/labeler --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			if o.Out == "" {
+				return fmt.Errorf("%w: give --out DIR", ErrConfig)
+			}
+			if _, err := os.Stat(o.Out); err == nil && !o.Force {
+				return fmt.Errorf("%w: %s exists (give --force to replace it)", ErrConfig, o.Out)
+			}
+			model := o.Model
+			if model == "" {
+				model = cfg.Train.Model
+			}
+			run := o.From
+			if run == "" {
+				run = cfg.Run
+			}
+			store, err := openLog(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			rt, err := ort.Init(cfg.ortConfig(), log)
+			if err != nil {
+				return err
+			}
+			m, rep, err := fitFromLog(cmd.Context(), rt, store, cfg.Labeler.Fit, model, run, o.Where, log)
+			if err != nil {
+				return err
+			}
+			if err := labeler.Save(o.Out, m); err != nil {
+				return err
+			}
+			return printFit(cmd, m, rep, o.Out, o.JSON)
+		},
+	}
+	addConfigFlags(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&o.From, "from", "", "run id whose rows to read from the log (default --run)")
+	f.StringVar(&o.Where, "where", "", "SQL filter over the trajectories columns")
+	f.StringVar(&o.Out, "out", "", "directory for the fitted labeler")
+	f.StringVar(&o.Model, "model", "", "reference policy checkpoint directory (default train.model)")
+	f.BoolVar(&o.JSON, "json", false, "print the fit report as one JSON object")
+	f.BoolVar(&o.Force, "force", false, "replace an existing --out")
+	return cmd
+}
+
+// fitFromLog fits a preference model on the rows of run (and where) in the
+// trajectory log, with the checkpoint at model as the reference policy.
+func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc labeler.Config, model, run, where string, log *slog.Logger) (*labeler.Model, labeler.Report, error) {
+	ref, err := checkpoint.Load(model)
+	if err != nil {
+		return nil, labeler.Report{}, fmt.Errorf("load the reference policy %s: %w", model, err)
+	}
+	q := "run_id = ?"
+	if strings.TrimSpace(where) != "" {
+		q += " AND (" + where + ")"
+	}
+	rows, err := tracelog.ReadRows(ctx, store, q, run)
+	if err != nil {
+		return nil, labeler.Report{}, fmt.Errorf("read run %s: %w", run, err)
+	}
+	rollouts := make([]schemas.Rollout, 0, len(rows))
+	correct := make([]bool, 0, len(rows))
+	for i := range rows {
+		r := rows[i].Verified()
+		if len(r.PromptTokenIDs) == 0 {
+			continue // a prompt the sampler could not encode
+		}
+		rollouts = append(rollouts, r.Rollout)
+		correct = append(correct, r.Correct)
+	}
+	if len(rollouts) == 0 {
+		return nil, labeler.Report{}, fmt.Errorf("%w: run %q has no sampled rows in the log (where %q)", ErrNoPairs, run, where)
+	}
+	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{})
+	if err != nil {
+		return nil, labeler.Report{}, err
+	}
+	defer func() { _ = f.Close() }()
+	start := time.Now()
+	examples := make([]labeler.Example, 0, len(rollouts))
+	const chunk = 64
+	for lo := 0; lo < len(rollouts); lo += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, labeler.Report{}, err
+		}
+		part := rollouts[lo:min(len(rollouts), lo+chunk)]
+		feats, err := f.Rollouts(part)
+		if err != nil {
+			return nil, labeler.Report{}, err
+		}
+		for i, ft := range feats {
+			examples = append(examples, labeler.Example{Group: part[i].GroupID, Correct: correct[lo+i], Features: ft})
+		}
+	}
+	log.Info("labeler features ready", "rollouts", len(examples), "seconds", time.Since(start).Seconds())
+	fc.Reference = f.Reference()
+	pairs := labeler.BuildPairs(examples, fc.MaxPairsPerGroup, fc.Seed)
+	if len(pairs) == 0 {
+		return nil, labeler.Report{}, fmt.Errorf("%w: the %d rollouts of run %q hold no prompt with both a correct and an incorrect rollout (sample more per prompt, or from a policy that is sometimes right)", ErrNoPairs, len(examples), run)
+	}
+	return labeler.FitPairs(rt, pairs, fc, log)
+}
+
+func printFit(cmd *cobra.Command, m *labeler.Model, rep labeler.Report, out string, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(cmd.OutOrStdout()).Encode(struct {
+			ID     string         `json:"id"`
+			Out    string         `json:"out"`
+			Report labeler.Report `json:"report"`
+		}{m.ID(), out, rep})
+	}
+	printFitReport(cmd, m, rep)
+	fmt.Fprintf(cmd.OutOrStdout(), "  saved to:             %s\n", out)
+	return nil
+}
+
+func printFitReport(cmd *cobra.Command, m *labeler.Model, rep labeler.Report) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "labeler %s: %d pairs from %d prompts, %d epochs (%.1fs)\n", m.ID(), rep.Pairs, rep.Groups, rep.Epochs, rep.Seconds)
+	fmt.Fprintf(w, "  train pair accuracy:  %.1f%% (loss %.3f)\n", 100*rep.TrainAccuracy, rep.TrainLoss)
+	if rep.HeldOutPairs > 0 {
+		fmt.Fprintf(w, "  held-out accuracy:    %.1f%% on %d pairs of %d prompts it never saw (loss %.3f)\n", 100*rep.HeldOutAccuracy, rep.HeldOutPairs, rep.HeldOutGroups, rep.HeldOutLoss)
+	}
+}
+
+// needsScorer reports whether the shaper uses the preference model.
+func needsScorer(c shaping.Config) bool { return c.Shaper == "" || c.Shaper == shaping.WSGRPO }
