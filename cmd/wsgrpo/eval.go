@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
-	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/prompts"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/sampler"
@@ -228,7 +227,6 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 			}
 		}
 	}
-	cfg.NoLabeler = true
 	cfg.Sampler.Samples = o.Samples
 	cfg.Sampler.Greedy = o.Temperature == 0
 	cfg.Sampler.Temperature = o.Temperature
@@ -236,83 +234,12 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 	if cfg.Sampler.MaxNewTokens == 0 {
 		cfg.Sampler.MaxNewTokens = ck.Config.MaxSeq // the sampler caps it to the context
 	}
-	topo, err := cfg.topology()
-	if err != nil {
-		return err
-	}
-	topo.VerifiedConsumers = []string{evalSink}
-	if !o.NoLog {
-		topo.VerifiedConsumers = append(topo.VerifiedConsumers, pipeline.StageLogger)
-	}
-	s, err := openSessionAt(ctx, cfg, topo, log, false, "", 0)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	ws, err := pipeline.OpenWeightStore(ctx, s.js, s.topo)
-	if err != nil {
-		return err
-	}
-	if err := ws.Put(ctx, 1, blob); err != nil {
-		return fmt.Errorf("publish the policy: %w", err)
-	}
-
-	logs := newSharedLog(cfg, log)
-	defer logs.close()
-	g := pipeline.NewGroup(s.js, log)
-	if err := addStages(ctx, g, s, []string{pipeline.StageSampler, pipeline.StageVerifier}, cfg, log, logs); err != nil {
-		return err
-	}
-	sink := &verifiedSink{rows: map[string]schemas.Verified{}}
-	rc, err := s.topo.SinkRunnerConfig(evalSink)
-	if err != nil {
-		return err
-	}
-	rc = cfg.runnerConfig(rc)
-	rc.Logger, rc.Metrics = log.With("stage", evalSink), s.metric
-	if err := g.Add(rc, sink); err != nil {
-		return err
-	}
-	if !o.NoLog {
-		if err := addStages(ctx, g, s, []string{pipeline.StageLogger}, cfg, log, logs); err != nil {
-			return fmt.Errorf("%w (or run with --no-log)", err)
-		}
-	}
-	run := startGroup(ctx, g)
-	defer func() {
-		if serr := run.Stop(); err == nil && serr != nil {
-			err = serr
-		}
-	}()
-
 	start := time.Now()
-	source, err := prompts.New(ctx, s.js, s.topo, src, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: o.Seed}, log)
+	rows, err := sampleRun(ctx, cfg, log, blob, src, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: o.Seed}, !o.NoLog, o.Timeout)
 	if err != nil {
 		return err
 	}
-	if _, err := source.Run(ctx); err != nil {
-		return fmt.Errorf("publish prompts: %w", err)
-	}
-	want := n * o.Samples
-	last, lastChange := 0, time.Now()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for got := sink.count(); got < want; got = sink.count() {
-		if got != last {
-			last, lastChange = got, time.Now()
-		}
-		if time.Since(lastChange) > o.Timeout {
-			return fmt.Errorf("%w: %d of %d completions judged; none for %s", ErrIncomplete, got, want, o.Timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: interrupted with %d of %d completions", ErrIncomplete, got, want)
-		case <-run.Done():
-			return run.Stopped()
-		case <-tick.C:
-		}
-	}
-	rep := scoreEval(sink.all(), n, o.Samples)
+	rep := scoreEval(rows, n, o.Samples)
 	rep.Model, rep.Run, rep.Seconds = o.Model, cfg.Run, time.Since(start).Seconds()
 	return printEval(cmd.OutOrStdout(), rep, o.JSON, !o.NoLog, cfg)
 }

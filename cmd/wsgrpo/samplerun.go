@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/prompts"
+	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/tasks"
+)
+
+// sampleRun runs a run without a labeler or learner in this process: the
+// policy blob as version 1, prompts from src (pc), the sampler and verifier
+// stages, and (logged) the logger; it returns the verified rows once every
+// prompt's samples were judged and, when logged, are in the trajectory log.
+// eval and train's labeler warm-up use it. cfg.Sampler says how to sample.
+func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, src tasks.Source, pc prompts.Config, logged bool, timeout time.Duration) (_ []schemas.Verified, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cfg.NoLabeler = true
+	topo, err := cfg.topology()
+	if err != nil {
+		return nil, err
+	}
+	topo.VerifiedConsumers = []string{evalSink}
+	if logged {
+		topo.VerifiedConsumers = append(topo.VerifiedConsumers, pipeline.StageLogger)
+	}
+	s, err := openSessionAt(ctx, cfg, topo, log, false, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	ws, err := pipeline.OpenWeightStore(ctx, s.js, s.topo)
+	if err != nil {
+		return nil, err
+	}
+	if err := ws.Put(ctx, 1, blob); err != nil {
+		return nil, fmt.Errorf("publish the policy: %w", err)
+	}
+
+	logs := newSharedLog(cfg, log)
+	defer logs.close()
+	g := pipeline.NewGroup(s.js, log)
+	if err := addStages(ctx, g, s, []string{pipeline.StageSampler, pipeline.StageVerifier}, cfg, log, logs); err != nil {
+		return nil, err
+	}
+	sink := &verifiedSink{rows: map[string]schemas.Verified{}}
+	rc, err := s.topo.SinkRunnerConfig(evalSink)
+	if err != nil {
+		return nil, err
+	}
+	rc = cfg.runnerConfig(rc)
+	rc.Logger, rc.Metrics = log.With("stage", evalSink), s.metric
+	if err := g.Add(rc, sink); err != nil {
+		return nil, err
+	}
+	if logged {
+		if err := addStages(ctx, g, s, []string{pipeline.StageLogger}, cfg, log, logs); err != nil {
+			return nil, fmt.Errorf("%w (or run with --no-log)", err)
+		}
+	}
+	run := startGroup(ctx, g)
+	defer func() {
+		if serr := run.Stop(); err == nil && serr != nil {
+			err = serr
+		}
+	}()
+
+	source, err := prompts.New(ctx, s.js, s.topo, src, pc, log)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := source.Run(ctx); err != nil {
+		return nil, fmt.Errorf("publish prompts: %w", err)
+	}
+	want := pc.PerStep * pc.Steps * cfg.samplerOptions(nil).Samples
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	wait := func(what string, count func() (int, error)) error {
+		last, lastChange := -1, time.Now()
+		for {
+			got, err := count()
+			if err != nil {
+				return err
+			}
+			if got >= want {
+				return nil
+			}
+			if got != last {
+				last, lastChange = got, time.Now()
+			}
+			if time.Since(lastChange) > timeout {
+				return fmt.Errorf("%w: %d of %d completions %s; none for %s", ErrIncomplete, got, want, what, timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w: interrupted with %d of %d completions %s", ErrIncomplete, got, want, what)
+			case <-run.Done():
+				return run.Stopped()
+			case <-tick.C:
+			}
+		}
+	}
+	if err := wait("judged", func() (int, error) { return sink.count(), nil }); err != nil {
+		return nil, err
+	}
+	if logged {
+		store, err := logs.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := wait("logged", func() (int, error) {
+			n, err := store.Count(ctx, cfg.Run)
+			return int(n), err
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return sink.all(), nil
+}
