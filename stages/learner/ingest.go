@@ -276,11 +276,18 @@ func (p *Processor) purgeStale() {
 }
 
 // reference computes the reference logprobs of g's trainable rows that
-// lack them.
+// lack them. Without a KL term (Beta 0) there is no reference pass: the
+// sampler's logprobs stand in, and the KL metric is then the KL to the
+// sampler's policy.
 func (p *Processor) reference(g *group) error {
 	var todo []*row
 	for _, k := range sortedKeys(g.rows) {
-		if r := g.rows[k]; r.drop == "" && r.ref == nil {
+		r := g.rows[k]
+		switch {
+		case r.drop != "" || r.ref != nil:
+		case p.opts.Beta == 0:
+			r.ref = r.l.TokenLogprobs
+		default:
 			todo = append(todo, r)
 		}
 	}

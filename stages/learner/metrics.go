@@ -40,8 +40,9 @@ type StepMetrics struct {
 	// update: weights and optimizer are untouched.
 	Skipped bool
 	// Loss, KL, ClipFrac and Ratio are the surrogate loss, the masked mean
-	// k3 KL to the reference, the share of clipped tokens and the mean
-	// importance ratio (the last three averaged over micro-batches).
+	// k3 KL to the reference (to the sampler's policy with Options.NoKL,
+	// which skips the reference pass), the share of clipped tokens and the
+	// mean importance ratio (the last three averaged over micro-batches).
 	Loss, KL, ClipFrac, Ratio float64
 	// GradNorm is the global gradient norm before clipping.
 	GradNorm float64
