@@ -76,6 +76,8 @@ type Config struct {
 	Shaping shaping.Config `koanf:"shaping"`
 	// Labeler configures the preference model and the labeler stage.
 	Labeler LabelerConfig `koanf:"labeler"`
+	// Learner configures the learner stage.
+	Learner LearnerConfig `koanf:"learner"`
 }
 
 // SamplerConfig configures the sampler stage (stages/sampler). Zero
@@ -135,6 +137,7 @@ func DefaultConfig() Config {
 		Train:    DefaultTrainConfig(),
 		Shaping:  shaping.DefaultConfig(),
 		Labeler:  DefaultLabelerConfig(),
+		Learner:  DefaultLearnerConfig(),
 	}
 }
 
@@ -186,7 +189,13 @@ func (c Config) Validate() error {
 	if err := c.Shaping.Validate(); err != nil {
 		return fmt.Errorf("%w: shaping: %w", ErrConfig, err)
 	}
-	return c.Labeler.Validate()
+	if err := c.Labeler.Validate(); err != nil {
+		return err
+	}
+	if err := c.learnerOptions(nil).Validate(); err != nil {
+		return fmt.Errorf("%w: learner: %w", ErrConfig, err)
+	}
+	return nil
 }
 
 // RunDir returns the run directory (Dir, or runs/<run>).
@@ -311,7 +320,7 @@ var flagKeys = map[string]string{
 // section name becomes ".", e.g. WSGRPO_RUNNER_FETCH_SIZE -> runner.fetch_size.
 func envKey(k string) string {
 	k = strings.ToLower(strings.TrimPrefix(k, "WSGRPO_"))
-	for _, section := range []string{"log_", "runner_", "ort_", "sampler_", "train_", "shaping_", "labeler_"} {
+	for _, section := range []string{"log_", "runner_", "ort_", "sampler_", "train_", "shaping_", "labeler_", "learner_"} {
 		if strings.HasPrefix(k, section) {
 			return strings.TrimSuffix(section, "_") + "." + strings.TrimPrefix(k, section)
 		}

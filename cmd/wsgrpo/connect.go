@@ -22,6 +22,9 @@ type session struct {
 	srv    *pipeline.Server // nil with an external server
 	reg    *prometheus.Registry
 	metric *pipeline.Metrics
+	// learnerSteps is the step log of a learner built in this process
+	// (train's progress line watches it); nil otherwise.
+	learnerSteps *stepLog
 }
 
 // openSession connects to cfg.NATS, or starts the embedded server with its

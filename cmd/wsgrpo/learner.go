@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/optim"
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/prompts"
+	"github.com/wsgrpo/wsgrpo/stages/learner"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
+	"github.com/wsgrpo/wsgrpo/tracelog"
+)
+
+// LearnerConfig is the learner: section (stages/learner.Options). Zero
+// fields take the learner's defaults, except groups_per_step, which
+// defaults to train.prompts_per_step.
+type LearnerConfig struct {
+	GroupsPerStep   int     `koanf:"groups_per_step"`
+	MicroBatch      int     `koanf:"micro_batch"`
+	LR              float64 `koanf:"lr"`
+	WeightDecay     float64 `koanf:"weight_decay"`
+	ClipNorm        float64 `koanf:"clip_norm"`
+	EpsLow          float64 `koanf:"eps_low"`
+	EpsHigh         float64 `koanf:"eps_high"`
+	Beta            float64 `koanf:"beta"`
+	NoKL            bool    `koanf:"no_kl"`
+	Aggregation     string  `koanf:"aggregation"` // seq-mean or token-sum
+	PerStepCredit   bool    `koanf:"per_step_credit"`
+	MaxStaleness    int64   `koanf:"max_staleness"`
+	CheckpointEvery int     `koanf:"checkpoint_every"`
+	KeepCheckpoints int     `koanf:"keep_checkpoints"`
+}
+
+// DefaultLearnerConfig returns the learner defaults used by `train`.
+func DefaultLearnerConfig() LearnerConfig {
+	return LearnerConfig{LR: 2e-4, ClipNorm: 1, Aggregation: learner.AggSeqMean, CheckpointEvery: 10}
+}
+
+// learnerOptions maps the configuration onto the stage's options.
+func (c Config) learnerOptions(log *slog.Logger) learner.Options {
+	l := c.Learner
+	o := learner.Options{
+		GroupsPerStep: l.GroupsPerStep, MicroBatch: l.MicroBatch,
+		Optim:    optim.Config{LR: l.LR, WeightDecay: l.WeightDecay},
+		ClipNorm: l.ClipNorm, EpsLow: l.EpsLow, EpsHigh: l.EpsHigh, Beta: l.Beta, NoKL: l.NoKL,
+		Aggregation: l.Aggregation, PerStepCredit: l.PerStepCredit, MaxStaleness: l.MaxStaleness,
+		InitVersion: 1, Dir: filepath.Join(c.RunDir(), "learner"),
+		CheckpointEvery: l.CheckpointEvery, KeepCheckpoints: l.KeepCheckpoints, Logger: log,
+	}
+	if o.GroupsPerStep == 0 {
+		o.GroupsPerStep = c.Train.PromptsPerStep
+	}
+	return o
+}
+
+// weightPublisher is the learner's Publisher over the run's weight store.
+type weightPublisher struct{ ws *pipeline.WeightStore }
+
+// Latest returns the announced version.
+func (p weightPublisher) Latest(ctx context.Context) (int64, bool, error) {
+	v, err := p.ws.Latest(ctx)
+	if errors.Is(err, pipeline.ErrNotFound) {
+		return 0, false, nil
+	}
+	return v, err == nil, err
+}
+
+// Publish stores and announces a version.
+func (p weightPublisher) Publish(ctx context.Context, version int64, blob []byte) error {
+	return p.ws.Put(ctx, version, blob)
+}
+
+// learnerSteps tells the run state the learner's step (the prompt source
+// waits on it).
+type learnerSteps struct{ st *pipeline.RunState }
+
+// Advance records step.
+func (s learnerSteps) Advance(ctx context.Context, step int64) error {
+	_, err := s.st.Put(ctx, prompts.KeyLearnerStep, []byte(strconv.FormatInt(step, 10)))
+	return err
+}
+
+// stepLog fans a learner's step metrics out to the trajectory log's steps
+// table (written in the background: the sink must return quickly), and to
+// an optional watcher (train's progress line).
+type stepLog struct {
+	run    string
+	shaper string
+	store  tracelog.Store
+	log    *slog.Logger
+	watch  func(learner.StepMetrics)
+	rows   chan tracelog.StepRow
+	done   chan struct{}
+	mu     sync.Mutex
+	last   learner.StepMetrics
+	closed bool
+}
+
+func newStepLog(run, shaper string, store tracelog.Store, log *slog.Logger) *stepLog {
+	s := &stepLog{run: run, shaper: shaper, store: store, log: log, rows: make(chan tracelog.StepRow, 1024), done: make(chan struct{})}
+	go s.write()
+	return s
+}
+
+// Step records one update.
+func (s *stepLog) Step(m learner.StepMetrics) {
+	s.mu.Lock()
+	s.last = m
+	watch, closed := s.watch, s.closed
+	s.mu.Unlock()
+	if watch != nil {
+		watch(m)
+	}
+	if closed || s.store == nil {
+		return
+	}
+	row := tracelog.StepRow{
+		RunID: s.run, Step: m.Step, PolicyVersion: m.Version, Shaper: s.shaper,
+		Loss: m.Loss, KL: m.KL, ClipFrac: m.ClipFrac, Ratio: m.Ratio, GradNorm: m.GradNorm,
+		MeanReward: m.MeanReward, Accuracy: m.Accuracy, MeanTokens: m.MeanTokens, MeanSteps: m.MeanSteps,
+		Staleness: m.MeanStaleness, Rows: uint32(m.Rows), Skipped: m.Skipped,
+		WaitMs: m.WaitMs, ForwardBackwardMs: m.ForwardBackwardMs, OptimizerMs: m.OptimizerMs, PublishMs: m.PublishMs,
+		Created: time.Now(),
+	}
+	select {
+	case s.rows <- row:
+	default:
+		s.log.Warn("step log full: a learner step row was not logged", "step", m.Step)
+	}
+}
+
+// setWatch installs the progress watcher.
+func (s *stepLog) setWatch(f func(learner.StepMetrics)) {
+	s.mu.Lock()
+	s.watch = f
+	s.mu.Unlock()
+}
+
+// write inserts step rows as they come.
+func (s *stepLog) write() {
+	defer close(s.done)
+	for row := range s.rows {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := s.store.InsertSteps(ctx, []tracelog.StepRow{row}); err != nil {
+			s.log.Warn("could not log a learner step", "step", row.Step, "err", err)
+		}
+		cancel()
+	}
+}
+
+// close flushes the pending rows.
+func (s *stepLog) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.rows)
+	<-s.done
+}
+
+// learnerStage is the learner processor with what the command opened for
+// it, closed after the stage's last batch.
+type learnerStage struct {
+	*learner.Processor
+	steps *stepLog
+}
+
+// Close closes the learner (its final checkpoint) and flushes the step log.
+func (l *learnerStage) Close(ctx context.Context) error {
+	err := l.Processor.Close(ctx)
+	l.steps.close()
+	return err
+}
+
+// newLearnerStage builds the learner: the starting policy (train.model) is
+// its initial and reference policy; versions go to the run's weight store;
+// its step to the run state; its step metrics to the trajectory log.
+func newLearnerStage(ctx context.Context, env stageEnv) (stage.Processor, error) {
+	rt, err := env.runtime()
+	if err != nil {
+		return nil, err
+	}
+	init, err := checkpoint.Load(env.cfg.Train.Model)
+	if err != nil {
+		return nil, fmt.Errorf("load train.model %s: %w", env.cfg.Train.Model, err)
+	}
+	ws, err := pipeline.OpenWeightStore(ctx, env.sess.js, env.sess.topo)
+	if err != nil {
+		return nil, fmt.Errorf("weight store: %w", err)
+	}
+	st, err := pipeline.OpenRunState(ctx, env.sess.js, env.sess.topo)
+	if err != nil {
+		return nil, fmt.Errorf("run state: %w", err)
+	}
+	store, err := env.logs.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	steps := newStepLog(env.cfg.Run, env.cfg.Shaping.Shaper, store, env.log)
+	o := env.cfg.learnerOptions(env.log)
+	o.Steps, o.Sink = learnerSteps{st}, steps
+	p, err := learner.New(ctx, rt, init, weightPublisher{ws}, o)
+	if err != nil {
+		steps.close()
+		return nil, err
+	}
+	env.sess.learnerSteps = steps
+	return &learnerStage{Processor: p, steps: steps}, nil
+}
