@@ -15,10 +15,19 @@
 //     publish-then-ack delivery, JetStream de-duplication of outputs,
 //     InProgress heartbeats, NakWithDelay backoff for transient errors,
 //     dead letters for invalid payloads and exhausted deliveries, graceful
-//     shutdown and Prometheus metrics.
+//     shutdown and Prometheus metrics. A processor may defer an input's
+//     acknowledgement (stage.Defer): the runner publishes the outputs,
+//     keeps the input in progress until the processor's stage.Ack, and
+//     naks what is still deferred when it stops (deferral.go).
 //   - WeightStore and RunState: versioned policy weights in the Object Store
 //     with the current version announced in the KV bucket, and small run-state
 //     values.
+//   - GroupStore: the verified rows of groups whose samples are still
+//     arriving, one KV key per row in the run's groups bucket, so that
+//     labeler workers anywhere see a group complete once its last row is in.
+//   - Lock: a refreshed lease on a run-state key, so that one learner runs
+//     per run; a second is refused with ErrLocked, a crashed holder's lock
+//     goes stale and is taken over.
 //
 // Stages never touch NATS: they implement Processor and the Runner does the
 // rest. The transport's benchmarks are in bench/transport.

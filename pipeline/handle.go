@@ -40,20 +40,26 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 		return
 	}
 	rowsIn := rec.NumRows()
-	outs, err := r.process(hard, rec)
+	// Each call of Process gets a deferral of its own (deferral.go); one
+	// that is not armed below is void.
+	d := r.newDeferral(ctx, hard, m, md, start, log)
+	defer func() { d.void() }()
+	outs, err := r.process(d.processCtx(), rec)
 	for attempt := uint64(1); stage.Classify(err) == stage.ClassUnavailable && ctx.Err() == nil; attempt++ {
 		// Hold the batch (the heartbeat keeps it from being redelivered)
 		// and try again once the dependency may be back.
 		releaseAll(outs)
 		outs = nil
 		r.cfg.Metrics.Errors.WithLabelValues(name, "unavailable").Inc()
-		d := r.backoff(attempt)
-		log.Warn("a dependency is unavailable; holding the batch and retrying", "attempt", attempt, "delay", d, "err", err)
-		sleepCtx(ctx, d)
+		delay := r.backoff(attempt)
+		log.Warn("a dependency is unavailable; holding the batch and retrying", "attempt", attempt, "delay", delay, "err", err)
+		sleepCtx(ctx, delay)
 		if ctx.Err() != nil {
 			break
 		}
-		outs, err = r.process(hard, rec)
+		d.void()
+		d = r.newDeferral(ctx, hard, m, md, start, log)
+		outs, err = r.process(d.processCtx(), rec)
 	}
 	rec.Release()
 	if err == nil {
@@ -85,10 +91,22 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 		}
 		recycleMsgs(msgs)
 	}
+	if d.wasRequested() {
+		// The processor deferred the acknowledgement: its Ack finishes
+		// the message, from whichever goroutine calls it.
+		d.arm(rowsIn, rowsOut)
+		return
+	}
+	r.ack(ctx, m, rowsIn, rowsOut, start, log)
+}
+
+// ack acknowledges a message whose outputs are stored, and counts it.
+func (r *Runner) ack(ctx context.Context, m jetstream.Msg, rowsIn, rowsOut int64, start time.Time, log *slog.Logger) {
+	name := r.cfg.Stage
 	// Outputs are stored: acknowledge even during shutdown, with a context
 	// of its own, since the work is done.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishWait)
-	err = m.DoubleAck(actx)
+	err := m.DoubleAck(actx)
 	cancel()
 	if err != nil {
 		// The message will be redelivered; its outputs are de-duplicated

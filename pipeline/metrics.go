@@ -24,6 +24,7 @@ type Metrics struct {
 	Latency     *prometheus.HistogramVec // stage: seconds from fetch to ack
 	Pending     *prometheus.GaugeVec     // stage: messages waiting in the input consumer (queue lag)
 	AckPending  *prometheus.GaugeVec     // stage: messages delivered and not yet acknowledged
+	Deferred    *prometheus.GaugeVec     // stage: processed inputs waiting for their deferred stage.Ack
 }
 
 // NewMetrics creates the collectors and registers them on reg (nil: they are
@@ -63,11 +64,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "wsgrpo", Subsystem: "stage", Name: "ack_pending",
 			Help: "Messages delivered to the stage and not yet acknowledged.",
 		}, []string{"stage"}),
+		Deferred: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "wsgrpo", Subsystem: "stage", Name: "deferred",
+			Help: "Processed input messages whose acknowledgement the processor deferred, waiting for its Ack.",
+		}, []string{"stage"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.Batches, m.Rows, m.Errors, m.DeadLetters, m.Redelivered, m.Latency, m.Pending, m.AckPending} {
+	for _, c := range []prometheus.Collector{m.Batches, m.Rows, m.Errors, m.DeadLetters, m.Redelivered, m.Latency, m.Pending, m.AckPending, m.Deferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

@@ -45,7 +45,7 @@ type RunnerConfig struct {
 	FetchWait     time.Duration // longest wait of one pull (default 1 s)
 	AckWait       time.Duration // default DefaultAckWait
 	MaxDeliver    int           // default DefaultMaxDeliver; at least 1 (a batch handed back at shutdown on its last delivery is dead-lettered)
-	MaxAckPending int           // consumer-wide cap of unacked messages (default 1000)
+	MaxAckPending int           // consumer-wide cap of unacked messages, deferred ones included (default 1000): above what every process of the stage defers plus Concurrency*FetchSize each
 	BackoffMin    time.Duration // first NakWithDelay (default 250 ms)
 	BackoffMax    time.Duration // longest NakWithDelay (default 30 s)
 	Heartbeat     time.Duration // InProgress interval (default AckWait/3; negative disables)
@@ -164,6 +164,7 @@ type Runner struct {
 	cons      jetstream.Consumer
 	stream    jetstream.Stream
 	workQueue bool
+	deferred  *deferredSet // inputs waiting for a deferred stage.Ack (deferral.go)
 }
 
 // NewRunner validates cfg and returns a runner; Run starts it.
@@ -210,8 +211,10 @@ func (r *Runner) ensureConsumer(ctx context.Context) error {
 }
 
 // Run consumes until ctx is done, then stops fetching, lets in-flight work
-// finish within ShutdownGrace (or naks it), and returns nil. It returns an
-// error only when the consumer cannot be set up.
+// finish within ShutdownGrace (or naks it), naks the inputs still waiting
+// for a deferred stage.Ack (see stage.Defer; an Ack called after that is a
+// no-op), and returns nil. It returns an error only when the consumer
+// cannot be set up. Call Run once per Runner.
 func (r *Runner) Run(ctx context.Context) error {
 	if err := r.ensureConsumer(ctx); err != nil {
 		return err
@@ -238,6 +241,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	defer unsub()
 
+	gauge := r.cfg.Metrics.Deferred.WithLabelValues(r.cfg.Stage)
+	r.deferred = newDeferredSet(r.log, gauge.Add)
+	if r.cfg.Heartbeat > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go r.deferred.held.heartbeat(r.cfg.Heartbeat, stop)
+	}
+
 	r.log.Info("stage runner started", "stream", r.cfg.Stream, "workers", r.cfg.Concurrency, "fetch", r.cfg.FetchSize)
 	var wg sync.WaitGroup
 	wg.Go(func() { r.sampleLag(ctx) })
@@ -245,6 +256,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		wg.Go(func() { r.worker(ctx, hard, i) })
 	}
 	wg.Wait()
+	if n := r.deferred.close(); n > 0 {
+		r.log.Info("deferred batches handed back for redelivery", "count", n)
+	}
 	r.log.Info("stage runner stopped")
 	return nil
 }

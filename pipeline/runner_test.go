@@ -65,7 +65,7 @@ func malformedPayloads(t testing.TB, mem memory.Allocator, run string) map[strin
 	for i := range random {
 		random[i] = byte(rng.UintN(256))
 	}
-	v2md := arrow.NewMetadata([]string{schemas.MetaKind, schemas.MetaVersion}, []string{string(schemas.KindRollout), "2"})
+	v2md := arrow.NewMetadata([]string{schemas.MetaKind, schemas.MetaVersion}, []string{string(schemas.KindRollout), fmt.Sprint(schemas.Version + 1)})
 	v2 := arrow.NewSchema(good.Schema().Fields(), &v2md)
 
 	rowmd := arrow.NewMetadata([]string{schemas.MetaKind, schemas.MetaVersion}, []string{string(schemas.KindRollout), fmt.Sprint(schemas.Version)})

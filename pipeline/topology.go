@@ -201,6 +201,10 @@ func (t Topology) WeightsBucket() string { return Prefix + "_" + t.Run + "_weigh
 // StateBucket returns the name of the KV bucket of run state.
 func (t Topology) StateBucket() string { return Prefix + "_" + t.Run + "_state" }
 
+// GroupsBucket returns the name of the KV bucket of pending groups (see
+// GroupStore).
+func (t Topology) GroupsBucket() string { return Prefix + "_" + t.Run + "_groups" }
+
 // Stage is the standard wiring of one named stage: where it reads, under
 // which durable consumer, and where it writes (Output is nil for a sink).
 type Stage struct {
@@ -492,7 +496,8 @@ func (t Topology) MaxBodySize(js jetstream.JetStream) (int, error) {
 	return int(n), err
 }
 
-// Delete removes every stream and bucket of the run, of either layout.
+// Delete removes every stream and bucket of the run, of either layout,
+// the groups bucket (GroupStore) included.
 func (t Topology) Delete(ctx context.Context, js jetstream.JetStream) error {
 	names := []string{t.DeadLetterStream()}
 	for _, k := range schemas.Kinds() {
@@ -506,8 +511,10 @@ func (t Topology) Delete(ctx context.Context, js jetstream.JetStream) error {
 	if err := js.DeleteObjectStore(ctx, t.WeightsBucket()); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete object store: %w", err)
 	}
-	if err := js.DeleteKeyValue(ctx, t.StateBucket()); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete kv: %w", err)
+	for _, b := range []string{t.StateBucket(), t.GroupsBucket()} {
+		if err := js.DeleteKeyValue(ctx, b); err != nil && !isNotFound(err) {
+			return fmt.Errorf("delete kv %s: %w", b, err)
+		}
 	}
 	return nil
 }
