@@ -16,7 +16,10 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/shaping"
+	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
+	labelerstage "github.com/wsgrpo/wsgrpo/stages/labeler"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -235,3 +238,69 @@ func printFitReport(cmd *cobra.Command, m *labeler.Model, rep labeler.Report) {
 
 // needsScorer reports whether the shaper uses the preference model.
 func needsScorer(c shaping.Config) bool { return c.Shaper == "" || c.Shaper == shaping.WSGRPO }
+
+// labelerStage is the labeler processor with the featurizer session it
+// scores with, closed after the stage's last batch.
+type labelerStage struct {
+	*labelerstage.Processor
+	feat *labeler.Featurizer
+}
+
+// Close closes the featurizer's session.
+func (l *labelerStage) Close(context.Context) error {
+	if l.feat == nil {
+		return nil
+	}
+	return l.feat.Close()
+}
+
+// newLabelerStage builds the labeler: the shaper of the shaping: section;
+// for ws-grpo the preference model labeler.artifact over the features of
+// the reference policy (train.model); incomplete groups wait in the run's
+// group store.
+func newLabelerStage(ctx context.Context, env stageEnv) (stage.Processor, error) {
+	cfg := env.cfg
+	gs, err := pipeline.OpenGroupStore(ctx, env.sess.js, env.sess.topo, cfg.Labeler.PendingMaxAge)
+	if err != nil {
+		return nil, fmt.Errorf("group store: %w", err)
+	}
+	o := labelerstage.Options{
+		Shaping: cfg.Shaping, Pending: gs, DropZeroVariance: cfg.Labeler.DropZeroVariance,
+		StepAdvantages: cfg.Labeler.StepAdvantages, Logger: env.log,
+	}
+	var feat *labeler.Featurizer
+	if needsScorer(cfg.Shaping) {
+		if cfg.Labeler.Artifact == "" {
+			return nil, fmt.Errorf("%w: the ws-grpo shaper needs a preference model: set labeler.artifact to a `wsgrpo labeler fit --out` directory (train fits one after its warm-up)", ErrConfig)
+		}
+		m, err := labeler.Load(cfg.Labeler.Artifact)
+		if err != nil {
+			return nil, fmt.Errorf("load labeler.artifact %s: %w", cfg.Labeler.Artifact, err)
+		}
+		ref, err := checkpoint.Load(cfg.Train.Model)
+		if err != nil {
+			return nil, fmt.Errorf("load the reference policy train.model %s: %w", cfg.Train.Model, err)
+		}
+		rt, err := env.runtime()
+		if err != nil {
+			return nil, err
+		}
+		if feat, err = labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{}); err != nil {
+			return nil, err
+		}
+		sc, err := labeler.NewScorer(feat, m)
+		if err != nil {
+			_ = feat.Close()
+			return nil, fmt.Errorf("labeler.artifact %s against train.model %s: %w", cfg.Labeler.Artifact, cfg.Train.Model, err)
+		}
+		o.Scorer = sc
+	}
+	p, err := labelerstage.New(o)
+	if err != nil {
+		if feat != nil {
+			_ = feat.Close()
+		}
+		return nil, err
+	}
+	return &labelerStage{Processor: p, feat: feat}, nil
+}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/optim"
@@ -174,19 +177,55 @@ func (s *stepLog) close() {
 type learnerStage struct {
 	*learner.Processor
 	steps *stepLog
+	lock  *pipeline.Lock
 }
 
-// Close closes the learner (its final checkpoint) and flushes the step log.
+// ErrLockLost is returned for batches that reach a learner whose run lock
+// was taken over: they go back to the stream for the learner that holds it.
+var ErrLockLost = errors.New("the learner's run lock was lost (another learner took over the run)")
+
+// Process trains on in, unless the run lock was lost.
+func (l *learnerStage) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.RecordBatch, error) {
+	select {
+	case <-l.lock.Lost():
+		return nil, ErrLockLost
+	default:
+	}
+	return l.Processor.Process(ctx, in)
+}
+
+// Close closes the learner (its final checkpoint), flushes the step log and
+// releases the run lock.
 func (l *learnerStage) Close(ctx context.Context) error {
 	err := l.Processor.Close(ctx)
 	l.steps.close()
-	return err
+	return errors.Join(err, l.lock.Release(ctx))
 }
+
+// learnerLockTTL is how long a learner's run lock outlives its last
+// refresh: a crashed learner's successor waits at most this long.
+const learnerLockTTL = 30 * time.Second
 
 // newLearnerStage builds the learner: the starting policy (train.model) is
 // its initial and reference policy; versions go to the run's weight store;
 // its step to the run state; its step metrics to the trajectory log.
 func newLearnerStage(ctx context.Context, env stageEnv) (stage.Processor, error) {
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
+	lock, err := pipeline.AcquireLock(ctx, env.sess.js, env.sess.topo, pipeline.StageLearner, holder, learnerLockTTL, pipeline.LockLogger(env.log))
+	if err != nil {
+		return nil, err
+	}
+	p, err := buildLearner(ctx, env, lock)
+	if err != nil {
+		_ = lock.Release(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return p, nil
+}
+
+// buildLearner builds the learner of newLearnerStage once it holds the lock.
+func buildLearner(ctx context.Context, env stageEnv, lock *pipeline.Lock) (stage.Processor, error) {
 	rt, err := env.runtime()
 	if err != nil {
 		return nil, err
@@ -216,5 +255,5 @@ func newLearnerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 		return nil, err
 	}
 	env.sess.learnerSteps = steps
-	return &learnerStage{Processor: p, steps: steps}, nil
+	return &learnerStage{Processor: p, steps: steps, lock: lock}, nil
 }

@@ -83,6 +83,16 @@ var stageTable = []stageDef{
 		},
 	},
 	{
+		name: pipeline.StageLabeler, positions: []string{pipeline.StageLabeler},
+		usage: "scores complete groups: preference-model step rewards (ws-grpo) or a baseline shaper, and advantages",
+		build: newLabelerStage,
+	},
+	{
+		name: pipeline.StageLearner, positions: []string{pipeline.StageLearner},
+		usage: "updates the policy from labeled groups and publishes each new version (one per run)",
+		build: newLearnerStage,
+	},
+	{
 		name: pipeline.StageLogger, positions: []string{pipeline.StageLogger},
 		usage: "writes trajectories to the trajectory log",
 		build: newLoggerStage,
