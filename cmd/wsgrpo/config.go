@@ -102,6 +102,14 @@ func (c Config) samplerOptions(log *slog.Logger) sampler.Options {
 	}
 }
 
+// groupSize is G, the completions the sampler samples per prompt.
+func (c Config) groupSize() int {
+	if c.Sampler.Samples > 0 {
+		return c.Sampler.Samples
+	}
+	return sampler.DefaultSamples
+}
+
 // LogConfig configures log/slog output.
 type LogConfig struct {
 	Level  string `koanf:"level"`  // debug, info, warn, error

@@ -77,7 +77,7 @@ func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, s
 	if _, err := source.Run(ctx); err != nil {
 		return nil, fmt.Errorf("publish prompts: %w", err)
 	}
-	want := pc.PerStep * pc.Steps * cfg.samplerOptions(nil).Samples
+	want := pc.PerStep * pc.Steps * cfg.groupSize()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	wait := func(what string, count func() (int, error)) error {

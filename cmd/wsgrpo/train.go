@@ -46,9 +46,19 @@ func newTrainCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "Run every stage of a run in one process",
-		Long: `Run every stage of a run in one process over an embedded NATS server
-(or --nats URL).
+		Short: "Train a policy: every stage of a run in one process",
+		Long: `Train a policy with WS-GRPO (or a GRPO-family baseline: shaping.shaper) with
+every stage of the run in one process over an embedded NATS server (or --nats
+URL): the prompt source, sampler, verifier, labeler, learner and logger.
+
+A run evaluates the starting policy (train.model) greedily on
+train.eval_prompts arith test prompts, fits the WS-GRPO preference model on a
+warm-up of train.warmup_steps sampled steps (unless labeler.artifact names
+one), trains train.steps updates of train.prompts_per_step prompts x
+sampler.samples completions, saves the last version to <run dir>/policy,
+evaluates it the same way and prints a summary. Every rollout, the warm-up's
+and the evaluations' included, goes to the trajectory log; every update to
+its steps table.
 
 --wiring runs the pipeline backbone end to end with pass-through processors in
 the sampler, verifier and labeler positions: it publishes prompt batches, moves
@@ -66,7 +76,10 @@ read by the logger and the wiring check, each through its own durable consumer.`
 				return err
 			}
 			if !wiring {
-				return fmt.Errorf("%w: the WS-GRPO sampler, verifier, labeler and learner stages are not in this build yet; run `wsgrpo train --wiring` for the pipeline wiring run", ErrStageUnavailable)
+				if cfg.NoLabeler {
+					return fmt.Errorf("%w: a training run needs its labeler (no_labeler is for eval and wiring runs)", ErrConfig)
+				}
+				return runTrain(cmd, cfg, log, trainOptions{Progress: opts.Progress, Timeout: opts.Timeout})
 			}
 			if opts.Batches < 1 || opts.Rows < 1 {
 				return fmt.Errorf("%w: --batches and --rows must be at least 1", ErrConfig)

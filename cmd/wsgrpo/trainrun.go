@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/labeler"
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/prompts"
+	"github.com/wsgrpo/wsgrpo/stages/learner"
+	"github.com/wsgrpo/wsgrpo/tasks"
+	"github.com/wsgrpo/wsgrpo/tasks/arith"
+	"github.com/wsgrpo/wsgrpo/tasks/dataset"
+	"github.com/wsgrpo/wsgrpo/tracelog"
+)
+
+// trainOptions configures a training run (`train` without --wiring).
+type trainOptions struct {
+	Progress bool
+	Timeout  time.Duration
+}
+
+// trainSummary is what a training run reports at its end.
+type trainSummary struct {
+	Before, After *evalReport
+	Labeler       *labeler.Model
+	Fit           *labeler.Report
+	First, Last   learner.StepMetrics
+	Steps         int64
+	Policy        string
+	Elapsed       time.Duration
+}
+
+// trainTask returns the run's training prompts: the arith train split, or
+// the dataset file's items.
+func trainTask(cfg Config) (tasks.Source, error) {
+	if cfg.Train.Data == "" {
+		t, err := arith.New(cfg.Train.Arith)
+		if err != nil {
+			return nil, fmt.Errorf("%w: train.arith: %w", ErrConfig, err)
+		}
+		return t, nil
+	}
+	res, err := dataset.Load(cfg.Train.Data, dataset.Options{})
+	if err != nil {
+		return nil, err
+	}
+	d, err := dataset.New(dataset.Config{Name: cfg.Train.DataTask, Split: tasks.Train}, res.Records)
+	if err != nil {
+		return nil, fmt.Errorf("%w: train.data %s: %w", ErrConfig, cfg.Train.Data, err)
+	}
+	return d, nil
+}
+
+// subRun is cfg for a helper run of a training run (its warm-up, its
+// evaluations): its own run id, the same run directory and trajectory log.
+func subRun(cfg Config, suffix string) Config {
+	sub := cfg
+	sub.Run = cfg.Run + "-" + suffix
+	sub.Dir = cfg.RunDir()
+	return sub
+}
+
+// evalPolicy evaluates blob greedily on n arith test-split prompts as the
+// sub-run <run>-<suffix>.
+func evalPolicy(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, n int, suffix string, timeout time.Duration) (*evalReport, error) {
+	sub := subRun(cfg, suffix)
+	sub.Sampler.Samples, sub.Sampler.Greedy, sub.Sampler.Seed = 1, true, cfg.Train.Seed
+	task, err := arith.New(cfg.Train.Arith)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	rows, err := sampleRun(ctx, sub, log, blob, task, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: cfg.Train.Seed}, true, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("eval %s: %w", sub.Run, err)
+	}
+	rep := scoreEval(rows, n, 1)
+	rep.Run, rep.Seconds = sub.Run, time.Since(start).Seconds()
+	return &rep, nil
+}
+
+// warmupLabeler returns the run's preference model: labeler.artifact, the
+// one a previous attempt of this run fitted, or a new one fitted on
+// train.warmup_steps steps sampled from the starting policy (the sub-run
+// <run>-warmup, logged like every rollout).
+func warmupLabeler(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.Logger, blob []byte, src tasks.Source, timeout time.Duration) (string, *labeler.Model, *labeler.Report, error) {
+	if cfg.Labeler.Artifact != "" {
+		m, err := labeler.Load(cfg.Labeler.Artifact)
+		return cfg.Labeler.Artifact, m, nil, err
+	}
+	dir := filepath.Join(cfg.RunDir(), "labeler")
+	if m, err := labeler.Load(dir); err == nil {
+		out(cmd, "labeler: %s from an earlier attempt of this run (%s)\n", m.ID(), dir)
+		return dir, m, nil, nil
+	}
+	if cfg.Train.WarmupSteps < 1 {
+		return "", nil, nil, fmt.Errorf("%w: the ws-grpo shaper needs a preference model: set train.warmup_steps >= 1 or labeler.artifact", ErrConfig)
+	}
+	sub := subRun(cfg, "warmup")
+	out(cmd, "labeler warm-up: %d steps x %d prompts x %d samples from the starting policy (run %s)\n",
+		cfg.Train.WarmupSteps, cfg.Train.PromptsPerStep, cfg.groupSize(), sub.Run)
+	pc := prompts.Config{PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.WarmupSteps, Split: tasks.Train, Seed: cfg.Train.Seed + 1}
+	if _, err := sampleRun(ctx, sub, log, blob, src, pc, true, timeout); err != nil {
+		return "", nil, nil, fmt.Errorf("labeler warm-up: %w", err)
+	}
+	store, err := tracelog.Open(ctx, cfg.logConfig(log))
+	if err != nil {
+		return "", nil, nil, logError(cfg, err)
+	}
+	defer store.Close()
+	rt, err := stageEnv{cfg: cfg, log: log}.runtime()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	m, rep, err := fitFromLog(ctx, rt, store, cfg.Labeler.Fit, cfg.Train.Model, sub.Run, "", log)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("fit the labeler on the warm-up: %w", err)
+	}
+	if err := labeler.Save(dir, m); err != nil {
+		return "", nil, nil, err
+	}
+	printFitReport(cmd, m, rep)
+	return dir, m, &rep, nil
+}
+
+// runTrain runs a WS-GRPO (or baseline) training run in this process.
+func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) (err error) {
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	start := time.Now()
+	ck, err := checkpoint.Load(cfg.Train.Model)
+	if err != nil {
+		return fmt.Errorf("load train.model %s: %w", cfg.Train.Model, err)
+	}
+	blob, err := checkpoint.Marshal(ck)
+	if err != nil {
+		return err
+	}
+	src, err := trainTask(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.NATS == "" {
+		if err := os.MkdirAll(cfg.RunDir(), 0o755); err != nil {
+			return err
+		}
+	}
+	sum := trainSummary{}
+	evalN := cfg.Train.EvalPrompts
+	if cfg.Train.Data != "" {
+		evalN = 0 // the held-out split of a dataset file is not defined here
+	}
+	if evalN > 0 {
+		if sum.Before, err = evalPolicy(ctx, cfg, log, blob, evalN, "eval-before", o.Timeout); err != nil {
+			return err
+		}
+		out(cmd, "before: greedy accuracy %.1f%%, %.1f tokens on %d test prompts\n", 100*sum.Before.Accuracy, sum.Before.MeanTokens, evalN)
+	}
+	if needsScorer(cfg.Shaping) {
+		dir, m, rep, err := warmupLabeler(ctx, cmd, cfg, log, blob, src, o.Timeout)
+		if err != nil {
+			return err
+		}
+		cfg.Labeler.Artifact, sum.Labeler, sum.Fit = dir, m, rep
+	}
+
+	final, err := trainPhase(ctx, cmd, cfg, log, blob, src, o, &sum)
+	if err != nil {
+		return err
+	}
+	if evalN > 0 {
+		if sum.After, err = evalPolicy(ctx, cfg, log, final, evalN, "eval-after", o.Timeout); err != nil {
+			return err
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	printTrainSummary(cmd, cfg, sum)
+	return nil
+}
+
+// trainPhase runs the training proper: every stage of the run in this
+// process until the learner finished train.steps updates. It returns the
+// last version's checkpoint blob, also saved to <run dir>/policy.
+func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.Logger, blob []byte, src tasks.Source, o trainOptions, sum *trainSummary) (_ []byte, err error) {
+	topo, err := cfg.topology()
+	if err != nil {
+		return nil, err
+	}
+	s, err := openSessionAt(ctx, cfg, topo, log, false, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	ws, err := pipeline.OpenWeightStore(ctx, s.js, s.topo)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ws.Latest(ctx); errors.Is(err, pipeline.ErrNotFound) {
+		if err := ws.Put(ctx, 1, blob); err != nil {
+			return nil, fmt.Errorf("publish the starting policy: %w", err)
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	logs := newSharedLog(cfg, log)
+	defer logs.close()
+	g := pipeline.NewGroup(s.js, log)
+	names := []string{pipeline.StageSampler, pipeline.StageVerifier, pipeline.StageLabeler, pipeline.StageLearner, pipeline.StageLogger}
+	if err := addStages(ctx, g, s, names, cfg, log, logs); err != nil {
+		return nil, err
+	}
+	want := int64(cfg.Train.Steps)
+	var (
+		mu       sync.Mutex
+		progress = make(chan struct{}, 1)
+		bar      *progressbar.ProgressBar
+	)
+	if o.Progress {
+		bar = progressbar.NewOptions64(want, progressbar.OptionSetDescription("training"),
+			progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionShowCount(),
+			progressbar.OptionSetItsString("steps"), progressbar.OptionThrottle(200*time.Millisecond))
+	}
+	s.learnerSteps.setWatch(func(m learner.StepMetrics) {
+		mu.Lock()
+		if sum.First.Step == 0 && !m.Skipped {
+			sum.First = m
+		}
+		if !m.Skipped {
+			sum.Last = m
+		}
+		sum.Steps = max(sum.Steps, m.Step)
+		mu.Unlock()
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("step %d: reward %.2f acc %.0f%% tokens %.0f kl %.3f", m.Step, m.MeanReward, 100*m.Accuracy, m.MeanTokens, m.KL))
+			_ = bar.Set64(m.Step)
+		}
+		select {
+		case progress <- struct{}{}:
+		default:
+		}
+	})
+	run := startGroup(ctx, g)
+	defer func() {
+		if serr := run.Stop(); err == nil && serr != nil {
+			err = serr
+		}
+	}()
+	source, err := prompts.New(ctx, s.js, s.topo, src, prompts.Config{
+		PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.Steps, Ahead: cfg.Train.Ahead, Split: tasks.Train, Seed: cfg.Train.Seed,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	srcErr := make(chan error, 1)
+	go func() {
+		_, err := source.Run(ctx)
+		srcErr <- err
+	}()
+	steps := func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return sum.Steps
+	}
+	lastChange := time.Now()
+	for steps() < want {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: interrupted at step %d of %d", ErrIncomplete, steps(), want)
+		case <-run.Done():
+			return nil, run.Stopped()
+		case err := <-srcErr:
+			if err != nil {
+				return nil, fmt.Errorf("prompt source: %w", err)
+			}
+		case <-progress:
+			lastChange = time.Now()
+		case <-time.After(time.Second):
+			if time.Since(lastChange) > o.Timeout {
+				return nil, fmt.Errorf("%w: the learner finished %d of %d steps and none for %s (see `wsgrpo dlq list --run %s` and the learner's dropped rows in the log: stale rows need learner.max_staleness)", ErrIncomplete, steps(), want, o.Timeout, cfg.Run)
+			}
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(cmd.ErrOrStderr())
+	}
+	v, err := ws.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	final, err := ws.Get(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	fck, err := checkpoint.Unmarshal(final)
+	if err != nil {
+		return nil, err
+	}
+	sum.Policy = filepath.Join(cfg.RunDir(), "policy")
+	if err := checkpoint.Save(sum.Policy, fck); err != nil {
+		return nil, fmt.Errorf("save the trained policy: %w", err)
+	}
+	return final, nil
+}
+
+func printTrainSummary(cmd *cobra.Command, cfg Config, s trainSummary) {
+	shaper := cfg.Shaping.Shaper
+	out(cmd, "training run %q (%s): %d steps x %d prompts x %d samples in %s\n", cfg.Run, shaper, s.Steps,
+		cfg.Train.PromptsPerStep, cfg.groupSize(), s.Elapsed.Round(time.Second))
+	if s.Labeler != nil {
+		out(cmd, "  labeler:             %s\n", s.Labeler.ID())
+	}
+	out(cmd, "  first step:          reward %.3f, accuracy %.1f%%, %.1f tokens, %.2f steps\n", s.First.MeanReward, 100*s.First.Accuracy, s.First.MeanTokens, s.First.MeanSteps)
+	out(cmd, "  last step:           reward %.3f, accuracy %.1f%%, %.1f tokens, %.2f steps (kl %.4f)\n", s.Last.MeanReward, 100*s.Last.Accuracy, s.Last.MeanTokens, s.Last.MeanSteps, s.Last.KL)
+	if s.Before != nil && s.After != nil {
+		out(cmd, "  greedy test eval:    accuracy %.1f%% -> %.1f%%, tokens %.1f -> %.1f, steps %.2f -> %.2f (%d prompts)\n",
+			100*s.Before.Accuracy, 100*s.After.Accuracy, s.Before.MeanTokens, s.After.MeanTokens, s.Before.MeanSteps, s.After.MeanSteps, s.Before.N)
+	}
+	out(cmd, "  trained policy:      %s (wsgrpo eval --model %s --task arith)\n", s.Policy, s.Policy)
+	out(cmd, "  per step:            wsgrpo sql --run %s \"SELECT step, accuracy, mean_tokens, mean_reward FROM steps_dedup WHERE run_id = '%s' ORDER BY step\"\n", cfg.RunDir(), cfg.Run)
+}
