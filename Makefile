@@ -29,7 +29,7 @@ build:
 ## demo: the main job (see README)
 demo: setup build
 	rm -rf runs/demo
-	./$(BIN) train --wiring --run demo --dir runs/demo --progress --log-level warn
+	./$(BIN) train --config testdata/configs/demo.yaml --dir runs/demo --progress --log-level warn
 
 ## test: vet and run every test against real NATS, ONNX Runtime, ClickHouse and chDB
 test: setup-test
