@@ -79,7 +79,7 @@ read by the logger and the wiring check, each through its own durable consumer.`
 				if cfg.NoLabeler {
 					return fmt.Errorf("%w: a training run needs its labeler (no_labeler is for eval and wiring runs)", ErrConfig)
 				}
-				return runTrain(cmd, cfg, log, trainOptions{Progress: opts.Progress, Timeout: opts.Timeout})
+				return runTrain(cmd, cfg, log, trainOptions{Progress: opts.Progress, Timeout: opts.Timeout, Listen: opts.Listen})
 			}
 			if opts.Batches < 1 || opts.Rows < 1 {
 				return fmt.Errorf("%w: --batches and --rows must be at least 1", ErrConfig)

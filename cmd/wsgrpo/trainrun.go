@@ -28,6 +28,9 @@ import (
 type trainOptions struct {
 	Progress bool
 	Timeout  time.Duration
+	// Listen exposes the training phase's embedded NATS server (HOST:PORT)
+	// so that extra stage processes can join it.
+	Listen string
 }
 
 // trainSummary is what a training run reports at its end.
@@ -197,11 +200,18 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	s, err := openSessionAt(ctx, cfg, topo, log, false, "", 0)
+	host, port, err := splitListen(o.Listen)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openSessionAt(ctx, cfg, topo, log, o.Listen != "", host, port)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
+	if s.srv != nil && o.Listen != "" {
+		out(cmd, "embedded NATS server: %s (join with: wsgrpo stage <name> --nats %s --run %s)\n", s.srv.URL(), s.srv.URL(), cfg.Run)
+	}
 	ws, err := pipeline.OpenWeightStore(ctx, s.js, s.topo)
 	if err != nil {
 		return nil, err
