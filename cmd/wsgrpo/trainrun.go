@@ -252,8 +252,8 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 		sum.Steps = max(sum.Steps, m.Step)
 		mu.Unlock()
 		if bar != nil {
-			bar.Describe(fmt.Sprintf("step %d: reward %.2f acc %.0f%% tokens %.0f kl %.3f", m.Step, m.MeanReward, 100*m.Accuracy, m.MeanTokens, m.KL))
 			_ = bar.Set64(m.Step)
+			bar.Describe(fmt.Sprintf("step %d: reward %.2f acc %.0f%% tokens %.0f kl %.3f", m.Step, m.MeanReward, 100*m.Accuracy, m.MeanTokens, m.KL))
 		}
 		select {
 		case progress <- struct{}{}:

@@ -148,8 +148,8 @@ func WithDeferral(ctx context.Context, hook func() Ack) context.Context {
 	return context.WithValue(ctx, deferKey{}, hook)
 }
 
-// Defer, called inside Process, asks the runner not to acknowledge the
-// input batch when Process returns nil: the runner publishes the outputs
+// Defer asks the runner, when called inside Process, not to acknowledge
+// the input batch when Process returns nil: the runner publishes the outputs
 // and keeps the input in progress (unacknowledged, heartbeating) until the
 // returned Ack is called. A processor that accumulates rows across batches
 // (the learner: a training step spans many) uses it so that a crash before
