@@ -235,7 +235,7 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 		cfg.Sampler.MaxNewTokens = ck.Config.MaxSeq // the sampler caps it to the context
 	}
 	start := time.Now()
-	rows, err := sampleRun(ctx, cfg, log, blob, src, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: o.Seed}, !o.NoLog, o.Timeout)
+	rows, err := sampleRun(ctx, cfg, log, blob, src, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: o.Seed}, !o.NoLog, true, o.Timeout)
 	if err != nil {
 		return err
 	}

@@ -100,6 +100,8 @@ type stepLog struct {
 	store  tracelog.Store
 	log    *slog.Logger
 	watch  func(learner.StepMetrics)
+	// proc is the learner whose steps these are (train reads its step).
+	proc   *learner.Processor
 	rows   chan tracelog.StepRow
 	done   chan struct{}
 	mu     sync.Mutex
@@ -254,6 +256,6 @@ func buildLearner(ctx context.Context, env stageEnv, lock *pipeline.Lock) (stage
 		steps.close()
 		return nil, err
 	}
-	env.sess.learnerSteps = steps
+	env.sess.learnerSteps, steps.proc = steps, p
 	return &learnerStage{Processor: p, steps: steps, lock: lock}, nil
 }

@@ -17,7 +17,10 @@ import (
 // stages, and (logged) the logger; it returns the verified rows once every
 // prompt's samples were judged and, when logged, are in the trajectory log.
 // eval and train's labeler warm-up use it. cfg.Sampler says how to sample.
-func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, src tasks.Source, pc prompts.Config, logged bool, timeout time.Duration) (_ []schemas.Verified, err error) {
+// fresh deletes what an earlier run of the same id left in NATS (its
+// streams, consumers, weights and state) first, so the run starts over; its
+// rows in the trajectory log are replaced, row by row, by the new ones.
+func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, src tasks.Source, pc prompts.Config, logged, fresh bool, timeout time.Duration) (_ []schemas.Verified, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cfg.NoLabeler = true
@@ -34,6 +37,14 @@ func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, s
 		return nil, err
 	}
 	defer s.close()
+	if fresh {
+		if err := s.topo.Delete(ctx, s.js); err != nil {
+			return nil, fmt.Errorf("start run %s afresh: %w", cfg.Run, err)
+		}
+		if err := s.topo.Ensure(ctx, s.js); err != nil {
+			return nil, err
+		}
+	}
 	ws, err := pipeline.OpenWeightStore(ctx, s.js, s.topo)
 	if err != nil {
 		return nil, err

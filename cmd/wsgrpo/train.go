@@ -43,6 +43,8 @@ func newTrainCmd() *cobra.Command {
 	var (
 		wiring bool
 		opts   wiringOptions
+		to     trainOptions
+		steps  int
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -79,7 +81,14 @@ read by the logger and the wiring check, each through its own durable consumer.`
 				if cfg.NoLabeler {
 					return fmt.Errorf("%w: a training run needs its labeler (no_labeler is for eval and wiring runs)", ErrConfig)
 				}
-				return runTrain(cmd, cfg, log, trainOptions{Progress: opts.Progress, Timeout: opts.Timeout, Listen: opts.Listen})
+				if cmd.Flags().Changed("steps") {
+					cfg.Train.Steps = steps
+					if err := cfg.Train.Validate(); err != nil {
+						return err
+					}
+				}
+				to.Progress, to.Timeout, to.Listen = opts.Progress, opts.Timeout, opts.Listen
+				return runTrain(cmd, cfg, log, to)
 			}
 			if opts.Batches < 1 || opts.Rows < 1 {
 				return fmt.Errorf("%w: --batches and --rows must be at least 1", ErrConfig)
@@ -91,6 +100,10 @@ read by the logger and the wiring check, each through its own durable consumer.`
 	addLayoutFlags(cmd.Flags())
 	f := cmd.Flags()
 	f.BoolVar(&wiring, "wiring", false, "run the pipeline wiring check with pass-through stages")
+	f.IntVar(&steps, "steps", 0, "learner updates (overrides train.steps)")
+	f.BoolVar(&to.Resume, "resume", false, "continue the stopped run in its run directory (from the learner's checkpoint)")
+	f.BoolVar(&to.Force, "force", false, "start over: remove the run directory of an earlier run with this id")
+	f.StringVar(&to.Out, "out", "", "directory for the trained policy (default <run dir>/policy)")
 	f.IntVar(&opts.Batches, "batches", 200, "prompt batches to publish (--wiring)")
 	f.IntVar(&opts.Rows, "rows", 64, "rows per prompt batch (--wiring)")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "give up when rows stop arriving for this long")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/labeler"
@@ -22,12 +25,18 @@ import (
 	"github.com/wsgrpo/wsgrpo/tasks/arith"
 	"github.com/wsgrpo/wsgrpo/tasks/dataset"
 	"github.com/wsgrpo/wsgrpo/tracelog"
+	"github.com/wsgrpo/wsgrpo/tracelog/report"
 )
 
 // trainOptions configures a training run (`train` without --wiring).
 type trainOptions struct {
 	Progress bool
 	Timeout  time.Duration
+	// Resume continues a stopped run in its run directory; Force starts
+	// over, removing it. Without either an existing run is refused.
+	Resume, Force bool
+	// Out is where the trained policy is saved (default <run dir>/policy).
+	Out string
 	// Listen exposes the training phase's embedded NATS server (HOST:PORT)
 	// so that extra stage processes can join it.
 	Listen string
@@ -84,7 +93,7 @@ func evalPolicy(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, 
 		return nil, err
 	}
 	start := time.Now()
-	rows, err := sampleRun(ctx, sub, log, blob, task, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: cfg.Train.Seed}, true, timeout)
+	rows, err := sampleRun(ctx, sub, log, blob, task, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: cfg.Train.Seed}, true, true, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("eval %s: %w", sub.Run, err)
 	}
@@ -114,8 +123,11 @@ func warmupLabeler(ctx context.Context, cmd *cobra.Command, cfg Config, log *slo
 	out(cmd, "labeler warm-up: %d steps x %d prompts x %d samples from the starting policy (run %s)\n",
 		cfg.Train.WarmupSteps, cfg.Train.PromptsPerStep, cfg.groupSize(), sub.Run)
 	pc := prompts.Config{PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.WarmupSteps, Split: tasks.Train, Seed: cfg.Train.Seed + 1}
-	if _, err := sampleRun(ctx, sub, log, blob, src, pc, true, timeout); err != nil {
-		return "", nil, nil, fmt.Errorf("labeler warm-up: %w", err)
+	// A resumed run whose warm-up was logged before it stopped fits on it.
+	if n, err := loggedRows(ctx, cfg, log, sub.Run); err != nil || n < int64(pc.PerStep*pc.Steps*cfg.groupSize()) {
+		if _, err := sampleRun(ctx, sub, log, blob, src, pc, true, true, timeout); err != nil {
+			return "", nil, nil, fmt.Errorf("labeler warm-up: %w", err)
+		}
 	}
 	store, err := tracelog.Open(ctx, cfg.logConfig(log))
 	if err != nil {
@@ -137,11 +149,104 @@ func warmupLabeler(ctx context.Context, cmd *cobra.Command, cfg Config, log *slo
 	return dir, m, &rep, nil
 }
 
+// trainStateFile records, in the run directory, what a resumed run need
+// not do again.
+const trainStateFile = "train.json"
+
+// trainState is the content of trainStateFile.
+type trainState struct {
+	Before *evalReport `json:"before,omitempty"`
+}
+
+func readTrainState(cfg Config) trainState {
+	var st trainState
+	if b, err := os.ReadFile(filepath.Join(cfg.RunDir(), trainStateFile)); err == nil {
+		_ = json.Unmarshal(b, &st)
+	}
+	return st
+}
+
+func writeTrainState(cfg Config, st trainState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(cfg.RunDir(), trainStateFile), b, 0o644)
+}
+
+// prepareRunDir applies --resume and --force to an existing run directory.
+func prepareRunDir(cfg Config, o trainOptions) error {
+	if cfg.NATS != "" {
+		return nil
+	}
+	dir := cfg.RunDir()
+	_, err := os.Stat(dir)
+	exists := err == nil
+	switch {
+	case o.Resume && o.Force:
+		return fmt.Errorf("%w: --resume and --force exclude each other", ErrConfig)
+	case exists && o.Force:
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	case exists && !o.Resume:
+		return fmt.Errorf("%w: run directory %s exists: continue the run with --resume, or start over with --force (or give another --run)", ErrConfig, dir)
+	case !exists && o.Resume:
+		return fmt.Errorf("%w: --resume: no run directory %s", ErrConfig, dir)
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
+// loggedSteps sets the summary's first and last step from the run's steps
+// table (a resumed run's first step is in an earlier attempt).
+func loggedSteps(ctx context.Context, cfg Config, log *slog.Logger, sum *trainSummary) error {
+	store, err := tracelog.Open(ctx, cfg.logConfig(log))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rows, err := store.Steps(ctx, cfg.Run)
+	if err != nil {
+		return err
+	}
+	var applied []tracelog.StepRow
+	for _, r := range rows {
+		if !r.Skipped {
+			applied = append(applied, r)
+		}
+	}
+	if len(applied) == 0 {
+		return nil
+	}
+	conv := func(r tracelog.StepRow) learner.StepMetrics {
+		return learner.StepMetrics{Step: r.Step, Version: r.PolicyVersion, MeanReward: r.MeanReward, Accuracy: r.Accuracy,
+			MeanTokens: r.MeanTokens, MeanSteps: r.MeanSteps, KL: r.KL, Loss: r.Loss}
+	}
+	sum.First, sum.Last = conv(applied[0]), conv(applied[len(applied)-1])
+	return nil
+}
+
+// loggedRows counts the rows of run in cfg's trajectory log.
+func loggedRows(ctx context.Context, cfg Config, log *slog.Logger, run string) (int64, error) {
+	store, err := tracelog.Open(ctx, cfg.logConfig(log))
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return 0, err
+	}
+	return store.Count(ctx, run)
+}
+
 // runTrain runs a WS-GRPO (or baseline) training run in this process.
 func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) (err error) {
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	start := time.Now()
+	if err := prepareRunDir(cfg, o); err != nil {
+		return err
+	}
 	ck, err := checkpoint.Load(cfg.Train.Model)
 	if err != nil {
 		return fmt.Errorf("load train.model %s: %w", cfg.Train.Model, err)
@@ -154,19 +259,21 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 	if err != nil {
 		return err
 	}
-	if cfg.NATS == "" {
-		if err := os.MkdirAll(cfg.RunDir(), 0o755); err != nil {
-			return err
-		}
-	}
 	sum := trainSummary{}
+	st := readTrainState(cfg)
 	evalN := cfg.Train.EvalPrompts
 	if cfg.Train.Data != "" {
 		evalN = 0 // the held-out split of a dataset file is not defined here
 	}
 	if evalN > 0 {
-		if sum.Before, err = evalPolicy(ctx, cfg, log, blob, evalN, "eval-before", o.Timeout); err != nil {
-			return err
+		if sum.Before = st.Before; sum.Before == nil {
+			if sum.Before, err = evalPolicy(ctx, cfg, log, blob, evalN, "eval-before", o.Timeout); err != nil {
+				return err
+			}
+			st.Before = sum.Before
+			if err := writeTrainState(cfg, st); err != nil {
+				return err
+			}
 		}
 		out(cmd, "before: greedy accuracy %.1f%%, %.1f tokens on %d test prompts\n", 100*sum.Before.Accuracy, sum.Before.MeanTokens, evalN)
 	}
@@ -180,6 +287,10 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 
 	final, err := trainPhase(ctx, cmd, cfg, log, blob, src, o, &sum)
 	if err != nil {
+		if ctx.Err() != nil {
+			out(cmd, "stopped at step %d of %d: the learner's checkpoint is in %s; continue with: wsgrpo train --config ... --run %s --resume\n",
+				sum.Steps, cfg.Train.Steps, filepath.Join(cfg.RunDir(), "learner"), cfg.Run)
+		}
 		return err
 	}
 	if evalN > 0 {
@@ -188,7 +299,24 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 		}
 	}
 	sum.Elapsed = time.Since(start)
+	if err := loggedSteps(ctx, cfg, log, &sum); err != nil {
+		log.Warn("could not read the run's steps from the log; the summary shows this attempt's", "err", err)
+	}
 	printTrainSummary(cmd, cfg, sum)
+	return trainReport(ctx, cmd, cfg, log)
+}
+
+// trainReport writes the run's reasoning-length report (`wsgrpo report`)
+// into <run dir>/report and prints where it is.
+func trainReport(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.Logger) error {
+	r, err := buildReport(ctx, cfg, log, report.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if _, err := report.NewDocument(r, nil).Write(filepath.Join(cfg.RunDir(), "report")); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	out(cmd, "  report:              %s (summary.md, PNG plots of length and accuracy over training)\n", filepath.Join(cfg.RunDir(), "report"))
 	return nil
 }
 
@@ -236,13 +364,27 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 		progress = make(chan struct{}, 1)
 		bar      *progressbar.ProgressBar
 	)
-	if o.Progress {
+	if o.Progress && term.IsTerminal(int(os.Stderr.Fd())) {
 		bar = progressbar.NewOptions64(want, progressbar.OptionSetDescription("training"),
 			progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionShowCount(),
 			progressbar.OptionSetItsString("steps"), progressbar.OptionThrottle(200*time.Millisecond))
 	}
+	resumed := s.learnerSteps.proc.Stats().Step
+	sum.Steps = resumed
+	if resumed > 0 {
+		out(cmd, "resuming at step %d of %d (checkpoint in %s)\n", resumed, want, filepath.Join(cfg.RunDir(), "learner"))
+	}
+	if bar != nil {
+		_ = bar.Set64(resumed)
+	}
+	phaseStart, lastStep := time.Now(), time.Now()
 	s.learnerSteps.setWatch(func(m learner.StepMetrics) {
 		mu.Lock()
+		now := time.Now()
+		rate := float64(m.Rows) / now.Sub(lastStep).Seconds()
+		lastStep = now
+		done := m.Step - resumed
+		eta := time.Duration(float64(now.Sub(phaseStart)) / float64(max(done, 1)) * float64(want-m.Step))
 		if sum.First.Step == 0 && !m.Skipped {
 			sum.First = m
 		}
@@ -251,9 +393,15 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 		}
 		sum.Steps = max(sum.Steps, m.Step)
 		mu.Unlock()
+		line := fmt.Sprintf("step %d/%d: reward %.2f acc %.0f%% tokens %.0f kl %.3f %.0f rollouts/s", m.Step, want, m.MeanReward, 100*m.Accuracy, m.MeanTokens, m.KL, rate)
+		if m.Skipped {
+			line = fmt.Sprintf("step %d/%d: skipped (non-finite loss or gradient)", m.Step, want)
+		}
 		if bar != nil {
 			_ = bar.Set64(m.Step)
-			bar.Describe(fmt.Sprintf("step %d: reward %.2f acc %.0f%% tokens %.0f kl %.3f", m.Step, m.MeanReward, 100*m.Accuracy, m.MeanTokens, m.KL))
+			bar.Describe(line)
+		} else if o.Progress {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s %s ETA %s\n", time.Now().Format(time.TimeOnly), line, eta.Round(time.Second))
 		}
 		select {
 		case progress <- struct{}{}:
@@ -317,7 +465,7 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	sum.Policy = filepath.Join(cfg.RunDir(), "policy")
+	sum.Policy = cmp.Or(o.Out, filepath.Join(cfg.RunDir(), "policy"))
 	if err := checkpoint.Save(sum.Policy, fck); err != nil {
 		return nil, fmt.Errorf("save the trained policy: %w", err)
 	}

@@ -137,3 +137,33 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestTrainResume stops a run after one step, refuses to start it again
+// without --resume or --force, and continues it with --resume from the
+// learner's checkpoint: the steps table then holds both steps, each with
+// its own, increasing version.
+func TestTrainResume(t *testing.T) {
+	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
+	dir := filepath.Join(t.TempDir(), "run")
+	cfg := writeTrainConfig(t, "resume", "shaping:\n  shaper: dr-grpo\n")
+	raw, _ := os.ReadFile(cfg)
+	_ = os.WriteFile(cfg, []byte(strings.Replace(string(raw), "eval_prompts: 8", "eval_prompts: 0", 1)), 0o644)
+	if got, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", dir, "--steps", "1"); err != nil {
+		t.Fatalf("%v\n%s", err, got)
+	}
+	if _, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", dir, "--steps", "2"); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--resume") {
+		t.Fatalf("an existing run started again without --resume: %v", err)
+	}
+	got, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", dir, "--steps", "2", "--resume")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, got)
+	}
+	if !strings.Contains(got, "resuming at step 1 of 2") {
+		t.Errorf("no resume line:\n%s", got)
+	}
+	steps, err := execute(t, newSQLCmd(), "--run", dir, "--format", "csv",
+		"SELECT count(), uniqExact(policy_version), min(step), max(step), max(policy_version) > min(policy_version) FROM steps_dedup WHERE run_id = 'resume'")
+	if err != nil || lastLine(steps) != "2,2,1,2,1" {
+		t.Fatalf("steps table after the resume: %v\n%s", err, steps)
+	}
+}
