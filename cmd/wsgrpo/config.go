@@ -149,61 +149,64 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first problem with c.
+// Validate reports every problem with c at once (errors.Join), each naming
+// its key and what is allowed; every one wraps ErrConfig.
 func (c Config) Validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := pipeline.ValidateName(c.Run); err != nil {
-		return fmt.Errorf("%w: run: %w", ErrConfig, err)
+		add(fmt.Errorf("%w: run: %w", ErrConfig, err))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("%w: log.level %q (want debug, info, warn or error)", ErrConfig, c.Log.Level)
+		add(fmt.Errorf("%w: log.level %q (want debug, info, warn or error)", ErrConfig, c.Log.Level))
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		return fmt.Errorf("%w: log.format %q (want text or json)", ErrConfig, c.Log.Format)
+		add(fmt.Errorf("%w: log.format %q (want text or json)", ErrConfig, c.Log.Format))
 	}
 	if c.Runner.Concurrency < 1 {
-		return fmt.Errorf("%w: runner.concurrency %d must be at least 1", ErrConfig, c.Runner.Concurrency)
+		add(fmt.Errorf("%w: runner.concurrency %d must be at least 1", ErrConfig, c.Runner.Concurrency))
 	}
 	if c.Runner.FetchSize < 1 || c.Runner.FetchSize > pipeline.MaxFetch {
-		return fmt.Errorf("%w: runner.fetch_size %d must be 1..%d", ErrConfig, c.Runner.FetchSize, pipeline.MaxFetch)
+		add(fmt.Errorf("%w: runner.fetch_size %d must be 1..%d", ErrConfig, c.Runner.FetchSize, pipeline.MaxFetch))
 	}
 	if c.Runner.AckWait < time.Second {
-		return fmt.Errorf("%w: runner.ack_wait %s must be at least 1s", ErrConfig, c.Runner.AckWait)
+		add(fmt.Errorf("%w: runner.ack_wait %s must be at least 1s", ErrConfig, c.Runner.AckWait))
 	}
 	if c.Runner.MaxDeliver < 1 {
-		return fmt.Errorf("%w: runner.max_deliver %d must be at least 1", ErrConfig, c.Runner.MaxDeliver)
+		add(fmt.Errorf("%w: runner.max_deliver %d must be at least 1", ErrConfig, c.Runner.MaxDeliver))
 	}
 	if err := c.samplerOptions(nil).Validate(); err != nil {
-		return fmt.Errorf("%w: sampler: %w", ErrConfig, err)
+		add(fmt.Errorf("%w: sampler: %w", ErrConfig, err))
 	}
 	for name, sc := range c.Stages {
 		if !slices.Contains(stageNames, name) {
-			return fmt.Errorf("%w: stages.%s: unknown stage (known: %s)", ErrConfig, name, strings.Join(stageNames, ", "))
+			add(fmt.Errorf("%w: stages.%s: unknown stage (known: %s)", ErrConfig, name, strings.Join(stageNames, ", ")))
 		}
 		if sc.Concurrency < 0 || sc.FetchSize < 0 || sc.FetchSize > pipeline.MaxFetch || sc.MaxDeliver < 0 ||
 			(sc.AckWait != 0 && sc.AckWait < time.Second) {
-			return fmt.Errorf("%w: stages.%s: %+v out of range (concurrency >= 1, fetch_size 1..%d, ack_wait >= 1s, max_deliver >= 1)", ErrConfig, name, sc, pipeline.MaxFetch)
+			add(fmt.Errorf("%w: stages.%s: %+v out of range (concurrency >= 1, fetch_size 1..%d, ack_wait >= 1s, max_deliver >= 1)", ErrConfig, name, sc, pipeline.MaxFetch))
 		}
 	}
 	if err := c.ortConfig().Validate(); err != nil {
-		return fmt.Errorf("%w: ort: %w", ErrConfig, err)
+		add(fmt.Errorf("%w: ort: %w", ErrConfig, err))
 	}
-	if err := c.Train.Validate(); err != nil {
-		return err
-	}
+	add(c.Train.Validate())
 	if err := c.Shaping.Validate(); err != nil {
-		return fmt.Errorf("%w: shaping: %w", ErrConfig, err)
+		add(fmt.Errorf("%w: shaping: %w", ErrConfig, err))
 	}
-	if err := c.Labeler.Validate(); err != nil {
-		return err
-	}
+	add(c.Labeler.Validate())
 	if err := c.learnerOptions(nil).Validate(); err != nil {
-		return fmt.Errorf("%w: learner: %w", ErrConfig, err)
+		add(fmt.Errorf("%w: learner: %w", ErrConfig, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // RunDir returns the run directory (Dir, or runs/<run>).
@@ -374,10 +377,14 @@ func loadConfig(fs *pflag.FlagSet) (Config, error) {
 			return Config{}, fmt.Errorf("%w: config file %s: %w", ErrConfig, path, err)
 		}
 		// A misspelt key would otherwise be ignored without a word.
+		var unknown []string
 		for _, key := range fk.Keys() {
 			if !known[key] && !isStageKey(key) {
-				return Config{}, fmt.Errorf("%w: config file %s: unknown key %q (known keys: %s)", ErrConfig, path, key, strings.Join(k.Keys(), ", "))
+				unknown = append(unknown, key)
 			}
+		}
+		if len(unknown) > 0 {
+			return Config{}, fmt.Errorf("%w: config file %s: unknown keys %s (known keys: %s)", ErrConfig, path, strings.Join(unknown, ", "), strings.Join(k.Keys(), ", "))
 		}
 		if err := k.Merge(fk); err != nil {
 			return Config{}, fmt.Errorf("%w: config file %s: %w", ErrConfig, path, err)
