@@ -36,6 +36,7 @@ func benchLabeler(ctx context.Context, b *benchEnv) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(b.w, "raw forward: the featurizer's ONNX Runtime pass over the same rows at every prefix position; grpo runs none (its ratio is how much cheaper the stage is without a scorer)")
 	f := res.Fit
 	tw = b.table(fmt.Sprintf("labeler fit: FitPairs on %d random pairs of width %d (hidden %d, %d epochs)", f.Pairs, o.DModel, 512, f.Epochs),
 		"train pairs", "held-out pairs", "steps", "fit", "pairs/s (x epochs)")
