@@ -38,7 +38,9 @@ type benchEnv struct {
 	log   *slog.Logger
 	w     io.Writer
 	quick bool
-	rt    *ort.Runtime
+	// rss adds the learner's peak-RSS measurement to the learner suite.
+	rss bool
+	rt  *ort.Runtime
 	// samplerRollouts is the sampler suite's best rollouts/s in this
 	// invocation (0 when it did not run), the verifier suite's yardstick.
 	samplerRollouts float64
@@ -67,13 +69,15 @@ var benchSuites = []benchSuite{
 	{"session", "time to turn a weight blob into a ready ONNX Runtime session", benchSession},
 	{"sampler", "sampler stage tokens/s and rollouts/s vs raw decode, with version swaps", benchSampler},
 	{"verifier", "verifier rows/s, beside the sampler's rollouts/s when that suite ran first", benchVerifier},
+	{"labeler", "labeler stage rows/s (ws-grpo, grpo) vs the raw featurizer forward pass; preference-model fit pairs/s", benchLabeler},
+	{"learner", "learner stage update split and tokens/s vs the raw training step, KL on and off (--rss: peak RSS at d_model 256)", benchLearner},
 	{"train", "training step time and GFLOP/s vs this machine's fp32 peak", benchTrain},
 	{"pretrain", "pretrain tokens/s vs the raw training step at the same shape", benchPretrain},
 	{"tracelog", "trajectory-log insert rows/s (embedded chDB, and the server with --clickhouse-dsn)", benchTracelog},
 }
 
 func newBenchCmd() *cobra.Command {
-	var quick bool
+	var quick, rss bool
 	names := make([]string, len(benchSuites))
 	var help strings.Builder
 	for i, s := range benchSuites {
@@ -98,7 +102,7 @@ func newBenchCmd() *cobra.Command {
 					return fmt.Errorf("%w: unknown suite %q (have %s)", ErrConfig, a, strings.Join(names, ", "))
 				}
 			}
-			env := &benchEnv{cfg: cfg, log: log, w: cmd.OutOrStdout(), quick: quick}
+			env := &benchEnv{cfg: cfg, log: log, w: cmd.OutOrStdout(), quick: quick, rss: rss}
 			host, _ := os.Hostname()
 			out(cmd, "# wsgrpo bench (%s, %s)\n", host, time.Now().UTC().Format(time.RFC3339))
 			for _, s := range benchSuites {
@@ -113,6 +117,7 @@ func newBenchCmd() *cobra.Command {
 	}
 	addConfigFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&quick, "quick", false, "smaller sizes and fewer repetitions (a smoke run, not for the docs)")
+	cmd.Flags().BoolVar(&rss, "rss", false, "learner suite: also measure the learner's peak RSS at d_model 256, one child process per micro-batch size")
 	return cmd
 }
 

@@ -14,6 +14,9 @@ import (
 )
 
 func main() {
+	if spec := os.Getenv(envRSSChild); spec != "" {
+		os.Exit(rssChild(spec))
+	}
 	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)

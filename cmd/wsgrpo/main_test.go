@@ -19,6 +19,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(envRSSChild); spec != "" {
+		os.Exit(rssChild(spec))
+	}
 	if name := os.Getenv(envStageProc); name != "" {
 		os.Exit(stageProcess(name))
 	}
