@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,5 +251,30 @@ func TestExampleConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestConfigErrorsAllAtOnce: a configuration with several bad values is
+// refused with one error naming every one of them.
+func TestConfigErrorsAllAtOnce(t *testing.T) {
+	path := writeYAML(t, `log:
+  level: loud
+runner:
+  fetch_size: 99
+train:
+  steps: 0
+shaping:
+  shaper: best-of-n
+learner:
+  aggregation: median
+`)
+	_, err := loadWith(t, []string{"--config", path})
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("err = %v, want ErrConfig", err)
+	}
+	for _, key := range []string{"log.level", "runner.fetch_size", "train.steps", "shaping", "learner"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("the error does not name %s:\n%v", key, err)
+		}
 	}
 }

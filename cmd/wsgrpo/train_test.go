@@ -88,13 +88,16 @@ func TestTrainAndStageErrors(t *testing.T) {
 		args []string
 		want error
 	}{
-		{"train without --wiring", newTrainCmd, []string{"--run", "e1", "--dir", t.TempDir()}, ErrStageUnavailable},
+		{"train into an existing run directory", newTrainCmd, []string{"--run", "e1", "--dir", t.TempDir()}, ErrConfig},
+		{"train with --resume and --force", newTrainCmd, []string{"--run", "e1", "--resume", "--force", "--dir", t.TempDir()}, ErrConfig},
+		{"train with --no-labeler", newTrainCmd, []string{"--run", "e1", "--no-labeler", "--dir", t.TempDir()}, ErrConfig},
+		{"train with bad steps", newTrainCmd, []string{"--run", "e1", "--steps", "0", "--dir", t.TempDir()}, ErrConfig},
 		{"train with bad rows", newTrainCmd, []string{"--wiring", "--rows", "0", "--dir", t.TempDir()}, ErrConfig},
 		{"train with bad listen", newTrainCmd, []string{"--wiring", "--listen", "nope", "--dir", t.TempDir()}, ErrConfig},
 		{"bad run id", newTrainCmd, []string{"--wiring", "--run", "a/b"}, ErrConfig},
 		{"bad log level", newTrainCmd, []string{"--wiring", "--log-level", "loud"}, ErrConfig},
 		{"stage without --nats", newStageCmd, []string{"logger", "--run", "e2"}, ErrConfig},
-		{"unknown stage", newStageCmd, []string{"learner", "--nats", "nats://127.0.0.1:1"}, ErrStageUnavailable},
+		{"unknown stage", newStageCmd, []string{"critic", "--nats", "nats://127.0.0.1:1"}, ErrStageUnavailable},
 		{"passthrough without --as", newStageCmd, []string{"passthrough", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 		{"passthrough as the learner", newStageCmd, []string{"passthrough", "--as", "learner", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 		{"logger at another position", newStageCmd, []string{"logger", "--as", "sampler", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
