@@ -203,6 +203,9 @@ func (c Config) Validate() error {
 	if err := c.learnerOptions(nil).Validate(); err != nil {
 		return fmt.Errorf("%w: learner: %w", ErrConfig, err)
 	}
+	if c.Learner.LockTTL < time.Second {
+		return fmt.Errorf("%w: learner.lock_ttl %s must be at least 1s", ErrConfig, c.Learner.LockTTL)
+	}
 	return nil
 }
 
