@@ -130,8 +130,7 @@ func (r *labelerRun) publish(t *testing.T, rows []schemas.Verified, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec arrow.RecordBatch = schemas.NewVerifiedBatch(nil, rows)
-	publishRec(t, r.sess.js, hop.Subject, rec, id)
+	publishRec(t, r.sess.js, hop.Subject, schemas.NewVerifiedBatch(nil, rows), id)
 }
 
 // waitAcked waits until the labeler's consumer has had n batches delivered

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
@@ -94,8 +93,7 @@ func publishLabeled(t *testing.T, js jetstream.JetStream, topo pipeline.Topology
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec arrow.RecordBatch = schemas.NewLabeledBatch(nil, rows)
-	publishRec(t, js, hop.Subject, rec, id)
+	publishRec(t, js, hop.Subject, schemas.NewLabeledBatch(nil, rows), id)
 }
 
 // lockHolder returns the run's learner lock, or nil when nobody holds it.
