@@ -206,6 +206,9 @@ func (c Config) Validate() error {
 	if err := c.learnerOptions(nil).Validate(); err != nil {
 		add(fmt.Errorf("%w: learner: %w", ErrConfig, err))
 	}
+	if c.Learner.LockTTL < time.Second {
+		add(fmt.Errorf("%w: learner.lock_ttl %s must be at least 1s", ErrConfig, c.Learner.LockTTL))
+	}
 	return errors.Join(errs...)
 }
 

@@ -40,11 +40,14 @@ type LearnerConfig struct {
 	MaxStaleness    int64   `koanf:"max_staleness"`
 	CheckpointEvery int     `koanf:"checkpoint_every"`
 	KeepCheckpoints int     `koanf:"keep_checkpoints"`
+	// LockTTL is how long the learner's run lock outlives its last refresh:
+	// a crashed learner's successor waits at most this long (at least 1s).
+	LockTTL time.Duration `koanf:"lock_ttl"`
 }
 
 // DefaultLearnerConfig returns the learner defaults used by `train`.
 func DefaultLearnerConfig() LearnerConfig {
-	return LearnerConfig{LR: 2e-4, ClipNorm: 1, Aggregation: learner.AggSeqMean, CheckpointEvery: 10}
+	return LearnerConfig{LR: 2e-4, ClipNorm: 1, Aggregation: learner.AggSeqMean, CheckpointEvery: 10, LockTTL: defaultLearnerLockTTL}
 }
 
 // learnerOptions maps the configuration onto the stage's options.
@@ -204,9 +207,8 @@ func (l *learnerStage) Close(ctx context.Context) error {
 	return errors.Join(err, l.lock.Release(ctx))
 }
 
-// learnerLockTTL is how long a learner's run lock outlives its last
-// refresh: a crashed learner's successor waits at most this long.
-const learnerLockTTL = 30 * time.Second
+// defaultLearnerLockTTL is the default learner.lock_ttl.
+const defaultLearnerLockTTL = 30 * time.Second
 
 // newLearnerStage builds the learner: the starting policy (train.model) is
 // its initial and reference policy; versions go to the run's weight store;
@@ -214,7 +216,7 @@ const learnerLockTTL = 30 * time.Second
 func newLearnerStage(ctx context.Context, env stageEnv) (stage.Processor, error) {
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
-	lock, err := pipeline.AcquireLock(ctx, env.sess.js, env.sess.topo, pipeline.StageLearner, holder, learnerLockTTL, pipeline.LockLogger(env.log))
+	lock, err := pipeline.AcquireLock(ctx, env.sess.js, env.sess.topo, pipeline.StageLearner, holder, env.cfg.Learner.LockTTL, pipeline.LockLogger(env.log))
 	if err != nil {
 		return nil, err
 	}

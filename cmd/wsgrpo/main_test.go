@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,6 +17,10 @@ const (
 	envStageProc    = "WSGRPO_CMD_TEST_STAGE"
 	envStageProcURL = "WSGRPO_CMD_TEST_STAGE_NATS"
 	envStageProcRun = "WSGRPO_CMD_TEST_STAGE_RUN"
+	// envStageProcConfig, when set, is the whole configuration of the
+	// stage process as JSON (run and NATS URL still come from the two
+	// variables above); otherwise it runs a no-labeler sampler setup.
+	envStageProcConfig = "WSGRPO_CMD_TEST_STAGE_CONFIG"
 )
 
 func TestMain(m *testing.M) {
@@ -31,9 +36,16 @@ func TestMain(m *testing.M) {
 // stageProcess runs one stage until SIGTERM, as `wsgrpo stage NAME` does.
 func stageProcess(name string) int {
 	cfg := DefaultConfig()
-	cfg.Run, cfg.NATS = os.Getenv(envStageProcRun), os.Getenv(envStageProcURL)
 	cfg.NoLabeler = true
 	cfg.Sampler = SamplerConfig{Samples: 3, MaxNewTokens: 200}
+	if js := os.Getenv(envStageProcConfig); js != "" {
+		cfg = DefaultConfig()
+		if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "stage process: config:", err)
+			return 2
+		}
+	}
+	cfg.Run, cfg.NATS = os.Getenv(envStageProcRun), os.Getenv(envStageProcURL)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
