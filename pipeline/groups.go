@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -90,16 +91,20 @@ func groupKey(group string, sample int32) string {
 func groupFilter(group string) string { return "g." + groupToken(group) + ".*" }
 
 // Add stores rows (all of group group, each under its SampleIndex) and
-// returns every row of the group stored so far, its own included, sorted
-// by SampleIndex. Storing a row again (a redelivered batch) replaces it.
-// Since each caller reads the group after its own writes are stored, of two
-// callers adding the last rows of a group concurrently at least one sees
-// the group complete. A row whose GroupID is not group is refused with an
+// returns the rows of the group stored up to its own last write, its own
+// included, sorted by SampleIndex. Storing a row again (a redelivered
+// batch) replaces it. Writes are ordered (each gets the bucket's next
+// revision) and a caller sees only the rows written no later than its own
+// last one, so of callers adding the last rows of a group concurrently
+// exactly one sees the group complete: the one whose write came last. (A
+// redelivered batch that writes again sees the group complete again; its
+// consumers de-duplicate by trajectory id.) A row whose GroupID is not group is refused with an
 // error wrapping ErrInvalidConfig.
 func (s *GroupStore) Add(ctx context.Context, group string, rows []schemas.Verified) ([]schemas.Verified, error) {
 	if group == "" {
 		return nil, fmt.Errorf("%w: empty group id", ErrInvalidConfig)
 	}
+	var last uint64
 	for i := range rows {
 		if rows[i].GroupID != group {
 			return nil, fmt.Errorf("%w: row %s belongs to group %q, not %q", ErrInvalidConfig, rows[i].TrajectoryID, rows[i].GroupID, group)
@@ -111,27 +116,33 @@ func (s *GroupStore) Add(ctx context.Context, group string, rows []schemas.Verif
 			return nil, fmt.Errorf("group store: encode row %s: %w", rows[i].TrajectoryID, err)
 		}
 		key := groupKey(group, rows[i].SampleIndex)
-		if _, err := s.kv.Put(ctx, key, b); err != nil {
+		rev, err := s.kv.Put(ctx, key, b)
+		if err != nil {
 			return nil, fmt.Errorf("%w: put %s of group %s: %w", ErrGroupStoreUnavailable, key, group, err)
 		}
+		last = max(last, rev)
 	}
-	return s.rows(ctx, group)
+	return s.rowsUpTo(ctx, group, last)
 }
 
 // Rows returns every stored row of group, sorted by SampleIndex (none:
 // an empty slice).
 func (s *GroupStore) Rows(ctx context.Context, group string) ([]schemas.Verified, error) {
-	return s.rows(ctx, group)
+	return s.rowsUpTo(ctx, group, math.MaxUint64)
 }
 
-// rows reads the current value of every key of group.
-func (s *GroupStore) rows(ctx context.Context, group string) ([]schemas.Verified, error) {
+// rowsUpTo reads the current value of every key of group whose revision
+// is at most last.
+func (s *GroupStore) rowsUpTo(ctx context.Context, group string, last uint64) ([]schemas.Verified, error) {
 	entries, err := s.entries(ctx, group)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]schemas.Verified, 0, len(entries))
 	for _, e := range entries {
+		if e.Revision() > last {
+			continue
+		}
 		v, err := s.decode(e)
 		if err != nil {
 			return nil, err

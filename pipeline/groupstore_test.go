@@ -126,7 +126,7 @@ func TestGroupStoreAddRejects(t *testing.T) {
 }
 
 // TestGroupStoreConcurrentHalves adds the two halves of many groups from
-// two goroutines at once: for each group, at least one of the two sees it
+// two goroutines at once: for each group, exactly one of the two sees it
 // complete.
 func TestGroupStoreConcurrentHalves(t *testing.T) {
 	const groups, size = 20, 8
@@ -143,8 +143,8 @@ func TestGroupStoreConcurrentHalves(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatal(err)
 		}
-		if len(seen[0]) != size && len(seen[1]) != size {
-			t.Errorf("group %d: the Adds saw %v and %v, neither the whole group", b, sampleIndexes(seen[0]), sampleIndexes(seen[1]))
+		if (len(seen[0]) == size) == (len(seen[1]) == size) {
+			t.Errorf("group %d: the Adds saw %v and %v: want exactly one whole group", b, sampleIndexes(seen[0]), sampleIndexes(seen[1]))
 		}
 	}
 }
