@@ -8,7 +8,7 @@ LINT        := $(WSGRPO_HOME)/bin/golangci-lint
 # Packages with concurrency, run again under the race detector.
 RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/... ./prompts/...
 
-.PHONY: setup setup-test setup-lint build demo test race test-short bench fuzz lint clean
+.PHONY: setup setup-test setup-lint build demo test race test-short bench fuzz lint clean results results-short
 
 ## setup: fetch and cache ONNX Runtime and libchdb (idempotent)
 setup:
@@ -30,6 +30,15 @@ build:
 demo: setup build
 	rm -rf runs/demo
 	./$(BIN) train --config testdata/configs/demo.yaml --dir runs/demo --progress --log-level warn
+
+## results: GRPO, Dr. GRPO, a length penalty and WS-GRPO, 3 seeds each, from the shipped base (about two hours on 2 cores)
+results: setup build
+	./$(BIN) results --seeds 3 --runs runs/results --out runs/results/results.md --ship runs/results/policies --log-level warn
+
+## results-short: the one-seed short version of `make results` (CI)
+results-short: setup build
+	rm -rf runs/results-short
+	./$(BIN) results --seeds 1 --steps 2 --eval 16 --methods grpo,wsgrpo --runs runs/results-short --out runs/results-short/results.md --log-level warn
 
 ## test: vet and run every test against real NATS, ONNX Runtime, ClickHouse and chDB
 test: setup-test

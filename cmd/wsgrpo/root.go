@@ -35,6 +35,7 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newPretrainCmd(),
 		newEvalCmd(),
 		newLabelerCmd(),
+		newResultsCmd(),
 	)
 	return root
 }

@@ -156,6 +156,17 @@ const trainStateFile = "train.json"
 // trainState is the content of trainStateFile.
 type trainState struct {
 	Before *evalReport `json:"before,omitempty"`
+	// The rest is written when the run completes (wsgrpo results reads it).
+	After   *evalReport          `json:"after,omitempty"`
+	Shaper  string               `json:"shaper,omitempty"`
+	Seed    uint64               `json:"seed,omitempty"`
+	Steps   int64                `json:"steps,omitempty"`
+	Labeler string               `json:"labeler,omitempty"`
+	Fit     *labeler.Report      `json:"fit,omitempty"`
+	First   *learner.StepMetrics `json:"first,omitempty"`
+	Last    *learner.StepMetrics `json:"last,omitempty"`
+	Policy  string               `json:"policy,omitempty"`
+	Seconds float64              `json:"seconds,omitempty"`
 }
 
 func readTrainState(cfg Config) trainState {
@@ -303,6 +314,14 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 		log.Warn("could not read the run's steps from the log; the summary shows this attempt's", "err", err)
 	}
 	printTrainSummary(cmd, cfg, sum)
+	st.After, st.Shaper, st.Seed, st.Steps, st.Fit = sum.After, cfg.Shaping.Shaper, cfg.Train.Seed, sum.Steps, sum.Fit
+	st.First, st.Last, st.Policy, st.Seconds = &sum.First, &sum.Last, sum.Policy, sum.Elapsed.Seconds()
+	if sum.Labeler != nil {
+		st.Labeler = sum.Labeler.ID()
+	}
+	if err := writeTrainState(cfg, st); err != nil {
+		return err
+	}
 	return trainReport(ctx, cmd, cfg, log)
 }
 
