@@ -131,6 +131,9 @@ type ORTConfig struct {
 	DeviceID    int    `koanf:"device_id"`
 	RequireCUDA bool   `koanf:"require_cuda"`
 	Threads     int    `koanf:"threads"`
+	// StageThreads overrides Threads for single stages by name:
+	// ort: {stage_threads: {learner: 2}}.
+	StageThreads map[string]int `koanf:"stage_threads"`
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -198,6 +201,14 @@ func (c Config) Validate() error {
 	if err := c.ortConfig().Validate(); err != nil {
 		add(fmt.Errorf("%w: ort: %w", ErrConfig, err))
 	}
+	for name, n := range c.ORT.StageThreads {
+		if !slices.Contains(stageNames, name) || name == pipeline.StageLogger {
+			add(fmt.Errorf("%w: ort.stage_threads.%s: not a stage that runs ONNX Runtime (sampler, verifier, labeler, learner)", ErrConfig, name))
+		}
+		if n < 1 {
+			add(fmt.Errorf("%w: ort.stage_threads.%s %d must be at least 1", ErrConfig, name, n))
+		}
+	}
 	add(c.Train.Validate())
 	if err := c.Shaping.Validate(); err != nil {
 		add(fmt.Errorf("%w: shaping: %w", ErrConfig, err))
@@ -218,6 +229,15 @@ func (c Config) RunDir() string {
 		return c.Dir
 	}
 	return filepath.Join("runs", c.Run)
+}
+
+// stageORTConfig is ortConfig with the stage's own thread count, if set.
+func (c Config) stageORTConfig(stage string) ort.Config {
+	oc := c.ortConfig()
+	if n, ok := c.ORT.StageThreads[stage]; ok && n > 0 {
+		oc.IntraOpThreads = n
+	}
+	return oc
 }
 
 func (c Config) ortConfig() ort.Config {
@@ -342,10 +362,13 @@ func envKey(k string) string {
 	return k
 }
 
-// isStageKey reports whether key is stages.<name>.<runner field>; the stage
-// name itself is checked by Validate.
+// isStageKey reports whether key is stages.<name>.<runner field> or
+// ort.stage_threads.<name>; the stage name itself is checked by Validate.
 func isStageKey(key string) bool {
 	parts := strings.Split(key, ".")
+	if len(parts) == 3 && parts[0] == "ort" && parts[1] == "stage_threads" {
+		return true
+	}
 	if len(parts) != 3 || parts[0] != "stages" {
 		return false
 	}

@@ -278,3 +278,23 @@ learner:
 		}
 	}
 }
+
+// TestStageThreads: ort.stage_threads overrides ort.threads for the named
+// stage only, and names a stage that runs ONNX Runtime.
+func TestStageThreads(t *testing.T) {
+	c, err := loadWith(t, []string{"--config", writeYAML(t, "ort:\n  threads: 1\n  stage_threads:\n    learner: 2\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.stageORTConfig("learner").IntraOpThreads; got != 2 {
+		t.Errorf("learner threads %d, want 2", got)
+	}
+	if got := c.stageORTConfig("sampler").IntraOpThreads; got != 1 {
+		t.Errorf("sampler threads %d, want 1", got)
+	}
+	for _, bad := range []string{"ort:\n  stage_threads:\n    critic: 2\n", "ort:\n  stage_threads:\n    learner: 0\n"} {
+		if _, err := loadWith(t, []string{"--config", writeYAML(t, bad)}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "ort.stage_threads") {
+			t.Errorf("%q: err = %v, want ErrConfig naming ort.stage_threads", bad, err)
+		}
+	}
+}

@@ -48,10 +48,11 @@ type stageEnv struct {
 	sess *session
 }
 
-// runtime returns the process's ONNX Runtime (ort.Init is process-wide and
-// idempotent).
+// runtime returns the stage's ONNX Runtime: the process-wide environment
+// (ort.Init is idempotent) with the stage's session settings (ort.threads,
+// or ort.stage_threads.<stage>).
 func (e stageEnv) runtime() (*ort.Runtime, error) {
-	return ort.Init(e.cfg.ortConfig(), e.log)
+	return ort.Init(e.cfg.stageORTConfig(e.rc.Stage), e.log)
 }
 
 // wiringPositions are the hops a pass-through processor can stand in for.
