@@ -12,8 +12,8 @@
 // importance ratio) and the reference policy's (the initial checkpoint,
 // frozen, for the k3 KL term; computed by an ONNX Runtime inference
 // session when a group completes). The advantage is the row's Advantage,
-// or with Options.PerStepCredit Advantage + StepAdvantages[t] on the
-// tokens of reasoning step t. Sequences run in micro-batches sorted by
+// or with Options.PerStepCredit StepAdvantages[t] (the labeler's whole
+// advantage of step t) on the tokens of reasoning step t. Sequences run in micro-batches sorted by
 // length; each micro-batch's loss is weighted by its share of the step, so
 // the gradient is that of the whole step. AdamW (model/optim) with global
 // gradient clipping then updates the weights in Go. A non-finite loss or

@@ -111,20 +111,21 @@ func (p *Processor) feeds(rows []*row, n, k int) (map[string]*ort.Tensor, error)
 	}, nil
 }
 
-// tokenAdvantages fills dst (one value per completion token) with adv
-// plus the step term of the step each token belongs to: step t spans
-// [ends[t-1], ends[t]); tokens after the last step end (EOS, trailing
-// white space) belong to the last step. Without step advantages every
-// token gets adv.
+// tokenAdvantages fills dst (one value per completion token) with the
+// advantage of each token: with step advantages (schemas.Labeled:
+// StepAdvantages[t] is the whole advantage of step t's tokens, the
+// sequence advantage plus the labeler's centred step term), step t's
+// tokens [ends[t-1], ends[t]) get steps[t] and tokens after the last step
+// end (EOS) keep adv; without them every token gets adv.
 func tokenAdvantages(dst []float32, adv float32, ends []int32, steps []float32) {
 	t := 0
 	for c := range dst {
-		for t < len(ends)-1 && int32(c) >= ends[t] {
+		for t < len(ends) && int32(c) >= ends[t] {
 			t++
 		}
 		dst[c] = adv
-		if len(steps) > 0 {
-			dst[c] += steps[t]
+		if t < len(steps) && t < len(ends) {
+			dst[c] = steps[t]
 		}
 	}
 }

@@ -21,8 +21,8 @@ func TestTokenAdvantages(t *testing.T) {
 	}{
 		{"no steps", 3, nil, nil, []float32{1, 1, 1}},
 		{"ends without step advantages", 3, []int32{1, 3}, nil, []float32{1, 1, 1}},
-		{"two steps", 4, []int32{1, 4}, []float32{0.5, -0.5}, []float32{1.5, 0.5, 0.5, 0.5}},
-		{"trailing tokens join the last step", 5, []int32{2, 3}, []float32{1, -1}, []float32{2, 2, 0, 0, 0}},
+		{"two steps", 4, []int32{1, 4}, []float32{1.5, 0.5}, []float32{1.5, 0.5, 0.5, 0.5}},
+		{"trailing tokens keep the sequence advantage", 5, []int32{2, 3}, []float32{2, 0}, []float32{2, 2, 0, 1, 1}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

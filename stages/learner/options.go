@@ -75,8 +75,9 @@ type Options struct {
 	// policy's MaxSeq, the longest a completion can be).
 	NormConst float64
 	// PerStepCredit trains the tokens of reasoning step t with
-	// Advantage + StepAdvantages[t] (rows without StepAdvantages get
-	// Advantage on every token).
+	// StepAdvantages[t], the advantage the labeler gave step t (Advantage
+	// plus its centred step term); tokens after the last step, and every
+	// token of a row without StepAdvantages, get Advantage.
 	PerStepCredit bool
 	// MaxStaleness is how many versions behind the learner's current one
 	// a row's policy version may be. 0 (the default) is synchronous
