@@ -98,7 +98,7 @@ copies the first seed's trained policy of each method to DIR/<method>.`,
 				}
 				rows = append(rows, res)
 			}
-			var w io.Writer = cmd.OutOrStdout()
+			w := cmd.OutOrStdout()
 			doc := resultsMarkdown(rows)
 			if o.Out != "" {
 				if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
