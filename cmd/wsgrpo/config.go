@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -130,7 +131,9 @@ type ORTConfig struct {
 	Provider    string `koanf:"provider"` // cpu or cuda
 	DeviceID    int    `koanf:"device_id"`
 	RequireCUDA bool   `koanf:"require_cuda"`
-	Threads     int    `koanf:"threads"`
+	// Threads is ONNX Runtime's intra-op thread count; 0 is auto (see
+	// Config.withAutoThreads).
+	Threads int `koanf:"threads"`
 	// StageThreads overrides Threads for single stages by name:
 	// ort: {stage_threads: {learner: 2}}.
 	StageThreads map[string]int `koanf:"stage_threads"`
@@ -142,7 +145,7 @@ func DefaultConfig() Config {
 		Run:    "default",
 		Log:    LogConfig{Level: "info", Format: "text"},
 		Runner: RunnerConfig{Concurrency: 1, FetchSize: 1, AckWait: pipeline.DefaultAckWait, MaxDeliver: pipeline.DefaultMaxDeliver},
-		ORT:    ORTConfig{Provider: "cpu", Threads: 1},
+		ORT:    ORTConfig{Provider: "cpu"},
 
 		Pretrain: pretrain.DefaultConfig(),
 		Train:    DefaultTrainConfig(),
@@ -229,6 +232,24 @@ func (c Config) RunDir() string {
 		return c.Dir
 	}
 	return filepath.Join("runs", c.Run)
+}
+
+// maxAutoThreads caps ort.threads "auto" (0).
+const maxAutoThreads = 4
+
+// withAutoThreads resolves ort.threads 0 ("auto") for a command that runs
+// its stages in one process (train, eval, pretrain): they take turns
+// (train.ahead 1 is synchronous), so each may use every core, up to
+// maxAutoThreads. Measured in a real 12-update run on 2 cores (Zen 4):
+// 2 threads for every stage took 18-23 s against 28-30 s with 1
+// (docs/BENCHMARKS.md). A `wsgrpo stage` process keeps 1 thread per
+// stage unless ort.threads or ort.stage_threads says otherwise, since
+// stage processes run side by side.
+func (c Config) withAutoThreads() Config {
+	if c.ORT.Threads == 0 {
+		c.ORT.Threads = min(runtime.NumCPU(), maxAutoThreads)
+	}
+	return c
 }
 
 // stageORTConfig is ortConfig with the stage's own thread count, if set.
@@ -330,7 +351,7 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.String("ort-provider", d.ORT.Provider, "ONNX Runtime execution provider: cpu or cuda")
 	fs.Int("ort-device-id", 0, "CUDA device id")
 	fs.Bool("ort-require-cuda", false, "fail instead of falling back to CPU when CUDA cannot load")
-	fs.Int("ort-threads", d.ORT.Threads, "ONNX Runtime intra-op threads")
+	fs.Int("ort-threads", d.ORT.Threads, "ONNX Runtime intra-op threads (0: auto, the cores up to 4 for train/eval/pretrain, 1 for a stage process)")
 }
 
 // flagKeys maps flag names to koanf keys.

@@ -71,6 +71,7 @@ The default temperature is 0 (greedy) with --samples 1, else 1.
 			if err != nil {
 				return err
 			}
+			cfg = cfg.withAutoThreads()
 			if !cmd.Flags().Changed("run") && os.Getenv("WSGRPO_RUN") == "" {
 				cfg.Run = "eval-" + time.Now().UTC().Format("20060102-150405")
 			}

@@ -61,6 +61,7 @@ settings, wall time and final evaluation.`,
 			if err != nil {
 				return err
 			}
+			cfg = cfg.withAutoThreads()
 			if outDir == "" {
 				return fmt.Errorf("%w: give --out DIR for the checkpoint", ErrConfig)
 			}

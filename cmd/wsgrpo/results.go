@@ -51,6 +51,7 @@ copies the first seed's trained policy of each method to DIR/<method>.`,
 			if err != nil {
 				return err
 			}
+			base = base.withAutoThreads()
 			if o.Seeds < 1 || len(o.Methods) == 0 || o.Steps < 0 || o.Eval < 0 {
 				return fmt.Errorf("%w: --seeds >= 1, at least one method, --steps and --eval >= 0", ErrConfig)
 			}

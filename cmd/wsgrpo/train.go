@@ -77,6 +77,7 @@ read by the logger and the wiring check, each through its own durable consumer.`
 			if err != nil {
 				return err
 			}
+			cfg = cfg.withAutoThreads()
 			if !wiring {
 				if cfg.NoLabeler {
 					return fmt.Errorf("%w: a training run needs its labeler (no_labeler is for eval and wiring runs)", ErrConfig)
