@@ -127,7 +127,9 @@ func TestEnsureIdempotent(t *testing.T) {
 		cons = append(cons, c)
 	}
 	for i, c := range cons {
-		b, err := c.FetchNoWait(1)
+		// Fetch waits for the message: FetchNoWait could ask before the
+		// consumer has it (seen under the race detector).
+		b, err := c.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
