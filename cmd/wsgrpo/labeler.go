@@ -302,5 +302,11 @@ func newLabelerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 		}
 		return nil, err
 	}
+	if err := registerLabelerMetrics(env.sess.reg, p.Stats); err != nil {
+		if feat != nil {
+			_ = feat.Close()
+		}
+		return nil, err
+	}
 	return &labelerStage{Processor: p, feat: feat}, nil
 }

@@ -104,7 +104,9 @@ type stepLog struct {
 	log    *slog.Logger
 	watch  func(learner.StepMetrics)
 	// proc is the learner whose steps these are (train reads its step).
-	proc   *learner.Processor
+	proc *learner.Processor
+	// prom receives every update as Prometheus metrics (nil: none).
+	prom   *learnerMetrics
 	rows   chan tracelog.StepRow
 	done   chan struct{}
 	mu     sync.Mutex
@@ -126,6 +128,9 @@ func (s *stepLog) Step(m learner.StepMetrics) {
 	s.mu.Unlock()
 	if watch != nil {
 		watch(m)
+	}
+	if s.prom != nil {
+		s.prom.observe(m)
 	}
 	if closed || s.store == nil {
 		return
@@ -251,6 +256,10 @@ func buildLearner(ctx context.Context, env stageEnv, lock *pipeline.Lock) (stage
 		return nil, err
 	}
 	steps := newStepLog(env.cfg.Run, env.cfg.Shaping.Shaper, store, env.log)
+	if steps.prom, err = newLearnerMetrics(env.sess.reg); err != nil {
+		steps.close()
+		return nil, err
+	}
 	o := env.cfg.learnerOptions(env.log)
 	o.Steps, o.Sink = learnerSteps{st}, steps
 	p, err := learner.New(ctx, rt, init, weightPublisher{ws}, o)
