@@ -238,16 +238,21 @@ func (c Config) RunDir() string {
 const maxAutoThreads = 4
 
 // withAutoThreads resolves ort.threads 0 ("auto") for a command that runs
-// its stages in one process (train, eval, pretrain): they take turns
-// (train.ahead 1 is synchronous), so each may use every core, up to
-// maxAutoThreads. Measured in a real 12-update run on 2 cores (Zen 4):
-// 2 threads for every stage took 18-23 s against 28-30 s with 1
-// (docs/BENCHMARKS.md). A `wsgrpo stage` process keeps 1 thread per
+// its stages in one process (train, eval, pretrain). With train.ahead 1
+// (the default, synchronous) the stages take turns, so each may use every
+// core, up to maxAutoThreads; with train.ahead 2 or more the sampler and
+// the learner run at once and one thread each is best. Measured in a real
+// 12-update run on 2 cores (Zen 4, docs/BENCHMARKS.md): ahead 1 took
+// 18-23 s with 2 threads against 28-30 s with 1; ahead 2 took 20 s with 1
+// thread against 29 s with 2. A `wsgrpo stage` process keeps 1 thread per
 // stage unless ort.threads or ort.stage_threads says otherwise, since
 // stage processes run side by side.
 func (c Config) withAutoThreads() Config {
 	if c.ORT.Threads == 0 {
 		c.ORT.Threads = min(runtime.NumCPU(), maxAutoThreads)
+		if c.Train.Ahead > 1 {
+			c.ORT.Threads = 1
+		}
 	}
 	return c
 }

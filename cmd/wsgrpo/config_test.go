@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +297,23 @@ func TestStageThreads(t *testing.T) {
 		if _, err := loadWith(t, []string{"--config", writeYAML(t, bad)}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "ort.stage_threads") {
 			t.Errorf("%q: err = %v, want ErrConfig naming ort.stage_threads", bad, err)
 		}
+	}
+}
+
+// TestAutoThreads: ort.threads 0 resolves to the cores (up to 4) when the
+// stages take turns (train.ahead 1) and to 1 when they overlap; a set
+// value stays.
+func TestAutoThreads(t *testing.T) {
+	c := DefaultConfig()
+	if got, want := c.withAutoThreads().ORT.Threads, min(runtime.NumCPU(), maxAutoThreads); got != want {
+		t.Errorf("ahead 1: %d threads, want %d", got, want)
+	}
+	c.Train.Ahead = 2
+	if got := c.withAutoThreads().ORT.Threads; got != 1 {
+		t.Errorf("ahead 2: %d threads, want 1", got)
+	}
+	c.ORT.Threads = 3
+	if got := c.withAutoThreads().ORT.Threads; got != 3 {
+		t.Errorf("set to 3: %d threads", got)
 	}
 }
