@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
+	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/schemas"
 )
 
@@ -109,26 +109,10 @@ func checkStepEnds(l *schemas.Labeled) error {
 }
 
 // promptIDs returns the tokens the policy was conditioned on: the row's
-// prompt token ids with BOS in front (unless they start with it), or,
-// when it has none, its prompt text through the prompt template, as the
-// sampler encodes it.
+// prompt token ids, or its prompt text through the prompt template, as
+// the sampler encodes it (tokenizer.PromptIDs).
 func (p *Processor) promptIDs(l *schemas.Labeled) ([]int32, error) {
-	bos := p.tok.BOS()
-	if len(l.PromptTokenIDs) > 0 {
-		if l.PromptTokenIDs[0] == bos {
-			return slices.Clone(l.PromptTokenIDs), nil
-		}
-		return append([]int32{bos}, l.PromptTokenIDs...), nil
-	}
-	if l.Prompt.Prompt == "" {
-		return nil, fmt.Errorf("no prompt tokens and no prompt text")
-	}
-	text := strings.ReplaceAll(p.opts.PromptTemplate, promptPlaceholder, l.Prompt.Prompt)
-	ids := p.tok.Encode(text)
-	if p.tok.Decode(ids) != text {
-		return nil, fmt.Errorf("the policy's tokenizer cannot encode the prompt text")
-	}
-	return append([]int32{bos}, ids...), nil
+	return tokenizer.PromptIDs(p.tok, p.opts.PromptTemplate, l.Prompt.Prompt, l.PromptTokenIDs)
 }
 
 // nonFinite reports why a row's numbers cannot be trained on, or "".

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/wsgrpo/wsgrpo/model/optim"
+	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/model/train"
 )
 
@@ -29,8 +30,8 @@ const (
 	DefaultDedupWindow     = 1 << 16
 	// DefaultPromptTemplate is the sampler's: the text a row's prompt
 	// becomes when the row carries no prompt token ids.
-	DefaultPromptTemplate = "{prompt}\n"
-	promptPlaceholder     = "{prompt}"
+	DefaultPromptTemplate = tokenizer.DefaultPromptTemplate
+	promptPlaceholder     = tokenizer.PromptPlaceholder
 )
 
 // Aggregation names (Options.Aggregation).

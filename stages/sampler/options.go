@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+
+	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
 
 // ErrOptions is returned by Options.Validate for settings that cannot work.
@@ -20,9 +22,9 @@ const (
 	// DefaultPromptTemplate turns a prompt into the text the policy
 	// continues: the prompt on its own line. The built-in base policy was
 	// pretrained with it.
-	DefaultPromptTemplate = "{prompt}\n"
+	DefaultPromptTemplate = tokenizer.DefaultPromptTemplate
 	// promptPlaceholder is replaced by the prompt text in PromptTemplate.
-	promptPlaceholder = "{prompt}"
+	promptPlaceholder = tokenizer.PromptPlaceholder
 )
 
 // Options configure a sampler. Zero fields take the defaults.

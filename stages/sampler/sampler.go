@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/generate"
 	"github.com/wsgrpo/wsgrpo/model/segment"
+	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/schemas"
 )
 
@@ -102,28 +103,9 @@ func (s *Processor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.
 // encode returns the prompt's token ids (BOS first), or why it cannot be
 // sampled.
 func (s *Processor) encode(pol *Policy, p *schemas.Prompt) ([]int32, string) {
-	tok := pol.Tokenizer
-	var ids []int32
-	switch {
-	case len(p.PromptTokenIDs) > 0:
-		ids = p.PromptTokenIDs
-		if ids[0] != tok.BOS() {
-			ids = append([]int32{tok.BOS()}, ids...)
-		}
-		for _, id := range p.PromptTokenIDs {
-			if id < 0 || int(id) >= tok.VocabSize() {
-				return nil, fmt.Sprintf("prompt token id %d outside the policy's vocabulary of %d", id, tok.VocabSize())
-			}
-		}
-	case p.Prompt == "":
-		return nil, "empty prompt"
-	default:
-		text := s.opts.PromptText(p.Prompt)
-		enc := tok.Encode(text)
-		if tok.Decode(enc) != text {
-			return nil, "the policy's tokenizer cannot encode the prompt (characters outside its vocabulary)"
-		}
-		ids = append([]int32{tok.BOS()}, enc...)
+	ids, err := tokenizer.PromptIDs(pol.Tokenizer, s.opts.withDefaults().PromptTemplate, p.Prompt, p.PromptTokenIDs)
+	if err != nil {
+		return nil, err.Error()
 	}
 	if pol.MaxSeq > 0 && len(ids) >= pol.MaxSeq {
 		return nil, fmt.Sprintf("prompt of %d tokens leaves no room in the model's context of %d", len(ids), pol.MaxSeq)
