@@ -129,9 +129,9 @@ func warmupLabeler(ctx context.Context, cmd *cobra.Command, cfg Config, log *slo
 			return "", nil, nil, fmt.Errorf("labeler warm-up: %w", err)
 		}
 	}
-	store, err := tracelog.Open(ctx, cfg.logConfig(log))
+	store, err := openLogForWrite(ctx, cfg, log)
 	if err != nil {
-		return "", nil, nil, logError(cfg, err)
+		return "", nil, nil, err
 	}
 	defer store.Close()
 	rt, err := stageEnv{cfg: cfg, log: log}.runtime()
@@ -211,7 +211,7 @@ func prepareRunDir(cfg Config, o trainOptions) error {
 // loggedSteps sets the summary's first and last step from the run's steps
 // table (a resumed run's first step is in an earlier attempt).
 func loggedSteps(ctx context.Context, cfg Config, log *slog.Logger, sum *trainSummary) error {
-	store, err := tracelog.Open(ctx, cfg.logConfig(log))
+	store, err := openLogForWrite(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -239,14 +239,11 @@ func loggedSteps(ctx context.Context, cfg Config, log *slog.Logger, sum *trainSu
 
 // loggedRows counts the rows of run in cfg's trajectory log.
 func loggedRows(ctx context.Context, cfg Config, log *slog.Logger, run string) (int64, error) {
-	store, err := tracelog.Open(ctx, cfg.logConfig(log))
+	store, err := openLogForWrite(ctx, cfg, log)
 	if err != nil {
 		return 0, err
 	}
 	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
-		return 0, err
-	}
 	return store.Count(ctx, run)
 }
 
