@@ -189,6 +189,20 @@ func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc l
 		return nil, labeler.Report{}, err
 	}
 	defer func() { _ = f.Close() }()
+	// A rollout that filled the context ends one token past it (its last
+	// token was sampled, never fed): the reference policy has no hidden
+	// state there. Such rollouts are left out of the fit, and counted.
+	fits := 0
+	for i := range rollouts {
+		if len(rollouts[i].PromptTokenIDs)+len(rollouts[i].CompletionTokenIDs) <= f.MaxSeq() {
+			rollouts[fits], correct[fits] = rollouts[i], correct[i]
+			fits++
+		}
+	}
+	if left := len(rollouts) - fits; left > 0 {
+		log.Warn("rollouts longer than the reference policy's context left out of the labeler fit", "left_out", left, "of", len(rollouts), "max_seq", f.MaxSeq())
+	}
+	rollouts, correct = rollouts[:fits], correct[:fits]
 	start := time.Now()
 	examples := make([]labeler.Example, 0, len(rollouts))
 	const chunk = 64
