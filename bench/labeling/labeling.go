@@ -102,7 +102,7 @@ func Run(ctx context.Context, rt *ort.Runtime, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	f, err := mlabeler.NewFeaturizer(rt, ref, mlabeler.FeaturizerOptions{})
+	f, err := mlabeler.NewFeaturizer(rt, ref, mlabeler.FeaturizerOptions{Features: mlabeler.DefaultFeatures})
 	if err != nil {
 		return res, err
 	}
@@ -110,7 +110,7 @@ func Run(ctx context.Context, rt *ort.Runtime, o Options) (Result, error) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	fc := mlabeler.DefaultConfig()
 	fc.Epochs, fc.Reference = o.FitEpochs, f.Reference()
-	m, rep, err := mlabeler.FitPairs(rt, RandomPairs(rng, o.FitPairs, o.DModel), fc, nil)
+	m, rep, err := mlabeler.FitPairs(rt, RandomPairs(rng, o.FitPairs, f.Width()), fc, nil)
 	if err != nil {
 		return res, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,12 +77,13 @@ func newLabelerCmd() *cobra.Command {
 
 // labelerFitOptions configures `wsgrpo labeler fit`.
 type labelerFitOptions struct {
-	From  string
-	Where string
-	Out   string
-	Model string
-	JSON  bool
-	Force bool
+	From     string
+	Where    string
+	Out      string
+	Model    string
+	JSON     bool
+	Force    bool
+	Features string
 }
 
 func newLabelerFitCmd() *cobra.Command {
@@ -92,9 +94,12 @@ func newLabelerFitCmd() *cobra.Command {
 		Long: `Fit the WS-GRPO preference model (Phase I) on trajectories in the trajectory
 log: rollouts of the same prompt, labelled only by final correctness, give
 (correct, incorrect) pairs of whole trajectories and of same-depth prefixes.
-Features are the reference policy's (--model, default train.model) final
-hidden state at the last token of each prefix. The model, an MLP d_model ->
-labeler.fit.hidden -> 1, is fitted with the Bradley-Terry loss; a share of
+Features (--features, labeler.fit.features) come from the reference policy
+(--model, default train.model): "hidden", its final hidden state at the
+last token of each prefix; "confidence", four summaries of its
+log-probabilities of the completion's tokens so far (summed, least, and
+how many were below 0.5 and 0.1); "hidden+confidence" (the default), both.
+The model, an MLP features -> labeler.fit.hidden -> 1, is fitted with the Bradley-Terry loss; a share of
 the prompts (labeler.fit.held_out) is held out to report pair accuracy on
 pairs it never saw.
 
@@ -135,7 +140,14 @@ labels.`,
 			if err != nil {
 				return err
 			}
-			m, rep, err := fitFromLog(cmd.Context(), rt, store, cfg.Labeler.Fit, model, run, o.Where, log)
+			fc := cfg.Labeler.Fit
+			if o.Features != "" {
+				fc.Features = o.Features
+				if err := fc.Validate(); err != nil {
+					return fmt.Errorf("%w: --features: %w", ErrConfig, err)
+				}
+			}
+			m, rep, err := fitFromLog(cmd.Context(), rt, store, fc, model, run, o.Where, log)
 			if err != nil {
 				return err
 			}
@@ -153,6 +165,7 @@ labels.`,
 	f.StringVar(&o.Model, "model", "", "reference policy checkpoint directory (default train.model)")
 	f.BoolVar(&o.JSON, "json", false, "print the fit report as one JSON object")
 	f.BoolVar(&o.Force, "force", false, "replace an existing --out")
+	f.StringVar(&o.Features, "features", "", "feature kind: hidden, confidence or hidden+confidence (default labeler.fit.features)")
 	return cmd
 }
 
@@ -184,7 +197,7 @@ func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc l
 	if len(rollouts) == 0 {
 		return nil, labeler.Report{}, fmt.Errorf("%w: run %q has no sampled rows in the log (where %q)", ErrNoPairs, run, where)
 	}
-	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{})
+	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: fc.Features})
 	if err != nil {
 		return nil, labeler.Report{}, err
 	}
@@ -221,8 +234,8 @@ func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc l
 	}
 	log.Info("labeler features ready", "rollouts", len(examples), "seconds", time.Since(start).Seconds())
 	fc.Reference = f.Reference()
-	pairs := labeler.BuildPairs(examples, fc.MaxPairsPerGroup, fc.Seed)
-	if len(pairs) == 0 {
+	pairs := labeler.Pairs(examples, fc)
+	if !slices.ContainsFunc(pairs, func(p labeler.Pair) bool { return p.Depth != labeler.AnchorDepth }) {
 		return nil, labeler.Report{}, fmt.Errorf("%w: the %d rollouts of run %q hold no prompt with both a correct and an incorrect rollout (sample more per prompt, or from a policy that is sometimes right)", ErrNoPairs, len(examples), run)
 	}
 	return labeler.FitPairs(rt, pairs, fc, log)
@@ -299,7 +312,7 @@ func newLabelerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 		if err != nil {
 			return nil, err
 		}
-		if feat, err = labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{}); err != nil {
+		if feat, err = labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: m.Features()}); err != nil {
 			return nil, err
 		}
 		sc, err := labeler.NewScorer(feat, m)

@@ -194,13 +194,36 @@ func tokensPerCorrect(r *evalReport) float64 {
 }
 
 // resultsMarkdown tabulates the methods' evaluations after training beside
-// the base policy's (the first run's evaluation before training).
+// the base policy's (the first run's evaluation before training): the
+// sampled evaluation (train.eval_samples) when every run has one, then the
+// greedy one.
 func resultsMarkdown(rows []methodResult) string {
 	var b strings.Builder
+	sampled := len(rows) > 0
+	for _, m := range rows {
+		for _, r := range m.Runs {
+			sampled = sampled && r.BeforeSampled != nil && r.AfterSampled != nil
+		}
+	}
+	if sampled {
+		first := rows[0].Runs[0].BeforeSampled
+		fmt.Fprintf(&b, "Sampled: %d completions of each of %d arith test prompts at the training temperature; accuracy is pass@1 over the samples.\n\n", first.Samples, first.N)
+		resultsTable(&b, rows, func(s trainState) *evalReport { return s.BeforeSampled }, func(s trainState) *evalReport { return s.AfterSampled })
+		b.WriteString("\n")
+	}
+	b.WriteString("Greedy decoding on the arith test split.\n\n")
+	resultsTable(&b, rows, func(s trainState) *evalReport { return s.Before }, func(s trainState) *evalReport { return s.After })
+	b.WriteString("\nAfter training; mean ± sample standard deviation over seeds; the base policy row is its evaluation before the first run.\n")
+	return b.String()
+}
+
+// resultsTable writes one markdown table of the evaluations that before
+// and after pick from each run.
+func resultsTable(b *strings.Builder, rows []methodResult, before, after func(trainState) *evalReport) {
 	ops := map[int]bool{}
 	for _, m := range rows {
 		for _, r := range m.Runs {
-			for _, o := range r.After.ByOps {
+			for _, o := range after(r).ByOps {
 				ops[o.Ops] = true
 			}
 		}
@@ -210,9 +233,9 @@ func resultsMarkdown(rows []methodResult) string {
 		opList = append(opList, o)
 	}
 	slices.Sort(opList)
-	fmt.Fprintf(&b, "| method | seeds | steps | accuracy | mean tokens | mean steps | tokens per correct |")
+	fmt.Fprintf(b, "| method | seeds | steps | accuracy | mean tokens | mean steps | tokens per correct |")
 	for _, o := range opList {
-		fmt.Fprintf(&b, " %d ops |", o)
+		fmt.Fprintf(b, " %d ops |", o)
 	}
 	b.WriteString("\n|---|---|---|---|---|---|---|" + strings.Repeat("---|", len(opList)) + "\n")
 	pm := func(xs []float64, scale float64, prec int) string {
@@ -229,18 +252,16 @@ func resultsMarkdown(rows []methodResult) string {
 				byOps[o.Ops] = append(byOps[o.Ops], o.Accuracy)
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %s%% | %s | %s | %s |", name, len(runs), trained, pm(acc, 100, 1), pm(tok, 1, 1), pm(steps, 1, 2), pm(tpc, 1, 1))
+		fmt.Fprintf(b, "| %s | %d | %d | %s%% | %s | %s | %s |", name, len(runs), trained, pm(acc, 100, 1), pm(tok, 1, 1), pm(steps, 1, 2), pm(tpc, 1, 1))
 		for _, o := range opList {
-			fmt.Fprintf(&b, " %s%% |", pm(byOps[o], 100, 0))
+			fmt.Fprintf(b, " %s%% |", pm(byOps[o], 100, 0))
 		}
 		b.WriteString("\n")
 	}
 	if len(rows) > 0 && len(rows[0].Runs) > 0 {
-		line("base policy", rows[0].Runs[:1], 0, func(s trainState) *evalReport { return s.Before })
+		line("base policy", rows[0].Runs[:1], 0, before)
 	}
 	for _, m := range rows {
-		line(m.Method, m.Runs, m.Runs[0].Steps, func(s trainState) *evalReport { return s.After })
+		line(m.Method, m.Runs, m.Runs[0].Steps, after)
 	}
-	b.WriteString("\nGreedy decoding on the arith test split, after training; mean ± sample standard deviation over seeds.\n")
-	return b.String()
 }

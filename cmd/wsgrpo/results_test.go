@@ -51,3 +51,32 @@ func TestResultsMarkdown(t *testing.T) {
 		}
 	}
 }
+
+// TestResultsMarkdownSampled: with sampled evaluations in every run, the
+// sampled table comes first, then the greedy one; a run without one leaves
+// only the greedy table.
+func TestResultsMarkdownSampled(t *testing.T) {
+	ev := func(acc, tok float64, k int) *evalReport {
+		return &evalReport{N: 50, Samples: k, Accuracy: acc, MeanTokens: tok, MeanSteps: 3, ByOps: []evalByOps{{Ops: 3, Accuracy: acc}}}
+	}
+	run := func(sampled bool) trainState {
+		s := trainState{Before: ev(0.4, 40, 1), After: ev(0.5, 38, 1), Steps: 5}
+		if sampled {
+			s.BeforeSampled, s.AfterSampled = ev(0.3, 90, 4), ev(0.35, 45, 4)
+		}
+		return s
+	}
+	doc := resultsMarkdown([]methodResult{{Method: "wsgrpo", Runs: []trainState{run(true), run(true)}}})
+	si, gi := strings.Index(doc, "Sampled: 4 completions of each of 50"), strings.Index(doc, "Greedy decoding")
+	if si < 0 || gi < si {
+		t.Fatalf("want the sampled table, then the greedy one:\n%s", doc)
+	}
+	for _, want := range []string{"| base policy | 1 | 0 | 30.0 ± 0.0% | 90.0 ± 0.0 |", "| wsgrpo | 2 | 5 | 35.0 ± 0.0% | 45.0 ± 0.0 |", "| wsgrpo | 2 | 5 | 50.0 ± 0.0% | 38.0 ± 0.0 |"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("no %q in\n%s", want, doc)
+		}
+	}
+	if doc := resultsMarkdown([]methodResult{{Method: "grpo", Runs: []trainState{run(true), run(false)}}}); strings.Contains(doc, "Sampled:") {
+		t.Errorf("a run without a sampled eval still got a sampled table:\n%s", doc)
+	}
+}

@@ -40,6 +40,12 @@ type TrainConfig struct {
 	// EvalPrompts is the number of arith test-split prompts evaluated
 	// greedily before and after training (0: no eval).
 	EvalPrompts int `koanf:"eval_prompts"`
+	// EvalSamples is how many completions of each eval prompt are also
+	// sampled at sampler.temperature, before and after training (0: greedy
+	// eval only). The base policy's greedy completions are already
+	// minimal; the overthinking that length shaping removes is in what the
+	// policy samples, so the result tables report both.
+	EvalSamples int `koanf:"eval_samples"`
 	// Seed picks the prompts.
 	Seed uint64 `koanf:"seed"`
 }
@@ -55,6 +61,7 @@ func DefaultTrainConfig() TrainConfig {
 		Ahead:          1,
 		WarmupSteps:    4,
 		EvalPrompts:    100,
+		EvalSamples:    4,
 		Seed:           1,
 	}
 }
@@ -66,8 +73,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("%w: train.steps %d and train.prompts_per_step %d must be at least 1", ErrConfig, c.Steps, c.PromptsPerStep)
 	case c.Ahead < 1:
 		return fmt.Errorf("%w: train.ahead %d must be at least 1", ErrConfig, c.Ahead)
-	case c.WarmupSteps < 0 || c.EvalPrompts < 0:
-		return fmt.Errorf("%w: train.warmup_steps and train.eval_prompts must be >= 0", ErrConfig)
+	case c.WarmupSteps < 0 || c.EvalPrompts < 0 || c.EvalSamples < 0:
+		return fmt.Errorf("%w: train.warmup_steps, train.eval_prompts and train.eval_samples must be >= 0", ErrConfig)
 	case c.Data == "":
 		if _, err := arith.New(c.Arith); err != nil {
 			return fmt.Errorf("%w: train.arith: %w", ErrConfig, err)

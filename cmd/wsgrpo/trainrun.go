@@ -45,12 +45,15 @@ type trainOptions struct {
 // trainSummary is what a training run reports at its end.
 type trainSummary struct {
 	Before, After *evalReport
-	Labeler       *labeler.Model
-	Fit           *labeler.Report
-	First, Last   learner.StepMetrics
-	Steps         int64
-	Policy        string
-	Elapsed       time.Duration
+	// BeforeSampled and AfterSampled are the sampled evaluations
+	// (train.eval_samples; nil when 0).
+	BeforeSampled, AfterSampled *evalReport
+	Labeler                     *labeler.Model
+	Fit                         *labeler.Report
+	First, Last                 learner.StepMetrics
+	Steps                       int64
+	Policy                      string
+	Elapsed                     time.Duration
 }
 
 // trainTask returns the run's training prompts: the arith train split, or
@@ -83,11 +86,15 @@ func subRun(cfg Config, suffix string) Config {
 	return sub
 }
 
-// evalPolicy evaluates blob greedily on n arith test-split prompts as the
-// sub-run <run>-<suffix>.
-func evalPolicy(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, n int, suffix string, timeout time.Duration) (*evalReport, error) {
+// evalPolicy evaluates blob on n arith test-split prompts as the sub-run
+// <run>-<suffix>: greedily with samples 0, else with samples completions
+// per prompt at sampler.temperature.
+func evalPolicy(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, n, samples int, suffix string, timeout time.Duration) (*evalReport, error) {
 	sub := subRun(cfg, suffix)
 	sub.Sampler.Samples, sub.Sampler.Greedy, sub.Sampler.Seed = 1, true, cfg.Train.Seed
+	if samples > 0 {
+		sub.Sampler.Samples, sub.Sampler.Greedy = samples, false
+	}
 	task, err := arith.New(cfg.Train.Arith)
 	if err != nil {
 		return nil, err
@@ -97,7 +104,7 @@ func evalPolicy(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, 
 	if err != nil {
 		return nil, fmt.Errorf("eval %s: %w", sub.Run, err)
 	}
-	rep := scoreEval(rows, n, 1)
+	rep := scoreEval(rows, n, max(samples, 1))
 	rep.Run, rep.Seconds = sub.Run, time.Since(start).Seconds()
 	return &rep, nil
 }
@@ -156,6 +163,10 @@ const trainStateFile = "train.json"
 // trainState is the content of trainStateFile.
 type trainState struct {
 	Before *evalReport `json:"before,omitempty"`
+	// BeforeSampled is the sampled evaluation before training
+	// (train.eval_samples), AfterSampled the one after.
+	BeforeSampled *evalReport `json:"before_sampled,omitempty"`
+	AfterSampled  *evalReport `json:"after_sampled,omitempty"`
 	// The rest is written when the run completes (wsgrpo results reads it).
 	After   *evalReport          `json:"after,omitempty"`
 	Shaper  string               `json:"shaper,omitempty"`
@@ -273,9 +284,10 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 	if cfg.Train.Data != "" {
 		evalN = 0 // the held-out split of a dataset file is not defined here
 	}
+	evalK := cfg.Train.EvalSamples
 	if evalN > 0 {
 		if sum.Before = st.Before; sum.Before == nil {
-			if sum.Before, err = evalPolicy(ctx, cfg, log, blob, evalN, "eval-before", o.Timeout); err != nil {
+			if sum.Before, err = evalPolicy(ctx, cfg, log, blob, evalN, 0, "eval-before", o.Timeout); err != nil {
 				return err
 			}
 			st.Before = sum.Before
@@ -284,6 +296,18 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 			}
 		}
 		out(cmd, "before: greedy accuracy %.1f%%, %.1f tokens on %d test prompts\n", 100*sum.Before.Accuracy, sum.Before.MeanTokens, evalN)
+		if sum.BeforeSampled = st.BeforeSampled; sum.BeforeSampled == nil && evalK > 0 {
+			if sum.BeforeSampled, err = evalPolicy(ctx, cfg, log, blob, evalN, evalK, "eval-before-sampled", o.Timeout); err != nil {
+				return err
+			}
+			st.BeforeSampled = sum.BeforeSampled
+			if err := writeTrainState(cfg, st); err != nil {
+				return err
+			}
+		}
+		if s := sum.BeforeSampled; s != nil {
+			out(cmd, "before: sampled accuracy %.1f%%, %.1f tokens (%d samples of each prompt at temperature %g)\n", 100*s.Accuracy, s.MeanTokens, s.Samples, cfg.Sampler.Temperature)
+		}
 	}
 	if needsScorer(cfg.Shaping) {
 		dir, m, rep, err := warmupLabeler(ctx, cmd, cfg, log, blob, src, o.Timeout)
@@ -302,8 +326,13 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 		return err
 	}
 	if evalN > 0 {
-		if sum.After, err = evalPolicy(ctx, cfg, log, final, evalN, "eval-after", o.Timeout); err != nil {
+		if sum.After, err = evalPolicy(ctx, cfg, log, final, evalN, 0, "eval-after", o.Timeout); err != nil {
 			return err
+		}
+		if evalK > 0 {
+			if sum.AfterSampled, err = evalPolicy(ctx, cfg, log, final, evalN, evalK, "eval-after-sampled", o.Timeout); err != nil {
+				return err
+			}
 		}
 	}
 	sum.Elapsed = time.Since(start)
@@ -311,6 +340,7 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 		log.Warn("could not read the run's steps from the log; the summary shows this attempt's", "err", err)
 	}
 	printTrainSummary(cmd, cfg, sum)
+	st.AfterSampled = sum.AfterSampled
 	st.After, st.Shaper, st.Seed, st.Steps, st.Fit = sum.After, cfg.Shaping.Shaper, cfg.Train.Seed, sum.Steps, sum.Fit
 	st.First, st.Last, st.Policy, st.Seconds = &sum.First, &sum.Last, sum.Policy, sum.Elapsed.Seconds()
 	if sum.Labeler != nil {
@@ -500,6 +530,10 @@ func printTrainSummary(cmd *cobra.Command, cfg Config, s trainSummary) {
 	if s.Before != nil && s.After != nil {
 		out(cmd, "  greedy test eval:    accuracy %.1f%% -> %.1f%%, tokens %.1f -> %.1f, steps %.2f -> %.2f (%d prompts)\n",
 			100*s.Before.Accuracy, 100*s.After.Accuracy, s.Before.MeanTokens, s.After.MeanTokens, s.Before.MeanSteps, s.After.MeanSteps, s.Before.N)
+	}
+	if a, b := s.BeforeSampled, s.AfterSampled; a != nil && b != nil {
+		out(cmd, "  sampled test eval:   accuracy %.1f%% -> %.1f%%, tokens %.1f -> %.1f, steps %.2f -> %.2f (%d prompts x %d samples, temperature %g)\n",
+			100*a.Accuracy, 100*b.Accuracy, a.MeanTokens, b.MeanTokens, a.MeanSteps, b.MeanSteps, a.N, a.Samples, cfg.Sampler.Temperature)
 	}
 	out(cmd, "  trained policy:      %s (wsgrpo eval --model %s --task arith)\n", s.Policy, s.Policy)
 	out(cmd, "  per step:            wsgrpo sql --run %s \"SELECT step, accuracy, mean_tokens, mean_reward FROM steps_dedup WHERE run_id = '%s' ORDER BY step\"\n", cfg.RunDir(), cfg.Run)

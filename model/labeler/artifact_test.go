@@ -16,7 +16,7 @@ import (
 func fitted(t testing.TB, d int, reference string) *labeler.Model {
 	t.Helper()
 	cfg := labeler.DefaultConfig()
-	cfg.Hidden, cfg.Epochs, cfg.Reference = 8, 1, reference
+	cfg.Hidden, cfg.Epochs, cfg.Reference, cfg.Features = 8, 1, reference, labeler.FeaturesHidden
 	m, _, err := labeler.FitPairs(orttest.Runtime(t), xorPairs(rand.New(rand.NewPCG(1, 1)), 4, 4, d), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -107,5 +107,46 @@ func TestScorerRefusesWrongSize(t *testing.T) {
 	}
 	if _, err := labeler.NewScorer(f, fitted(t, 32, f.Reference())); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestScorerRefusesOtherFeatureKind(t *testing.T) {
+	rt := orttest.Runtime(t)
+	f, err := labeler.NewFeaturizer(rt, tinyRef(t, 32, 1, 1), labeler.FeaturizerOptions{Features: labeler.FeaturesBoth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A hidden-state model of the right width for hidden features only.
+	if _, err := labeler.NewScorer(f, fitted(t, 32, f.Reference())); !errors.Is(err, labeler.ErrModelSize) {
+		t.Fatalf("hidden-state labeler on a hidden+confidence featurizer: got %v, want ErrModelSize", err)
+	}
+	cfg := labeler.DefaultConfig()
+	cfg.Hidden, cfg.Epochs, cfg.Reference, cfg.Features = 8, 1, f.Reference(), f.Features()
+	m, _, err := labeler.FitPairs(rt, xorPairs(rand.New(rand.NewPCG(1, 1)), 4, 4, f.Width()), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := labeler.Save(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	back, err := labeler.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Features() != labeler.FeaturesBoth || back.ID() != m.ID() {
+		t.Fatalf("loaded features %q id %s, saved %q %s", back.Features(), back.ID(), m.Features(), m.ID())
+	}
+	if _, err := labeler.NewScorer(f, back); err != nil {
+		t.Fatal(err)
+	}
+	bad := labeler.DefaultConfig()
+	bad.Features = "logits"
+	if err := bad.Validate(); !errors.Is(err, labeler.ErrConfig) {
+		t.Fatalf("unknown feature kind: got %v, want ErrConfig", err)
+	}
+	if _, err := labeler.NewFeaturizer(rt, tinyRef(t, 32, 1, 1), labeler.FeaturizerOptions{Features: "logits"}); !errors.Is(err, labeler.ErrConfig) {
+		t.Fatalf("featurizer of an unknown kind: got %v, want ErrConfig", err)
 	}
 }

@@ -25,7 +25,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{})
+	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: labeler.DefaultFeatures})
 	if err != nil {
 		panic(err)
 	}
@@ -46,7 +46,7 @@ func Example() {
 		examples[i] = labeler.Example{Group: v.GroupID, Correct: v.Correct, Features: feats[i]}
 	}
 	cfg := labeler.DefaultConfig()
-	cfg.Reference = f.Reference()
+	cfg.Reference, cfg.Features = f.Reference(), f.Features()
 	m, rep, err := labeler.Fit(rt, examples, cfg, slog.Default())
 	if err != nil {
 		panic(err)

@@ -28,17 +28,26 @@ type FeaturizerOptions struct {
 	// Reference names the reference policy in every model fitted on this
 	// featurizer's features; "" means ReferenceID of the checkpoint.
 	Reference string
+	// Features is the kind of feature vector it returns: FeaturesHidden
+	// (also ""), FeaturesConfidence or FeaturesBoth. A Scorer's featurizer
+	// must have its model's kind (Meta.Features).
+	Features string
 }
 
-// Featurizer returns the frozen reference policy's final hidden state at
-// chosen token positions: one ONNX Runtime session of the full-sequence
-// graph, without its language-model head. It is safe for concurrent use.
+// Featurizer returns the frozen reference policy's view of prefixes: its
+// final hidden state at chosen token positions, and with the confidence
+// kinds summaries of its log-probabilities of the completion's tokens. It
+// runs one ONNX Runtime session of the full-sequence graph (without the
+// language-model head when only hidden states are needed). It is safe for
+// concurrent use.
 type Featurizer struct {
 	sess     *ort.Session
 	cfg      policy.Config
 	pad      int32
 	maxBatch int
 	ref      string
+	kind     string
+	logits   bool // the session also returns logits
 }
 
 // NewFeaturizer opens a session for the reference policy ref.
@@ -48,6 +57,10 @@ func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOpti
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	kind, err := checkFeatures(o.Features)
+	if err != nil {
+		return nil, err
 	}
 	if err := ref.Validate(); err != nil {
 		return nil, err
@@ -63,7 +76,12 @@ func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOpti
 	if err != nil {
 		return nil, err
 	}
-	m.Graph = prune(m.Graph, policy.OutputHidden)
+	outputs := []string{policy.OutputHidden}
+	withLogits := kind != FeaturesHidden
+	if withLogits {
+		outputs = append(outputs, policy.OutputLogits)
+	}
+	m.Graph = prune(m.Graph, outputs...)
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -71,11 +89,11 @@ func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOpti
 	if err != nil {
 		return nil, err
 	}
-	sess, err := rt.NewSession(b, []string{policy.InputIDs, policy.InputMask}, []string{policy.OutputHidden})
+	sess, err := rt.NewSession(b, []string{policy.InputIDs, policy.InputMask}, outputs)
 	if err != nil {
 		return nil, err
 	}
-	return &Featurizer{sess: sess, cfg: ref.Config, pad: ref.Tokenizer.PAD(), maxBatch: o.MaxBatch, ref: o.Reference}, nil
+	return &Featurizer{sess: sess, cfg: ref.Config, pad: ref.Tokenizer.PAD(), maxBatch: o.MaxBatch, ref: o.Reference, kind: kind, logits: withLogits}, nil
 }
 
 // ReferenceID returns a content hash of a policy checkpoint, "ref-" and 12
@@ -100,8 +118,15 @@ func ReferenceID(c *checkpoint.Checkpoint) (string, error) {
 // Close releases the session. It is safe to call more than once.
 func (f *Featurizer) Close() error { return f.sess.Close() }
 
-// DModel is the width of a feature vector.
+// DModel is the reference policy's d_model, the width of its hidden state.
 func (f *Featurizer) DModel() int { return f.cfg.DModel }
+
+// Width is the width of a feature vector of this featurizer's kind.
+func (f *Featurizer) Width() int { return FeatureWidth(f.kind, f.cfg.DModel) }
+
+// Features is the kind of feature vector it returns (FeaturesHidden,
+// FeaturesConfidence or FeaturesBoth).
+func (f *Featurizer) Features() string { return f.kind }
 
 // MaxSeq is the longest sequence (prompt plus completion) it accepts.
 func (f *Featurizer) MaxSeq() int { return f.cfg.MaxSeq }
@@ -115,29 +140,41 @@ func (f *Featurizer) Reference() string { return f.ref }
 // vector. Every sequence must be non-empty and at most MaxSeq long, every
 // position inside its sequence; otherwise the error wraps ErrInput.
 func (f *Featurizer) Hidden(seqs [][]int32, positions [][]int) ([][][]float32, error) {
+	h, _, err := f.run(seqs, positions, nil)
+	return h, err
+}
+
+// run returns the hidden states at positions and, when from is not nil
+// (and the session has logits), each sequence's token log-probabilities
+// from index from[i] on.
+func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden [][][]float32, logprobs [][]float32, err error) {
 	if len(positions) != len(seqs) {
-		return nil, fmt.Errorf("%w: %d sequences, %d position lists", ErrInput, len(seqs), len(positions))
+		return nil, nil, fmt.Errorf("%w: %d sequences, %d position lists", ErrInput, len(seqs), len(positions))
 	}
 	for i, s := range seqs {
 		if len(s) == 0 {
-			return nil, fmt.Errorf("%w: sequence %d is empty", ErrInput, i)
+			return nil, nil, fmt.Errorf("%w: sequence %d is empty", ErrInput, i)
 		}
 		if len(s) > f.cfg.MaxSeq {
-			return nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.cfg.MaxSeq)
+			return nil, nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.cfg.MaxSeq)
 		}
 		for _, p := range positions[i] {
 			if p < 0 || p >= len(s) {
-				return nil, fmt.Errorf("%w: position %d outside sequence %d of %d tokens", ErrInput, p, i, len(s))
+				return nil, nil, fmt.Errorf("%w: position %d outside sequence %d of %d tokens", ErrInput, p, i, len(s))
 			}
 		}
 	}
+	wantLP := from != nil && f.logits
 	order := make([]int, len(seqs))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(seqs[b]), len(seqs[a])) })
-	out := make([][][]float32, len(seqs))
-	d := f.cfg.DModel
+	hidden = make([][][]float32, len(seqs))
+	if wantLP {
+		logprobs = make([][]float32, len(seqs))
+	}
+	d, vocab := f.cfg.DModel, f.cfg.VocabSize
 	for start := 0; start < len(order); start += f.maxBatch {
 		idx := order[start:min(start+f.maxBatch, len(order))]
 		batch := make([][]int32, len(idx))
@@ -146,7 +183,7 @@ func (f *Featurizer) Hidden(seqs [][]int32, positions [][]int) ([][][]float32, e
 		}
 		pb, err := policy.NewBatch(batch, f.pad, false, f.cfg.MaxSeq)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInput, err)
+			return nil, nil, fmt.Errorf("%w: %w", ErrInput, err)
 		}
 		shape := []int64{int64(pb.Rows), int64(pb.Len)}
 		res, err := f.sess.Run(map[string]*ort.Tensor{
@@ -154,7 +191,7 @@ func (f *Featurizer) Hidden(seqs [][]int32, positions [][]int) ([][][]float32, e
 			policy.InputMask: ort.I64Tensor(pb.Mask, shape...),
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h := res[policy.OutputHidden].F32
 		for k, i := range idx {
@@ -165,10 +202,13 @@ func (f *Featurizer) Hidden(seqs [][]int32, positions [][]int) ([][][]float32, e
 				vs[j] = buf[j*d : (j+1)*d : (j+1)*d]
 				copy(vs[j], h[at:at+d])
 			}
-			out[i] = vs
+			hidden[i] = vs
+			if wantLP {
+				logprobs[i] = tokenLogprobs(res[policy.OutputLogits].F32, vocab, k*pb.Len+pb.Offset[k], seqs[i], from[i])
+			}
 		}
 	}
-	return out, nil
+	return hidden, logprobs, nil
 }
 
 // PrefixPositions returns the token positions, in the sequence prompt
@@ -221,13 +261,48 @@ func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error)
 		pos[i] = append(p, len(r.PromptTokenIDs)+len(r.CompletionTokenIDs)-1)
 		seqs[i] = slices.Concat(r.PromptTokenIDs, r.CompletionTokenIDs)
 	}
-	h, err := f.Hidden(seqs, pos)
+	var from []int
+	if f.kind != FeaturesHidden {
+		from = make([]int, len(rows))
+		for i := range rows {
+			from[i] = len(rows[i].PromptTokenIDs)
+		}
+	}
+	h, lps, err := f.run(seqs, pos, from)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]RolloutFeatures, len(rows))
 	for i, v := range h {
+		if f.kind != FeaturesHidden {
+			v = f.combine(v, lps[i], pos[i], from[i])
+		}
 		out[i] = RolloutFeatures{Prefixes: v[:len(v)-1], Final: v[len(v)-1]}
 	}
 	return out, nil
+}
+
+// combine turns the hidden states of one rollout's prefixes (at token
+// positions pos of a sequence whose completion starts at index start) into
+// feature vectors of the featurizer's kind, with the completion's token
+// log-probabilities lp.
+func (f *Featurizer) combine(hidden [][]float32, lp []float32, pos []int, start int) [][]float32 {
+	ends := make([]int, len(pos))
+	for k, p := range pos {
+		ends[k] = max(p+1-start, 0)
+	}
+	conf := ConfidenceFeatures(lp, ends)
+	if f.kind == FeaturesConfidence {
+		return conf
+	}
+	w := f.Width()
+	buf := make([]float32, len(pos)*w)
+	out := make([][]float32, len(pos))
+	for k := range pos {
+		v := buf[k*w : (k+1)*w : (k+1)*w]
+		copy(v, hidden[k])
+		copy(v[len(hidden[k]):], conf[k])
+		out[k] = v
+	}
+	return out
 }

@@ -47,13 +47,21 @@ type Config struct {
 	// Reference identifies the reference policy whose features the pairs
 	// hold (Featurizer.Reference); the model records it.
 	Reference string `json:"reference" koanf:"reference"`
+	// Features is the kind of features the pairs hold (FeaturesHidden,
+	// FeaturesConfidence or FeaturesBoth; see DefaultFeatures): what the
+	// featurizer of the fit and of the scoring must give. The model records
+	// it.
+	Features string `json:"features" koanf:"features"`
+	// Anchors adds the anchor pairs (AnchorPairs) to the same-prompt
+	// pairs, so that step rewards above 0.5 mean progress.
+	Anchors bool `json:"anchors" koanf:"anchors"`
 }
 
 // DefaultConfig returns the defaults: hidden 512, LR 1e-3, weight decay
 // 0.01, 30 epochs of 64-pair batches, a fifth of the prompts held out, at
-// most 64 pairs per prompt, seed 1.
+// most 64 pairs per prompt, seed 1, DefaultFeatures, with anchor pairs.
 func DefaultConfig() Config {
-	return Config{Hidden: 512, LR: 1e-3, WeightDecay: 0.01, Epochs: 30, BatchSize: 64, HeldOut: 0.2, MaxPairsPerGroup: 64, Seed: 1}
+	return Config{Hidden: 512, LR: 1e-3, WeightDecay: 0.01, Epochs: 30, BatchSize: 64, HeldOut: 0.2, MaxPairsPerGroup: 64, Seed: 1, Features: DefaultFeatures, Anchors: true}
 }
 
 // Validate reports the first problem with c; its error wraps ErrConfig.
@@ -72,7 +80,8 @@ func (c Config) Validate() error {
 	case c.MaxPairsPerGroup < 0:
 		return fmt.Errorf("%w: max pairs per group %d", ErrConfig, c.MaxPairsPerGroup)
 	}
-	return nil
+	_, err := checkFeatures(c.Features)
+	return err
 }
 
 // Report is how a fit went. Loss is the mean Bradley-Terry loss, accuracy
@@ -93,13 +102,13 @@ type Report struct {
 	Seconds         float64 `json:"seconds"`
 }
 
-// Fit builds the pairs of examples (BuildPairs with c.MaxPairsPerGroup and
-// c.Seed) and fits a model on them (FitPairs).
+// Fit builds the pairs of examples (Pairs) and fits a model on them
+// (FitPairs).
 func Fit(rt *ort.Runtime, examples []Example, c Config, log *slog.Logger) (*Model, Report, error) {
 	if err := c.Validate(); err != nil {
 		return nil, Report{}, err
 	}
-	return FitPairs(rt, BuildPairs(examples, c.MaxPairsPerGroup, c.Seed), c, log)
+	return FitPairs(rt, Pairs(examples, c), c, log)
 }
 
 // FitPairs trains a preference model on pairs with the Bradley-Terry loss:
@@ -174,7 +183,11 @@ func FitPairs(rt *ort.Runtime, pairs []Pair, c Config, log *slog.Logger) (*Model
 		w[p.Name] = slices.Clone(p.Data)
 	}
 	rep.Seconds = time.Since(start).Seconds()
-	m, err := newModel(Meta{DModel: d, Hidden: c.Hidden, Reference: c.Reference, Report: rep, Created: time.Now().UTC()},
+	kind, _ := checkFeatures(c.Features)
+	if kind == FeaturesHidden {
+		kind = "" // as every artifact before kinds: the same ID for the same weights
+	}
+	m, err := newModel(Meta{DModel: d, Hidden: c.Hidden, Reference: c.Reference, Features: kind, Report: rep, Created: time.Now().UTC()},
 		w[WeightW1], w[WeightB1], w[WeightW2], w[WeightB2][0])
 	if err != nil {
 		return nil, rep, err

@@ -28,8 +28,13 @@ const (
 type Meta struct {
 	// ID is the model's content hash (see Model.ID).
 	ID string `json:"id"`
-	// DModel is the feature width, the reference policy's d_model.
+	// DModel is the feature width (FeatureWidth of Features over the
+	// reference policy's d_model; the JSON name predates feature kinds).
 	DModel int `json:"d_model"`
+	// Features is the kind of feature vector it scores (FeaturesHidden,
+	// FeaturesConfidence or FeaturesBoth); empty in artifacts written
+	// before kinds existed, which all score hidden states.
+	Features string `json:"features,omitempty"`
 	// Hidden is the MLP's hidden width.
 	Hidden int `json:"hidden"`
 	// Activation is the hidden activation (Activation).
@@ -71,6 +76,9 @@ func newModel(meta Meta, w1, b1, w2 []float32, b2 float32) (*Model, error) {
 func (m *Model) hash() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "wsgrpo-labeler/%d/%s/%d/%d/%s\x00", artifactVersion, m.meta.Activation, m.meta.DModel, m.meta.Hidden, m.meta.Reference)
+	if k := m.Features(); k != FeaturesHidden {
+		fmt.Fprintf(h, "features/%s\x00", k)
+	}
 	var b [4]byte
 	for _, w := range [][]float32{m.w1, m.b1, m.w2, {m.b2}} {
 		for _, v := range w {
@@ -92,11 +100,23 @@ func (m *Model) Meta() Meta { return m.meta }
 // DModel is the feature width the model takes.
 func (m *Model) DModel() int { return m.meta.DModel }
 
-// Check reports whether the model takes features of width dModel; its
-// error wraps ErrModelSize.
-func (m *Model) Check(dModel int) error {
-	if m.meta.DModel != dModel {
-		return fmt.Errorf("%w: the labeler %s takes features of width %d, the reference policy's d_model is %d", ErrModelSize, m.meta.ID, m.meta.DModel, dModel)
+// Features is the kind of feature vector the model scores (FeaturesHidden
+// for an artifact that names none).
+func (m *Model) Features() string {
+	if m.meta.Features == "" {
+		return FeaturesHidden
+	}
+	return m.meta.Features
+}
+
+// Check reports whether the model scores features of the given kind over
+// a reference policy of width dModel; its error wraps ErrModelSize.
+func (m *Model) Check(kind string, dModel int) error {
+	if m.Features() != kind {
+		return fmt.Errorf("%w: the labeler %s scores %s features, the featurizer gives %s", ErrModelSize, m.meta.ID, m.Features(), kind)
+	}
+	if w := FeatureWidth(kind, dModel); m.meta.DModel != w {
+		return fmt.Errorf("%w: the labeler %s takes %s features of width %d, the reference policy's d_model %d gives %d", ErrModelSize, m.meta.ID, kind, m.meta.DModel, dModel, w)
 	}
 	return nil
 }

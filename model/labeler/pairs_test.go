@@ -1,6 +1,7 @@
 package labeler_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/labeler"
@@ -84,5 +85,40 @@ func TestBuildPairsSkipsIdenticalPrefixes(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Fatalf("%d pairs, want 3 (full, depths 2 and 3)", len(got))
+	}
+}
+
+func TestAnchorPairs(t *testing.T) {
+	v := func(x float32) []float32 { return []float32{x, 0} }
+	mk := func(group string, correct bool, empty, final float32) labeler.Example {
+		return labeler.Example{Group: group, Correct: correct, Features: labeler.RolloutFeatures{Prefixes: [][]float32{v(empty), v(final)}, Final: v(final)}}
+	}
+	examples := []labeler.Example{
+		mk("g", true, 0, 1),
+		mk("g", false, 0, 2),
+		mk("h", true, 5, 5), // an empty completion: its whole trajectory is its empty prefix
+		{Group: "h", Features: labeler.RolloutFeatures{Final: v(3)}},
+	}
+	got := labeler.AnchorPairs(examples)
+	want := []labeler.Pair{
+		{Group: "g", Depth: labeler.AnchorDepth, Pos: v(1), Neg: v(0)},
+		{Group: "g", Depth: labeler.AnchorDepth, Pos: v(0), Neg: v(2)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d anchor pairs %v, want %v", len(got), got, want)
+	}
+	for i := range want {
+		if got[i].Group != want[i].Group || got[i].Depth != want[i].Depth || !slices.Equal(got[i].Pos, want[i].Pos) || !slices.Equal(got[i].Neg, want[i].Neg) {
+			t.Errorf("pair %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	c := labeler.DefaultConfig()
+	plain := len(labeler.BuildPairs(examples, c.MaxPairsPerGroup, c.Seed))
+	if n := len(labeler.Pairs(examples, c)); n != plain+len(want) {
+		t.Errorf("Pairs with anchors: %d pairs, want BuildPairs' %d and %d anchors", n, plain, len(want))
+	}
+	c.Anchors = false
+	if n := len(labeler.Pairs(examples, c)); n != plain {
+		t.Errorf("Pairs without anchors: %d pairs, want BuildPairs' %d", n, plain)
 	}
 }

@@ -18,10 +18,10 @@ type Scorer struct {
 }
 
 // NewScorer pairs a featurizer with a model. The model must take the
-// featurizer's width (ErrModelSize) and, when it records a reference
+// featurizer's kind and width (ErrModelSize) and, when it records a reference
 // policy, have been fitted on this featurizer's reference (ErrReference).
 func NewScorer(f *Featurizer, m *Model) (*Scorer, error) {
-	if err := m.Check(f.DModel()); err != nil {
+	if err := m.Check(f.Features(), f.DModel()); err != nil {
 		return nil, err
 	}
 	if r := m.Meta().Reference; r != "" && r != f.Reference() {

@@ -101,7 +101,7 @@ func fittedScorer(t testing.TB) *mlabeler.Scorer {
 		ex[i] = mlabeler.Example{Group: rows[i].GroupID, Correct: correct[i], Features: feats[i]}
 	}
 	cfg := mlabeler.DefaultConfig()
-	cfg.Hidden, cfg.Epochs, cfg.Reference = 64, 40, f.Reference()
+	cfg.Hidden, cfg.Epochs, cfg.Reference, cfg.Features, cfg.Anchors = 64, 40, f.Reference(), f.Features(), false
 	m, rep, err := mlabeler.Fit(rt, ex, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
