@@ -261,6 +261,9 @@ func printFitReport(cmd *cobra.Command, m *labeler.Model, rep labeler.Report) {
 	if rep.HeldOutPairs > 0 {
 		fmt.Fprintf(w, "  held-out accuracy:    %.1f%% on %d pairs of %d prompts it never saw (loss %.3f)\n", 100*rep.HeldOutAccuracy, rep.HeldOutPairs, rep.HeldOutGroups, rep.HeldOutLoss)
 	}
+	if rep.HeldOutAnchors > 0 {
+		fmt.Fprintf(w, "  held-out anchors:     %.1f%% of %d (correct over the empty prefix over wrong)\n", 100*rep.HeldOutAnchorAccuracy, rep.HeldOutAnchors)
+	}
 }
 
 // needsScorer reports whether the shaper uses the preference model.

@@ -46,6 +46,10 @@ type TrainConfig struct {
 	// minimal; the overthinking that length shaping removes is in what the
 	// policy samples, so the result tables report both.
 	EvalSamples int `koanf:"eval_samples"`
+	// EvalMaxOps, when above train.arith.max_ops, evaluates on test-split
+	// expressions of up to this many operations, longer than any trained
+	// on (the report splits accuracy by operations). 0: the training range.
+	EvalMaxOps int `koanf:"eval_max_ops"`
 	// Seed picks the prompts.
 	Seed uint64 `koanf:"seed"`
 }
@@ -75,6 +79,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("%w: train.ahead %d must be at least 1", ErrConfig, c.Ahead)
 	case c.WarmupSteps < 0 || c.EvalPrompts < 0 || c.EvalSamples < 0:
 		return fmt.Errorf("%w: train.warmup_steps, train.eval_prompts and train.eval_samples must be >= 0", ErrConfig)
+	case c.EvalMaxOps != 0 && c.EvalMaxOps < c.Arith.MaxOps:
+		return fmt.Errorf("%w: train.eval_max_ops %d must be 0 or at least train.arith.max_ops %d", ErrConfig, c.EvalMaxOps, c.Arith.MaxOps)
 	case c.Data == "":
 		if _, err := arith.New(c.Arith); err != nil {
 			return fmt.Errorf("%w: train.arith: %w", ErrConfig, err)

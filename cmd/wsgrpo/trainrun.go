@@ -95,7 +95,11 @@ func evalPolicy(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, 
 	if samples > 0 {
 		sub.Sampler.Samples, sub.Sampler.Greedy = samples, false
 	}
-	task, err := arith.New(cfg.Train.Arith)
+	ac := cfg.Train.Arith
+	if cfg.Train.EvalMaxOps > 0 {
+		ac.MaxOps = cfg.Train.EvalMaxOps
+	}
+	task, err := arith.New(ac)
 	if err != nil {
 		return nil, err
 	}

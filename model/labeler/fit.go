@@ -87,7 +87,9 @@ func (c Config) Validate() error {
 // Report is how a fit went. Loss is the mean Bradley-Terry loss, accuracy
 // the share of pairs the model orders correctly (a tie counts as wrong),
 // both measured after the last epoch. The held-out figures are 0 when no
-// group was held out (HeldOutPairs 0).
+// group was held out (HeldOutPairs 0); HeldOutAccuracy and HeldOutLoss
+// are over the held-out (correct, incorrect) pairs of the same prompt, the
+// anchor pairs (AnchorPairs) have their own figure.
 type Report struct {
 	Pairs           int     `json:"pairs"`
 	Groups          int     `json:"groups"`
@@ -99,6 +101,10 @@ type Report struct {
 	TrainAccuracy   float64 `json:"train_accuracy"`
 	HeldOutLoss     float64 `json:"held_out_loss"`
 	HeldOutAccuracy float64 `json:"held_out_accuracy"`
+	// HeldOutAnchors and HeldOutAnchorAccuracy count and score the
+	// held-out anchor pairs (0 without anchors).
+	HeldOutAnchors        int     `json:"held_out_anchors,omitempty"`
+	HeldOutAnchorAccuracy float64 `json:"held_out_anchor_accuracy,omitempty"`
 	Seconds         float64 `json:"seconds"`
 }
 
@@ -173,8 +179,21 @@ func FitPairs(rt *ort.Runtime, pairs []Pair, c Config, log *slog.Logger) (*Model
 	if rep.TrainLoss, rep.TrainAccuracy, err = evaluate(tr, trainSet, d, acc); err != nil {
 		return nil, rep, err
 	}
-	if len(heldSet) > 0 {
-		if rep.HeldOutLoss, rep.HeldOutAccuracy, err = evaluate(tr, heldSet, d, acc); err != nil {
+	var heldPairs, heldAnchors []Pair
+	for _, p := range heldSet {
+		if p.Depth == AnchorDepth {
+			heldAnchors = append(heldAnchors, p)
+		} else {
+			heldPairs = append(heldPairs, p)
+		}
+	}
+	if len(heldPairs) > 0 {
+		if rep.HeldOutLoss, rep.HeldOutAccuracy, err = evaluate(tr, heldPairs, d, acc); err != nil {
+			return nil, rep, err
+		}
+	}
+	if rep.HeldOutAnchors = len(heldAnchors); len(heldAnchors) > 0 {
+		if _, rep.HeldOutAnchorAccuracy, err = evaluate(tr, heldAnchors, d, acc); err != nil {
 			return nil, rep, err
 		}
 	}
@@ -193,38 +212,59 @@ func FitPairs(rt *ort.Runtime, pairs []Pair, c Config, log *slog.Logger) (*Model
 		return nil, rep, err
 	}
 	log.Info("labeler fitted", "id", m.ID(), "pairs", rep.Pairs, "held_out_pairs", rep.HeldOutPairs,
-		"train_accuracy", rep.TrainAccuracy, "held_out_accuracy", rep.HeldOutAccuracy,
+		"train_accuracy", rep.TrainAccuracy, "held_out_accuracy", rep.HeldOutAccuracy, "held_out_anchor_accuracy", rep.HeldOutAnchorAccuracy,
 		"train_loss", rep.TrainLoss, "held_out_loss", rep.HeldOutLoss, "seconds", rep.Seconds)
 	return m, rep, nil
 }
 
-// split holds out a share of the groups of pairs.
+// split holds out a share of the groups of pairs. The groups with
+// (correct, incorrect) pairs are drawn first, exactly as without anchor
+// pairs, so the held-out pair accuracy of a fit with anchors and one
+// without compare on the same prompts; the groups that only have anchor
+// pairs (all correct or all wrong) are then drawn at the same share.
 func split(pairs []Pair, share float64, rng *rand.Rand) (trainSet, held []Pair, rep Report) {
-	var groups []string
+	var plain, anchorOnly []string
 	seen := map[string]bool{}
+	for _, p := range pairs {
+		if p.Depth != AnchorDepth && !seen[p.Group] {
+			seen[p.Group] = true
+			plain = append(plain, p.Group)
+		}
+	}
 	for _, p := range pairs {
 		if !seen[p.Group] {
 			seen[p.Group] = true
-			groups = append(groups, p.Group)
+			anchorOnly = append(anchorOnly, p.Group)
 		}
-	}
-	rng.Shuffle(len(groups), func(i, j int) { groups[i], groups[j] = groups[j], groups[i] })
-	n := int(math.Round(share * float64(len(groups))))
-	if share > 0 && len(groups) >= 2 {
-		n = min(max(n, 1), len(groups)-1)
 	}
 	heldOut := map[string]bool{}
-	for _, g := range groups[:n] {
-		heldOut[g] = true
+	draw := func(groups []string) int {
+		rng.Shuffle(len(groups), func(i, j int) { groups[i], groups[j] = groups[j], groups[i] })
+		n := int(math.Round(share * float64(len(groups))))
+		if share > 0 && len(groups) >= 2 {
+			n = min(max(n, 1), len(groups)-1)
+		}
+		for _, g := range groups[:n] {
+			heldOut[g] = true
+		}
+		return n
 	}
+	n := draw(plain)
+	if len(anchorOnly) > 0 {
+		n += draw(anchorOnly)
+	}
+	rep = Report{Pairs: len(pairs), Groups: len(plain) + len(anchorOnly), HeldOutGroups: n}
 	for _, p := range pairs {
-		if heldOut[p.Group] {
-			held = append(held, p)
-		} else {
+		if !heldOut[p.Group] {
 			trainSet = append(trainSet, p)
+			continue
+		}
+		held = append(held, p)
+		if p.Depth != AnchorDepth {
+			rep.HeldOutPairs++
 		}
 	}
-	return trainSet, held, Report{Pairs: len(pairs), Groups: len(groups), HeldOutPairs: len(held), HeldOutGroups: n}
+	return trainSet, held, rep
 }
 
 // feeds packs the pairs at idx into the graph's two inputs.

@@ -66,6 +66,32 @@ func TestFitSeparatesHeldOutPairs(t *testing.T) {
 	}
 }
 
+// TestFitReportsAnchorsApart: held-out anchor pairs are scored on their
+// own, so the held-out pair accuracy stays that of (correct, incorrect)
+// pairs of one prompt.
+func TestFitReportsAnchorsApart(t *testing.T) {
+	rt := orttest.Runtime(t)
+	pairs := xorPairs(rand.New(rand.NewPCG(3, 4)), 20, 8, 8)
+	n := len(pairs)
+	for i := range n {
+		if i%4 == 0 { // an anchor, flipped: the model cannot fit it and the other pairs both
+			pairs = append(pairs, labeler.Pair{Group: pairs[i].Group, Depth: labeler.AnchorDepth, Pos: pairs[i].Neg, Neg: pairs[i].Pos})
+		}
+	}
+	cfg := labeler.DefaultConfig()
+	cfg.Hidden, cfg.Epochs = 16, 5
+	_, rep, err := labeler.FitPairs(rt, pairs, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.HeldOutGroups != 4 || rep.HeldOutPairs != 4*8 || rep.HeldOutAnchors != 4*2 {
+		t.Fatalf("split %+v: want 4 groups held out, 32 pairs and 8 anchors", rep)
+	}
+	if rep.HeldOutAccuracy+rep.HeldOutAnchorAccuracy == 0 {
+		t.Fatalf("no held-out figure: %+v", rep)
+	}
+}
+
 func TestFitIsDeterministic(t *testing.T) {
 	rt := orttest.Runtime(t)
 	pairs := xorPairs(rand.New(rand.NewPCG(3, 4)), 6, 8, 8)
