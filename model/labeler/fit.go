@@ -105,7 +105,7 @@ type Report struct {
 	// held-out anchor pairs (0 without anchors).
 	HeldOutAnchors        int     `json:"held_out_anchors,omitempty"`
 	HeldOutAnchorAccuracy float64 `json:"held_out_anchor_accuracy,omitempty"`
-	Seconds         float64 `json:"seconds"`
+	Seconds               float64 `json:"seconds"`
 }
 
 // Fit builds the pairs of examples (Pairs) and fits a model on them
