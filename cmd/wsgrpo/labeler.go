@@ -202,12 +202,12 @@ func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc l
 		return nil, labeler.Report{}, err
 	}
 	defer func() { _ = f.Close() }()
-	// A rollout that filled the context ends one token past it (its last
-	// token was sampled, never fed): the reference policy has no hidden
-	// state there. Such rollouts are left out of the fit, and counted.
+	// A rollout longer than the reference policy's context by more than
+	// the one token a context-filling rollout has past it was sampled by
+	// another policy: it is left out of the fit, and counted.
 	fits := 0
 	for i := range rollouts {
-		if len(rollouts[i].PromptTokenIDs)+len(rollouts[i].CompletionTokenIDs) <= f.MaxSeq() {
+		if len(rollouts[i].PromptTokenIDs)+len(rollouts[i].CompletionTokenIDs) <= f.MaxSeq()+1 {
 			rollouts[fits], correct[fits] = rollouts[i], correct[i]
 			fits++
 		}

@@ -140,13 +140,21 @@ func (f *Featurizer) Reference() string { return f.ref }
 // vector. Every sequence must be non-empty and at most MaxSeq long, every
 // position inside its sequence; otherwise the error wraps ErrInput.
 func (f *Featurizer) Hidden(seqs [][]int32, positions [][]int) ([][][]float32, error) {
+	for i, s := range seqs {
+		if len(s) > f.cfg.MaxSeq {
+			return nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.cfg.MaxSeq)
+		}
+	}
 	h, _, err := f.run(seqs, positions, nil)
 	return h, err
 }
 
 // run returns the hidden states at positions and, when from is not nil
 // (and the session has logits), each sequence's token log-probabilities
-// from index from[i] on.
+// from index from[i] on. A sequence may be one token longer than MaxSeq
+// (a rollout that filled the context: its last token was sampled, never
+// fed): it is fed without that token, its positions must be below MaxSeq,
+// and the token's log-probability comes from the last position fed.
 func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden [][][]float32, logprobs [][]float32, err error) {
 	if len(positions) != len(seqs) {
 		return nil, nil, fmt.Errorf("%w: %d sequences, %d position lists", ErrInput, len(seqs), len(positions))
@@ -155,11 +163,11 @@ func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden 
 		if len(s) == 0 {
 			return nil, nil, fmt.Errorf("%w: sequence %d is empty", ErrInput, i)
 		}
-		if len(s) > f.cfg.MaxSeq {
+		if len(s) > f.cfg.MaxSeq+1 {
 			return nil, nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.cfg.MaxSeq)
 		}
 		for _, p := range positions[i] {
-			if p < 0 || p >= len(s) {
+			if p < 0 || p >= min(len(s), f.cfg.MaxSeq) {
 				return nil, nil, fmt.Errorf("%w: position %d outside sequence %d of %d tokens", ErrInput, p, i, len(s))
 			}
 		}
@@ -179,7 +187,7 @@ func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden 
 		idx := order[start:min(start+f.maxBatch, len(order))]
 		batch := make([][]int32, len(idx))
 		for k, i := range idx {
-			batch[k] = seqs[i]
+			batch[k] = seqs[i][:min(len(seqs[i]), f.cfg.MaxSeq)]
 		}
 		pb, err := policy.NewBatch(batch, f.pad, false, f.cfg.MaxSeq)
 		if err != nil {
@@ -245,7 +253,11 @@ type RolloutFeatures struct {
 }
 
 // Rollouts returns the features of each rollout: every prefix that its
-// StepEnds define and the full trajectory.
+// StepEnds define and the full trajectory. A rollout that filled the
+// context ends one token past MaxSeq (its last token was sampled, never
+// fed): the hidden state of a prefix ending on that token is the one at
+// the token before it, and the confidence summaries count it all the same.
+// A longer one is refused (ErrInput).
 func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error) {
 	seqs := make([][]int32, len(rows))
 	pos := make([][]int, len(rows))
@@ -255,11 +267,25 @@ func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error)
 		if err != nil {
 			return nil, fmt.Errorf("rollout %d (%s): %w", i, r.TrajectoryID, err)
 		}
-		if n := len(r.PromptTokenIDs) + len(r.CompletionTokenIDs); n > f.cfg.MaxSeq {
+		// A rollout that filled the context is one token longer than the
+		// policy's context: its last token was sampled, never fed.
+		if n := len(r.PromptTokenIDs) + len(r.CompletionTokenIDs); n > f.cfg.MaxSeq+1 || len(r.PromptTokenIDs) > f.cfg.MaxSeq {
 			return nil, fmt.Errorf("%w: rollout %d (%s) has %d tokens, the reference policy takes at most %d", ErrInput, i, r.TrajectoryID, n, f.cfg.MaxSeq)
 		}
 		pos[i] = append(p, len(r.PromptTokenIDs)+len(r.CompletionTokenIDs)-1)
 		seqs[i] = slices.Concat(r.PromptTokenIDs, r.CompletionTokenIDs)
+	}
+	// Hidden states are read at the last position fed; the confidence
+	// summaries still count every token (ends come from pos).
+	fed := make([][]int, len(pos))
+	for i, p := range pos {
+		fed[i] = p
+		if slices.Contains(p, f.cfg.MaxSeq) {
+			fed[i] = make([]int, len(p))
+			for k, v := range p {
+				fed[i][k] = min(v, f.cfg.MaxSeq-1)
+			}
+		}
 	}
 	var from []int
 	if f.kind != FeaturesHidden {
@@ -268,7 +294,7 @@ func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error)
 			from[i] = len(rows[i].PromptTokenIDs)
 		}
 	}
-	h, lps, err := f.run(seqs, pos, from)
+	h, lps, err := f.run(seqs, fed, from)
 	if err != nil {
 		return nil, err
 	}

@@ -203,3 +203,40 @@ func TestFeaturizerRefusesLongSequences(t *testing.T) {
 		t.Fatalf("position past the end: got %v, want ErrInput", err)
 	}
 }
+
+// TestFeaturizerContextFull: a rollout that filled the context, one token
+// past MaxSeq, is featurized (hidden state of the token before its last,
+// every token counted by the confidence summaries); one more is refused.
+func TestFeaturizerContextFull(t *testing.T) {
+	rt := orttest.Runtime(t)
+	ref := tinyRef(t, 32, 1, 3)
+	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: labeler.FeaturesBoth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	full := func(extra int) schemas.Rollout {
+		r := rollout("g", 0, "1+2", "1+2=3\n")
+		for len(r.PromptTokenIDs)+len(r.CompletionTokenIDs) < f.MaxSeq()+extra {
+			r.CompletionTokenIDs = append(r.CompletionTokenIDs, r.CompletionTokenIDs[0])
+		}
+		r.StepEnds = append(r.StepEnds, int32(len(r.CompletionTokenIDs)))
+		return r
+	}
+	fits, over := full(0), full(1)
+	feats, err := f.Rollouts([]schemas.Rollout{fits, over})
+	if err != nil {
+		t.Fatalf("a rollout one token past the context: %v", err)
+	}
+	for k := range 32 {
+		if feats[0].Final[k] != feats[1].Final[k] {
+			t.Fatalf("hidden feature %d of the full rollout %v, of the one that fits %v: want the state at the token before its last", k, feats[1].Final[k], feats[0].Final[k])
+		}
+	}
+	if feats[0].Final[32] == feats[1].Final[32] {
+		t.Fatalf("summed log-probability %v for both: the last token was not counted", feats[0].Final[32])
+	}
+	if _, err := f.Rollouts([]schemas.Rollout{full(2)}); !errors.Is(err, labeler.ErrInput) {
+		t.Fatalf("two tokens past the context: got %v, want ErrInput", err)
+	}
+}
