@@ -14,16 +14,26 @@ import (
 // openLogForWrite opens (creating and migrating if needed) the trajectory
 // log cfg selects: the ClickHouse server at cfg.ClickHouseDSN, or embedded
 // chDB in the run directory.
-func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (tracelog.Store, error) {
+// The embedded log's run directory is claimed (claimRunDir) until the
+// store is closed.
+func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (_ tracelog.Store, err error) {
+	release := func() {}
+	if cfg.ClickHouseDSN == "" {
+		if release, err = claimRunDir(cfg); err != nil {
+			return nil, err
+		}
+	}
 	s, err := tracelog.Open(ctx, cfg.logConfig(log))
 	if err != nil {
+		release()
 		return nil, logError(cfg, err)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		s.Close()
+		release()
 		return nil, fmt.Errorf("migrate trajectory log: %w", logError(cfg, err))
 	}
-	return s, nil
+	return &heldStore{Store: s, release: release}, nil
 }
 
 // newLoggerStage builds the logger stage: labeled rows (verified rows in a

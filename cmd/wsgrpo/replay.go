@@ -113,6 +113,13 @@ func replayOptions(cfg Config, f replayFlags) (replay.Options, Config, error) {
 		}
 		into.Run = f.Into
 		into.Dir = filepath.Join(filepath.Dir(filepath.Clean(cfg.RunDir())), f.Into)
+		if into.NATS == "" {
+			// The embedded server writes there: it must not be a
+			// directory of something else.
+			if err := checkRunDirFree(into.Dir); err != nil {
+				return o, cfg, err
+			}
+		}
 	}
 	o = replay.Options{Run: cfg.Run, Target: target, Where: f.Where, Steps: steps, Batch: f.Batch}
 	return o, into, nil
