@@ -52,7 +52,7 @@ func openEmbedded(ctx context.Context, cfg Config) (*embeddedStore, error) {
 		insertQ: "INSERT INTO " + ddl.Table + " (" + strings.Join(Columns, ", ") + ")"}
 	if cfg.ReadOnly {
 		if err := s.checkReadOnly(ctx); err != nil {
-			conn.Close()
+			conn.Close() // not s.Close: OnClose is not called when Open fails
 			return nil, err
 		}
 	}
@@ -201,6 +201,9 @@ func (s *embeddedStore) Close() error {
 	if !s.closed {
 		s.closed = true
 		s.conn.Close()
+		if s.cfg.OnClose != nil {
+			s.cfg.OnClose()
+		}
 	}
 	return nil
 }

@@ -235,6 +235,9 @@ func (s *serverStore) Close() error {
 	s.closed.Do(func() {
 		s.inserts.close()
 		err = s.conn.Close()
+		if s.cfg.OnClose != nil {
+			s.cfg.OnClose()
+		}
 	})
 	return err
 }

@@ -73,6 +73,10 @@ type Config struct {
 	// and changes of settings fail with the engine's READONLY error;
 	// Migrate and Insert fail too.
 	ReadOnly bool
+	// OnClose, when set, is called once, after the store's first Close
+	// has closed it: the caller's hold on the data directory ends there,
+	// say. Open does not call it when it fails.
+	OnClose func()
 }
 
 // Backend names, as returned by BackendName.
