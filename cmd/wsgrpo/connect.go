@@ -62,6 +62,9 @@ func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 		}
 		if listen {
 			log.Info("embedded NATS server listening", "url", s.srv.URL())
+			if err := recordRunNATS(cfg.RunDir(), s.srv.URL()); err != nil {
+				log.Warn("could not record the NATS URL in the run directory's lock", "err", err)
+			}
 		}
 		s.nc, err = s.srv.Connect()
 	} else {

@@ -15,7 +15,7 @@ import (
 // log cfg selects: the ClickHouse server at cfg.ClickHouseDSN, or embedded
 // chDB in the run directory.
 // The embedded log's run directory is claimed (claimRunDir) until the
-// store is closed.
+// store is closed (tracelog.Config.OnClose).
 func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (_ tracelog.Store, err error) {
 	release := func() {}
 	if cfg.ClickHouseDSN == "" {
@@ -23,17 +23,18 @@ func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (_ trace
 			return nil, err
 		}
 	}
-	s, err := tracelog.Open(ctx, cfg.logConfig(log))
+	tc := cfg.logConfig(log)
+	tc.OnClose = release
+	s, err := tracelog.Open(ctx, tc)
 	if err != nil {
 		release()
 		return nil, logError(cfg, err)
 	}
 	if err := s.Migrate(ctx); err != nil {
 		s.Close()
-		release()
 		return nil, fmt.Errorf("migrate trajectory log: %w", logError(cfg, err))
 	}
-	return &heldStore{Store: s, release: release}, nil
+	return s, nil
 }
 
 // newLoggerStage builds the logger stage: labeled rows (verified rows in a

@@ -133,7 +133,8 @@ objects (--format json; nan and inf as strings) or CSV with a header row
 
 // openLog opens the trajectory log cfg selects: the server at
 // cfg.ClickHouseDSN, or the embedded log of the run directory, which must
-// exist (reading a log never creates one).
+// exist (reading a log never creates one) and is held (holdRunDir) until
+// the store is closed.
 func openLog(ctx context.Context, cfg Config, log *slog.Logger) (tracelog.Store, error) {
 	return openLogMode(ctx, cfg, log, false)
 }
@@ -143,13 +144,22 @@ func openLog(ctx context.Context, cfg Config, log *slog.Logger) (tracelog.Store,
 func openLogMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly bool) (tracelog.Store, error) {
 	tc := cfg.logConfig(log)
 	tc.ReadOnly = readOnly
+	release := func() {}
 	if tc.DSN == "" {
 		if st, err := os.Stat(tc.Dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("%w at %s: run %q has not logged trajectories here (give --run the run id or its directory, or --clickhouse-dsn for a ClickHouse server)", ErrNoLog, tc.Dir, cfg.Run)
 		}
+		// One process at a time: a live run that holds its directory is
+		// named, instead of the engine's failure to open its data.
+		var err error
+		if release, err = holdRunDir(cfg.RunDir(), useLog); err != nil {
+			return nil, err
+		}
 	}
+	tc.OnClose = release
 	s, err := tracelog.Open(ctx, tc)
 	if err != nil {
+		release()
 		return nil, logError(cfg, err)
 	}
 	return s, nil
