@@ -103,7 +103,7 @@ objects (--format json; nan and inf as strings) or CSV with a header row
 			defer s.Close()
 			res, err := s.Query(cmd.Context(), st.Text)
 			if err != nil && readOnly && readOnlyRefusal(err) {
-				return fmt.Errorf("%w: the engine refused the statement in read-only mode (pass --read-only=false to let it write): %w", ErrReadOnlyStatement, err)
+				return fmt.Errorf("%w: ClickHouse's readonly setting does not allow it (pass --read-only=false to let the statement write): %w", ErrReadOnlyStatement, err)
 			}
 			if err != nil {
 				return logError(cfg, err)
