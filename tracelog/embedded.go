@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +31,15 @@ var embeddedSettings = []string{
 	"--output_format_json_quote_denormals=1",
 }
 
-func openEmbedded(_ context.Context, cfg Config) (*embeddedStore, error) {
-	conn, err := chdb.Connect(cfg.Lib, cfg.Dir, embeddedSettings...)
+// readOnlySetting makes an embedded session read-only (Config.ReadOnly).
+const readOnlySetting = "--readonly=1"
+
+func openEmbedded(ctx context.Context, cfg Config) (*embeddedStore, error) {
+	args := embeddedSettings
+	if cfg.ReadOnly {
+		args = append(slices.Clone(embeddedSettings), readOnlySetting)
+	}
+	conn, err := chdb.Connect(cfg.Lib, cfg.Dir, args...)
 	switch {
 	case errors.Is(err, chdb.ErrLibrary):
 		return nil, fmt.Errorf("%w: %v. Run `make setup` (or scripts/setup.sh) to fetch it, set WSGRPO_CHDB_LIB to its path, or give a ClickHouse server DSN", ErrNoLibrary, err)
@@ -40,9 +48,30 @@ func openEmbedded(_ context.Context, cfg Config) (*embeddedStore, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	cfg.Logger.Debug("embedded trajectory log open", "dir", cfg.Dir, "lib", cfg.Lib)
-	return &embeddedStore{conn: conn, cfg: cfg,
-		insertQ: "INSERT INTO " + ddl.Table + " (" + strings.Join(Columns, ", ") + ")"}, nil
+	s := &embeddedStore{conn: conn, cfg: cfg,
+		insertQ: "INSERT INTO " + ddl.Table + " (" + strings.Join(Columns, ", ") + ")"}
+	if cfg.ReadOnly {
+		if err := s.checkReadOnly(ctx); err != nil {
+			conn.Close() // not s.Close: OnClose is not called when Open fails
+			return nil, err
+		}
+	}
+	cfg.Logger.Debug("embedded trajectory log open", "dir", cfg.Dir, "lib", cfg.Lib, "read_only", cfg.ReadOnly)
+	return s, nil
+}
+
+// checkReadOnly makes sure the engine applied the read-only setting to
+// this connection's session (a library that shared one session between
+// the connections to a path would not).
+func (s *embeddedStore) checkReadOnly(ctx context.Context) error {
+	res, err := s.run(ctx, []byte("SELECT getSetting('readonly')"), "TSV")
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(res.Data)); got != "1" {
+		return fmt.Errorf("%w: cannot open %s read-only: the engine's session has readonly = %s", ErrConfig, s.cfg.Dir, got)
+	}
+	return nil
 }
 
 // run executes one statement, honouring ctx before it starts (the engine
@@ -172,6 +201,9 @@ func (s *embeddedStore) Close() error {
 	if !s.closed {
 		s.closed = true
 		s.conn.Close()
+		if s.cfg.OnClose != nil {
+			s.cfg.OnClose()
+		}
 	}
 	return nil
 }

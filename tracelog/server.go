@@ -34,6 +34,14 @@ func openServer(ctx context.Context, cfg Config) (*serverStore, error) {
 	if opts.Protocol != clickhouse.Native {
 		return nil, fmt.Errorf("%w: only the native protocol (clickhouse://, port 9000) is supported", ErrConfig)
 	}
+	if cfg.ReadOnly {
+		// Sent with every statement: the server refuses writes, DDL,
+		// table functions and setting changes.
+		if opts.Settings == nil {
+			opts.Settings = clickhouse.Settings{}
+		}
+		opts.Settings["readonly"] = 1
+	}
 	if opts.DialTimeout == 0 || opts.DialTimeout > 5*time.Second {
 		opts.DialTimeout = 5 * time.Second
 	}
@@ -227,6 +235,9 @@ func (s *serverStore) Close() error {
 	s.closed.Do(func() {
 		s.inserts.close()
 		err = s.conn.Close()
+		if s.cfg.OnClose != nil {
+			s.cfg.OnClose()
+		}
 	})
 	return err
 }

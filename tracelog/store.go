@@ -66,6 +66,17 @@ type Config struct {
 	Lib string
 	// Logger receives migration and connection events; nil discards them.
 	Logger *slog.Logger
+	// ReadOnly opens the store for reading only, with ClickHouse's
+	// readonly = 1 setting: sent with every statement to a server, the
+	// embedded engine's session setting otherwise. Statements that write
+	// (INSERT, ALTER, DROP, CREATE, ...), table functions such as file()
+	// and changes of settings fail with the engine's READONLY error;
+	// Migrate and Insert fail too.
+	ReadOnly bool
+	// OnClose, when set, is called once, after the store's first Close
+	// has closed it: the caller's hold on the data directory ends there,
+	// say. Open does not call it when it fails.
+	OnClose func()
 }
 
 // Backend names, as returned by BackendName.

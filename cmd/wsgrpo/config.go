@@ -341,7 +341,7 @@ func (c Config) runnerConfig(rc pipeline.RunnerConfig) pipeline.RunnerConfig {
 func addConfigFlags(fs *pflag.FlagSet) {
 	d := DefaultConfig()
 	fs.String("config", "", "YAML configuration file")
-	fs.String("run", d.Run, "run id, or a run directory holding run.yaml")
+	fs.String("run", d.Run, "run id, or a run directory (one wsgrpo made, or one holding run.yaml)")
 	fs.String("dir", "", "run directory (default runs/<run>)")
 	fs.String("nats", "", "external NATS URL (default: embedded server in the run directory)")
 	fs.String("clickhouse-dsn", "", "ClickHouse server DSN for the trajectory log (default: embedded chDB)")
@@ -407,7 +407,7 @@ func isStageKey(key string) bool {
 
 // loadConfig builds the Config for a command from defaults, file, env and
 // flags. A --run naming an existing directory with a run.yaml uses that
-// directory and file.
+// directory and file; see resolveRun for what --run may name.
 func loadConfig(fs *pflag.FlagSet) (Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(structs.Provider(DefaultConfig(), "koanf"), nil); err != nil {
@@ -475,13 +475,8 @@ func loadConfig(fs *pflag.FlagSet) (Config, error) {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	// --run may name a run directory: its base name is the run id.
-	if st, err := os.Stat(c.Run); err == nil && st.IsDir() {
-		if c.Dir == "" {
-			c.Dir = c.Run
-		}
-		c.Run = filepath.Base(filepath.Clean(c.Run))
-	} else if strings.ContainsRune(c.Run, os.PathSeparator) {
-		return Config{}, fmt.Errorf("%w: --run %q is a path, but no such run directory exists (give an existing run directory, or a run id)", ErrConfig, c.Run)
+	if err := resolveRun(&c, "--run"); err != nil {
+		return Config{}, err
 	}
 	return c, c.Validate()
 }

@@ -25,10 +25,13 @@ type session struct {
 	// learnerSteps is the step log of a learner built in this process
 	// (train's progress line watches it); nil otherwise.
 	learnerSteps *stepLog
+	// release ends the claim on the run directory of the embedded server.
+	release func()
 }
 
 // openSession connects to cfg.NATS, or starts the embedded server with its
-// storage in the run directory, and ensures the run's streams and buckets.
+// storage in the run directory (claimed until close: claimRunDir), and
+// ensures the run's streams and buckets.
 func openSession(ctx context.Context, cfg Config, log *slog.Logger, listen bool) (*session, error) {
 	topo, err := cfg.topology()
 	if err != nil {
@@ -43,6 +46,9 @@ func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 	var err error
 	s := &session{topo: topo, reg: prometheus.NewRegistry()}
 	if cfg.NATS == "" {
+		if s.release, err = claimRunDir(cfg); err != nil {
+			return nil, err
+		}
 		s.srv, err = pipeline.StartServer(pipeline.ServerConfig{
 			StoreDir: filepath.Join(cfg.RunDir(), "nats"),
 			Listen:   listen,
@@ -51,10 +57,14 @@ func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 			Logger:   log.With("component", "nats-server"),
 		})
 		if err != nil {
+			s.close()
 			return nil, fmt.Errorf("start embedded NATS: %w", err)
 		}
 		if listen {
 			log.Info("embedded NATS server listening", "url", s.srv.URL())
+			if err := recordRunNATS(cfg.RunDir(), s.srv.URL()); err != nil {
+				log.Warn("could not record the NATS URL in the run directory's lock", "err", err)
+			}
 		}
 		s.nc, err = s.srv.Connect()
 	} else {
@@ -94,5 +104,9 @@ func (s *session) close() {
 	}
 	if s.srv != nil {
 		s.srv.Shutdown()
+	}
+	if s.release != nil {
+		s.release()
+		s.release = nil
 	}
 }

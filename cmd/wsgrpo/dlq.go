@@ -220,8 +220,12 @@ func openDLQ(ctx context.Context, cfg Config, log *slog.Logger) (*session, jetst
 				ErrNoDLQ, cfg.Run, store)
 		}
 		where = "the embedded store " + store
+		if s.release, err = holdRunDir(cfg.RunDir(), useNATS); err != nil {
+			return nil, nil, err
+		}
 		s.srv, err = pipeline.StartServer(pipeline.ServerConfig{StoreDir: store, Logger: log.With("component", "nats-server")})
 		if err != nil {
+			s.close()
 			return nil, nil, fmt.Errorf("start embedded NATS on %s (if the run is live, give --nats URL of its server instead): %w", store, err)
 		}
 		s.nc, err = s.srv.Connect()

@@ -643,6 +643,7 @@ func TestDLQEmbeddedRun(t *testing.T) {
 	}
 	nc.Close()
 	srv.Shutdown()
+	markedRunDir(t, dir)
 
 	got, err := execute(t, newDLQCmd(), "list", "--run", dir)
 	if err != nil || !strings.Contains(got, "verifier") || !strings.Contains(got, rollouts.Stream+":3") || !strings.Contains(got, "verifier timed out") {

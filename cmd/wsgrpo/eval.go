@@ -219,11 +219,17 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 		return err
 	}
 	if cfg.NATS == "" {
-		if _, serr := os.Stat(cfg.RunDir()); serr == nil {
-			if !o.Force {
-				return fmt.Errorf("%w: run directory %s exists (an eval run starts fresh: give another --run, or --force to replace it)", ErrConfig, cfg.RunDir())
-			}
-			if err := os.RemoveAll(cfg.RunDir()); err != nil {
+		used := runDirUsed(cfg.RunDir())
+		if used && !o.Force {
+			return fmt.Errorf("%w: run directory %s exists (an eval run starts fresh: give another --run, or --force to replace it)", ErrConfig, cfg.RunDir())
+		}
+		release, err := claimRunDir(cfg)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if used {
+			if err := clearRunDir(cfg.RunDir()); err != nil {
 				return err
 			}
 		}

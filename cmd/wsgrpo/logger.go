@@ -14,9 +14,20 @@ import (
 // openLogForWrite opens (creating and migrating if needed) the trajectory
 // log cfg selects: the ClickHouse server at cfg.ClickHouseDSN, or embedded
 // chDB in the run directory.
-func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (tracelog.Store, error) {
-	s, err := tracelog.Open(ctx, cfg.logConfig(log))
+// The embedded log's run directory is claimed (claimRunDir) until the
+// store is closed (tracelog.Config.OnClose).
+func openLogForWrite(ctx context.Context, cfg Config, log *slog.Logger) (_ tracelog.Store, err error) {
+	release := func() {}
+	if cfg.ClickHouseDSN == "" {
+		if release, err = claimRunDir(cfg); err != nil {
+			return nil, err
+		}
+	}
+	tc := cfg.logConfig(log)
+	tc.OnClose = release
+	s, err := tracelog.Open(ctx, tc)
 	if err != nil {
+		release()
 		return nil, logError(cfg, err)
 	}
 	if err := s.Migrate(ctx); err != nil {

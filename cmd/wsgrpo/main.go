@@ -18,14 +18,24 @@ func main() {
 		os.Exit(rssChild(spec))
 	}
 	tuneGC()
+	os.Exit(runCLI(os.Args[1:]))
+}
+
+// runCLI runs the command line args (without the program name) and
+// returns the exit status: 0, 2 for a configuration error, 1 for any
+// other error, which it prints.
+func runCLI(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsgrpo:", err)
 		if errors.Is(err, ErrConfig) {
-			os.Exit(2)
+			return 2
 		}
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

@@ -21,6 +21,9 @@ const (
 	// stage process as JSON (run and NATS URL still come from the two
 	// variables above); otherwise it runs a no-labeler sampler setup.
 	envStageProcConfig = "WSGRPO_CMD_TEST_STAGE_CONFIG"
+	// envCLI, when set, makes the test binary the wsgrpo binary: it runs
+	// its command line arguments as a wsgrpo command line (runCLI).
+	envCLI = "WSGRPO_CMD_TEST_CLI"
 )
 
 func TestMain(m *testing.M) {
@@ -29,6 +32,9 @@ func TestMain(m *testing.M) {
 	}
 	if name := os.Getenv(envStageProc); name != "" {
 		os.Exit(stageProcess(name))
+	}
+	if os.Getenv(envCLI) != "" {
+		os.Exit(runCLI(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }

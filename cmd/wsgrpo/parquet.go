@@ -320,20 +320,23 @@ func runImport(cmd *cobra.Command, cfg Config, log *slog.Logger, path string) er
 				path, ErrRunMismatch, run, cfg.Run, run, filepath.Join("runs", run))
 		}
 		cfg.Run = run
+		if cfg.Dir == "" {
+			// runs/<the file's run> must not be a directory of something else.
+			if err := checkRunDirFree(cfg.RunDir()); err != nil {
+				return err
+			}
+		}
 	}
 	tc := cfg.logConfig(log)
 	dest := tc.Dir
 	if tc.DSN != "" {
 		dest = redactDSN(tc.DSN)
 	}
-	s, err := tracelog.Open(ctx, tc)
+	s, err := openLogForWrite(ctx, cfg, log)
 	if err != nil {
-		return logError(cfg, err)
+		return err
 	}
 	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		return logError(cfg, err)
-	}
 	log.Info("importing trajectories", "file", path, "run", run, "rows", rows, "log", dest)
 	n, err := tracelog.ImportParquet(ctx, s, path)
 	if err != nil {

@@ -123,7 +123,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 // returns the run directory.
 func embeddedRun(t *testing.T, root, run string, rows []tracelog.Row) string {
 	t.Helper()
-	dir := filepath.Join(root, run)
+	dir := markedRunDir(t, filepath.Join(root, run))
 	fillStore(t, tracelog.Config{Dir: tracelog.EmbeddedDir(dir), Lib: chtest.Library(t)}, rows)
 	return dir
 }
@@ -304,8 +304,9 @@ func TestImportErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}()
-	other := filepath.Join(root, "other")
-	if err := os.Mkdir(other, 0o755); err != nil {
+	other := markedRunDir(t, filepath.Join(root, "other"))
+	plain := filepath.Join(root, "plain")
+	if err := os.Mkdir(plain, 0o755); err != nil {
 		t.Fatal(err)
 	}
 
@@ -324,6 +325,7 @@ func TestImportErrors(t *testing.T) {
 		{"no rows", []string{empty}, ErrEmptyRun, "nothing to import"},
 		{"other run id", []string{file, "--run", "ws-grpo"}, ErrRunMismatch, `its rows are run "pq", --run says "ws-grpo"`},
 		{"other run directory", []string{file, "--run", other}, ErrRunMismatch, "omit --run"},
+		{"not a run directory", []string{file, "--run", plain}, ErrNotRunDir, "did not make a run directory"},
 		{"bad run", []string{file, "--run", "a b"}, ErrConfig, "run"},
 		{"run id not a name", []string{escaped}, ErrConfig, `the file's run id "../../escaped"`},
 	}

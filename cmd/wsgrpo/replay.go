@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/replay"
+	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
 // replayFlags are the options of `wsgrpo replay`.
@@ -113,6 +116,13 @@ func replayOptions(cfg Config, f replayFlags) (replay.Options, Config, error) {
 		}
 		into.Run = f.Into
 		into.Dir = filepath.Join(filepath.Dir(filepath.Clean(cfg.RunDir())), f.Into)
+		if into.NATS == "" {
+			// The embedded server writes there: it must not be a
+			// directory of something else.
+			if err := checkRunDirFree(into.Dir); err != nil {
+				return o, cfg, err
+			}
+		}
 	}
 	o = replay.Options{Run: cfg.Run, Target: target, Where: f.Where, Steps: steps, Batch: f.Batch}
 	return o, into, nil
@@ -123,6 +133,22 @@ func runReplay(cmd *cobra.Command, cfg Config, log *slog.Logger, f replayFlags) 
 	o, intoCfg, err := replayOptions(cfg, f)
 	if err != nil {
 		return err
+	}
+	// The target's embedded server, and the source's embedded log, live
+	// in run directories: held before either opens.
+	if intoCfg.NATS == "" {
+		release, err := claimRunDir(intoCfg)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if dir := replaySourceDir(cfg, f.From); dir != "" {
+		release, err := holdRunDir(dir, useLog)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	src, err := replay.OpenSource(ctx, f.From, replay.SourceConfig{
 		DSN: cfg.ClickHouseDSN, RunDir: cfg.RunDir(), Logger: log.With("component", "tracelog"),
@@ -163,6 +189,28 @@ func runReplay(cmd *cobra.Command, cfg Config, log *slog.Logger, f replayFlags) 
 	}
 	printReplaySummary(cmd, sum, src.Name, f, time.Since(start))
 	return nil
+}
+
+// replaySourceDir is the run directory whose embedded log replay reads
+// (--run's, or --from DIR's), or "" for a server or a Parquet file.
+func replaySourceDir(cfg Config, from string) string {
+	switch {
+	case from == "" && cfg.ClickHouseDSN == "":
+		return cfg.RunDir()
+	case from == "" || replay.IsDSN(from) || strings.HasSuffix(strings.ToLower(from), parquetExt):
+		return ""
+	case isDir(tracelog.EmbeddedDir(from)):
+		return from
+	case filepath.Base(filepath.Clean(from)) == filepath.Base(tracelog.EmbeddedDir("")) && isDir(filepath.Dir(filepath.Clean(from))):
+		return filepath.Dir(filepath.Clean(from)) // an embedded log directory itself
+	}
+	return ""
+}
+
+// isDir reports whether path is a directory.
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 func printReplaySummary(cmd *cobra.Command, sum replay.Summary, source string, f replayFlags, elapsed time.Duration) {

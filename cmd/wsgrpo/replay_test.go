@@ -25,7 +25,7 @@ import (
 func replayRunDir(t *testing.T, root, run string, n int) string {
 	t.Helper()
 	lib := chtest.Library(t)
-	dir := filepath.Join(root, run)
+	dir := markedRunDir(t, filepath.Join(root, run))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := tracelog.Open(ctx, tracelog.Config{Dir: tracelog.EmbeddedDir(dir), Lib: lib})

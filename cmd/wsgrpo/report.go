@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -132,13 +131,15 @@ func buildReport(ctx context.Context, cfg Config, log *slog.Logger, opts report.
 
 // otherRun returns the configuration of the run to compare with: the same
 // backend, with the run id and directory of other (a run directory, or a run
-// id whose directory sits next to cfg's).
+// id whose directory sits next to cfg's), resolved as --run is (resolveRun).
 func otherRun(cfg Config, other string) (Config, error) {
 	o := cfg
-	if st, err := os.Stat(other); err == nil && st.IsDir() {
-		o.Dir, o.Run = other, filepath.Base(filepath.Clean(other))
-	} else {
-		o.Run, o.Dir = other, filepath.Join(filepath.Dir(cfg.RunDir()), other)
+	o.Run, o.Dir = other, ""
+	if !isRunDir(other) && pipeline.ValidateName(other) == nil {
+		o.Dir = filepath.Join(filepath.Dir(cfg.RunDir()), other)
+	}
+	if err := resolveRun(&o, "--compare"); err != nil {
+		return Config{}, err
 	}
 	if err := pipeline.ValidateName(o.Run); err != nil {
 		return Config{}, fmt.Errorf("%w: --compare: %w", ErrConfig, err)

@@ -64,7 +64,7 @@ func TestReportCommand(t *testing.T) {
 
 			t.Run("unknown run", func(t *testing.T) {
 				dir := filepath.Join(root, "nobody")
-				_ = os.MkdirAll(tracelog.EmbeddedDir(dir), 0o755)
+				_ = os.MkdirAll(tracelog.EmbeddedDir(markedRunDir(t, dir)), 0o755)
 				if b.name == tracelog.BackendEmbedded {
 					// An embedded log of its own, holding another run.
 					b.fill(t, dir, reporting.SyntheticRows("someone", 0, 64, 64, 8, 5))

@@ -36,6 +36,7 @@ func newSQLCmd() *cobra.Command {
 	var (
 		format   string
 		maxWidth int
+		readOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sql [--run ID] QUERY",
@@ -51,15 +52,29 @@ trajectories_dedup, the de-duplicated view. A redelivered batch can leave
 duplicate rows in trajectories until ClickHouse merges them: count, sum and
 average over trajectories_dedup.
 
-RAW SQL FOR TRUSTED USERS ONLY: the query runs as written, with every right
-the connection has (on the embedded log, all of them: it can drop the
-table). Do not pass text you did not write or check.
+Exactly one statement: a query holding more (SELECT 1; DROP TABLE ...) is
+refused before anything runs. Semicolons in string literals, quoted
+identifiers, heredocs and comments do not count, nor does one at the end.
+
+RAW SQL FOR TRUSTED USERS ONLY: the statement runs as written, with the
+rights of the connection's user: on the embedded log all of them, on a
+server those of the DSN's user. That includes ClickHouse's file and URL
+table functions (file('/etc/...'), url(...)) and SELECT ... INTO OUTFILE,
+which read and write files as this process (or the server). Do not pass
+text you did not write or check.
+
+--read-only (the default) runs the statement with ClickHouse's readonly = 1
+setting (the embedded log's session; sent with the query to a server): it
+may only read. INSERT, ALTER, DROP, CREATE, table functions such as file()
+and SETTINGS changes fail with the engine's readonly error, and INTO OUTFILE
+is refused. --read-only=false runs it with every right of the connection.
 
 Output: an aligned table (--format table, the default), a JSON array of
 objects (--format json; nan and inf as strings) or CSV with a header row
 (--format csv).`,
 		Example: `  wsgrpo sql --run demo "SELECT step, avg(completion_tokens) FROM trajectories_dedup GROUP BY step ORDER BY step"
-  wsgrpo sql --run runs/demo --format csv "SELECT * FROM trajectories_dedup LIMIT 10"`,
+  wsgrpo sql --run runs/demo --format csv "SELECT * FROM trajectories_dedup LIMIT 10"
+  wsgrpo sql --run runs/demo --read-only=false "OPTIMIZE TABLE trajectories FINAL"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
@@ -70,16 +85,26 @@ objects (--format json; nan and inf as strings) or CSV with a header row
 			if strings.TrimSpace(args[0]) == "" {
 				return fmt.Errorf("%w: empty query", ErrConfig)
 			}
+			st, err := singleStatement(args[0])
+			if err != nil {
+				return err
+			}
+			if readOnly && st.IntoOutfile {
+				return fmt.Errorf("%w: %w: INTO OUTFILE writes a file, which the engine's readonly setting does not stop (pass --read-only=false to allow it)", ErrConfig, ErrReadOnlyStatement)
+			}
 			cfg, log, err := setup(cmd)
 			if err != nil {
 				return err
 			}
-			s, err := openLog(cmd.Context(), cfg, log)
+			s, err := openLogMode(cmd.Context(), cfg, log, readOnly)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			res, err := s.Query(cmd.Context(), args[0])
+			res, err := s.Query(cmd.Context(), st.Text)
+			if err != nil && readOnly && readOnlyRefusal(err) {
+				return fmt.Errorf("%w: ClickHouse's readonly setting does not allow it (pass --read-only=false to let the statement write): %w", ErrReadOnlyStatement, err)
+			}
 			if err != nil {
 				return logError(cfg, err)
 			}
@@ -102,21 +127,39 @@ objects (--format json; nan and inf as strings) or CSV with a header row
 	addConfigFlags(cmd.Flags())
 	cmd.Flags().StringVar(&format, "format", formatTable, "output format: table, json or csv")
 	cmd.Flags().IntVar(&maxWidth, "max-width", 60, "cut table cells longer than this many characters (0: never)")
+	cmd.Flags().BoolVar(&readOnly, "read-only", true, "run the statement with ClickHouse's readonly = 1 setting (no writes, DDL, table functions or INTO OUTFILE); --read-only=false allows them")
 	return cmd
 }
 
 // openLog opens the trajectory log cfg selects: the server at
 // cfg.ClickHouseDSN, or the embedded log of the run directory, which must
-// exist (reading a log never creates one).
+// exist (reading a log never creates one) and is held (holdRunDir) until
+// the store is closed.
 func openLog(ctx context.Context, cfg Config, log *slog.Logger) (tracelog.Store, error) {
+	return openLogMode(ctx, cfg, log, false)
+}
+
+// openLogMode is openLog, read-only (tracelog.Config.ReadOnly) when
+// readOnly is set.
+func openLogMode(ctx context.Context, cfg Config, log *slog.Logger, readOnly bool) (tracelog.Store, error) {
 	tc := cfg.logConfig(log)
+	tc.ReadOnly = readOnly
+	release := func() {}
 	if tc.DSN == "" {
 		if st, err := os.Stat(tc.Dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("%w at %s: run %q has not logged trajectories here (give --run the run id or its directory, or --clickhouse-dsn for a ClickHouse server)", ErrNoLog, tc.Dir, cfg.Run)
 		}
+		// One process at a time: a live run that holds its directory is
+		// named, instead of the engine's failure to open its data.
+		var err error
+		if release, err = holdRunDir(cfg.RunDir(), useLog); err != nil {
+			return nil, err
+		}
 	}
+	tc.OnClose = release
 	s, err := tracelog.Open(ctx, tc)
 	if err != nil {
+		release()
 		return nil, logError(cfg, err)
 	}
 	return s, nil
@@ -133,6 +176,12 @@ func logError(cfg Config, err error) error {
 		return fmt.Errorf("the query failed: %w", err)
 	}
 	return err
+}
+
+// readOnlyRefusal reports whether err is ClickHouse's READONLY error
+// (code 164): a statement the readonly setting does not allow.
+func readOnlyRefusal(err error) bool {
+	return errors.Is(err, tracelog.ErrQuery) && strings.Contains(strings.ToLower(err.Error()), "code: 164")
 }
 
 // redactDSN drops the password from a DSN for messages.

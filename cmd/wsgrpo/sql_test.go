@@ -45,9 +45,9 @@ func logBackends(tb testing.TB) []logBackend {
 	return []logBackend{
 		{tracelog.BackendServer, func(tb testing.TB, runDir string, rows []tracelog.Row) []string {
 			tb.Helper()
-			// The run directory exists, so --run can name it; the log is
-			// on the server.
-			if err := os.MkdirAll(runDir, 0o755); err != nil {
+			// The run directory exists, made by wsgrpo, so --run can name
+			// it; the log is on the server.
+			if err := markRunDir(runDir, filepath.Base(runDir)); err != nil {
 				tb.Fatal(err)
 			}
 			srv := sharedServer(tb)
@@ -56,6 +56,9 @@ func logBackends(tb testing.TB) []logBackend {
 		}},
 		{tracelog.BackendEmbedded, func(tb testing.TB, runDir string, rows []tracelog.Row) []string {
 			tb.Helper()
+			if err := markRunDir(runDir, filepath.Base(runDir)); err != nil {
+				tb.Fatal(err)
+			}
 			fillStore(tb, tracelog.Config{Dir: tracelog.EmbeddedDir(runDir), Lib: chtest.Library(tb)}, rows)
 			return nil
 		}},
@@ -243,7 +246,7 @@ func TestSQLCommandErrors(t *testing.T) {
 		}
 	})
 	t.Run("no log", func(t *testing.T) {
-		_, err := execute(t, newSQLCmd(), "--run", t.TempDir(), "SELECT 1")
+		_, err := execute(t, newSQLCmd(), "--run", markedRunDir(t, t.TempDir()), "SELECT 1")
 		if !errors.Is(err, ErrNoLog) {
 			t.Fatalf("err = %v, want ErrNoLog", err)
 		}
@@ -264,7 +267,7 @@ func TestSQLCommandErrors(t *testing.T) {
 		}
 	})
 	t.Run("missing library", func(t *testing.T) {
-		runDir := t.TempDir()
+		runDir := markedRunDir(t, t.TempDir())
 		if err := os.MkdirAll(tracelog.EmbeddedDir(runDir), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -83,6 +83,16 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 	if cfg.NATS == "" {
 		return fmt.Errorf("%w: a stage process joins a shared NATS server: give --nats URL (an external server, or `wsgrpo train --listen HOST:PORT`)", ErrConfig)
 	}
+	// The learner writes its checkpoints into the run directory, the
+	// logger the embedded trajectory log (and the learner its steps):
+	// claimed before anything is opened.
+	if position == pipeline.StageLearner || (position == pipeline.StageLogger && cfg.ClickHouseDSN == "") {
+		release, err := claimRunDir(cfg)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	s, err := openSession(ctx, cfg, log, false)
 	if err != nil {
 		return err

@@ -162,6 +162,15 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	if err != nil {
 		return err
 	}
+	// The embedded server and log live in the run directory: claimed
+	// before either opens, for the whole run.
+	if cfg.NATS == "" || (!o.NoLog && cfg.ClickHouseDSN == "") {
+		release, err := claimRunDir(cfg)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	// The end of the line: the learner's position, or in a run without a
 	// labeler the verified stream, which the sink and the logger each read
 	// through a consumer Ensure makes up front (as on the labeled stream,

@@ -200,27 +200,33 @@ func writeTrainState(cfg Config, st trainState) error {
 	return os.WriteFile(filepath.Join(cfg.RunDir(), trainStateFile), b, 0o644)
 }
 
-// prepareRunDir applies --resume and --force to an existing run directory.
-func prepareRunDir(cfg Config, o trainOptions) error {
-	if cfg.NATS != "" {
-		return nil
+// prepareRunDir applies --resume and --force to an existing run directory
+// and claims the directory for the run (claimRunDir); release ends the
+// claim.
+func prepareRunDir(cfg Config, o trainOptions) (release func(), err error) {
+	if o.Resume && o.Force {
+		return nil, fmt.Errorf("%w: --resume and --force exclude each other", ErrConfig)
 	}
 	dir := cfg.RunDir()
-	_, err := os.Stat(dir)
-	exists := err == nil
-	switch {
-	case o.Resume && o.Force:
-		return fmt.Errorf("%w: --resume and --force exclude each other", ErrConfig)
-	case exists && o.Force:
-		if err := os.RemoveAll(dir); err != nil {
-			return err
+	exists := runDirUsed(dir)
+	if cfg.NATS == "" {
+		switch {
+		case exists && !o.Resume && !o.Force:
+			return nil, fmt.Errorf("%w: run directory %s exists: continue the run with --resume, or start over with --force (or give another --run)", ErrConfig, dir)
+		case !exists && o.Resume:
+			return nil, fmt.Errorf("%w: --resume: no run directory %s", ErrConfig, dir)
 		}
-	case exists && !o.Resume:
-		return fmt.Errorf("%w: run directory %s exists: continue the run with --resume, or start over with --force (or give another --run)", ErrConfig, dir)
-	case !exists && o.Resume:
-		return fmt.Errorf("%w: --resume: no run directory %s", ErrConfig, dir)
 	}
-	return os.MkdirAll(dir, 0o755)
+	if release, err = claimRunDir(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.NATS == "" && exists && o.Force {
+		if err := clearRunDir(dir); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	return release, nil
 }
 
 // loggedSteps sets the summary's first and last step from the run's steps
@@ -267,9 +273,11 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	start := time.Now()
-	if err := prepareRunDir(cfg, o); err != nil {
+	release, err := prepareRunDir(cfg, o)
+	if err != nil {
 		return err
 	}
+	defer release()
 	ck, err := checkpoint.Load(cfg.Train.Model)
 	if err != nil {
 		return fmt.Errorf("load train.model %s: %w", cfg.Train.Model, err)

@@ -57,7 +57,10 @@ type Files struct {
 }
 
 // Write creates dir and writes the plots, the markdown summary (which
-// references the plots by relative path) and the JSON of d into it.
+// references the plots by relative path) and the JSON of d into it. Each
+// file is written under a temporary name and renamed when complete: a
+// failure part-way (a full disk) leaves no truncated file, and an earlier
+// report's file of that name as it was.
 func (d *Document) Write(dir string) (Files, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Files{}, fmt.Errorf("report: output directory: %w", err)
@@ -73,14 +76,14 @@ func (d *Document) Write(dir string) (Files, error) {
 	}
 	var md bytes.Buffer
 	d.markdown(&md)
-	if err := os.WriteFile(f.Markdown, md.Bytes(), 0o644); err != nil {
+	if err := writeBytesAtomic(f.Markdown, md.Bytes()); err != nil {
 		return Files{}, fmt.Errorf("report: %w", err)
 	}
 	js, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return Files{}, fmt.Errorf("report: %w", err)
 	}
-	if err := os.WriteFile(f.JSON, append(js, '\n'), 0o644); err != nil {
+	if err := writeBytesAtomic(f.JSON, append(js, '\n')); err != nil {
 		return Files{}, fmt.Errorf("report: %w", err)
 	}
 	return f, nil

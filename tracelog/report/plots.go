@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"image/color"
+	"io"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -42,7 +43,8 @@ const (
 	plotHeight = 5 * vg.Inch
 )
 
-// WritePlots renders the plots of d into dir as PNG files.
+// WritePlots renders the plots of d into dir as PNG files, each written
+// under a temporary name and renamed when complete.
 func (d *Document) WritePlots(dir string) ([]Plot, error) {
 	runs := d.reports()
 	type job struct {
@@ -66,7 +68,14 @@ func (d *Document) WritePlots(dir string) ([]Plot, error) {
 			return out, fmt.Errorf("%w: %s: %w", ErrPlot, j.file, err)
 		}
 		p.Title.Text = j.title
-		if err := p.Save(plotWidth, plotHeight, filepath.Join(dir, j.file)); err != nil {
+		png, err := p.WriterTo(plotWidth, plotHeight, "png")
+		if err != nil {
+			return out, fmt.Errorf("%w: %s: %w", ErrPlot, j.file, err)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, j.file), func(w io.Writer) error {
+			_, err := png.WriteTo(w)
+			return err
+		}); err != nil {
 			return out, fmt.Errorf("%w: %s: %w", ErrPlot, j.file, err)
 		}
 		out = append(out, Plot{Title: j.title, File: j.file})

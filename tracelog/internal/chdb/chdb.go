@@ -30,6 +30,10 @@ var (
 	ErrQuery = errors.New("chdb query failed")
 	// ErrClosed is returned for a query on a closed connection.
 	ErrClosed = errors.New("chdb connection closed")
+	// ErrConnect is returned by Connect when the library is loaded but the
+	// engine cannot open the data directory, most often because another
+	// process holds it (the engine locks <dir>/status).
+	ErrConnect = errors.New("chdb cannot open the data directory")
 )
 
 // lib holds the bound C functions.
@@ -150,7 +154,7 @@ func Connect(libPath, dir string, extra ...string) (*Conn, error) {
 	runtime.KeepAlive(cargs)
 	runtime.KeepAlive(argv)
 	if p == nil || *(*unsafe.Pointer)(p) == nil {
-		return nil, fmt.Errorf("%w: chdb_connect failed for %s", ErrLibrary, dir)
+		return nil, fmt.Errorf("%w %s: chdb_connect failed (is another process using it?)", ErrConnect, dir)
 	}
 	openPath = dir
 	openCount++

@@ -1,8 +1,12 @@
 package chdb
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,4 +101,60 @@ func TestLoadErrors(t *testing.T) {
 	if err := Load(bad); !errors.Is(err, ErrLibrary) {
 		t.Fatalf("not a library: err = %v", err)
 	}
+}
+
+// envHoldDir makes TestHelperHoldDir, run in a child process, hold the
+// data directory it names until its stdin closes.
+const envHoldDir = "WSGRPO_CHDB_TEST_HOLD_DIR"
+
+// TestConnectHeldByAnotherProcess: a data directory another process has
+// open is ErrConnect (the engine locks it), not ErrLibrary: the library
+// itself is fine.
+func TestConnectHeldByAnotherProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	lib := libPath(t)
+	dir := filepath.Join(t.TempDir(), "held")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldDir$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envHoldDir+"="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "holding\n" {
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	c, err := Connect(lib, dir)
+	if err == nil {
+		c.Close()
+	}
+	if !errors.Is(err, ErrConnect) || errors.Is(err, ErrLibrary) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("connect to a directory another process holds: err = %v, want ErrConnect naming %s", err, dir)
+	}
+}
+
+// TestHelperHoldDir is the child of TestConnectHeldByAnotherProcess.
+func TestHelperHoldDir(t *testing.T) {
+	dir := os.Getenv(envHoldDir)
+	if dir == "" {
+		t.Skip("runs as the child process of TestConnectHeldByAnotherProcess")
+	}
+	c, err := Connect(libPath(t), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Println("holding")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
