@@ -32,15 +32,19 @@ type Error struct {
 	Err error
 }
 
-// New returns the out-of-space error of the store what at where, whose
-// write of need bytes (-1: unknown) failed with err. When where is a
-// local path, Free and Size are read from its file system now.
+// New returns the out-of-space error of the store what at where (a
+// directory or a server's address; "" when unknown) whose write of need
+// bytes (-1: unknown) failed with err. Free and Size are unknown.
 func New(what, where string, need int64, err error) *Error {
-	e := &Error{What: what, Where: where, Free: -1, Size: -1, Need: need, Err: err}
-	if where != "" {
-		if free, size, ok := Space(where); ok {
-			e.Free, e.Size = int64(free), int64(size)
-		}
+	return &Error{What: what, Where: where, Free: -1, Size: -1, Need: need, Err: err}
+}
+
+// NewAt is New for a store in the local directory dir: Free and Size are
+// read from dir's file system now.
+func NewAt(what, dir string, need int64, err error) *Error {
+	e := New(what, dir, need, err)
+	if free, size, ok := Space(dir); ok {
+		e.Free, e.Size = int64(free), int64(size)
 	}
 	return e
 }

@@ -69,13 +69,16 @@ func TestError(t *testing.T) {
 
 func TestNewMeasuresTheFileSystem(t *testing.T) {
 	dir := t.TempDir()
-	e := New("the trajectory log", filepath.Join(dir, "not", "yet"), 10, errors.New("full"))
+	e := NewAt("the trajectory log", filepath.Join(dir, "not", "yet"), 10, errors.New("full"))
 	if _, _, ok := Space(dir); ok && (e.Free < 0 || e.Size <= 0) {
 		t.Errorf("free %d, size %d: want both measured at the nearest existing parent", e.Free, e.Size)
 	}
 	var as *Error
 	if !errors.As(fmt.Errorf("stage logger: %w", e), &as) || as.Need != 10 {
 		t.Errorf("errors.As = %+v", as)
+	}
+	if e := New("the JetStream store", "nats://host:4222", -1, nil); e.Free != -1 || e.Size != -1 {
+		t.Errorf("New measured %q: free %d, size %d", e.Where, e.Free, e.Size)
 	}
 }
 
