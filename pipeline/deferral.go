@@ -158,8 +158,8 @@ func (d *deferral) handBack() bool {
 	d.mu.Unlock()
 	defer d.r.deferred.remove(d)
 	// retry naks it (ctx is done), or dead-letters it on its last allowed
-	// delivery: a nak then would leave it to a max-deliveries advisory
-	// that no stopped runner watches.
+	// delivery rather than leave it to the next runner's check past
+	// MaxDeliver.
 	d.r.retry(d.ctx, d.m, d.md, errDeferredAtShutdown, d.log)
 	d.log.Info("deferred batch handed back at shutdown")
 	return true

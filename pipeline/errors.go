@@ -1,6 +1,10 @@
 package pipeline
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/wsgrpo/wsgrpo/internal/diskfull"
+)
 
 // Sentinel errors. Callers test them with errors.Is. The errors a
 // processor returns to steer the runner (stage.ErrPermanent,
@@ -24,4 +28,12 @@ var (
 	// ErrDeadLetter is returned by DecodeDeadLetter for a message that is not
 	// a well-formed dead-letter record.
 	ErrDeadLetter = errors.New("malformed dead-letter record")
+	// ErrStorageFull marks a failure because a store ran out of space:
+	// the JetStream store (a full disk, or the server's max_storage
+	// reached) or a processor's own store, such as the trajectory log.
+	// A runner that meets it hands its batches back unacknowledged and
+	// stops, and Run returns an error wrapping it (see IsStorageFull and
+	// StorageFullError). It is the same error value as
+	// stage.ErrStorageFull and tracelog.ErrStorageFull.
+	ErrStorageFull = diskfull.ErrFull
 )

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -15,6 +16,10 @@ import (
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
+
+// errUnresolved is the cause recorded when a batch arrives past its last
+// allowed delivery.
+var errUnresolved = errors.New("deliveries used up")
 
 // handle takes one message through decode, process, publish and ack.
 // ctx ending means shutdown; hard ending means the shutdown grace is over.
@@ -33,6 +38,15 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 	if md.NumDelivered > 1 {
 		r.cfg.Metrics.Redelivered.WithLabelValues(name).Inc()
 	}
+	if md.NumDelivered > uint64(r.cfg.MaxDeliver) {
+		// Its deliveries ran out without an outcome: the workers that
+		// held it died or exceeded AckWait, or its dead letter could not
+		// be stored. It is not processed again.
+		r.cfg.Metrics.Errors.WithLabelValues(name, "max_deliveries").Inc()
+		r.deadLetter(hard, m, md, ReasonMaxDeliveries, fmt.Errorf("%w: delivered %d times (MaxDeliver %d) without being acknowledged: its workers died or exceeded AckWait %s, or its dead letter could not be stored",
+			errUnresolved, md.NumDelivered-1, r.cfg.MaxDeliver, r.cfg.AckWait), log)
+		return
+	}
 	rec, err := schemas.Decode(r.cfg.InputKind, m.Data(), r.cfg.Allocator)
 	if err != nil {
 		r.cfg.Metrics.Errors.WithLabelValues(name, "invalid").Inc()
@@ -45,7 +59,7 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 	d := r.newDeferral(ctx, hard, m, md, start, log)
 	defer func() { d.void() }()
 	outs, err := r.process(d.processCtx(), rec)
-	for attempt := uint64(1); stage.Classify(err) == stage.ClassUnavailable && ctx.Err() == nil; attempt++ {
+	for attempt := uint64(1); stage.Classify(err) == stage.ClassUnavailable && ctx.Err() == nil && r.processorFull(err) == nil; attempt++ {
 		// Hold the batch (the heartbeat keeps it from being redelivered)
 		// and try again once the dependency may be back.
 		releaseAll(outs)
@@ -83,6 +97,10 @@ func (r *Runner) handle(ctx, hard context.Context, m jetstream.Msg, log *slog.Lo
 		cancel()
 		if err != nil {
 			r.cfg.Metrics.Errors.WithLabelValues(name, "publish").Inc()
+			if full := r.jetStreamFull(err, msgBytes(msgs)); full != nil {
+				r.handBackFull(m, full, log)
+				return
+			}
 			r.retry(ctx, m, md, err, log.With("err", err))
 			return
 		}
@@ -113,6 +131,9 @@ func (r *Runner) ack(ctx context.Context, m jetstream.Msg, rowsIn, rowsOut int64
 		// by their message ids.
 		r.cfg.Metrics.Errors.WithLabelValues(name, "ack").Inc()
 		log.Warn("ack failed; the batch will be redelivered and its outputs de-duplicated", "err", err)
+		if full := r.jetStreamFull(err, -1); full != nil {
+			r.halt(full)
+		}
 		return
 	}
 	r.cfg.Metrics.Batches.WithLabelValues(name, "ok").Inc()
@@ -182,10 +203,15 @@ func (r *Runner) encodeOutputs(outs []arrow.RecordBatch, md *jetstream.MsgMetada
 // invalid and permanent errors and the last allowed delivery go to the
 // dead-letter stream, shutdown naks at once, anything else is retried
 // later. (An unavailable error only gets here at shutdown: handle retries
-// it in place until then.)
+// it in place until then.) A store out of space comes first: the batch is
+// handed back and the runner stops.
 func (r *Runner) failed(ctx, hard context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, err error, log *slog.Logger) {
 	name := r.cfg.Stage
 	log = log.With("err", err)
+	if full := r.processorFull(err); full != nil {
+		r.handBackFull(m, full, log)
+		return
+	}
 	class := stage.Classify(err)
 	switch {
 	case class.DeadLetters():
@@ -244,7 +270,10 @@ func (r *Runner) backoff(delivered uint64) time.Duration {
 }
 
 // deadLetter copies m to the dead-letter stream and terminates it. When the
-// copy cannot be stored, m is nak'ed instead, so nothing is dropped.
+// copy cannot be stored, m is neither acknowledged nor terminated: it is
+// nak'ed, so nothing is dropped, and delivered again later (past
+// MaxDeliver, handle dead-letters it without processing it). A copy that
+// failed because the JetStream store is out of space stops the runner.
 func (r *Runner) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, reason Reason, cause error, log *slog.Logger) {
 	d := DeadLetter{
 		Reason: reason, Class: deadLetterClass(cause), Error: cause.Error(), Stage: r.cfg.Stage,
@@ -254,6 +283,11 @@ func (r *Runner) deadLetter(ctx context.Context, m jetstream.Msg, md *jetstream.
 	}
 	if err := r.storeDeadLetter(ctx, d); err != nil {
 		r.cfg.Metrics.Errors.WithLabelValues(r.cfg.Stage, "publish").Inc()
+		if full := r.jetStreamFull(err, int64(len(d.Payload))); full != nil {
+			log.Error("could not store dead letter; the batch is handed back for redelivery", "reason", reason, "cause", cause, "err", full)
+			r.handBackFull(m, full, log)
+			return
+		}
 		log.Error("could not store dead letter; the batch will be redelivered", "reason", reason, "cause", cause, "err", err)
 		_ = m.NakWithDelay(r.cfg.BackoffMax)
 		return
@@ -269,6 +303,15 @@ func (r *Runner) storeDeadLetter(ctx context.Context, d DeadLetter) error {
 	defer cancel()
 	_, err := publishParts(pctx, r.js, []*nats.Msg{d.Msg(r.cfg.DeadLetterSubject)})
 	return err
+}
+
+// msgBytes is the size of msgs' bodies.
+func msgBytes(msgs []*nats.Msg) int64 {
+	var n int64
+	for _, m := range msgs {
+		n += int64(len(m.Data))
+	}
+	return n
 }
 
 func releaseAll(recs []arrow.RecordBatch) {

@@ -25,6 +25,10 @@ const (
 	DefaultAckWait = 30 * time.Second
 	// DefaultMaxDeliver is how many times a batch is tried.
 	DefaultMaxDeliver = 5
+	// The runner counts deliveries itself (RunnerConfig.MaxDeliver): the
+	// durable consumer redelivers without limit, so that a batch whose
+	// dead letter could not be stored comes back instead of being
+	// dropped by the server at its limit.
 	// defaultMaxAckPending caps a consumer's unacknowledged messages.
 	defaultMaxAckPending = 1000
 )
@@ -44,7 +48,7 @@ type RunnerConfig struct {
 	FetchSize     int           // messages per pull, 1..MaxFetch (default 1)
 	FetchWait     time.Duration // longest wait of one pull (default 1 s)
 	AckWait       time.Duration // default DefaultAckWait
-	MaxDeliver    int           // default DefaultMaxDeliver; at least 1 (a batch handed back at shutdown on its last delivery is dead-lettered)
+	MaxDeliver    int           // default DefaultMaxDeliver; at least 1 (a batch handed back at shutdown on its last delivery is dead-lettered; one delivered more often, without an outcome, is dead-lettered unprocessed)
 	MaxAckPending int           // consumer-wide cap of unacked messages, deferred ones included (default 1000): above what every process of the stage defers plus Concurrency*FetchSize each
 	BackoffMin    time.Duration // first NakWithDelay (default 250 ms)
 	BackoffMax    time.Duration // longest NakWithDelay (default 30 s)
@@ -53,6 +57,14 @@ type RunnerConfig struct {
 	PublishWait   time.Duration // longest wait for PubAcks and acks (default 10 s)
 	LagInterval   time.Duration // how often queue lag is sampled (default 5 s)
 	MaxBody       int           // largest output message (default server max_payload - HeaderReserve)
+
+	// StorageErr, when set, reports whether the JetStream store is out of
+	// space: nil, or an error wrapping ErrStorageFull that says where
+	// (Server.StorageErr for an embedded server). The runner asks it when
+	// a publish, a dead letter, an acknowledgement or the processor
+	// fails: a file store that ran out of disk answers no more writes, so
+	// its publishers see only timeouts.
+	StorageErr func() error
 
 	Allocator memory.Allocator // for decoding inputs (default memory.DefaultAllocator)
 	Logger    *slog.Logger     // default: discard
@@ -161,10 +173,15 @@ type Runner struct {
 	proc stage.Processor
 	log  *slog.Logger
 
-	cons      jetstream.Consumer
-	stream    jetstream.Stream
-	workQueue bool
-	deferred  *deferredSet // inputs waiting for a deferred stage.Ack (deferral.go)
+	cons     jetstream.Consumer
+	stream   jetstream.Stream
+	deferred *deferredSet // inputs waiting for a deferred stage.Ack (deferral.go)
+
+	// A store out of space stops the runner (storage.go): halt records
+	// the first such error, which Run returns, and calls stop.
+	haltMu sync.Mutex
+	fatal  error
+	stop   context.CancelFunc
 }
 
 // NewRunner validates cfg and returns a runner; Run starts it.
@@ -199,26 +216,36 @@ func (r *Runner) ensureConsumer(ctx context.Context) error {
 	}
 	var cons jetstream.Consumer
 	err = retryTimeout(ctx, func(ctx context.Context) (err error) {
-		cons, err = s.CreateOrUpdateConsumer(ctx, consumerConfig(r.cfg.Consumer, r.cfg.AckWait, r.cfg.MaxDeliver, r.cfg.MaxAckPending))
+		cons, err = s.CreateOrUpdateConsumer(ctx, consumerConfig(r.cfg.Consumer, r.cfg.AckWait, r.cfg.MaxAckPending))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("runner %s: consumer %s on %s: %w", r.cfg.Stage, r.cfg.Consumer, r.cfg.Stream, err)
 	}
 	r.stream, r.cons = s, cons
-	r.workQueue = s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy
 	return nil
 }
 
 // Run consumes until ctx is done, then stops fetching, lets in-flight work
 // finish within ShutdownGrace (or naks it), naks the inputs still waiting
 // for a deferred stage.Ack (see stage.Defer; an Ack called after that is a
-// no-op), and returns nil. It returns an error only when the consumer
-// cannot be set up. Call Run once per Runner.
-func (r *Runner) Run(ctx context.Context) error {
-	if err := r.ensureConsumer(ctx); err != nil {
+// no-op), and returns nil. It stops the same way, on its own, when a store
+// runs out of space (a publish, a dead letter or an acknowledgement that
+// the JetStream store cannot take, or a processor error wrapping
+// ErrStorageFull): the batch that met it is handed back unacknowledged,
+// and Run returns an error wrapping ErrStorageFull (a *StorageFullError
+// says which store, where, and the space free and needed when known). It
+// returns an error otherwise only when the consumer cannot be set up.
+// Call Run once per Runner.
+func (r *Runner) Run(parent context.Context) error {
+	if err := r.ensureConsumer(parent); err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(parent)
+	defer stop()
+	r.haltMu.Lock()
+	r.stop = stop
+	r.haltMu.Unlock()
 	// hard outlives ctx by ShutdownGrace: in-flight work runs under it.
 	hard, hardCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardCancel()
@@ -234,12 +261,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		}()
 	})
 	defer stopGrace()
-
-	unsub, err := r.watchMaxDeliveries(hard)
-	if err != nil {
-		return err
-	}
-	defer unsub()
 
 	gauge := r.cfg.Metrics.Deferred.WithLabelValues(r.cfg.Stage)
 	r.deferred = newDeferredSet(r.log, gauge.Add)
@@ -258,6 +279,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	wg.Wait()
 	if n := r.deferred.close(); n > 0 {
 		r.log.Info("deferred batches handed back for redelivery", "count", n)
+	}
+	if err := r.fatalErr(); err != nil {
+		r.log.Error("stage runner stopped: out of storage space", "err", err)
+		return fmt.Errorf("runner %s stopped, its batches handed back: %w", r.cfg.Stage, err)
 	}
 	r.log.Info("stage runner stopped")
 	return nil

@@ -335,15 +335,16 @@ func TestUnavailableHandedBackAtShutdown(t *testing.T) {
 	waitFor(t, 30*time.Second, "the batch's rows downstream", func() bool { return h.sink.distinct() == h.rows })
 }
 
-// TestMaxDeliveriesAdvisory covers the path where no worker reports a
-// failure: two deliveries are fetched and abandoned (as by crashed
-// workers), and the server's max-deliveries advisory makes the runner copy
-// the message to the dead-letter stream and remove it from the work queue.
-func TestMaxDeliveriesAdvisory(t *testing.T) {
+// TestPastMaxDeliver covers the path where no worker reports a failure:
+// MaxDeliver deliveries are fetched and abandoned (as by crashed workers),
+// the consumer keeps redelivering, and the runner that gets the next
+// delivery copies it to the dead-letter stream without processing it and
+// removes it from the work queue.
+func TestPastMaxDeliver(t *testing.T) {
 	mem := newChecked(t)
 	srv := startServer(t, false)
 	js := connectJS(t, srv)
-	top := ensureRun(t, js, "advisory", jetstream.MemoryStorage)
+	top := ensureRun(t, js, "pastmax", jetstream.MemoryStorage)
 	rec := schemas.NewRolloutBatch(mem, rolloutRows(top.Run, 1, 1, 8))
 	publishRecs(t, js, mustHop(t, top, schemas.KindRollout).Subject, []arrow.RecordBatch{rec})
 	rec.Release()
@@ -352,29 +353,39 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.MaxDeliver, cfg.AckWait = 2, 200*time.Millisecond
-	r, err := NewRunner(js, cfg, &failingProcessor{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := t.Context()
-	if err := r.ensureConsumer(ctx); err != nil {
-		t.Fatal(err)
-	}
-	stop, err := r.watchMaxDeliveries(ctx)
+	// The consumer the runner makes, abandoned twice.
+	probe, err := NewRunner(js, cfg, &failingProcessor{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
-	// Abandon every delivery; keep pulling so the server notices the limit.
-	waitFor(t, 30*time.Second, "the advisory's dead letter", func() bool {
-		b, err := r.cons.Fetch(1, jetstream.FetchMaxWait(100*time.Millisecond))
-		if err == nil {
-			for range b.Messages() {
-			}
+	if err := probe.ensureConsumer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for abandoned := 0; abandoned < cfg.MaxDeliver; {
+		b, err := probe.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
 		}
-		dls, err := ReadDeadLetters(ctx, js, top, 0)
-		return err == nil && len(dls) == 1 && dls[0].Reason == ReasonMaxDeliveries && dls[0].Deliveries == 2
+		for range b.Messages() {
+			abandoned++
+		}
+	}
+	p := &failingProcessor{}
+	r, _ := startRunner(t, js, cfg, p)
+	var dls []DeadLetter
+	waitFor(t, 30*time.Second, "the dead letter", func() bool {
+		dls, err = ReadDeadLetters(ctx, js, top, 0)
+		return err == nil && len(dls) == 1
 	})
+	if d := dls[0]; d.Reason != ReasonMaxDeliveries || d.Class != stage.ClassTransient || d.Deliveries != 3 ||
+		!strings.Contains(d.Error, "delivered 2 times") {
+		t.Errorf("dead letter %s/%s after %d deliveries (%q), want %s/%s after 3, naming the 2 abandoned",
+			d.Reason, d.Class, d.Deliveries, d.Error, ReasonMaxDeliveries, stage.ClassTransient)
+	}
+	if n := p.calls.Load(); n != 0 {
+		t.Errorf("the processor was called %d times past MaxDeliver, want 0", n)
+	}
 	waitFor(t, 10*time.Second, "the message to leave the work queue", func() bool {
 		info, err := r.stream.Info(ctx)
 		return err == nil && info.State.Msgs == 0

@@ -1,15 +1,20 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgrpo/wsgrpo/internal/diskfull"
 )
 
 // ServerConfig configures the embedded NATS server.
@@ -42,6 +47,9 @@ type ServerConfig struct {
 type Server struct {
 	ns  *server.Server
 	cfg ServerConfig
+	// full is the first log line in which the server said that its store
+	// ran out of space (StorageErr).
+	full atomic.Pointer[string]
 }
 
 // StartServer starts nats-server in this process with JetStream and file
@@ -72,7 +80,6 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		// The per-client pending buffer must hold several maximal messages.
 		MaxPending: max(int64(cfg.MaxPayload)*8, 64<<20),
 		NoSigs:     true,
-		NoLog:      cfg.Logger == nil,
 		DontListen: !cfg.Listen,
 		Host:       cfg.Host,
 		Port:       cfg.Port,
@@ -84,16 +91,72 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrServer, err)
 	}
+	s := &Server{ns: ns, cfg: cfg}
+	// The server's log is always read: a file store that runs out of disk
+	// says so only there (its publishers get no reply).
+	l := slog.New(slog.DiscardHandler)
 	if cfg.Logger != nil {
-		ns.SetLoggerV2(slogAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
+		l = cfg.Logger.With("component", "nats-server")
 	}
+	ns.SetLoggerV2(slogAdapter{l: l, watch: s.watchLog}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(cfg.ReadyTimeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
+		if err := s.StorageErr(); err != nil {
+			return nil, fmt.Errorf("%w: not ready after %s: %w", ErrServer, cfg.ReadyTimeout, err)
+		}
 		return nil, fmt.Errorf("%w: not ready after %s (store dir %s)", ErrServer, cfg.ReadyTimeout, cfg.StoreDir)
 	}
-	return &Server{ns: ns, cfg: cfg}, nil
+	return s, nil
+}
+
+// watchLog records the first error or warning line of the server that
+// says a write failed for want of disk (ENOSPC, EDQUOT): the file store
+// that hit it takes no more writes until the server restarts.
+func (s *Server) watchLog(line string) {
+	if s.full.Load() != nil {
+		return
+	}
+	l := strings.ToLower(line)
+	if strings.Contains(l, "no space left on device") || strings.Contains(l, "disk quota exceeded") {
+		s.full.CompareAndSwap(nil, &line)
+	}
+}
+
+// StorageErr returns nil, or a *StorageFullError wrapping ErrStorageFull
+// when the server's store is out of space: a write failed for want of
+// disk (what the server logged then; such a file store takes no writes
+// until the server restarts, and its publishers get no reply at all), or
+// the storage in use is above the server's max_storage (max_memory for
+// memory streams), so that it refuses every write until some is freed.
+// The error names the store directory and the space free there. A runner
+// asks it (RunnerConfig.StorageErr) when a write fails.
+func (s *Server) StorageErr() error {
+	if line := s.full.Load(); line != nil {
+		return diskfull.NewAt(storeWhat, s.cfg.StoreDir, -1, errors.New("nats-server: "+*line))
+	}
+	v, err := s.ns.Varz(nil)
+	if err != nil || v.JetStream.Config == nil || v.JetStream.Stats == nil {
+		return nil
+	}
+	c, st := v.JetStream.Config, v.JetStream.Stats
+	for _, l := range []struct {
+		what, key   string
+		used, limit int64
+	}{
+		{"file storage", "max_storage", int64(st.Store), c.MaxStore},
+		{"memory storage", "max_memory", int64(st.Memory), c.MaxMemory},
+	} {
+		if l.limit > 0 && l.used > l.limit {
+			// Full by its limit, not its disk: the room is the limit's.
+			e := diskfull.New(storeWhat, s.cfg.StoreDir, -1, fmt.Errorf("nats-server: %s in use (%s) is above the server's %s of %s",
+				l.what, diskfull.Bytes(l.used), l.key, diskfull.Bytes(l.limit)))
+			e.Free, e.Size = 0, l.limit
+			return e
+		}
+	}
+	return nil
 }
 
 // URL returns the client URL (nats://host:port), or "" when the server does
@@ -171,26 +234,42 @@ func NewJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
 	return js, nil
 }
 
-// slogAdapter forwards nats-server log lines to slog.
-type slogAdapter struct{ l *slog.Logger }
+// slogAdapter forwards nats-server log lines to slog, and passes its
+// errors and warnings to watch.
+type slogAdapter struct {
+	l     *slog.Logger
+	watch func(line string)
+}
+
+func (a slogAdapter) log(level slog.Level, format string, v []any) {
+	watched := level >= slog.LevelWarn && a.watch != nil
+	if !watched && !a.l.Enabled(context.Background(), level) {
+		return
+	}
+	line := fmt.Sprintf(format, v...)
+	if watched {
+		a.watch(line)
+	}
+	a.l.Log(context.Background(), level, line)
+}
 
 // Noticef logs at info level.
-func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Noticef(format string, v ...any) { a.log(slog.LevelInfo, format, v) }
 
 // Warnf logs at warn level.
-func (a slogAdapter) Warnf(format string, v ...any) { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Warnf(format string, v ...any) { a.log(slog.LevelWarn, format, v) }
 
 // Fatalf logs at error level; the server decides what is fatal.
-func (a slogAdapter) Fatalf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Fatalf(format string, v ...any) { a.log(slog.LevelError, format, v) }
 
 // Errorf logs at error level.
-func (a slogAdapter) Errorf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Errorf(format string, v ...any) { a.log(slog.LevelError, format, v) }
 
 // Debugf logs at debug level.
-func (a slogAdapter) Debugf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
 
 // Tracef logs at debug level.
-func (a slogAdapter) Tracef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Tracef(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
 
 func isNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) ||

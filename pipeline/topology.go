@@ -356,7 +356,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		return err
 	}
 	for _, name := range sinkConsumers {
-		cfg := consumerConfig(name, DefaultAckWait, DefaultMaxDeliver, defaultMaxAckPending)
+		cfg := consumerConfig(name, DefaultAckWait, defaultMaxAckPending)
 		if err := retryTimeout(ctx, func(ctx context.Context) error {
 			_, err := js.CreateConsumer(ctx, sink.Stream, cfg)
 			if errors.Is(err, jetstream.ErrConsumerExists) {
@@ -476,14 +476,18 @@ func (t Topology) checkLayout(ctx context.Context, js jetstream.JetStream, h Hop
 		ErrLayoutMismatch, h.Stream, have, t.Run, created, opened)
 }
 
-// consumerConfig is the durable pull consumer every stage uses.
-func consumerConfig(name string, ackWait time.Duration, maxDeliver, maxAckPending int) jetstream.ConsumerConfig {
+// consumerConfig is the durable pull consumer every stage uses. It
+// redelivers without limit: the runner counts deliveries against its
+// MaxDeliver and dead-letters a batch itself, so that one whose dead
+// letter cannot be stored is delivered again later instead of being
+// dropped by the server.
+func consumerConfig(name string, ackWait time.Duration, maxAckPending int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "wsgrpo stage " + name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
-		MaxDeliver:    maxDeliver,
+		MaxDeliver:    -1,
 		MaxAckPending: maxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}

@@ -34,6 +34,12 @@
 //     delays, up to the runner's MaxDeliver deliveries; a batch that fails
 //     on its last delivery is dead-lettered.
 //
+// Whatever its class, an error wrapping ErrStorageFull (a store the
+// processor writes to is out of space; the runner also recognises the
+// texts of common out-of-space errors) hands the batch back unacknowledged
+// and stops the runner, which reports the error: the batch is not at fault
+// and is never dead-lettered for it.
+//
 // A panic in Process is recovered and treated as ClassPermanent. The
 // context passed to Process ends when the runner's shutdown grace runs
 // out: the processor should then return promptly.
@@ -50,6 +56,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/wsgrpo/wsgrpo/internal/diskfull"
 	"github.com/wsgrpo/wsgrpo/schemas"
 )
 
@@ -84,6 +91,11 @@ var (
 	// needs is down: the runner holds the batch and retries it in place
 	// until it succeeds or the runner stops.
 	ErrUnavailable = errors.New("dependency unavailable")
+	// ErrStorageFull marks a failure because a store the processor
+	// writes to is out of space: the runner hands the batch back and
+	// stops. It is the same error value as pipeline.ErrStorageFull and
+	// tracelog.ErrStorageFull.
+	ErrStorageFull = diskfull.ErrFull
 )
 
 // Class is what the runner does with a failed batch, derived from the
