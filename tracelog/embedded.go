@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wsgrpo/wsgrpo/internal/diskfull"
 	"github.com/wsgrpo/wsgrpo/schemas/ddl"
 	"github.com/wsgrpo/wsgrpo/tracelog/internal/chdb"
 )
@@ -74,6 +75,16 @@ func (s *embeddedStore) checkReadOnly(ctx context.Context) error {
 	return nil
 }
 
+// full returns err, an engine error, as the trajectory log's out-of-space
+// error (naming the data directory and the space free there) when it says
+// the disk is full; other errors come back as they are.
+func (s *embeddedStore) full(err error) error {
+	if !diskfull.Match(err) {
+		return err
+	}
+	return diskfull.NewAt(logWhat, s.cfg.Dir, -1, err)
+}
+
 // run executes one statement, honouring ctx before it starts (the engine
 // call itself cannot be interrupted).
 func (s *embeddedStore) run(ctx context.Context, q []byte, format string) (chdb.Result, error) {
@@ -87,7 +98,7 @@ func (s *embeddedStore) run(ctx context.Context, q []byte, format string) (chdb.
 	}
 	res, err := s.conn.Query(q, format)
 	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrQuery, err)
+		return res, fmt.Errorf("%w: %w", ErrQuery, s.full(err))
 	}
 	return res, nil
 }
@@ -163,7 +174,7 @@ func (s *embeddedStore) Insert(ctx context.Context, rows []Row) error {
 		}
 		res, err := s.conn.Insert(s.insertQ, "RowBinary", buf)
 		if err != nil {
-			return fmt.Errorf("%w: %w: %w", ErrInsert, ErrQuery, err)
+			return fmt.Errorf("%w: %w: %w", ErrInsert, ErrQuery, s.full(err))
 		}
 		if res.RowsWritten != uint64(n) {
 			return fmt.Errorf("%w: engine wrote %d rows, want %d", ErrInsert, res.RowsWritten, n)

@@ -62,7 +62,7 @@ func (s *embeddedStore) readRows(ctx context.Context, q string) ([]Row, error) {
 func (s *serverStore) readRows(ctx context.Context, q string) ([]Row, error) {
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
-		return nil, classifyServer(err)
+		return nil, s.classify(err)
 	}
 	defer rows.Close()
 	var out []Row
@@ -81,7 +81,7 @@ func (s *serverStore) readRows(ctx context.Context, q string) ([]Row, error) {
 			&r.StepScores, &r.StepAdvantages, &r.CreatedMs,
 			&r.GroupSize, &r.Labeler)
 		if err != nil {
-			return nil, classifyServer(err)
+			return nil, s.classify(err)
 		}
 		r.Correct, r.Replayed, r.Labeled = correct != 0, replayed != 0, label != 0
 		r.Created = created.UTC()
@@ -89,7 +89,7 @@ func (s *serverStore) readRows(ctx context.Context, q string) ([]Row, error) {
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, classifyServer(err)
+		return nil, s.classify(err)
 	}
 	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/wsgrpo/wsgrpo/internal/diskfull"
 	"github.com/wsgrpo/wsgrpo/schemas/ddl"
 )
 
@@ -20,6 +21,7 @@ import (
 type serverStore struct {
 	conn    driver.Conn
 	cfg     Config
+	addr    string // the server's host:port, for messages
 	migMu   sync.Mutex
 	insertQ string
 	inserts *insertQueue
@@ -49,21 +51,26 @@ func openServer(ctx context.Context, cfg Config) (*serverStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	s := &serverStore{conn: conn, cfg: cfg,
+	s := &serverStore{conn: conn, cfg: cfg, addr: strings.Join(opts.Addr, ","),
 		insertQ: "INSERT INTO " + ddl.Table + " (" + strings.Join(Columns, ", ") + ")"}
 	if err := conn.Ping(ctx); err != nil {
 		_ = conn.Close()
-		return nil, classifyServer(err)
+		return nil, s.classify(err)
 	}
 	s.inserts = newInsertQueue(insertWriters, s.insertNow)
 	return s, nil
 }
 
-// classifyServer wraps a driver error: an exception the server raised is
-// ErrQuery, anything else (network, timeouts, a closed pool) ErrUnavailable.
-func classifyServer(err error) error {
+// classify wraps a driver error: an exception the server raised is
+// ErrQuery, anything else (network, timeouts, a closed pool)
+// ErrUnavailable. An exception that says the server is out of space also
+// wraps ErrStorageFull (a *diskfull.Error naming the server).
+func (s *serverStore) classify(err error) error {
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
+		if diskfull.Match(err) {
+			err = diskfull.New(logWhat, "the ClickHouse server "+s.addr, -1, err)
+		}
 		return fmt.Errorf("%w: %w", ErrQuery, err)
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -71,7 +78,7 @@ func classifyServer(err error) error {
 
 func (s *serverStore) exec(ctx context.Context, q string) error {
 	if err := s.conn.Exec(ctx, q); err != nil {
-		return classifyServer(err)
+		return s.classify(err)
 	}
 	return nil
 }
@@ -93,7 +100,7 @@ func (s *serverStore) query(ctx context.Context, q string) (*Result, error) {
 		return &Result{}, nil
 	}
 	if err != nil {
-		return nil, classifyServer(err)
+		return nil, s.classify(err)
 	}
 	defer rows.Close()
 	cts := rows.ColumnTypes()
@@ -105,7 +112,7 @@ func (s *serverStore) query(ctx context.Context, q string) (*Result, error) {
 	}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return nil, classifyServer(err)
+			return nil, s.classify(err)
 		}
 		row := make([]any, len(dest))
 		for i, d := range dest {
@@ -114,7 +121,7 @@ func (s *serverStore) query(ctx context.Context, q string) (*Result, error) {
 		res.Rows = append(res.Rows, row)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, classifyServer(err)
+		return nil, s.classify(err)
 	}
 	return res, nil
 }
@@ -214,7 +221,7 @@ func (s *serverStore) insertNow(ctx context.Context, rows []Row) error {
 	rows = sortedByKey(rows)
 	batch, err := s.conn.PrepareBatch(ctx, s.insertQ)
 	if err != nil {
-		return classifyServer(err)
+		return s.classify(err)
 	}
 	defer func() { _ = batch.Close() }()
 	if err := appendColumns(batch.Columns(), rows, version); err != nil {
@@ -224,7 +231,7 @@ func (s *serverStore) insertNow(ctx context.Context, rows []Row) error {
 		return fmt.Errorf("%w: batch holds %d rows, want %d", ErrInsert, batch.Rows(), len(rows))
 	}
 	if err := batch.Send(); err != nil {
-		return classifyServer(err)
+		return s.classify(err)
 	}
 	return nil
 }

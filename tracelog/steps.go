@@ -163,7 +163,7 @@ func (s *embeddedStore) InsertSteps(ctx context.Context, rows []StepRow) error {
 	}
 	res, err := s.conn.Insert(stepsInsertQ, "RowBinary", buf)
 	if err != nil {
-		return fmt.Errorf("%w: %w: %w", ErrInsert, ErrQuery, err)
+		return fmt.Errorf("%w: %w: %w", ErrInsert, ErrQuery, s.full(err))
 	}
 	if res.RowsWritten != uint64(len(rows)) {
 		return fmt.Errorf("%w: engine wrote %d step rows, want %d", ErrInsert, res.RowsWritten, len(rows))
@@ -198,7 +198,7 @@ func (s *serverStore) InsertSteps(ctx context.Context, rows []StepRow) error {
 	version := uint64(time.Now().UnixNano())
 	batch, err := s.conn.PrepareBatch(ctx, stepsInsertQ)
 	if err != nil {
-		return classifyServer(err)
+		return s.classify(err)
 	}
 	defer func() { _ = batch.Close() }()
 	for i := range rows {
@@ -210,7 +210,7 @@ func (s *serverStore) InsertSteps(ctx context.Context, rows []StepRow) error {
 		return fmt.Errorf("%w: batch holds %d step rows, want %d", ErrInsert, batch.Rows(), len(rows))
 	}
 	if err := batch.Send(); err != nil {
-		return classifyServer(err)
+		return s.classify(err)
 	}
 	return nil
 }
@@ -223,7 +223,7 @@ func (s *serverStore) Steps(ctx context.Context, run string) ([]StepRow, error) 
 	}
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
-		return nil, classifyServer(err)
+		return nil, s.classify(err)
 	}
 	defer rows.Close()
 	var out []StepRow
@@ -238,14 +238,14 @@ func (s *serverStore) Steps(ctx context.Context, run string) ([]StepRow, error) 
 			&r.Rows, &skipped, &r.WaitMs, &r.ForwardBackwardMs, &r.OptimizerMs, &r.PublishMs,
 			&created, &r.Inserted)
 		if err != nil {
-			return nil, classifyServer(err)
+			return nil, s.classify(err)
 		}
 		r.Skipped = skipped != 0
 		r.Created = created.UTC()
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, classifyServer(err)
+		return nil, s.classify(err)
 	}
 	return out, nil
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/wsgrpo/wsgrpo/internal/diskfull"
 )
 
 // Errors of this package, tested with errors.Is.
@@ -31,7 +33,17 @@ var (
 	ErrBind = errors.New("tracelog: bad query arguments")
 	// ErrClosed is returned for an operation on a closed store.
 	ErrClosed = errors.New("tracelog: store closed")
+	// ErrStorageFull wraps a write the engine refused because the log's
+	// disk is full (chDB's or ClickHouse's NOT_ENOUGH_SPACE, "no space
+	// left on device"): the error is a *diskfull.Error naming the data
+	// directory, or the server, and the space free. It is the same error
+	// value as pipeline.ErrStorageFull and stage.ErrStorageFull, so the
+	// logger stage's runner stops on it instead of retrying.
+	ErrStorageFull = diskfull.ErrFull
 )
+
+// logWhat names the trajectory log in out-of-space errors.
+const logWhat = "the trajectory log"
 
 // Store is the trajectory log and the learner's step log. Implementations are safe for concurrent use.
 type Store interface {

@@ -9,8 +9,11 @@
 // reached (tracelog.ErrUnavailable: server down, connection refused or
 // timed out) returns an error wrapping stage.ErrUnavailable: the runner
 // holds the batch and retries it with backoff however long the outage
-// lasts, and the stream holds the backlog behind it. Other store failures
-// (a query the server refuses) are retried with backoff until the runner's
+// lasts, and the stream holds the backlog behind it. A log whose disk is
+// full (tracelog.ErrStorageFull, which is stage.ErrStorageFull) hands the
+// batch back and stops the runner with that error, naming the log's
+// directory or server and the space left. Other store failures (a query
+// the server refuses) are retried with backoff until the runner's
 // MaxDeliver. Redelivered batches are harmless: the log de-duplicates by
 // trajectory id.
 package logger
@@ -142,6 +145,10 @@ func (p *Processor) insert(ctx context.Context, rows []tracelog.Row, batches int
 			// Never let a store error read as a bad payload: the
 			// text is kept, the chain to schemas.ErrInvalid is not.
 			err = fmt.Errorf("trajectory log insert: %v", err) //nolint:errorlint // deliberately not wrapped
+		}
+		if errors.Is(err, tracelog.ErrStorageFull) {
+			p.opts.Logger.Error("trajectory log insert failed: out of space; the batches are handed back", "rows", len(rows), "batches", batches, "err", err)
+			return fmt.Errorf("logger: %w", err)
 		}
 		p.opts.Logger.Warn("trajectory log insert failed; batches will be retried", "rows", len(rows), "batches", batches, "err", err)
 		if errors.Is(err, tracelog.ErrUnavailable) {
