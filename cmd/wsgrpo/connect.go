@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -96,6 +97,35 @@ func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 		log.Info("serving Prometheus metrics", "addr", addr.String())
 	}
 	return s, nil
+}
+
+// storageErr is the embedded server's report of a store out of space
+// (pipeline.Server.StorageErr), for the runners; nil with an external
+// server.
+func (s *session) storageErr() func() error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.StorageErr
+}
+
+// whyFailed returns err, a failed JetStream write of this session, or the
+// out-of-space error behind it: the embedded server's report of its store
+// (a full file store answers no more publishes, so err is only a
+// timeout), or err itself when it says so.
+func (s *session) whyFailed(err error) error {
+	if err == nil || errors.Is(err, pipeline.ErrStorageFull) {
+		return err
+	}
+	if s.srv != nil {
+		if full := s.srv.StorageErr(); full != nil {
+			return fmt.Errorf("%w (%w)", full, err)
+		}
+	}
+	if pipeline.IsStorageFull(err) {
+		return fmt.Errorf("%w: %w", pipeline.ErrStorageFull, err)
+	}
+	return err
 }
 
 func (s *session) close() {

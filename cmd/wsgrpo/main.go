@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/wsgrpo/wsgrpo/pipeline"
 )
 
 func main() {
@@ -31,11 +33,29 @@ func runCLI(args []string) int {
 	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "wsgrpo:", err)
+		for _, line := range errorLines(err) {
+			fmt.Fprintln(os.Stderr, "wsgrpo:", line)
+		}
 		if errors.Is(err, ErrConfig) {
 			return 2
 		}
 		return 1
 	}
 	return 0
+}
+
+// errorLines is what runCLI prints for err: the error, or, for a store
+// that ran out of space, first what is full, where and how much room is
+// left, then what to do, then the error in full.
+func errorLines(err error) []string {
+	var full *pipeline.StorageFullError
+	if !errors.As(err, &full) {
+		return []string{err.Error()}
+	}
+	return []string{
+		full.Summary(),
+		"the run stopped: free space there, or move the run to a larger disk (--dir), and run it again (a training run: train --resume); " +
+			"batches acknowledged so far are kept, and those in flight were handed back to be delivered again",
+		"details: " + err.Error(),
+	}
 }

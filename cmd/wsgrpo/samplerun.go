@@ -65,7 +65,7 @@ func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, s
 		return nil, err
 	}
 	rc = cfg.runnerConfig(rc)
-	rc.Logger, rc.Metrics = log.With("stage", evalSink), s.metric
+	rc.Logger, rc.Metrics, rc.StorageErr = log.With("stage", evalSink), s.metric, s.storageErr()
 	if err := g.Add(rc, sink); err != nil {
 		return nil, err
 	}
@@ -85,8 +85,15 @@ func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, s
 	if err != nil {
 		return nil, err
 	}
-	if _, err := source.Run(ctx); err != nil {
-		return nil, fmt.Errorf("publish prompts: %w", err)
+	// The stages stopping, or a full store, ends the publishing too.
+	pctx, stopPublish := boundTo(ctx, run, s)
+	_, err = source.Run(pctx)
+	stopPublish()
+	if err != nil {
+		if cause := boundCause(ctx, pctx, run); cause != nil {
+			return nil, cause
+		}
+		return nil, fmt.Errorf("publish prompts: %w", s.whyFailed(err))
 	}
 	want := pc.PerStep * pc.Steps * cfg.groupSize()
 	tick := time.NewTicker(100 * time.Millisecond)

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/pipeline"
@@ -135,7 +137,7 @@ func addStage(ctx context.Context, g *pipeline.Group, s *session, d stageDef, po
 	}
 	rc = cfg.runnerConfig(rc)
 	rc.Logger = log.With("stage", position)
-	rc.Metrics = s.metric
+	rc.Metrics, rc.StorageErr = s.metric, s.storageErr()
 	proc, err := d.build(ctx, stageEnv{cfg: cfg, log: log.With("stage", position), rc: rc, logs: logs, sess: s})
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", position, err)
@@ -226,6 +228,55 @@ func (r *groupRun) Stopped() error {
 		return r.err
 	}
 	return fmt.Errorf("%w: the stages stopped", ErrIncomplete)
+}
+
+// boundTo returns a context for work beside the stages of run on session
+// s (publishing prompts): it ends with ctx, when the group stops, or when
+// s's embedded server reports its store out of space (asked every
+// second: a full file store answers no more publishes, which would
+// otherwise wait for ever), with what ended it as its cause (boundErr).
+func boundTo(ctx context.Context, run *groupRun, s *session) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancelCause(ctx)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-run.done:
+				cancel(run.Stopped())
+				return
+			case <-c.Done():
+				return
+			case <-t.C:
+				if s.srv == nil {
+					continue
+				}
+				if err := s.srv.StorageErr(); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}
+	}()
+	return c, func() { cancel(nil) }
+}
+
+// boundCause is why bound (from boundTo on ctx) ended before ctx, or nil
+// when it did not. The stages are stopped first: their error, which names
+// the stage that failed first (and perhaps another full store), comes
+// before a store out of space that the check found.
+func boundCause(ctx, bound context.Context, run *groupRun) error {
+	if ctx.Err() != nil || bound.Err() == nil {
+		return nil
+	}
+	cause := context.Cause(bound)
+	if errors.Is(cause, context.Canceled) {
+		return nil
+	}
+	if serr := run.Stop(); serr != nil && !errors.Is(cause, serr) {
+		return errors.Join(serr, cause)
+	}
+	return cause
 }
 
 // Stop stops the group and returns what stopping it said.

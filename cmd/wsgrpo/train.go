@@ -233,7 +233,7 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	}
 	rc = cfg.runnerConfig(rc)
 	rc.Logger = log.With("stage", sinkName)
-	rc.Metrics = s.metric
+	rc.Metrics, rc.StorageErr = s.metric, s.storageErr()
 	if err := g.Add(rc, sink); err != nil {
 		return err
 	}
@@ -255,12 +255,21 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	if err != nil {
 		return err
 	}
+	// Publishing ends when the stages stop or the store is full
+	// (boundTo), and a batch gives up after --timeout without a PubAck.
+	pctx, stopPublish := boundTo(ctx, run, s)
+	defer stopPublish()
 	for b := range o.Batches {
 		rec := wiringPrompts(cfg.Run, b, o.Rows)
-		_, err := pipeline.PublishBatch(ctx, s.js, prompts.Subject, rec, fmt.Sprintf("%s-wiring-%d", cfg.Run, b), 0)
+		bctx, cancel := context.WithTimeout(pctx, o.Timeout)
+		_, err := pipeline.PublishBatch(bctx, s.js, prompts.Subject, rec, fmt.Sprintf("%s-wiring-%d", cfg.Run, b), 0)
+		cancel()
 		rec.Release()
 		if err != nil {
-			return fmt.Errorf("publish prompt batch %d: %w", b, err)
+			if cause := boundCause(ctx, pctx, run); cause != nil {
+				return cause
+			}
+			return fmt.Errorf("publish prompt batch %d: %w", b, s.whyFailed(err))
 		}
 	}
 	published := time.Since(start)

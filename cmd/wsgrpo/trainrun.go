@@ -478,9 +478,12 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 	if err != nil {
 		return nil, err
 	}
+	// The stages stopping, or a full store, ends the publishing too.
+	pctx, stopPublish := boundTo(ctx, run, s)
+	defer stopPublish()
 	srcErr := make(chan error, 1)
 	go func() {
-		_, err := source.Run(ctx)
+		_, err := source.Run(pctx)
 		srcErr <- err
 	}()
 	steps := func() int64 {
@@ -497,7 +500,10 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 			return nil, run.Stopped()
 		case err := <-srcErr:
 			if err != nil {
-				return nil, fmt.Errorf("prompt source: %w", err)
+				if cause := boundCause(ctx, pctx, run); cause != nil {
+					return nil, cause
+				}
+				return nil, fmt.Errorf("prompt source: %w", s.whyFailed(err))
 			}
 		case <-progress:
 			lastChange = time.Now()

@@ -52,6 +52,15 @@ func NewAt(what, dir string, need int64, err error) *Error {
 // Error says what is full, where, with the room left and needed when
 // known, and the store's own error.
 func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Summary()
+	}
+	return e.Summary() + ": " + e.Err.Error()
+}
+
+// Summary is Error without the store's own error: what is full, where,
+// and the room left and needed when known.
+func (e *Error) Summary() string {
 	var b strings.Builder
 	b.WriteString(ErrFull.Error())
 	b.WriteString(": ")
@@ -74,10 +83,6 @@ func (e *Error) Error() string {
 	}
 	if len(room) > 0 {
 		b.WriteString(" (" + strings.Join(room, "; ") + ")")
-	}
-	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
 	}
 	return b.String()
 }

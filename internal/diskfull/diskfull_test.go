@@ -57,6 +57,9 @@ func TestError(t *testing.T) {
 					t.Errorf("Error() = %q, want it to contain %q", got, w)
 				}
 			}
+			if sum := tc.err.Summary(); !strings.HasPrefix(got, sum) || (tc.err.Err != nil && strings.Contains(sum, tc.err.Err.Error())) {
+				t.Errorf("Summary() = %q: want Error() without the cause", sum)
+			}
 			if !errors.Is(tc.err, ErrFull) {
 				t.Error("does not match ErrFull")
 			}

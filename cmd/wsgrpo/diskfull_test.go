@@ -1,0 +1,58 @@
+package main
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsgrpo/wsgrpo/internal/diskfull/fulltest"
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
+)
+
+// TestTrainWiringDiskFull runs a wiring run far larger than its disk (a
+// 20 MiB tmpfs, so the test needs root): it stops promptly with an error
+// wrapping pipeline.ErrStorageFull that says which store is full, where,
+// and how much room is left, and what to do.
+func TestTrainWiringDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a file system")
+	}
+	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
+	for _, tc := range []struct {
+		name string
+		args []string
+		what []string // the stores that may fill first
+	}{
+		{"with the trajectory log", nil, []string{"the JetStream store", "the trajectory log"}},
+		{"JetStream only", []string{"--no-log"}, []string{"the JetStream store"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(fulltest.Tmpfs(t, 20<<20), "run")
+			start := time.Now()
+			out, err := execute(t, newTrainCmd(), append([]string{"--wiring", "--dir", dir, "--batches", "2000", "--timeout", "2m"}, tc.args...)...)
+			took := time.Since(start)
+			if !errors.Is(err, pipeline.ErrStorageFull) {
+				t.Fatalf("train --wiring on a full disk = %v, want an error wrapping ErrStorageFull\n%s", err, out)
+			}
+			if took > time.Minute {
+				t.Errorf("it took %s to stop, want well under the minute", took.Round(time.Second))
+			}
+			var full *pipeline.StorageFullError
+			if !errors.As(err, &full) {
+				t.Fatalf("%v: want a StorageFullError", err)
+			}
+			if !strings.HasPrefix(full.Where, dir) || full.Free < 0 || !slices.Contains(tc.what, full.What) {
+				t.Errorf("%v: want %v under %s with the space free", full.Summary(), tc.what, dir)
+			}
+			lines := errorLines(err)
+			if len(lines) != 3 || lines[0] != full.Summary() || !strings.Contains(lines[1], "free space there") {
+				t.Errorf("printed as %q: want what is full, then what to do, then the details", lines)
+			}
+			t.Logf("after %s: %s", took.Round(time.Millisecond), strings.Join(lines, "\n"))
+		})
+	}
+}
