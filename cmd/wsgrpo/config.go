@@ -177,39 +177,23 @@ func (c Config) Validate() error {
 	default:
 		add(fmt.Errorf("%w: log.format %q (want text or json)", ErrConfig, c.Log.Format))
 	}
-	if c.Runner.Concurrency < 1 {
-		add(fmt.Errorf("%w: runner.concurrency %d must be at least 1", ErrConfig, c.Runner.Concurrency))
-	}
-	if c.Runner.FetchSize < 1 || c.Runner.FetchSize > pipeline.MaxFetch {
-		add(fmt.Errorf("%w: runner.fetch_size %d must be 1..%d", ErrConfig, c.Runner.FetchSize, pipeline.MaxFetch))
-	}
-	if c.Runner.AckWait < time.Second {
-		add(fmt.Errorf("%w: runner.ack_wait %s must be at least 1s", ErrConfig, c.Runner.AckWait))
-	}
-	if c.Runner.MaxDeliver < 1 {
-		add(fmt.Errorf("%w: runner.max_deliver %d must be at least 1", ErrConfig, c.Runner.MaxDeliver))
-	}
+	// The numeric settings' ranges (limits.go), then each section's own
+	// checks.
+	c.checkLimits(add)
 	if err := c.samplerOptions(nil).Validate(); err != nil {
 		add(fmt.Errorf("%w: sampler: %w", ErrConfig, err))
 	}
-	for name, sc := range c.Stages {
+	for _, name := range sortedKeys(c.Stages) {
 		if !slices.Contains(stageNames, name) {
 			add(fmt.Errorf("%w: stages.%s: unknown stage (known: %s)", ErrConfig, name, strings.Join(stageNames, ", ")))
-		}
-		if sc.Concurrency < 0 || sc.FetchSize < 0 || sc.FetchSize > pipeline.MaxFetch || sc.MaxDeliver < 0 ||
-			(sc.AckWait != 0 && sc.AckWait < time.Second) {
-			add(fmt.Errorf("%w: stages.%s: %+v out of range (concurrency >= 1, fetch_size 1..%d, ack_wait >= 1s, max_deliver >= 1)", ErrConfig, name, sc, pipeline.MaxFetch))
 		}
 	}
 	if err := c.ortConfig().Validate(); err != nil {
 		add(fmt.Errorf("%w: ort: %w", ErrConfig, err))
 	}
-	for name, n := range c.ORT.StageThreads {
+	for _, name := range sortedKeys(c.ORT.StageThreads) {
 		if !slices.Contains(stageNames, name) || name == pipeline.StageLogger {
 			add(fmt.Errorf("%w: ort.stage_threads.%s: not a stage that runs ONNX Runtime (sampler, verifier, labeler, learner)", ErrConfig, name))
-		}
-		if n < 1 {
-			add(fmt.Errorf("%w: ort.stage_threads.%s %d must be at least 1", ErrConfig, name, n))
 		}
 	}
 	add(c.Train.Validate())
@@ -219,9 +203,6 @@ func (c Config) Validate() error {
 	add(c.Labeler.Validate())
 	if err := c.learnerOptions(nil).Validate(); err != nil {
 		add(fmt.Errorf("%w: learner: %w", ErrConfig, err))
-	}
-	if c.Learner.LockTTL < time.Second {
-		add(fmt.Errorf("%w: learner.lock_ttl %s must be at least 1s", ErrConfig, c.Learner.LockTTL))
 	}
 	return errors.Join(errs...)
 }
