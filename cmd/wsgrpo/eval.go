@@ -104,8 +104,11 @@ func evalSource(cmd *cobra.Command, o evalOptions) (tasks.Source, int, error) {
 	switch {
 	case (o.Task == "") == (o.Data == ""):
 		return nil, 0, fmt.Errorf("%w: give --task arith or --data FILE.jsonl (one of them)", ErrConfig)
-	case o.N < 0 || o.Samples < 1 || o.Temperature < 0:
-		return nil, 0, fmt.Errorf("%w: --n must be >= 0, --samples >= 1, --temperature >= 0", ErrConfig)
+	case o.N < 0 || o.Samples < 1 || o.Temperature < 0 || o.Ops < 0 || o.Timeout <= 0:
+		return nil, 0, fmt.Errorf("%w: --n must be >= 0, --samples >= 1, --temperature >= 0, --ops >= 0, --timeout > 0", ErrConfig)
+	case o.N > maxEvalPrompts || o.Samples > maxSamples || o.Temperature > maxTemperature:
+		return nil, 0, fmt.Errorf("%w: --n %d, --samples %d, --temperature %g: at most %d prompts, %d samples and temperature %d", ErrConfig,
+			o.N, o.Samples, o.Temperature, maxEvalPrompts, maxSamples, maxTemperature)
 	case o.Task != "" && o.Task != arith.Name:
 		return nil, 0, fmt.Errorf("%w: unknown task %q (built in: %s; or give --data FILE.jsonl)", ErrConfig, o.Task, arith.Name)
 	}

@@ -74,6 +74,10 @@ func TestEval(t *testing.T) {
 		{"task and data", []string{"--model", model, "--task", "arith", "--data", "x.jsonl"}},
 		{"unknown task", []string{"--model", model, "--task", "chess"}},
 		{"bad ops", []string{"--model", model, "--task", "arith", "--ops", "99"}},
+		{"negative ops", []string{"--model", model, "--task", "arith", "--ops", "-1"}},
+		{"negative timeout", []string{"--model", model, "--task", "arith", "--timeout", "-1s"}},
+		{"absurd samples", []string{"--model", model, "--task", "arith", "--samples", "100000000"}},
+		{"absurd n", []string{"--model", model, "--task", "arith", "--n", "1000000000000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := execute(t, newEvalCmd(), append(tc.args, "--dir", t.TempDir())...); !errors.Is(err, ErrConfig) {

@@ -106,8 +106,8 @@ func replayOptions(cfg Config, f replayFlags) (replay.Options, Config, error) {
 			return o, cfg, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
-	if f.Batch < 1 {
-		return o, cfg, fmt.Errorf("%w: --batch %d must be at least 1", ErrConfig, f.Batch)
+	if f.Batch < 1 || f.Batch > maxBatchRows {
+		return o, cfg, fmt.Errorf("%w: --batch %d must be 1..%d", ErrConfig, f.Batch, maxBatchRows)
 	}
 	into := cfg
 	if f.Into != "" && f.Into != cfg.Run {

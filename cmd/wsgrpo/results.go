@@ -55,6 +55,10 @@ copies the first seed's trained policy of each method to DIR/<method>.`,
 			if o.Seeds < 1 || len(o.Methods) == 0 || o.Steps < 0 || o.Eval < 0 {
 				return fmt.Errorf("%w: --seeds >= 1, at least one method, --steps and --eval >= 0", ErrConfig)
 			}
+			if o.Seeds > maxSeeds || o.Steps > maxSteps || o.Eval > maxEvalPrompts {
+				return fmt.Errorf("%w: --seeds %d, --steps %d, --eval %d: at most %d seeds, %d steps and %d prompts", ErrConfig,
+					o.Seeds, o.Steps, o.Eval, maxSeeds, maxSteps, maxEvalPrompts)
+			}
 			var rows []methodResult
 			for _, m := range o.Methods {
 				path := filepath.Join(o.ConfigDir, m+".yaml")

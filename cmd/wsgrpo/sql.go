@@ -82,6 +82,9 @@ objects (--format json; nan and inf as strings) or CSV with a header row
 			default:
 				return fmt.Errorf("%w: --format %q (want table, json or csv)", ErrConfig, format)
 			}
+			if maxWidth < 0 {
+				return fmt.Errorf("%w: --max-width %d must be >= 0 (0: never cut)", ErrConfig, maxWidth)
+			}
 			if strings.TrimSpace(args[0]) == "" {
 				return fmt.Errorf("%w: empty query", ErrConfig)
 			}

@@ -239,6 +239,12 @@ func TestSQLCommandErrors(t *testing.T) {
 			t.Fatalf("err = %v, want ErrConfig", err)
 		}
 	})
+	t.Run("negative max width", func(t *testing.T) {
+		_, err := execute(t, newSQLCmd(), "--max-width", "-1", "SELECT 1")
+		if !errors.Is(err, ErrConfig) {
+			t.Fatalf("err = %v, want ErrConfig", err)
+		}
+	})
 	t.Run("empty query", func(t *testing.T) {
 		_, err := execute(t, newSQLCmd(), "  ")
 		if !errors.Is(err, ErrConfig) {

@@ -88,11 +88,24 @@ read by the logger and the wiring check, each through its own durable consumer.`
 						return err
 					}
 				}
+				if opts.Timeout <= 0 {
+					return fmt.Errorf("%w: --timeout %s must be positive", ErrConfig, opts.Timeout)
+				}
 				to.Progress, to.Timeout, to.Listen = opts.Progress, opts.Timeout, opts.Listen
 				return runTrain(cmd, cfg, log, to)
 			}
-			if opts.Batches < 1 || opts.Rows < 1 {
-				return fmt.Errorf("%w: --batches and --rows must be at least 1", ErrConfig)
+			// Sizes are checked before anything is built: a batch must be
+			// one NATS message, the run must fit in memory (wiringsize.go).
+			if err := checkWiringFlags(opts); err != nil {
+				return err
+			}
+			if cfg.NATS == "" {
+				if err := checkWiringPayload(opts, cfg.Run, pipeline.DefaultMaxPayload); err != nil {
+					return err
+				}
+			}
+			if err := checkWiringMemory(opts, availableMemory()); err != nil {
+				return err
 			}
 			return runWiring(cmd, cfg, log, opts)
 		},
@@ -105,8 +118,8 @@ read by the logger and the wiring check, each through its own durable consumer.`
 	f.BoolVar(&to.Resume, "resume", false, "continue the stopped run in its run directory (from the learner's checkpoint)")
 	f.BoolVar(&to.Force, "force", false, "start over: remove the run directory of an earlier run with this id")
 	f.StringVar(&to.Out, "out", "", "directory for the trained policy (default <run dir>/policy)")
-	f.IntVar(&opts.Batches, "batches", 200, "prompt batches to publish (--wiring)")
-	f.IntVar(&opts.Rows, "rows", 64, "rows per prompt batch (--wiring)")
+	f.IntVar(&opts.Batches, "batches", 200, "prompt batches to publish (--wiring; the run must fit in memory: about 1 KiB a row)")
+	f.IntVar(&opts.Rows, "rows", 64, "rows per prompt batch (--wiring; a batch must fit in one NATS message: at most about 120,000 rows)")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "give up when rows stop arriving for this long")
 	f.BoolVar(&opts.Progress, "progress", false, "show a progress bar")
 	f.BoolVar(&opts.NoLog, "no-log", false, "do not run the logger stage (no trajectory log)")
@@ -189,6 +202,12 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	defer s.close()
 	if s.srv != nil && o.Listen != "" {
 		out(cmd, "embedded NATS server: %s (join with: wsgrpo stage <name> --nats %s --run %s)\n", s.srv.URL(), s.srv.URL(), cfg.Run)
+	}
+	if s.srv == nil {
+		// An external server's max_payload is known now.
+		if err := checkWiringPayload(o, cfg.Run, s.nc.MaxPayload()); err != nil {
+			return err
+		}
 	}
 
 	want := o.Batches * o.Rows

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,10 @@ func TestTrainAndStageErrors(t *testing.T) {
 		{"train with --no-labeler", newTrainCmd, []string{"--run", "e1", "--no-labeler", "--dir", t.TempDir()}, ErrConfig},
 		{"train with bad steps", newTrainCmd, []string{"--run", "e1", "--steps", "0", "--dir", t.TempDir()}, ErrConfig},
 		{"train with bad rows", newTrainCmd, []string{"--wiring", "--rows", "0", "--dir", t.TempDir()}, ErrConfig},
+		{"wiring batch above the payload", newTrainCmd, []string{"--wiring", "--batches", "1", "--rows", "100000000", "--dir", t.TempDir()}, ErrConfig},
+		{"wiring with a negative timeout", newTrainCmd, []string{"--wiring", "--timeout", "-1s", "--dir", t.TempDir()}, ErrConfig},
+		{"train with a negative timeout", newTrainCmd, []string{"--run", "e1", "--timeout", "-1s", "--dir", filepath.Join(t.TempDir(), "new")}, ErrConfig},
+		{"train with negative ort threads", newTrainCmd, []string{"--wiring", "--ort-threads", "-1", "--dir", t.TempDir()}, ErrConfig},
 		{"train with bad listen", newTrainCmd, []string{"--wiring", "--listen", "nope", "--dir", t.TempDir()}, ErrConfig},
 		{"bad run id", newTrainCmd, []string{"--wiring", "--run", "a/b"}, ErrConfig},
 		{"bad log level", newTrainCmd, []string{"--wiring", "--log-level", "loud"}, ErrConfig},

@@ -24,6 +24,10 @@ var (
 	ErrOptions = errors.New("report: invalid options")
 )
 
+// MaxBins bounds Options.HistogramBins and AccuracyBins: more buckets
+// than a plot has pixels would only fill memory.
+const MaxBins = 1000
+
 // Querier runs one SQL statement with ? placeholders: tracelog.Store.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (*tracelog.Result, error)
@@ -34,8 +38,8 @@ var discard = slog.New(slog.DiscardHandler)
 // Options tune Build. The zero value is usable.
 type Options struct {
 	// HistogramBins is about how many buckets the length histograms of the
-	// first and last step get (default 20); the bucket width is rounded up
-	// to 1, 2 or 5 times a power of ten.
+	// first and last step get (default 20, at most MaxBins); the bucket
+	// width is rounded up to 1, 2 or 5 times a power of ten.
 	HistogramBins int
 	// AccuracyBins is about how many length buckets accuracy is split into
 	// (default 10), rounded the same way.
@@ -51,8 +55,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.AccuracyBins == 0 {
 		o.AccuracyBins = 10
 	}
-	if o.HistogramBins < 1 || o.AccuracyBins < 1 {
-		return o, fmt.Errorf("%w: bins must be at least 1 (histogram %d, accuracy %d)", ErrOptions, o.HistogramBins, o.AccuracyBins)
+	if o.HistogramBins < 1 || o.AccuracyBins < 1 || o.HistogramBins > MaxBins || o.AccuracyBins > MaxBins {
+		return o, fmt.Errorf("%w: bins must be 1..%d (histogram %d, accuracy %d)", ErrOptions, MaxBins, o.HistogramBins, o.AccuracyBins)
 	}
 	if o.Logger == nil {
 		o.Logger = discard

@@ -257,6 +257,9 @@ func TestBuildErrors(t *testing.T) {
 			if _, err := report.Build(ctx(t), s, "run-a", report.Options{HistogramBins: -1}); !errors.Is(err, report.ErrOptions) {
 				t.Errorf("negative bins: err = %v, want ErrOptions", err)
 			}
+			if _, err := report.Build(ctx(t), s, "run-a", report.Options{AccuracyBins: report.MaxBins + 1}); !errors.Is(err, report.ErrOptions) {
+				t.Errorf("too many bins: err = %v, want ErrOptions", err)
+			}
 			// No table yet: the engine's error comes through.
 			if _, err := report.Build(ctx(t), s, "run-a", report.Options{}); !errors.Is(err, tracelog.ErrQuery) {
 				t.Errorf("unmigrated store: err = %v, want tracelog.ErrQuery", err)
