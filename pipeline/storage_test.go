@@ -254,3 +254,35 @@ func TestIsStorageFull(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerLimitLifted: a consumer made by an older wsgrpo, whose
+// server stopped redelivering at MaxDeliver, is updated to redeliver
+// without limit when a runner starts on it (the runner counts).
+func TestConsumerLimitLifted(t *testing.T) {
+	srv := startServer(t, false)
+	js := connectJS(t, srv)
+	top := ensureRun(t, js, "older", jetstream.MemoryStorage)
+	cfg, err := top.RunnerConfig(StageVerifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := consumerConfig(cfg.Consumer, DefaultAckWait, defaultMaxAckPending)
+	old.MaxDeliver = DefaultMaxDeliver
+	if _, err := js.CreateOrUpdateConsumer(t.Context(), cfg.Stream, old); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(js, cfg, &failingProcessor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ensureConsumer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxDeliver != -1 {
+		t.Errorf("consumer MaxDeliver %d, want -1 (no limit)", info.Config.MaxDeliver)
+	}
+}
