@@ -59,7 +59,7 @@ func OpenGroupStore(ctx context.Context, js jetstream.JetStream, t Topology, max
 	}
 	var kv jetstream.KeyValue
 	err := retryTimeout(ctx, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err = ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket:      t.GroupsBucket(),
 			Description: fmt.Sprintf("wsgrpo run %s: verified rows of groups still arriving", t.Run),
 			History:     1,

@@ -308,8 +308,11 @@ func (t Topology) maxMsgSize(serverMax int64) (int32, error) {
 	return int32(serverMax - HeaderReserve), nil
 }
 
-// Ensure creates or updates every stream and bucket of the run. It is
-// idempotent and safe to call from every process at start-up.
+// Ensure creates every stream and bucket of the run, and updates those
+// that exist with another configuration. It is idempotent and safe to call
+// from every process at start-up; on a server that already holds the
+// run's streams as configured it changes nothing, so a user without the
+// right to update them (Permissions) can call it too.
 func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if err := ValidateName(t.Run); err != nil {
 		return fmt.Errorf("run id: %w", err)
@@ -345,8 +348,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			return err
 		}
 		if err := retryTimeout(ctx, func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateStream(ctx, cfg)
-			return err
+			return ensureStream(ctx, js, cfg)
 		}); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", h.Stream, err)
 		}
@@ -379,24 +381,22 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		Duplicates:  dups,
 	}
 	if err := retryTimeout(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateStream(ctx, dlq)
-		return err
+		return ensureStream(ctx, js, dlq)
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", dlq.Name, err)
 	}
 	if err := retryTimeout(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		return ensureObjectStore(ctx, js, jetstream.ObjectStoreConfig{
 			Bucket:      t.WeightsBucket(),
 			Description: fmt.Sprintf("wsgrpo run %s: policy weights by version", t.Run),
 			Storage:     t.Storage,
 			Replicas:    replicas,
 		})
-		return err
 	}); err != nil {
 		return fmt.Errorf("ensure object store %s: %w", t.WeightsBucket(), err)
 	}
 	if err := retryTimeout(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		_, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket:      t.StateBucket(),
 			Description: fmt.Sprintf("wsgrpo run %s: run state", t.Run),
 			History:     8,
