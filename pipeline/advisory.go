@@ -25,7 +25,7 @@ type maxDeliveriesAdvisory struct {
 // advisorySubject returns the subject of max-deliveries advisories of the
 // runner's consumer.
 func (r *Runner) advisorySubject() string {
-	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + r.cfg.Stream + "." + r.cfg.Consumer
+	return jsMaxDeliveries + r.cfg.Stream + "." + r.cfg.Consumer
 }
 
 // watchMaxDeliveries dead-letters messages the server gave up on without a
