@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -166,4 +167,36 @@ func (t Topology) Users(auth func(principal string) (password, nkey string)) ([]
 		out = append(out, NATSUser{Name: p, Password: pw, NKey: nk, Permissions: perm})
 	}
 	return out, nil
+}
+
+// MergeUsers unites lists of users (one list per run, from Users): users
+// of the same name keep the first list's credentials and get the union of
+// their permissions, so one server can host several runs with one user
+// per principal.
+func MergeUsers(lists ...[]NATSUser) []NATSUser {
+	var out []NATSUser
+	at := map[string]int{}
+	for _, l := range lists {
+		for _, u := range l {
+			i, ok := at[u.Name]
+			if !ok {
+				at[u.Name] = len(out)
+				u.Permissions = Permissions{Publish: slices.Clone(u.Permissions.Publish), Subscribe: slices.Clone(u.Permissions.Subscribe)}
+				out = append(out, u)
+				continue
+			}
+			p := &out[i].Permissions
+			for _, s := range u.Permissions.Publish {
+				if !slices.Contains(p.Publish, s) {
+					p.Publish = append(p.Publish, s)
+				}
+			}
+			for _, s := range u.Permissions.Subscribe {
+				if !slices.Contains(p.Subscribe, s) {
+					p.Subscribe = append(p.Subscribe, s)
+				}
+			}
+		}
+	}
+	return out
 }

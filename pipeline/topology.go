@@ -347,7 +347,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		if err := t.checkLayout(ctx, js, h); err != nil {
 			return err
 		}
-		if err := retryTimeout(ctx, func(ctx context.Context) error {
+		if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
 			return ensureStream(ctx, js, cfg)
 		}); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", h.Stream, err)
@@ -359,7 +359,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	}
 	for _, name := range sinkConsumers {
 		cfg := consumerConfig(name, DefaultAckWait, DefaultMaxDeliver, defaultMaxAckPending)
-		if err := retryTimeout(ctx, func(ctx context.Context) error {
+		if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
 			_, err := js.CreateConsumer(ctx, sink.Stream, cfg)
 			if errors.Is(err, jetstream.ErrConsumerExists) {
 				return nil // keep the settings a running stage gave it
@@ -380,12 +380,12 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		MaxAge:      t.MaxAge,
 		Duplicates:  dups,
 	}
-	if err := retryTimeout(ctx, func(ctx context.Context) error {
+	if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
 		return ensureStream(ctx, js, dlq)
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", dlq.Name, err)
 	}
-	if err := retryTimeout(ctx, func(ctx context.Context) error {
+	if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
 		return ensureObjectStore(ctx, js, jetstream.ObjectStoreConfig{
 			Bucket:      t.WeightsBucket(),
 			Description: fmt.Sprintf("wsgrpo run %s: policy weights by version", t.Run),
@@ -395,7 +395,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	}); err != nil {
 		return fmt.Errorf("ensure object store %s: %w", t.WeightsBucket(), err)
 	}
-	if err := retryTimeout(ctx, func(ctx context.Context) error {
+	if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
 		_, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket:      t.StateBucket(),
 			Description: fmt.Sprintf("wsgrpo run %s: run state", t.Run),
@@ -454,7 +454,7 @@ func (t Topology) sinkConsumers() ([]string, error) {
 // queue, and doing so would change who sees which batch).
 func (t Topology) checkLayout(ctx context.Context, js jetstream.JetStream, h Hop) error {
 	var s jetstream.Stream
-	err := retryTimeout(ctx, func(ctx context.Context) (err error) {
+	err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) (err error) {
 		s, err = js.Stream(ctx, h.Stream)
 		return err
 	})
@@ -526,13 +526,19 @@ const apiAttempts = 5
 // a timeout, or has timed out apiAttempts times. A busy server (or a slow
 // disk) can take longer than the client's 5 s API timeout to create a file
 // stream; the create-or-update calls are idempotent, so trying again is safe.
-func retryTimeout(ctx context.Context, call func(context.Context) error) error {
+// A timeout after the server reported a permissions violation on nc (a
+// refused request gets no reply) is not retried: it is returned with the
+// violation (WithRefusal).
+func retryTimeout(ctx context.Context, nc *nats.Conn, call func(context.Context) error) error {
 	var err error
 	for range apiAttempts {
 		err = call(ctx)
 		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 		if err == nil || !timedOut || ctx.Err() != nil {
 			return err
+		}
+		if refused := WithRefusal(nc, err); errors.Is(refused, nats.ErrPermissionViolation) {
+			return refused
 		}
 	}
 	return err
