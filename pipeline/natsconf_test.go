@@ -185,3 +185,40 @@ func TestPermissionsLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeUsers unites the users of two runs: one user per principal,
+// with the first run's credentials and both runs' permissions.
+func TestMergeUsers(t *testing.T) {
+	var lists [][]NATSUser
+	for _, run := range []string{"a", "b"} {
+		top, _ := NewTopology(run)
+		users, err := top.Users(func(p string) (string, string) { return "pw-" + run, "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists = append(lists, users)
+	}
+	merged := MergeUsers(lists...)
+	if len(merged) != len(Principals()) {
+		t.Fatalf("%d users, want %d", len(merged), len(Principals()))
+	}
+	for _, u := range merged {
+		if u.Password != "pw-a" {
+			t.Errorf("user %s password %q, want the first run's", u.Name, u.Password)
+		}
+		if u.Name != StageSampler {
+			continue
+		}
+		for _, s := range []string{"wsgrpo.a.rollout", "wsgrpo.b.rollout"} {
+			if !slices.Contains(u.Permissions.Publish, s) {
+				t.Errorf("merged sampler may not publish to %s", s)
+			}
+		}
+		if n := len(u.Permissions.Subscribe); n != len(lists[0][0].Permissions.Subscribe)+1 {
+			t.Errorf("merged sampler subscribes to %q", u.Permissions.Subscribe)
+		}
+	}
+	if slices.Contains(lists[0][0].Permissions.Publish, "wsgrpo.b.rollout") {
+		t.Error("MergeUsers changed its input")
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -224,5 +225,40 @@ func TestSecureStage(t *testing.T) {
 				t.Fatal("connected")
 			}
 		})
+	}
+}
+
+var updateDeploy = flag.Bool("update-deploy", false, "rewrite deploy/nats/secure.conf from `wsgrpo nats-config`")
+
+// deployNATSArgs generate deploy/nats/secure.conf: the compose run, the
+// passwords from the server's environment, TLS files mounted at
+// /etc/nats/tls.
+var deployNATSArgs = []string{"nats-config", "--run", "compose", "--auth", "password",
+	"--tls-cert", "/etc/nats/tls/server-cert.pem", "--tls-key", "/etc/nats/tls/server-key.pem", "--tls-ca", "/etc/nats/tls/ca.pem"}
+
+// TestDeployNATSConfig checks that deploy/nats/secure.conf is what
+// `wsgrpo nats-config` writes today, so that the shipped permissions
+// never drift from the topology; -update-deploy rewrites it.
+func TestDeployNATSConfig(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := execute(t, newRootCmd(), append(deployNATSArgs, "--out", dir)...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, natsConfFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "..", "deploy", "nats", "secure.conf")
+	if *updateDeploy {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/wsgrpo -run TestDeployNATSConfig -update-deploy to write it)", err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("%s is out of date with the topology's permissions; run go test ./cmd/wsgrpo -run TestDeployNATSConfig -update-deploy", path)
 	}
 }
