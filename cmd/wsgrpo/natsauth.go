@@ -113,7 +113,7 @@ func addNATSAuthFlags(fs *pflag.FlagSet) {
 	fs.String("nats-tls-cert", "", "client certificate (PEM) for a NATS server that requires one (nats_auth.tls_cert)")
 	fs.String("nats-tls-key", "", "key (PEM) of --nats-tls-cert (nats_auth.tls_key)")
 	fs.String("nats-user", "", "NATS user; the password comes from WSGRPO_NATS_AUTH_PASSWORD or the config file (nats_auth.user)")
-	fs.String("nats-nkey", "", "file holding the NATS user's nkey seed, e.g. one `wsgrpo nats-config` wrote (nats_auth.nkey)")
+	fs.String("nats-nkey", "", "file holding the NATS user's nkey seed, e.g. one that wsgrpo nats-config wrote (nats_auth.nkey)")
 }
 
 // natsAuthFlagKeys maps the flags of addNATSAuthFlags to config keys.

@@ -90,7 +90,7 @@ client certificates too. Stages then connect with --nats-tls-ca (and
 	f.StringVar(&o.auth, "auth", natsAuthNKey, "credentials: nkey or password")
 	f.StringSliceVar(&o.runs, "runs", nil, "runs the users may work on (default: --run)")
 	f.StringVar(&o.listen, "listen", "0.0.0.0:4222", "client address of the server")
-	f.IntVar(&o.httpPort, "http-port", 8222, "monitoring port (0: off)")
+	f.IntVar(&o.httpPort, "http-port", 8222, "monitoring port, which has no authentication (0: off)")
 	f.StringVar(&o.storeDir, "store-dir", "/data", "JetStream storage directory of the server")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "server certificate (PEM), as the server sees it")
 	f.StringVar(&o.tlsKey, "tls-key", "", "server key (PEM), as the server sees it")
