@@ -78,7 +78,9 @@ func TestReadOnlyClickHouseUser(t *testing.T) {
 		{"another database", "SELECT x FROM default.secret", "default"},
 	} {
 		t.Run("refused "+tc.name, func(t *testing.T) {
-			_, err := execute(t, newSQLCmd(), "--run", "grpo", "--clickhouse-dsn", reader, tc.query)
+			// --read-only=false: the session asks for no readonly setting,
+			// so what refuses is the user's profile on the server.
+			_, err := execute(t, newSQLCmd(), "--run", "grpo", "--clickhouse-dsn", reader, "--read-only=false", tc.query)
 			if !errors.Is(err, tracelog.ErrQuery) || !strings.Contains(strings.ToLower(err.Error()), tc.says) {
 				t.Fatalf("%s as the reader: %v, want the server's refusal mentioning %q", tc.query, err, tc.says)
 			}
