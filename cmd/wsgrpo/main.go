@@ -11,7 +11,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
+
+// processStart is when the process started: `train` reports the time from
+// it to the first learner update.
+var processStart = time.Now()
 
 func main() {
 	if spec := os.Getenv(envRSSChild); spec != "" {
