@@ -58,8 +58,8 @@ func OpenGroupStore(ctx context.Context, js jetstream.JetStream, t Topology, max
 		maxAge = DefaultGroupMaxAge
 	}
 	var kv jetstream.KeyValue
-	err := retryTimeout(ctx, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) (err error) {
+		kv, err = ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket:      t.GroupsBucket(),
 			Description: fmt.Sprintf("wsgrpo run %s: verified rows of groups still arriving", t.Run),
 			History:     1,

@@ -93,7 +93,7 @@ func AcquireLock(ctx context.Context, js jetstream.JetStream, t Topology, name, 
 	}
 	host, _ := os.Hostname()
 	l := &Lock{
-		kv: kv, key: "lock." + name, run: t.Run, ttl: ttl,
+		kv: kv, key: lockKey(name), run: t.Run, ttl: ttl,
 		info: LockInfo{Holder: holder, Host: host, PID: os.Getpid()},
 		log:  o.log.With("lock", name, "run", t.Run),
 		done: make(chan struct{}), lost: make(chan struct{}),
@@ -106,6 +106,9 @@ func AcquireLock(ctx context.Context, js jetstream.JetStream, t Topology, name, 
 	go l.refresh(rctx)
 	return l, nil
 }
+
+// lockKey is the run-state key of lock name.
+func lockKey(name string) string { return "lock." + name }
 
 // value returns our lock value with a fresh heartbeat.
 func (l *Lock) value() []byte {

@@ -207,7 +207,7 @@ func (r *Runner) Config() RunnerConfig { return r.cfg }
 // ensureConsumer creates or updates the durable consumer.
 func (r *Runner) ensureConsumer(ctx context.Context) error {
 	var s jetstream.Stream
-	err := retryTimeout(ctx, func(ctx context.Context) (err error) {
+	err := retryTimeout(ctx, r.js.Conn(), func(ctx context.Context) (err error) {
 		s, err = r.js.Stream(ctx, r.cfg.Stream)
 		return err
 	})
@@ -215,7 +215,7 @@ func (r *Runner) ensureConsumer(ctx context.Context) error {
 		return fmt.Errorf("runner %s: input stream %s: %w", r.cfg.Stage, r.cfg.Stream, err)
 	}
 	var cons jetstream.Consumer
-	err = retryTimeout(ctx, func(ctx context.Context) (err error) {
+	err = retryTimeout(ctx, r.js.Conn(), func(ctx context.Context) (err error) {
 		cons, err = s.CreateOrUpdateConsumer(ctx, consumerConfig(r.cfg.Consumer, r.cfg.AckWait, r.cfg.MaxAckPending))
 		return err
 	})

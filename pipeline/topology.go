@@ -308,8 +308,11 @@ func (t Topology) maxMsgSize(serverMax int64) (int32, error) {
 	return int32(serverMax - HeaderReserve), nil
 }
 
-// Ensure creates or updates every stream and bucket of the run. It is
-// idempotent and safe to call from every process at start-up.
+// Ensure creates every stream and bucket of the run, and updates those
+// that exist with another configuration. It is idempotent and safe to call
+// from every process at start-up; on a server that already holds the
+// run's streams as configured it changes nothing, so a user without the
+// right to update them (Permissions) can call it too.
 func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	if err := ValidateName(t.Run); err != nil {
 		return fmt.Errorf("run id: %w", err)
@@ -344,9 +347,8 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		if err := t.checkLayout(ctx, js, h); err != nil {
 			return err
 		}
-		if err := retryTimeout(ctx, func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateStream(ctx, cfg)
-			return err
+		if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
+			return ensureStream(ctx, js, cfg)
 		}); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", h.Stream, err)
 		}
@@ -357,7 +359,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	}
 	for _, name := range sinkConsumers {
 		cfg := consumerConfig(name, DefaultAckWait, defaultMaxAckPending)
-		if err := retryTimeout(ctx, func(ctx context.Context) error {
+		if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
 			_, err := js.CreateConsumer(ctx, sink.Stream, cfg)
 			if errors.Is(err, jetstream.ErrConsumerExists) {
 				return nil // keep the settings a running stage gave it
@@ -378,25 +380,23 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 		MaxAge:      t.MaxAge,
 		Duplicates:  dups,
 	}
-	if err := retryTimeout(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateStream(ctx, dlq)
-		return err
+	if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
+		return ensureStream(ctx, js, dlq)
 	}); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", dlq.Name, err)
 	}
-	if err := retryTimeout(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
+		return ensureObjectStore(ctx, js, jetstream.ObjectStoreConfig{
 			Bucket:      t.WeightsBucket(),
 			Description: fmt.Sprintf("wsgrpo run %s: policy weights by version", t.Run),
 			Storage:     t.Storage,
 			Replicas:    replicas,
 		})
-		return err
 	}); err != nil {
 		return fmt.Errorf("ensure object store %s: %w", t.WeightsBucket(), err)
 	}
-	if err := retryTimeout(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	if err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) error {
+		_, err := ensureKeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket:      t.StateBucket(),
 			Description: fmt.Sprintf("wsgrpo run %s: run state", t.Run),
 			History:     8,
@@ -454,7 +454,7 @@ func (t Topology) sinkConsumers() ([]string, error) {
 // queue, and doing so would change who sees which batch).
 func (t Topology) checkLayout(ctx context.Context, js jetstream.JetStream, h Hop) error {
 	var s jetstream.Stream
-	err := retryTimeout(ctx, func(ctx context.Context) (err error) {
+	err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) (err error) {
 		s, err = js.Stream(ctx, h.Stream)
 		return err
 	})
@@ -530,13 +530,19 @@ const apiAttempts = 5
 // a timeout, or has timed out apiAttempts times. A busy server (or a slow
 // disk) can take longer than the client's 5 s API timeout to create a file
 // stream; the create-or-update calls are idempotent, so trying again is safe.
-func retryTimeout(ctx context.Context, call func(context.Context) error) error {
+// A timeout after the server reported a permissions violation on nc (a
+// refused request gets no reply) is not retried: it is returned with the
+// violation (WithRefusal).
+func retryTimeout(ctx context.Context, nc *nats.Conn, call func(context.Context) error) error {
 	var err error
 	for range apiAttempts {
 		err = call(ctx)
 		timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 		if err == nil || !timedOut || ctx.Err() != nil {
 			return err
+		}
+		if refused := WithRefusal(nc, err); errors.Is(refused, nats.ErrPermissionViolation) {
+			return refused
 		}
 	}
 	return err

@@ -34,9 +34,9 @@ import (
 const (
 	// KeyLearnerStep holds the last training step the learner finished, as
 	// a decimal integer; the source waits on it.
-	KeyLearnerStep = "learner.step"
+	KeyLearnerStep = pipeline.StateKeyLearnerStep
 	// KeySourceStep holds the last step the source published.
-	KeySourceStep = "source.step"
+	KeySourceStep = pipeline.StateKeySourceStep
 )
 
 // ErrConfig is returned for a source configuration that cannot work.

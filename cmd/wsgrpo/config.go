@@ -43,6 +43,10 @@ type Config struct {
 	Dir string `koanf:"dir"`
 	// NATS is the URL of an external NATS server; empty starts one in-process.
 	NATS string `koanf:"nats"`
+	// NATSAuth is how this process authenticates to the external NATS
+	// server and verifies it: TLS files, and a user and password or an
+	// nkey seed (see natsauth.go and `wsgrpo nats-config`).
+	NATSAuth NATSAuthConfig `koanf:"nats_auth"`
 	// ClickHouseDSN selects the ClickHouse server for the trajectory log;
 	// empty uses embedded chDB under Dir.
 	ClickHouseDSN string `koanf:"clickhouse_dsn"`
@@ -177,6 +181,7 @@ func (c Config) Validate() error {
 	default:
 		add(fmt.Errorf("%w: log.format %q (want text or json)", ErrConfig, c.Log.Format))
 	}
+	add(c.NATSAuth.validate())
 	// The numeric settings' ranges (limits.go), then each section's own
 	// checks.
 	c.checkLimits(add)
@@ -325,6 +330,7 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.String("run", d.Run, "run id, or a run directory (one wsgrpo made, or one holding run.yaml)")
 	fs.String("dir", "", "run directory (default runs/<run>)")
 	fs.String("nats", "", "external NATS URL (default: embedded server in the run directory)")
+	addNATSAuthFlags(fs)
 	fs.String("clickhouse-dsn", "", "ClickHouse server DSN for the trajectory log (default: embedded chDB)")
 	fs.String("metrics", "", "serve Prometheus metrics on this address, e.g. :9090")
 	fs.String("log-level", d.Log.Level, "log level: debug, info, warn, error")
@@ -361,7 +367,7 @@ var flagKeys = map[string]string{
 // section name becomes ".", e.g. WSGRPO_RUNNER_FETCH_SIZE -> runner.fetch_size.
 func envKey(k string) string {
 	k = strings.ToLower(strings.TrimPrefix(k, "WSGRPO_"))
-	for _, section := range []string{"log_", "runner_", "ort_", "sampler_", "train_", "shaping_", "labeler_", "learner_"} {
+	for _, section := range []string{"nats_auth_", "log_", "runner_", "ort_", "sampler_", "train_", "shaping_", "labeler_", "learner_"} {
 		if strings.HasPrefix(k, section) {
 			return strings.TrimSuffix(section, "_") + "." + strings.TrimPrefix(k, section)
 		}
@@ -441,6 +447,9 @@ func loadConfig(fs *pflag.FlagSet) (Config, error) {
 			return "", nil
 		}
 		key, ok := flagKeys[f.Name]
+		if !ok {
+			key, ok = natsAuthFlagKeys[f.Name]
+		}
 		if !ok {
 			key = f.Name
 		}

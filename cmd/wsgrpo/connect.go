@@ -41,9 +41,27 @@ func openSession(ctx context.Context, cfg Config, log *slog.Logger, listen bool)
 	return openSessionAt(ctx, cfg, topo, log, listen, "", 0)
 }
 
+// openStageSession is openSession for a process that runs one stage,
+// principal (pipeline.Principals): with an external server its replies
+// come back on that stage's own inbox, the only one a stage user of a
+// secured server (`wsgrpo nats-config`) may read.
+func openStageSession(ctx context.Context, cfg Config, log *slog.Logger, principal string) (*session, error) {
+	topo, err := cfg.topology()
+	if err != nil {
+		return nil, err
+	}
+	return openSessionAs(ctx, cfg, topo, log, false, "", 0, principal)
+}
+
 // openSessionAt is openSession with the run's topology (cfg.topology(),
 // possibly adjusted) and the embedded server's listen address.
 func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log *slog.Logger, listen bool, host string, port int) (*session, error) {
+	return openSessionAs(ctx, cfg, topo, log, listen, host, port, "")
+}
+
+// openSessionAs is openSessionAt for principal ("" for no stage in
+// particular).
+func openSessionAs(ctx context.Context, cfg Config, topo pipeline.Topology, log *slog.Logger, listen bool, host string, port int, principal string) (*session, error) {
 	var err error
 	s := &session{topo: topo, reg: prometheus.NewRegistry()}
 	if cfg.NATS == "" {
@@ -69,7 +87,7 @@ func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 		}
 		s.nc, err = s.srv.Connect()
 	} else {
-		s.nc, err = pipeline.Connect(cfg.NATS)
+		s.nc, err = connectExternal(cfg, log, principal)
 	}
 	if err != nil {
 		s.close()
@@ -80,6 +98,7 @@ func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 		return nil, err
 	}
 	if err := topo.Ensure(ctx, s.js); err != nil {
+		err = pipeline.WithRefusal(s.nc, err)
 		s.close()
 		return nil, fmt.Errorf("create streams of run %s: %w", cfg.Run, err)
 	}

@@ -230,7 +230,7 @@ func openDLQ(ctx context.Context, cfg Config, log *slog.Logger) (*session, jetst
 		}
 		s.nc, err = s.srv.Connect()
 	} else {
-		s.nc, err = pipeline.Connect(cfg.NATS)
+		s.nc, err = connectExternal(cfg, log, "")
 	}
 	if err != nil {
 		s.close()

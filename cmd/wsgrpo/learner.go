@@ -47,7 +47,7 @@ type LearnerConfig struct {
 
 // DefaultLearnerConfig returns the learner defaults used by `train`.
 func DefaultLearnerConfig() LearnerConfig {
-	return LearnerConfig{LR: 3e-5, ClipNorm: 1, Aggregation: learner.AggSeqMean, CheckpointEvery: 10, LockTTL: defaultLearnerLockTTL}
+	return LearnerConfig{LR: 1e-4, ClipNorm: 1, Aggregation: learner.AggSeqMean, CheckpointEvery: 10, LockTTL: defaultLearnerLockTTL}
 }
 
 // learnerOptions maps the configuration onto the stage's options.

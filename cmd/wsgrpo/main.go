@@ -11,9 +11,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
 )
+
+// processStart is when the process started: `train` reports the time from
+// it to the first learner update.
+var processStart = time.Now()
 
 func main() {
 	if spec := os.Getenv(envRSSChild); spec != "" {

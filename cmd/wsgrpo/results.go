@@ -217,7 +217,7 @@ func resultsMarkdown(rows []methodResult) string {
 	}
 	b.WriteString("Greedy decoding on the arith test split.\n\n")
 	resultsTable(&b, rows, func(s trainState) *evalReport { return s.Before }, func(s trainState) *evalReport { return s.After })
-	b.WriteString("\nAfter training; mean ± sample standard deviation over seeds; the base policy row is its evaluation before the first run.\n")
+	b.WriteString("\nAfter training; mean ± sample standard deviation over seeds; the base policy row is over every run's evaluation before training (one per run).\n")
 	return b.String()
 }
 
@@ -262,8 +262,15 @@ func resultsTable(b *strings.Builder, rows []methodResult, before, after func(tr
 		}
 		b.WriteString("\n")
 	}
-	if len(rows) > 0 && len(rows[0].Runs) > 0 {
-		line("base policy", rows[0].Runs[:1], 0, before)
+	// Every run evaluated the same base policy before training: the base
+	// row is the mean and spread of those evaluations (sampling makes them
+	// differ), its "seeds" the number of them.
+	var all []trainState
+	for _, m := range rows {
+		all = append(all, m.Runs...)
+	}
+	if len(all) > 0 {
+		line("base policy", all, 0, before)
 	}
 	for _, m := range rows {
 		line(m.Method, m.Runs, m.Runs[0].Steps, after)

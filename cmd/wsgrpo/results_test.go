@@ -28,7 +28,7 @@ func TestMeanSD(t *testing.T) {
 	}
 }
 
-// TestResultsMarkdown: the base row comes from the first run's evaluation
+// TestResultsMarkdown: the base row comes from every run's evaluation
 // before training, each method's row from its runs' evaluations after,
 // with mean and spread over seeds.
 func TestResultsMarkdown(t *testing.T) {
@@ -41,7 +41,7 @@ func TestResultsMarkdown(t *testing.T) {
 	}
 	doc := resultsMarkdown(rows)
 	for _, want := range []string{
-		"| base policy | 1 | 0 | 30.0 ± 0.0% | 40.0 ± 0.0 |",
+		"| base policy | 3 | 0 | 30.0 ± 0.0% | 40.0 ± 0.0 |",
 		"| grpo | 2 | 10 | 60.0 ± 14.1% | 70.0 ± 14.1 |",
 		"| wsgrpo | 1 | 10 | 60.0 ± 0.0% | 20.0 ± 0.0 | 3.00 ± 0.00 | 33.3 ± 0.0 |",
 		" 2 ops |",
@@ -71,7 +71,7 @@ func TestResultsMarkdownSampled(t *testing.T) {
 	if si < 0 || gi < si {
 		t.Fatalf("want the sampled table, then the greedy one:\n%s", doc)
 	}
-	for _, want := range []string{"| base policy | 1 | 0 | 30.0 ± 0.0% | 90.0 ± 0.0 |", "| wsgrpo | 2 | 5 | 35.0 ± 0.0% | 45.0 ± 0.0 |", "| wsgrpo | 2 | 5 | 50.0 ± 0.0% | 38.0 ± 0.0 |"} {
+	for _, want := range []string{"| base policy | 2 | 0 | 30.0 ± 0.0% | 90.0 ± 0.0 |", "| wsgrpo | 2 | 5 | 35.0 ± 0.0% | 45.0 ± 0.0 |", "| wsgrpo | 2 | 5 | 50.0 ± 0.0% | 38.0 ± 0.0 |"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("no %q in\n%s", want, doc)
 		}

@@ -36,6 +36,7 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newEvalCmd(),
 		newLabelerCmd(),
 		newResultsCmd(),
+		newNATSConfigCmd(),
 	)
 	return root
 }

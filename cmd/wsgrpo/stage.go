@@ -93,7 +93,7 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 		}
 		defer release()
 	}
-	s, err := openSession(ctx, cfg, log, false)
+	s, err := openStageSession(ctx, cfg, log, position)
 	if err != nil {
 		return err
 	}
@@ -105,5 +105,5 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 		return err
 	}
 	log.Info("stage running", "stage", name, "position", position, "run", cfg.Run, "no_labeler", cfg.NoLabeler)
-	return g.Run(ctx)
+	return pipeline.WithRefusal(s.nc, g.Run(ctx))
 }

@@ -54,6 +54,9 @@ type trainSummary struct {
 	Steps                       int64
 	Policy                      string
 	Elapsed                     time.Duration
+	// FirstUpdate is the time from the command's start to the learner's
+	// first update of this attempt (0 when it made none).
+	FirstUpdate time.Duration
 }
 
 // trainTask returns the run's training prompts: the arith train split, or
@@ -182,6 +185,9 @@ type trainState struct {
 	Last    *learner.StepMetrics `json:"last,omitempty"`
 	Policy  string               `json:"policy,omitempty"`
 	Seconds float64              `json:"seconds,omitempty"`
+	// FirstUpdateSeconds is the time from the command's start to the
+	// learner's first update (of the attempt that completed the run).
+	FirstUpdateSeconds float64 `json:"first_update_seconds,omitempty"`
 }
 
 func readTrainState(cfg Config) trainState {
@@ -355,6 +361,7 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 	st.AfterSampled = sum.AfterSampled
 	st.After, st.Shaper, st.Seed, st.Steps, st.Fit = sum.After, cfg.Shaping.Shaper, cfg.Train.Seed, sum.Steps, sum.Fit
 	st.First, st.Last, st.Policy, st.Seconds = &sum.First, &sum.Last, sum.Policy, sum.Elapsed.Seconds()
+	st.FirstUpdateSeconds = sum.FirstUpdate.Seconds()
 	if sum.Labeler != nil {
 		st.Labeler = sum.Labeler.ID()
 	}
@@ -445,6 +452,9 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 		eta := time.Duration(float64(now.Sub(phaseStart)) / float64(max(done, 1)) * float64(want-m.Step))
 		if sum.First.Step == 0 && !m.Skipped {
 			sum.First = m
+		}
+		if sum.FirstUpdate == 0 {
+			sum.FirstUpdate = time.Since(processStart)
 		}
 		if !m.Skipped {
 			sum.Last = m
@@ -542,6 +552,9 @@ func printTrainSummary(cmd *cobra.Command, cfg Config, s trainSummary) {
 		cfg.Train.PromptsPerStep, cfg.groupSize(), s.Elapsed.Round(time.Second))
 	if s.Labeler != nil {
 		out(cmd, "  labeler:             %s\n", s.Labeler.ID())
+	}
+	if s.FirstUpdate > 0 {
+		out(cmd, "  first update:        %s after the command started\n", s.FirstUpdate.Round(100*time.Millisecond))
 	}
 	out(cmd, "  first step:          reward %.3f, accuracy %.1f%%, %.1f tokens, %.2f steps\n", s.First.MeanReward, 100*s.First.Accuracy, s.First.MeanTokens, s.First.MeanSteps)
 	out(cmd, "  last step:           reward %.3f, accuracy %.1f%%, %.1f tokens, %.2f steps (kl %.4f)\n", s.Last.MeanReward, 100*s.Last.Accuracy, s.Last.MeanTokens, s.Last.MeanSteps, s.Last.KL)

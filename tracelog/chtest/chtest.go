@@ -48,9 +48,22 @@ type Server struct {
 
 	dir      string
 	port     int
+	env      []string
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	external bool
+}
+
+// Options configure a server StartWith starts.
+type Options struct {
+	// Users are extra users files (their text), merged into the server's
+	// users configuration (users.d): users, profiles, quotas. The root
+	// element may be <clickhouse> or <yandex>; it is renamed to what the
+	// installed server reads.
+	Users []string
+	// Env is added to the server process's environment (NAME=value), for
+	// settings a users file reads with from_env.
+	Env []string
 }
 
 // Start returns a server with a fresh database: the one WSGRPO_TEST_CLICKHOUSE_DSN
@@ -66,8 +79,23 @@ func Start(tb testing.TB) *Server {
 	if _, err := os.Stat(ServerBinary); err != nil {
 		tb.Skipf("no ClickHouse server: %s is missing and %s is unset (apt-get install clickhouse-server, or set %s)", ServerBinary, EnvDSN, EnvDSN)
 	}
-	s := &Server{dir: dataDir(tb), port: freePort(tb)}
+	return StartWith(tb, Options{})
+}
+
+// StartWith starts a clickhouse-server for this test with o's users and
+// environment, and returns it with a fresh database (DSN as the default
+// user). It skips the test when the server binary is missing; an external
+// server (WSGRPO_TEST_CLICKHOUSE_DSN) cannot take the options.
+func StartWith(tb testing.TB, o Options) *Server {
+	tb.Helper()
+	if _, err := os.Stat(ServerBinary); err != nil {
+		tb.Skipf("no ClickHouse server: %s is missing (apt-get install clickhouse-server); this test configures the server's users, so %s cannot stand in", ServerBinary, EnvDSN)
+	}
+	s := &Server{dir: dataDir(tb), port: freePort(tb), env: o.Env}
 	if err := s.writeConfig(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.writeUsers(o.Users); err != nil {
 		tb.Fatal(err)
 	}
 	s.startProcess(tb)
@@ -146,7 +174,7 @@ func (s *Server) startProcess(tb testing.TB) {
 	// to the kernel: most of its CPU went to page faults (see
 	// docs/benchmarks/tracelog.md). Keeping freed pages saves about a
 	// quarter of the server's CPU in tests.
-	cmd.Env = append(os.Environ(), "MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1")
+	cmd.Env = append(append(os.Environ(), "MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1"), s.env...)
 	log, err := os.OpenFile(filepath.Join(s.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		tb.Fatal(err)
@@ -222,6 +250,29 @@ func (s *Server) writeConfig() error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(s.dir, "users.xml"), []byte(users), 0o644)
+}
+
+// Port returns the native-protocol port of a server Start or StartWith
+// started (0 for an external one), for DSNs of other users.
+func (s *Server) Port() int { return s.port }
+
+// writeUsers writes each users file into users.d, with the root element
+// the server reads (<yandex> for the Debian 18.16 server).
+func (s *Server) writeUsers(files []string) error {
+	if len(files) == 0 {
+		return nil
+	}
+	dir := filepath.Join(s.dir, "users.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, f := range files {
+		f = strings.NewReplacer("<clickhouse>", "<yandex>", "</clickhouse>", "</yandex>").Replace(f)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d.xml", i)), []byte(f), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // newDatabase creates a uniquely named database on the server dsn points at
