@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,9 +81,32 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// ServeMetrics serves g on http://addr/metrics until ctx is done and returns
-// the address it listens on (useful with port 0).
-func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger) (net.Addr, error) {
+// MetricsServer is a Prometheus endpoint that ServeMetrics started.
+type MetricsServer struct {
+	srv  *http.Server
+	addr net.Addr
+	once sync.Once
+	err  error
+}
+
+// Addr is the address it listens on (useful with port 0).
+func (m *MetricsServer) Addr() net.Addr { return m.addr }
+
+// Close stops the server now and releases its port, so that another
+// server can listen on the same address at once. It is safe to call more
+// than once and after the context ended.
+func (m *MetricsServer) Close() error {
+	m.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.err = m.srv.Shutdown(ctx)
+	})
+	return m.err
+}
+
+// ServeMetrics serves g on http://addr/metrics until ctx is done or the
+// returned server is closed, whichever comes first.
+func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger) (*MetricsServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -92,18 +116,13 @@ func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	m := &MetricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, addr: ln.Addr()}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
+	context.AfterFunc(ctx, func() { _ = m.Close() })
 	log.Info("serving metrics", "addr", ln.Addr().String())
-	return ln.Addr(), nil
+	return m, nil
 }

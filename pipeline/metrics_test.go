@@ -49,10 +49,11 @@ func TestMetricsServed(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := ServeMetrics(ctx, "127.0.0.1:0", reg, nil)
+	ms, err := ServeMetrics(ctx, "127.0.0.1:0", reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := ms.Addr()
 	var body string
 	waitFor(t, 10*time.Second, "the batch counter on /metrics", func() bool {
 		resp, err := http.Get("http://" + addr.String() + "/metrics")
@@ -68,5 +69,39 @@ func TestMetricsServed(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestMetricsServerCloseReleasesPort: a closed server's address can be
+// served again at once (a command that opens one session after another
+// serves its metrics on one address).
+func TestMetricsServerCloseReleasesPort(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	first, err := ServeMetrics(t.Context(), "127.0.0.1:0", reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := first.Addr().String()
+	if _, err := ServeMetrics(t.Context(), addr, reg, nil); err == nil {
+		t.Fatal("a second server listened on a live server's address")
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	second, err := ServeMetrics(t.Context(), addr, reg, nil)
+	if err != nil {
+		t.Fatalf("serve again on %s after Close: %v", addr, err)
+	}
+	defer second.Close()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
 	}
 }

@@ -28,6 +28,10 @@ type session struct {
 	learnerSteps *stepLog
 	// release ends the claim on the run directory of the embedded server.
 	release func()
+	// metrics is the Prometheus endpoint (--metrics), closed with the
+	// session so that the next session of the command (train's evaluations
+	// and training phase) can serve on the same address.
+	metrics *pipeline.MetricsServer
 }
 
 // openSession connects to cfg.NATS, or starts the embedded server with its
@@ -108,12 +112,11 @@ func openSessionAs(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 		return nil, err
 	}
 	if cfg.Metrics != "" {
-		addr, err := pipeline.ServeMetrics(ctx, cfg.Metrics, s.reg, log)
-		if err != nil {
+		if s.metrics, err = pipeline.ServeMetrics(ctx, cfg.Metrics, s.reg, log); err != nil {
 			s.close()
 			return nil, fmt.Errorf("serve metrics: %w", err)
 		}
-		log.Info("serving Prometheus metrics", "addr", addr.String())
+		log.Info("serving Prometheus metrics", "addr", s.metrics.Addr().String())
 	}
 	return s, nil
 }
@@ -148,6 +151,10 @@ func (s *session) whyFailed(err error) error {
 }
 
 func (s *session) close() {
+	if s.metrics != nil {
+		_ = s.metrics.Close()
+		s.metrics = nil
+	}
 	if s.nc != nil {
 		s.nc.Close()
 	}

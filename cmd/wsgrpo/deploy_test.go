@@ -103,7 +103,8 @@ func parseCommandLine(args []string) (*cobra.Command, []string, error) {
 
 // commandStages returns the stages a parsed wsgrpo command runs: every
 // stage for `train` (it runs them all in its process), the named one for
-// `stage NAME`, none for other commands.
+// `stage NAME`, the prompt source's principal for `source`, none for other
+// commands.
 func commandStages(cmd *cobra.Command, pos []string) ([]string, error) {
 	switch cmd.Name() {
 	case "train":
@@ -125,6 +126,8 @@ func commandStages(cmd *cobra.Command, pos []string) ([]string, error) {
 			return nil, fmt.Errorf("stage passthrough is a wiring stand-in, not the %s", position)
 		}
 		return []string{position}, nil
+	case "source":
+		return []string{pipeline.PrincipalSource}, nil
 	}
 	return nil, nil
 }

@@ -37,6 +37,7 @@ Configuration: defaults < --config FILE (YAML) < WSGRPO_* environment < flags.`,
 		newLabelerCmd(),
 		newResultsCmd(),
 		newNATSConfigCmd(),
+		newSourceCmd(),
 	)
 	return root
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,25 +44,32 @@ learner:
 // TestTrainRun trains for two steps end to end (real NATS, ONNX Runtime
 // and chDB) with WS-GRPO and with a baseline shaper: the warm-up fits a
 // labeler, the learner publishes versions, the steps table and the
-// trajectory log record them, and the trained policy loads.
+// trajectory log record them, and the trained policy loads. The baseline
+// serves --metrics: every session of the command (evaluations, warm-up,
+// training) serves on the one address in turn.
 func TestTrainRun(t *testing.T) {
 	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
 	for _, tc := range []struct {
 		name, shaper string
 		labeled      bool
+		metrics      bool
 	}{
-		{"ws-grpo", "ws-grpo", true},
-		{"grpo baseline", "grpo", false},
+		{"ws-grpo", "ws-grpo", true, false},
+		{"grpo baseline", "grpo", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "run")
 			run := "tr" + strings.ReplaceAll(tc.shaper, "-", "")
 			cfg := writeTrainConfig(t, run, "shaping:\n  shaper: "+tc.shaper+"\n")
-			got, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", dir)
+			args := []string{"--config", cfg, "--dir", dir}
+			if tc.metrics {
+				args = append(args, "--metrics", freeAddr(t))
+			}
+			got, err := execute(t, newTrainCmd(), args...)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, got)
 			}
-			for _, want := range []string{"before: greedy accuracy", "training run", "last step:", "greedy test eval:", "trained policy:"} {
+			for _, want := range []string{"before: greedy accuracy", "before: sampled accuracy", "training run", "first update:", "last step:", "greedy test eval:", "sampled test eval:", "trained policy:"} {
 				if !strings.Contains(got, want) {
 					t.Errorf("summary lacks %q:\n%s", want, got)
 				}
@@ -166,4 +174,19 @@ func TestTrainResume(t *testing.T) {
 	if err != nil || lastLine(steps) != "2,2,1,2,1" {
 		t.Fatalf("steps table after the resume: %v\n%s", err, steps)
 	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
