@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wsgrpo/wsgrpo/internal/diskfull"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 )
 
@@ -145,7 +146,11 @@ func (s *session) whyFailed(err error) error {
 		}
 	}
 	if pipeline.IsStorageFull(err) {
-		return fmt.Errorf("%w: %w", pipeline.ErrStorageFull, err)
+		where := "the NATS server"
+		if s.nc != nil && s.nc.ConnectedUrlRedacted() != "" {
+			where += " " + s.nc.ConnectedUrlRedacted()
+		}
+		return diskfull.New("the JetStream store", where, -1, err)
 	}
 	return err
 }

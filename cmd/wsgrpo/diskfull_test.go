@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/internal/diskfull/fulltest"
 	"github.com/wsgrpo/wsgrpo/pipeline"
@@ -54,5 +58,21 @@ func TestTrainWiringDiskFull(t *testing.T) {
 			}
 			t.Logf("after %s: %s", took.Round(time.Millisecond), strings.Join(lines, "\n"))
 		})
+	}
+}
+
+// TestWhyFailed: a failed write of a session with an external server is
+// reported as the JetStream store's out-of-space error when the server's
+// reply says so, and as it is otherwise.
+func TestWhyFailed(t *testing.T) {
+	s := &session{}
+	full := fmt.Errorf("publish: %w", &jetstream.APIError{Code: 503, ErrorCode: 10023, Description: "insufficient resources"})
+	var sf *pipeline.StorageFullError
+	if err := s.whyFailed(full); !errors.As(err, &sf) || sf.What != "the JetStream store" || !errors.Is(err, pipeline.ErrStorageFull) {
+		t.Errorf("whyFailed(%v) = %v, want the JetStream store's StorageFullError", full, err)
+	}
+	timeout := fmt.Errorf("publish: %w", context.DeadlineExceeded)
+	if err := s.whyFailed(timeout); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, pipeline.ErrStorageFull) {
+		t.Errorf("whyFailed(%v) = %v, want it unchanged", timeout, err)
 	}
 }

@@ -63,7 +63,7 @@ wait on it. In one process, wsgrpo train does all of this (and evaluates).`,
 			out(cmd, "run %s: feeding %d steps x %d prompts (at most %d ahead of the learner)\n", cfg.Run, cfg.Train.Steps, cfg.Train.PromptsPerStep, cfg.Train.Ahead)
 			stats, err := source.Run(ctx)
 			if err != nil {
-				return fmt.Errorf("prompt source: %w", err)
+				return fmt.Errorf("prompt source: %w", s.whyFailed(err))
 			}
 			out(cmd, "published steps %d-%d of run %s\n", stats.First, stats.Last, cfg.Run)
 			if !wait {
