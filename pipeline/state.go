@@ -18,11 +18,25 @@ type RunState struct {
 
 // OpenRunState opens the run-state bucket created by Topology.Ensure.
 func OpenRunState(ctx context.Context, js jetstream.JetStream, t Topology) (*RunState, error) {
-	kv, err := js.KeyValue(ctx, t.StateBucket())
+	kv, err := stateBucket(ctx, js, t)
+	if err != nil {
+		return nil, err
+	}
+	return &RunState{kv: kv}, nil
+}
+
+// stateBucket looks the run-state bucket up, trying again when the lookup
+// times out (a server restarting while a stage starts), as Ensure does.
+func stateBucket(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) (err error) {
+		kv, err = js.KeyValue(ctx, t.StateBucket())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("run state %s: %w", t.StateBucket(), err)
 	}
-	return &RunState{kv: kv}, nil
+	return kv, nil
 }
 
 // validKey accepts KV keys made of [A-Za-z0-9_-] tokens separated by dots.
