@@ -463,15 +463,12 @@ func TestScaleOutProcesses(t *testing.T) {
 	samplers := []*osProc{s.stage(pipeline.StageSampler, 0), s.stage(pipeline.StageSampler, 1)}
 
 	// The prompt source, as train runs it: one step ahead of the learner,
-	// one prompt per message so that both samplers get work.
+	// one prompt per message so that both samplers get work. It runs in
+	// two parts, as a restarted source would (the second resumes after the
+	// last step the first published): steps 1..restartAt first, the rest
+	// just before the NATS restart, so that the restart always lands with
+	// steps still to sample and train.
 	task, err := trainTask(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := prompts.New(ctx, js, topo, task, prompts.Config{
-		PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.Steps, Ahead: cfg.Train.Ahead,
-		Split: tasks.Train, Seed: cfg.Train.Seed, MaxRows: 1,
-	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,11 +476,34 @@ func TestScaleOutProcesses(t *testing.T) {
 		stats prompts.Stats
 		err   error
 	}
-	srcDone := make(chan srcResult, 1)
-	go func() {
-		stats, err := src.Run(ctx)
-		srcDone <- srcResult{stats, err}
-	}()
+	feed := func(steps int) <-chan srcResult {
+		src, err := prompts.New(ctx, js, topo, task, prompts.Config{
+			PerStep: cfg.Train.PromptsPerStep, Steps: steps, Ahead: cfg.Train.Ahead,
+			Split: tasks.Train, Seed: cfg.Train.Seed, MaxRows: 1,
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan srcResult, 1)
+		go func() {
+			stats, err := src.Run(ctx)
+			done <- srcResult{stats, err}
+		}()
+		return done
+	}
+	sourced := func(done <-chan srcResult, first, last int64) {
+		t.Helper()
+		select {
+		case r := <-done:
+			if r.err != nil || r.stats.First != first || r.stats.Last != last {
+				t.Fatalf("prompt source: %+v, %v; want steps %d..%d published", r.stats, r.err, first, last)
+			}
+		case <-ctx.Done():
+			t.Fatalf("the prompt source did not publish steps %d..%d", first, last)
+		}
+	}
+	const restartAt = 6
+	firstPart := feed(restartAt)
 	stepAtLeast := func(n int64) func() bool {
 		return func() bool { return learnerStep(ctx, st) >= n }
 	}
@@ -517,23 +537,17 @@ func TestScaleOutProcesses(t *testing.T) {
 	// restart the NATS server.
 	s.poll(ctx, "the killed processes' pull requests to expire", func() bool { return time.Since(killed) > 2*time.Second })
 	s.pulling(ctx, topo, map[string]int{pipeline.StageSampler: 2, pipeline.StageVerifier: 2, pipeline.StageLabeler: 1})
-	s.poll(ctx, "the learner's step 5", stepAtLeast(5))
+	sourced(firstPart, 1, restartAt)
+	lastPart := feed(cfg.Train.Steps)
 	if n := learnerStep(ctx, st); n >= int64(cfg.Train.Steps) {
 		t.Fatalf("the run finished (step %d) before the NATS restart; the test would not exercise it", n)
 	}
 	restarted := time.Now()
 	s.nats.Restart(t, 30*time.Second)
-	t.Logf("nats-server restarted in %s", time.Since(restarted).Round(time.Millisecond))
+	t.Logf("nats-server restarted in %s, the learner at step %d", time.Since(restarted).Round(time.Millisecond), learnerStep(ctx, st))
 
 	s.poll(ctx, fmt.Sprintf("the learner's step %d", cfg.Train.Steps), stepAtLeast(int64(cfg.Train.Steps)))
-	select {
-	case r := <-srcDone:
-		if r.err != nil || r.stats.Last != int64(cfg.Train.Steps) {
-			t.Fatalf("prompt source: %+v, %v; want every step published", r.stats, r.err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the prompt source did not finish")
-	}
+	sourced(lastPart, restartAt+1, int64(cfg.Train.Steps))
 	s.poll(ctx, fmt.Sprintf("%d trajectories in the log", len(want)), func() bool {
 		n, err := store.Count(ctx, cfg.Run)
 		return err == nil && n >= int64(len(want))
