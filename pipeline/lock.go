@@ -87,9 +87,9 @@ func AcquireLock(ctx context.Context, js jetstream.JetStream, t Topology, name, 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	kv, err := js.KeyValue(ctx, t.StateBucket())
+	kv, err := stateBucket(ctx, js, t)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: run state %s: %w", name, t.StateBucket(), err)
+		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	host, _ := os.Hostname()
 	l := &Lock{

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -17,11 +18,25 @@ type RunState struct {
 
 // OpenRunState opens the run-state bucket created by Topology.Ensure.
 func OpenRunState(ctx context.Context, js jetstream.JetStream, t Topology) (*RunState, error) {
-	kv, err := js.KeyValue(ctx, t.StateBucket())
+	kv, err := stateBucket(ctx, js, t)
+	if err != nil {
+		return nil, err
+	}
+	return &RunState{kv: kv}, nil
+}
+
+// stateBucket looks the run-state bucket up, trying again when the lookup
+// times out (a server restarting while a stage starts), as Ensure does.
+func stateBucket(ctx context.Context, js jetstream.JetStream, t Topology) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) (err error) {
+		kv, err = js.KeyValue(ctx, t.StateBucket())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("run state %s: %w", t.StateBucket(), err)
 	}
-	return &RunState{kv: kv}, nil
+	return kv, nil
 }
 
 // validKey accepts KV keys made of [A-Za-z0-9_-] tokens separated by dots.
@@ -105,10 +120,19 @@ func (s *RunState) Update(ctx context.Context, key string, value []byte, revisio
 	return rev, nil
 }
 
+// watchPoll is how often Watch also reads its key directly. The KV watch
+// is an ordered consumer: when a server restart takes that consumer away,
+// the client only recreates it once it has missed heartbeats for 10 to 20
+// seconds, and changes made meanwhile would wait that long.
+const watchPoll = time.Second
+
 // Watch sends the value under key each time it changes, starting with the
 // current value if there is one, until ctx ends (then the channel closes).
 // A deleted key sends nil. Slow readers see the latest value: values sent
-// while the reader is busy are replaced, not queued.
+// while the reader is busy are replaced, not queued. Besides watching, it
+// reads the key every watchPoll, so that a change reaches the reader
+// within about that long even while the watch recovers from a server
+// restart; each revision is sent at most once.
 func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error) {
 	if err := validKey(key); err != nil {
 		return nil, err
@@ -121,6 +145,20 @@ func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error)
 	go func() {
 		defer close(out)
 		defer func() { _ = w.Stop() }()
+		tick := time.NewTicker(watchPoll)
+		defer tick.Stop()
+		var sent uint64 // the newest revision sent
+		send := func(v []byte, rev uint64) {
+			if rev <= sent {
+				return
+			}
+			sent = rev
+			select { // keep only the newest value
+			case <-out:
+			default:
+			}
+			out <- v
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -136,11 +174,14 @@ func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error)
 				if e.Operation() == jetstream.KeyValuePut {
 					v = e.Value()
 				}
-				select { // keep only the newest value
-				case <-out:
-				default:
+				send(v, e.Revision())
+			case <-tick.C:
+				gctx, cancel := context.WithTimeout(ctx, watchPoll)
+				e, err := s.kv.Get(gctx, key)
+				cancel()
+				if err == nil { // a deleted key is left to the watch
+					send(e.Value(), e.Revision())
 				}
-				out <- v
 			}
 		}
 	}()

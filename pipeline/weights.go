@@ -22,15 +22,21 @@ type WeightStore struct {
 	kv  jetstream.KeyValue
 }
 
-// OpenWeightStore opens the buckets created by Topology.Ensure.
+// OpenWeightStore opens the buckets created by Topology.Ensure. Lookups
+// that time out (a server restarting while a stage starts) are tried
+// again, as Ensure's are.
 func OpenWeightStore(ctx context.Context, js jetstream.JetStream, t Topology) (*WeightStore, error) {
-	obj, err := js.ObjectStore(ctx, t.WeightsBucket())
+	var obj jetstream.ObjectStore
+	err := retryTimeout(ctx, js.Conn(), func(ctx context.Context) (err error) {
+		obj, err = js.ObjectStore(ctx, t.WeightsBucket())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("weights bucket %s: %w", t.WeightsBucket(), err)
 	}
-	kv, err := js.KeyValue(ctx, t.StateBucket())
+	kv, err := stateBucket(ctx, js, t)
 	if err != nil {
-		return nil, fmt.Errorf("run state %s: %w", t.StateBucket(), err)
+		return nil, err
 	}
 	return &WeightStore{obj: obj, kv: kv}, nil
 }

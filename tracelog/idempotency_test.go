@@ -2,6 +2,7 @@ package tracelog_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,5 +185,43 @@ func TestServerOutage(t *testing.T) {
 	}
 	if c, v, d := dedupCounts(t, s, "outage"); c != 400 || v != 400 || d != 400 {
 		t.Fatalf("after outage: Count %d, view %d, distinct %d; want 400", c, v, d)
+	}
+}
+
+// TestConcurrentMigrations migrates one fresh server database from several
+// stores at once, as the stage processes of a run that share a ClickHouse
+// server do when they start together (the logger and the learner both
+// open the log for writing): every one succeeds, and the table and its
+// dedup view end with every migration's columns.
+func TestConcurrentMigrations(t *testing.T) {
+	const stores = 4
+	for round := range 3 {
+		cfg, _ := chtest.Backends()[0].Open(t)
+		var wg sync.WaitGroup
+		errs := make([]error, stores)
+		start := make(chan struct{})
+		for i := range stores {
+			s := open(t, cfg)
+			wg.Go(func() {
+				<-start
+				errs[i] = s.Migrate(ctx(t))
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, store %d: %v", round, i, err)
+			}
+		}
+		s := open(t, cfg)
+		for _, q := range []string{
+			"SELECT labeled, created_ms, group_size, labeler FROM trajectories_dedup",
+			"SELECT count() FROM steps_dedup",
+		} {
+			if _, err := s.Query(ctx(t), q); err != nil {
+				t.Fatalf("round %d: %s: %v", round, q, err)
+			}
+		}
 	}
 }

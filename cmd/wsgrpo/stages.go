@@ -171,7 +171,11 @@ func (l *sharedLog) close() {
 }
 
 // newSamplerStage builds the sampler: the run's weight store supplies the
-// policy versions, loaded into this process's ONNX Runtime.
+// policy versions, loaded into this process's ONNX Runtime. It samples
+// with a version at most one behind the newest (at most
+// learner.max_staleness behind: with 0, always the newest), so that a
+// sampler process that was idle while the learner published several
+// versions does not sample rows the learner would drop as stale.
 func newSamplerStage(ctx context.Context, env stageEnv) (stage.Processor, error) {
 	rt, err := env.runtime()
 	if err != nil {
@@ -181,7 +185,9 @@ func newSamplerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 	if err != nil {
 		return nil, fmt.Errorf("weight store: %w", err)
 	}
-	return sampler.New(sampler.NewLoader(rt, ws, env.log), env.cfg.samplerOptions(env.log), nil)
+	loader := sampler.NewLoader(rt, ws, env.log)
+	loader.SetMaxLag(min(sampler.DefaultMaxLag, env.cfg.Learner.MaxStaleness))
+	return sampler.New(loader, env.cfg.samplerOptions(env.log), nil)
 }
 
 // addStages adds the named stages of the table, each at its own position.

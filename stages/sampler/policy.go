@@ -52,16 +52,22 @@ var ErrClosed = errors.New("sampler: policy loader closed")
 // before the loader tries it again.
 const loadRetry = 5 * time.Second
 
+// DefaultMaxLag is the Loader's default lag bound (SetMaxLag).
+const DefaultMaxLag = 1
+
 // Loader is Policies over Versions: it loads the newest version into
 // ONNX Runtime (generate.FromBlob plus the session) and keeps it. When a
 // newer version is published, the next Acquire starts building it in the
 // background and keeps handing out the current one until the new one is
 // ready, so a version swap does not stall decoding; a replaced policy is
-// closed once its last user releases it. It is safe for concurrent use.
+// closed once its last user releases it. A current version more than the
+// lag bound behind the newest is not handed out: Acquire loads the newest
+// first. It is safe for concurrent use.
 type Loader struct {
-	rt  *ort.Runtime
-	src Versions
-	log *slog.Logger
+	rt     *ort.Runtime
+	src    Versions
+	log    *slog.Logger
+	maxLag int64
 
 	mu       sync.Mutex
 	cur      *held
@@ -86,11 +92,27 @@ func NewLoader(rt *ort.Runtime, src Versions, log *slog.Logger) *Loader {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Loader{rt: rt, src: src, log: log}
+	return &Loader{rt: rt, src: src, log: log, maxLag: DefaultMaxLag}
+}
+
+// SetMaxLag bounds how many versions behind the newest published one the
+// policy Acquire hands out may be (default DefaultMaxLag, negative means
+// 0). Within the bound a newer version is built in the background while
+// sampling goes on with the current one; beyond it (a sampler that stayed
+// idle while the learner published several versions, or whose last load
+// failed) Acquire loads the newest before it returns, since the learner
+// drops rows more than its max_staleness versions old. 0 samples every
+// batch with the newest version (synchronous on-policy training).
+func (l *Loader) SetMaxLag(n int64) {
+	l.mu.Lock()
+	l.maxLag = max(n, 0)
+	l.mu.Unlock()
 }
 
 // Acquire implements Policies. The first call loads the newest version
-// before returning; later calls return at once with the current version.
+// before returning; later calls return at once with the current version,
+// unless it is more than the lag bound behind the newest (SetMaxLag): then
+// they load the newest first.
 func (l *Loader) Acquire(ctx context.Context) (*Policy, func(), error) {
 	latest, lerr := l.src.Latest(ctx)
 	l.mu.Lock()
@@ -98,11 +120,19 @@ func (l *Loader) Acquire(ctx context.Context) (*Policy, func(), error) {
 		l.mu.Unlock()
 		return nil, nil, ErrClosed
 	}
-	if l.cur == nil {
+	switch {
+	case l.cur == nil && lerr != nil:
 		l.mu.Unlock()
-		if lerr != nil {
-			return nil, nil, fmt.Errorf("%w: no policy version to sample with yet: %w", stage.ErrUnavailable, lerr)
+		return nil, nil, fmt.Errorf("%w: no policy version to sample with yet: %w", stage.ErrUnavailable, lerr)
+	case l.cur == nil || (lerr == nil && latest-l.cur.pol.Version > l.maxLag):
+		// The first version, or the current one is too far behind to
+		// sample with: load the newest now.
+		behind := int64(-1)
+		if l.cur != nil {
+			behind = latest - l.cur.pol.Version
 		}
+		l.mu.Unlock()
+		start := time.Now()
 		h, err := l.load(ctx, latest)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: policy version %d: %w", stage.ErrUnavailable, latest, err)
@@ -113,12 +143,20 @@ func (l *Loader) Acquire(ctx context.Context) (*Policy, func(), error) {
 			_ = h.pol.Model.Close()
 			return nil, nil, ErrClosed
 		}
-		l.install(h)
-	} else if lerr == nil && latest > l.cur.pol.Version && l.building == 0 &&
-		(latest != l.failed || time.Since(l.failedAt) > loadRetry) {
+		switch {
+		case l.cur != nil && l.cur.pol.Version >= h.pol.Version:
+			_ = h.pol.Model.Close() // another worker's load got there first
+		case l.cur == nil:
+			l.install(h)
+		default:
+			l.install(h)
+			l.log.Info("policy version loaded before sampling: the current one was too far behind", "version", latest, "behind", behind, "max_lag", l.maxLag, "load", time.Since(start))
+		}
+	case lerr == nil && latest > l.cur.pol.Version && l.building == 0 &&
+		(latest != l.failed || time.Since(l.failedAt) > loadRetry):
 		l.building = latest
 		l.wg.Go(func() { l.background(latest) })
-	} else if lerr != nil {
+	case lerr != nil:
 		l.log.Debug("could not read the latest policy version; sampling with the current one", "version", l.cur.pol.Version, "err", lerr)
 	}
 	h := l.cur

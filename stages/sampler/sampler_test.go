@@ -270,3 +270,49 @@ func TestSamplerVersionSwap(t *testing.T) {
 		t.Fatalf("%d swaps, want 1", loader.Swaps())
 	}
 }
+
+// TestSamplerCatchesUp: a version one newer than the loader's is built in
+// the background while sampling goes on with the current one, but a
+// loader that fell further behind than its lag bound (an idle sampler
+// while the learner published several versions, or a load that failed)
+// loads the newest before it samples: rows that stale would be dropped by
+// the learner. With lag 0 every batch is sampled with the newest version.
+func TestSamplerCatchesUp(t *testing.T) {
+	v := &versions{}
+	v.put(1, blob(t, 1, 32))
+	loader := sampler.NewLoader(orttest.Runtime(t), v, nil)
+	p, err := sampler.New(loader, sampler.Options{Samples: 2, MaxNewTokens: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	in := prompts(nil, "run", "1+2")
+	defer in.Release()
+	version := func() int64 {
+		t.Helper()
+		return process(t, p, in)[0].PolicyVersion
+	}
+	if got := version(); got != 1 {
+		t.Fatalf("first batch sampled with version %d, want 1", got)
+	}
+	for _, tc := range []struct {
+		name    string
+		publish []int64 // versions published before the batch
+		maxLag  int64
+		min     int64 // the oldest version the batch may be sampled with
+	}{
+		{"two behind", []int64{2, 3}, sampler.DefaultMaxLag, 3},
+		{"one behind", []int64{4}, sampler.DefaultMaxLag, 3},
+		{"lag 0", []int64{5}, 0, 5},
+		{"three behind", []int64{6, 7, 8}, sampler.DefaultMaxLag, 8},
+	} {
+		loader.SetMaxLag(tc.maxLag)
+		for _, n := range tc.publish {
+			v.put(n, blob(t, uint64(n), 32))
+		}
+		newest := tc.publish[len(tc.publish)-1]
+		if got := version(); got < tc.min || got > newest {
+			t.Fatalf("%s: batch sampled with version %d, want %d..%d", tc.name, got, tc.min, newest)
+		}
+	}
+}

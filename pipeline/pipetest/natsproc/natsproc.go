@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -92,6 +93,8 @@ type Server struct {
 	// Port is the client port.
 	Port int
 
+	conf   string
+	env    []string
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    string
@@ -115,32 +118,71 @@ func FreePort(tb testing.TB) int {
 // server's log is kept in a file and shown when it does not start.
 func Start(tb testing.TB, conf string, port int, env ...string) *Server {
 	tb.Helper()
-	s := &Server{Port: port, log: filepath.Join(tb.TempDir(), "nats-server.log")}
-	log, err := os.Create(s.log)
+	s := &Server{Port: port, conf: conf, env: env, log: filepath.Join(tb.TempDir(), "nats-server.log")}
+	tb.Cleanup(s.Stop)
+	s.start(tb)
+	return s
+}
+
+// start runs the server process, its output appended to the log, and
+// waits until it accepts connections.
+func (s *Server) start(tb testing.TB) {
+	tb.Helper()
+	log, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer log.Close()
-	s.cmd = exec.Command(Binary(tb), "-c", conf)
-	s.cmd.Env = append(os.Environ(), env...)
+	s.cmd = exec.Command(Binary(tb), "-c", s.conf)
+	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
 		tb.Fatalf("start nats-server: %v", err)
 	}
-	s.exited = make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-	tb.Cleanup(s.Stop)
+	exited := make(chan struct{})
+	s.exited = exited
+	cmd := s.cmd
+	go func() { _ = cmd.Wait(); close(exited) }()
 	if err := s.waitReady(30 * time.Second); err != nil {
 		s.Stop()
 		tb.Fatalf("nats-server did not start: %v\n%s", err, s.Log())
 	}
-	return s
+}
+
+// Restart shuts the server down cleanly (SIGTERM: JetStream flushes its
+// store; a SIGKILL after limit) and starts it again with the same
+// configuration, store and port, as an operator restarting it would. It
+// returns once the new process accepts connections; clients reconnect on
+// their own.
+func (s *Server) Restart(tb testing.TB, limit time.Duration) {
+	tb.Helper()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(limit):
+			tb.Logf("nats-server did not stop within %s of SIGTERM; killing it", limit)
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+		s.cmd = nil
+	}
+	s.start(tb)
 }
 
 // Log returns what the server has logged so far.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.log)
 	return string(b)
+}
+
+// Signal sends sig to the server process, e.g. SIGSTOP and SIGCONT to
+// stall it without closing its connections.
+func (s *Server) Signal(sig os.Signal) error {
+	if s.cmd == nil {
+		return errors.New("nats-server is not running")
+	}
+	return s.cmd.Process.Signal(sig)
 }
 
 // Stop kills the server and waits for it to exit.

@@ -1,0 +1,79 @@
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest/natsproc"
+)
+
+// TestOpenAcrossStalledServer stalls a nats-server process (SIGSTOP) for
+// longer than the client's 5 s API timeout while a stage starts: opening
+// the run's weight store, run state and lock, as a stage process does
+// while the server restarts, retries the lookups that timed out and
+// succeeds once the server answers again.
+func TestOpenAcrossStalledServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stalls a nats-server process for 6 s")
+	}
+	port := natsproc.FreePort(t)
+	conf, err := NATSConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: t.TempDir()}.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := natsproc.Start(t, path, port)
+	nc, err := Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := NewJetStream(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := ensureRun(t, js, "stalled", jetstream.FileStorage)
+
+	if err := srv.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.AfterFunc(6*time.Second, func() { _ = srv.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { resumed.Stop(); _ = srv.Signal(syscall.SIGCONT) })
+	// No deadline, as in a stage process: each JetStream API call then
+	// times out after the client's default 5 s.
+	ctx := t.Context()
+	type result struct {
+		what string
+		err  error
+	}
+	results := make(chan result, 3)
+	go func() {
+		_, err := OpenWeightStore(ctx, js, top)
+		results <- result{"weight store", err}
+	}()
+	go func() {
+		_, err := OpenRunState(ctx, js, top)
+		results <- result{"run state", err}
+	}()
+	go func() {
+		l, err := AcquireLock(ctx, js, top, StageLearner, "stalled", time.Minute)
+		if err == nil {
+			err = l.Release(ctx)
+		}
+		results <- result{"lock", err}
+	}()
+	for range 3 {
+		if r := <-results; r.err != nil {
+			t.Errorf("%s: %v", r.what, r.err)
+		}
+	}
+}
