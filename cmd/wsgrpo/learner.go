@@ -26,20 +26,25 @@ import (
 // fields take the learner's defaults, except groups_per_step, which
 // defaults to train.prompts_per_step.
 type LearnerConfig struct {
-	GroupsPerStep   int     `koanf:"groups_per_step"`
-	MicroBatch      int     `koanf:"micro_batch"`
-	LR              float64 `koanf:"lr"`
-	WeightDecay     float64 `koanf:"weight_decay"`
-	ClipNorm        float64 `koanf:"clip_norm"`
-	EpsLow          float64 `koanf:"eps_low"`
-	EpsHigh         float64 `koanf:"eps_high"`
-	Beta            float64 `koanf:"beta"`
-	NoKL            bool    `koanf:"no_kl"`
-	Aggregation     string  `koanf:"aggregation"` // seq-mean or token-sum
-	PerStepCredit   bool    `koanf:"per_step_credit"`
-	MaxStaleness    int64   `koanf:"max_staleness"`
-	CheckpointEvery int     `koanf:"checkpoint_every"`
-	KeepCheckpoints int     `koanf:"keep_checkpoints"`
+	GroupsPerStep int     `koanf:"groups_per_step"`
+	MicroBatch    int     `koanf:"micro_batch"`
+	LR            float64 `koanf:"lr"`
+	WeightDecay   float64 `koanf:"weight_decay"`
+	ClipNorm      float64 `koanf:"clip_norm"`
+	EpsLow        float64 `koanf:"eps_low"`
+	EpsHigh       float64 `koanf:"eps_high"`
+	Beta          float64 `koanf:"beta"`
+	NoKL          bool    `koanf:"no_kl"`
+	Aggregation   string  `koanf:"aggregation"` // seq-mean or token-sum
+	PerStepCredit bool    `koanf:"per_step_credit"`
+	// MaxStaleness is the staleness bound in versions (0: only rows of
+	// the current version train). The default, 2, lets a row sampled
+	// while a sampler was still loading the newest version train instead
+	// of being dropped; with train.ahead 1 nearly every row is on-policy
+	// anyway (the importance ratio corrects the rest).
+	MaxStaleness    int64 `koanf:"max_staleness"`
+	CheckpointEvery int   `koanf:"checkpoint_every"`
+	KeepCheckpoints int   `koanf:"keep_checkpoints"`
 	// LockTTL is how long the learner's run lock outlives its last refresh:
 	// a crashed learner's successor waits at most this long (at least 1s).
 	LockTTL time.Duration `koanf:"lock_ttl"`
@@ -47,7 +52,7 @@ type LearnerConfig struct {
 
 // DefaultLearnerConfig returns the learner defaults used by `train`.
 func DefaultLearnerConfig() LearnerConfig {
-	return LearnerConfig{LR: 1e-4, ClipNorm: 1, Aggregation: learner.AggSeqMean, CheckpointEvery: 10, LockTTL: defaultLearnerLockTTL}
+	return LearnerConfig{LR: 1e-4, ClipNorm: 1, Aggregation: learner.AggSeqMean, MaxStaleness: 2, CheckpointEvery: 10, LockTTL: defaultLearnerLockTTL}
 }
 
 // learnerOptions maps the configuration onto the stage's options.
