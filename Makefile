@@ -8,7 +8,7 @@ LINT        := $(WSGRPO_HOME)/bin/golangci-lint
 # Packages with concurrency, run again under the race detector.
 RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/... ./prompts/...
 
-.PHONY: setup setup-test setup-lint build demo test race test-short bench fuzz lint clean results results-short
+.PHONY: setup setup-test setup-lint build demo test race test-short bench fuzz lint clean results results-short scaleout
 
 ## setup: fetch and cache ONNX Runtime and libchdb (idempotent)
 setup:
@@ -48,6 +48,10 @@ test: setup-test
 ## race: the packages with concurrency under the race detector
 race: setup-test
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
+## scaleout: the multi-process scale-out test (nats-server and ClickHouse processes, every stage a process, kills and a NATS restart)
+scaleout: setup-test
+	WSGRPO_SCALEOUT=1 $(GO) test -count=1 -run TestScaleOutProcesses -v ./cmd/wsgrpo/
 
 ## test-short: the quick subset (no multi-process or long tests)
 test-short: setup

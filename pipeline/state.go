@@ -132,7 +132,8 @@ const watchPoll = time.Second
 // while the reader is busy are replaced, not queued. Besides watching, it
 // reads the key every watchPoll, so that a change reaches the reader
 // within about that long even while the watch recovers from a server
-// restart; each revision is sent at most once.
+// restart, and a watch that ends under it is started again; each revision
+// is sent at most once.
 func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error) {
 	if err := validKey(key); err != nil {
 		return nil, err
@@ -159,13 +160,17 @@ func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error)
 			}
 			out <- v
 		}
+		updates := w.Updates()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case e, ok := <-w.Updates():
+			case e, ok := <-updates:
 				if !ok {
-					return
+					// The watch ended under us (the server restarted):
+					// poll, and watch again on the next tick.
+					updates = nil
+					continue
 				}
 				if e == nil {
 					continue // the end of the initial values
@@ -176,6 +181,12 @@ func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error)
 				}
 				send(v, e.Revision())
 			case <-tick.C:
+				if updates == nil {
+					if nw, err := s.kv.Watch(ctx, key); err == nil {
+						_ = w.Stop()
+						w, updates = nw, nw.Updates()
+					}
+				}
 				gctx, cancel := context.WithTimeout(ctx, watchPoll)
 				e, err := s.kv.Get(gctx, key)
 				cancel()

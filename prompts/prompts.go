@@ -159,7 +159,10 @@ func (s *Source) Run(ctx context.Context) (Stats, error) {
 					return stats, ctx.Err()
 				case v, ok := <-learner:
 					if !ok {
-						return stats, ctx.Err()
+						if err := ctx.Err(); err != nil {
+							return stats, err
+						}
+						return stats, fmt.Errorf("the watch of the run state's %s ended while step %d waited for it", KeyLearnerStep, step)
 					}
 					if learned, err = parseStep(v); err != nil {
 						return stats, fmt.Errorf("run state %s: %w", KeyLearnerStep, err)
