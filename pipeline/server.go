@@ -159,6 +159,9 @@ func (s *Server) StorageErr() error {
 	return nil
 }
 
+// StoreDir is the directory of the server's JetStream file store.
+func (s *Server) StoreDir() string { return s.cfg.StoreDir }
+
 // URL returns the client URL (nats://host:port), or "" when the server does
 // not listen.
 func (s *Server) URL() string {

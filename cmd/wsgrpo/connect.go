@@ -145,6 +145,11 @@ func (s *session) whyFailed(err error) error {
 			return fmt.Errorf("%w (%w)", full, err)
 		}
 	}
+	if pipeline.IsStorageFull(err) && s.srv != nil {
+		// The embedded server refused the write before its own check saw
+		// the store full: the store is its directory.
+		return diskfull.NewAt("the JetStream store", s.srv.StoreDir(), -1, err)
+	}
 	if pipeline.IsStorageFull(err) {
 		where := "the NATS server"
 		if s.nc != nil && s.nc.ConnectedUrlRedacted() != "" {

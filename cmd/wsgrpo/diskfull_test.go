@@ -71,6 +71,17 @@ func TestWhyFailed(t *testing.T) {
 	if err := s.whyFailed(full); !errors.As(err, &sf) || sf.What != "the JetStream store" || !errors.Is(err, pipeline.ErrStorageFull) {
 		t.Errorf("whyFailed(%v) = %v, want the JetStream store's StorageFullError", full, err)
 	}
+	// With the embedded server, the refusal names its store directory even
+	// before the server's own check has seen the store full.
+	srv, err := pipeline.StartServer(pipeline.ServerConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	embedded := &session{srv: srv}
+	if err := embedded.whyFailed(full); !errors.As(err, &sf) || sf.Where != srv.StoreDir() || sf.Free < 0 {
+		t.Errorf("embedded whyFailed(%v) = %v, want the store at %s with its free space", full, err, srv.StoreDir())
+	}
 	timeout := fmt.Errorf("publish: %w", context.DeadlineExceeded)
 	if err := s.whyFailed(timeout); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, pipeline.ErrStorageFull) {
 		t.Errorf("whyFailed(%v) = %v, want it unchanged", timeout, err)
