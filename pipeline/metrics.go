@@ -84,6 +84,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // MetricsServer is a Prometheus endpoint that ServeMetrics started.
 type MetricsServer struct {
 	srv  *http.Server
+	ln   net.Listener
 	addr net.Addr
 	once sync.Once
 	err  error
@@ -100,6 +101,9 @@ func (m *MetricsServer) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		m.err = m.srv.Shutdown(ctx)
+		// Serve may not have started yet (then Shutdown knows no
+		// listener): close it here so the port is free when Close returns.
+		_ = m.ln.Close()
 	})
 	return m.err
 }
@@ -116,7 +120,7 @@ func ServeMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	m := &MetricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, addr: ln.Addr()}
+	m := &MetricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, addr: ln.Addr()}
 	go func() {
 		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server stopped", "addr", ln.Addr().String(), "err", err)
