@@ -65,6 +65,10 @@ type RunnerConfig struct {
 	// fails: a file store that ran out of disk answers no more writes, so
 	// its publishers see only timeouts.
 	StorageErr func() error
+	// StoreDir, when set, is the embedded server's store directory: a
+	// write the server refused for space before StorageErr saw the store
+	// full is reported as that directory's, with its free space.
+	StoreDir string
 
 	Allocator memory.Allocator // for decoding inputs (default memory.DefaultAllocator)
 	Logger    *slog.Logger     // default: discard

@@ -73,6 +73,9 @@ func (r *Runner) jetStreamFull(err error, need int64) error {
 	if errors.As(err, &sf) {
 		return err
 	}
+	if r.cfg.StoreDir != "" {
+		return diskfull.NewAt(storeWhat, r.cfg.StoreDir, need, err)
+	}
 	where := "the NATS server"
 	if u := r.js.Conn().ConnectedUrlRedacted(); u != "" {
 		where += " " + u

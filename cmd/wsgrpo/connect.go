@@ -132,6 +132,15 @@ func (s *session) storageErr() func() error {
 	return s.srv.StorageErr
 }
 
+// storeDir is the embedded server's store directory, for the runners; ""
+// with an external server.
+func (s *session) storeDir() string {
+	if s.srv == nil {
+		return ""
+	}
+	return s.srv.StoreDir()
+}
+
 // whyFailed returns err, a failed JetStream write of this session, or the
 // out-of-space error behind it: the embedded server's report of its store
 // (a full file store answers no more publishes, so err is only a

@@ -66,6 +66,7 @@ func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, s
 	}
 	rc = cfg.runnerConfig(rc)
 	rc.Logger, rc.Metrics, rc.StorageErr = log.With("stage", evalSink), s.metric, s.storageErr()
+	rc.StoreDir = s.storeDir()
 	if err := g.Add(rc, sink); err != nil {
 		return nil, err
 	}

@@ -138,6 +138,7 @@ func addStage(ctx context.Context, g *pipeline.Group, s *session, d stageDef, po
 	rc = cfg.runnerConfig(rc)
 	rc.Logger = log.With("stage", position)
 	rc.Metrics, rc.StorageErr = s.metric, s.storageErr()
+	rc.StoreDir = s.storeDir()
 	proc, err := d.build(ctx, stageEnv{cfg: cfg, log: log.With("stage", position), rc: rc, logs: logs, sess: s})
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", position, err)

@@ -253,6 +253,7 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 	rc = cfg.runnerConfig(rc)
 	rc.Logger = log.With("stage", sinkName)
 	rc.Metrics, rc.StorageErr = s.metric, s.storageErr()
+	rc.StoreDir = s.storeDir()
 	if err := g.Add(rc, sink); err != nil {
 		return err
 	}
