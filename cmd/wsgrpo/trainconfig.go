@@ -36,6 +36,8 @@ type TrainConfig struct {
 	// prompts sampled from the starting policy (run <run>-warmup, logged
 	// like every rollout) that fit the WS-GRPO preference model before
 	// training. Unused with labeler.artifact or shapers other than ws-grpo.
+	// Default 8: the preference model's test pair accuracy stops growing
+	// there (docs/RESULTS.md, "Choosing the settings").
 	WarmupSteps int `koanf:"warmup_steps"`
 	// EvalPrompts is the number of arith test-split prompts evaluated
 	// greedily before and after training (0: no eval).
@@ -63,7 +65,7 @@ func DefaultTrainConfig() TrainConfig {
 		Steps:          20,
 		PromptsPerStep: 8,
 		Ahead:          1,
-		WarmupSteps:    4,
+		WarmupSteps:    8,
 		EvalPrompts:    100,
 		EvalSamples:    4,
 		Seed:           1,
