@@ -1,0 +1,277 @@
+package hf
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/wsgrpo/wsgrpo/model/generate"
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+)
+
+// Tolerances against the float64 reference forward. The float32 graphs
+// differ from it only by float32 rounding in matrix products of width <= 64,
+// softmax and RMSNorm over logits of magnitude about 1-5: errors of a few
+// 1e-6 are expected, so 1e-4 absolute plus 1e-4 relative leaves a margin of
+// ten or more while any real mistake (a wrong rotation, mask or head
+// mapping) shows up as errors of 1e-2 or more. The float64 graph computes
+// the same sums in the same precision as the reference: 1e-9.
+const (
+	tolF32 = 1e-4
+	tolF64 = 1e-9
+)
+
+// checkpointCases are the test checkpoints: every architecture, in fp32 and
+// bf16, one file or sharded with an index.
+var checkpointCases = []struct {
+	name, arch, dtype string
+	sharded           bool
+}{
+	{"qwen2 fp32", ArchQwen2, "F32", false},
+	{"qwen2 bf16 sharded", ArchQwen2, "BF16", true},
+	{"qwen3 bf16", ArchQwen3, "BF16", false},
+	{"qwen3 fp32 sharded", ArchQwen3, "F32", true},
+	{"llama3 fp32", ArchLlama, "F32", false},
+	{"llama3 bf16 sharded", ArchLlama, "BF16", true},
+}
+
+// testPrompts are sequences of different lengths: padding on both sides
+// and a single token.
+var testPrompts = [][]int32{{5, 17, 3, 44, 9, 28, 60, 11, 7}, {30, 2, 51, 19, 8}, {13}}
+
+// newSession marshals m and opens a session with all inputs and the given
+// outputs.
+func newSession(t testing.TB, rt *ort.Runtime, m *onnx.Model, outputs ...string) *ort.Session {
+	t.Helper()
+	if err := m.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatalf("Marshal: %v", err)
+	}
+	s, err := rt.NewSession(data, nil, outputs)
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// errTracker records the largest error seen against a tolerance.
+type errTracker struct {
+	t     testing.TB
+	tol   float64
+	worst float64
+}
+
+// check compares got with want.
+func (e *errTracker) check(what string, got, want float64) {
+	e.t.Helper()
+	d := math.Abs(got - want)
+	e.worst = max(e.worst, d)
+	if !(d <= e.tol*(1+math.Abs(want))) {
+		e.t.Fatalf("%s: got %.9g, reference %.9g (|diff| %.3g, tolerance %g·(1+|ref|))", what, got, want, d, e.tol)
+	}
+}
+
+// toInts converts a prompt to reference ids.
+func toInts(s []int32) []int {
+	out := make([]int, len(s))
+	for i, v := range s {
+		out[i] = int(v)
+	}
+	return out
+}
+
+func TestGraphsMatchReference(t *testing.T) {
+	rt := orttest.Runtime(t)
+	for i, tc := range checkpointCases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tinyArchs[tc.arch]
+			dir, ts := writeTestCheckpoint(t, a, tc.dtype, tc.sharded, uint64(i+1))
+			ck, err := Load(dir)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if ck.DType != tc.dtype || len(ck.Weights) != len(ts) {
+				t.Fatalf("loaded dtype %s, %d tensors; wrote %s, %d", ck.DType, len(ck.Weights), tc.dtype, len(ts))
+			}
+			for name, want := range ts {
+				got := ck.Weights[name]
+				if !slices.Equal(got.Shape, want.shape) || !slices.Equal(got.Data, want.data) {
+					t.Fatalf("tensor %s differs from what was written", name)
+				}
+			}
+			ref := refModel{a: a, w: ts}
+			refLogits := make([][][]float64, len(testPrompts))
+			refHidden := make([][][]float64, len(testPrompts))
+			for r, p := range testPrompts {
+				refLogits[r], refHidden[r] = ref.forward(toInts(p))
+			}
+			opt := GraphOptions{MaxSeq: 32}
+			e32 := &errTracker{t: t, tol: tolF32}
+			checkFull(t, rt, ck, opt, refLogits, refHidden, e32)
+			e64 := &errTracker{t: t, tol: tolF64}
+			opt64 := opt
+			opt64.DType = onnx.Double
+			checkFull(t, rt, ck, opt64, refLogits, refHidden, e64)
+			checkKV(t, rt, ck, opt, refLogits, e32)
+			t.Logf("max |graph - reference|: float32 graphs %.3g, float64 graph %.3g", e32.worst, e64.worst)
+			checkGreedy(t, rt, ck, opt, ref)
+		})
+	}
+}
+
+// checkFull runs FullGraph on left- and right-padded batches of the test
+// prompts and compares the logits and hidden states of every real token
+// with the reference.
+func checkFull(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, refLogits, refHidden [][][]float64, e *errTracker) {
+	t.Helper()
+	m, err := FullGraph(ck.Config, ck.Weights, opt)
+	if err != nil {
+		t.Fatalf("FullGraph: %v", err)
+	}
+	s := newSession(t, rt, m, policy.OutputLogits, policy.OutputHidden)
+	v, d := ck.Config.VocabSize, ck.Config.HiddenSize
+	for _, left := range []bool{true, false} {
+		b, err := policy.NewBatch(testPrompts, 0, left, opt.MaxSeq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shape := []int64{int64(b.Rows), int64(b.Len)}
+		out, err := s.Run(map[string]*ort.Tensor{
+			policy.InputIDs:  ort.I64Tensor(b.IDs, shape...),
+			policy.InputMask: ort.I64Tensor(b.Mask, shape...),
+		})
+		if err != nil {
+			t.Fatalf("full Run: %v", err)
+		}
+		get := func(name string, i int) float64 {
+			if opt.DType == onnx.Double {
+				return out[name].F64[i]
+			}
+			return float64(out[name].F32[i])
+		}
+		for r, p := range testPrompts {
+			for j := range p {
+				col := b.Offset[r] + j
+				for k := 0; k < v; k++ {
+					e.check("full logits", get(policy.OutputLogits, (r*b.Len+col)*v+k), refLogits[r][j][k])
+				}
+				for k := 0; k < d; k++ {
+					e.check("full hidden", get(policy.OutputHidden, (r*b.Len+col)*d+k), refHidden[r][j][k])
+				}
+			}
+		}
+	}
+}
+
+// checkKV runs KVGraph over a left-padded batch of the test prompts: a
+// prefill of the first four columns, then one column per step with the
+// cache fed back, and compares the logits of every real token with the
+// reference.
+func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, refLogits [][][]float64, e *errTracker) {
+	t.Helper()
+	c := ck.Config
+	m, err := KVGraph(c, ck.Weights, opt)
+	if err != nil {
+		t.Fatalf("KVGraph: %v", err)
+	}
+	outs := []string{policy.OutputLogits}
+	for l := 0; l < c.NumLayers; l++ {
+		outs = append(outs, policy.PresentKeyName(l), policy.PresentValueName(l))
+	}
+	s := newSession(t, rt, m, outs...)
+	b, err := policy.NewBatch(testPrompts, 0, true, opt.MaxSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, n, v := b.Rows, b.Len, c.VocabSize
+	kvShape := []int64{int64(rows), int64(c.NumKVHeads), 0, int64(c.HeadDim)}
+	past := map[string]*ort.Tensor{}
+	for l := 0; l < c.NumLayers; l++ {
+		past[policy.PastKeyName(l)] = ort.F32Tensor(nil, kvShape...)
+		past[policy.PastValueName(l)] = ort.F32Tensor(nil, kvShape...)
+	}
+	for lo := 0; lo < n; {
+		hi := min(lo+1, n)
+		if lo == 0 {
+			hi = min(4, n)
+		}
+		w := hi - lo
+		ids, pos, mask := make([]int64, rows*w), make([]int64, rows*w), make([]int64, rows*hi)
+		for r := 0; r < rows; r++ {
+			copy(ids[r*w:], b.IDs[r*n+lo:r*n+hi])
+			copy(pos[r*w:], b.Positions[r*n+lo:r*n+hi])
+			copy(mask[r*hi:], b.Mask[r*n:r*n+hi])
+		}
+		in := map[string]*ort.Tensor{
+			policy.InputIDs:       ort.I64Tensor(ids, int64(rows), int64(w)),
+			policy.InputPositions: ort.I64Tensor(pos, int64(rows), int64(w)),
+			policy.InputMask:      ort.I64Tensor(mask, int64(rows), int64(hi)),
+		}
+		for k, val := range past {
+			in[k] = val
+		}
+		out, err := s.Run(in)
+		if err != nil {
+			t.Fatalf("KV step at column %d: %v", lo, err)
+		}
+		for r := 0; r < rows; r++ {
+			for j := 0; j < w; j++ {
+				tok := lo + j - b.Offset[r]
+				if tok < 0 {
+					continue // padding
+				}
+				for k := 0; k < v; k++ {
+					e.check("kv logits", float64(out[policy.OutputLogits].F32[(r*w+j)*v+k]), refLogits[r][tok][k])
+				}
+			}
+		}
+		for l := 0; l < c.NumLayers; l++ {
+			past[policy.PastKeyName(l)] = out[policy.PresentKeyName(l)]
+			past[policy.PastValueName(l)] = out[policy.PresentValueName(l)]
+		}
+		lo = hi
+	}
+}
+
+// checkGreedy generates greedily through the generate package with and
+// without the KV cache, and checks both against the reference's greedy
+// continuation of each prompt alone.
+func checkGreedy(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, ref refModel) {
+	t.Helper()
+	m, err := KVGraph(ck.Config, ck.Weights, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm, err := generate.Load(rt, data, nil)
+	if err != nil {
+		t.Fatalf("generate.Load: %v", err)
+	}
+	t.Cleanup(func() { _ = gm.Close() })
+	gm.MaxSeq = opt.MaxSeq
+	const newTokens = 10
+	var got [2][]generate.Completion
+	for i, noCache := range []bool{false, true} {
+		got[i], err = gm.Generate(t.Context(), testPrompts, generate.Options{MaxNewTokens: newTokens, EOS: -1, NoCache: noCache})
+		if err != nil {
+			t.Fatalf("Generate(NoCache=%v): %v", noCache, err)
+		}
+	}
+	for r, p := range testPrompts {
+		want := ref.greedy(toInts(p), newTokens)
+		cached, full := toInts(got[0][r].Tokens), toInts(got[1][r].Tokens)
+		if !slices.Equal(cached, full) || !slices.Equal(cached, want) {
+			t.Fatalf("prompt %d: greedy with cache %v, without %v, reference %v", r, cached, full, want)
+		}
+	}
+}
