@@ -159,7 +159,11 @@ func (m refModel) forward(ids []int) (logits, hidden [][]float64) {
 					}
 				}
 			}
-			o := m.matVec(p+"self_attn.o_proj.weight", ctx, "")
+			oBias := ""
+			if a.oBias {
+				oBias = p + "self_attn.o_proj.bias"
+			}
+			o := m.matVec(p+"self_attn.o_proj.weight", ctx, oBias)
 			for i := range o {
 				x[t][i] += o[i]
 			}

@@ -28,14 +28,15 @@ type refArch struct {
 // tinyArchs are the architectures under test: Qwen2 (QKV biases, tied
 // embeddings, GQA 4:2), Qwen3 (explicit head_dim wider than hidden/heads,
 // q/k norms, untied), Llama (Llama 3 rope scaling with a short original
-// context so that all three frequency bands occur, GQA 6:2, untied).
+// context so that all three frequency bands occur, GQA 6:2, untied, and
+// attention_bias, which Llama 3 leaves off, on: q/k/v/o biases).
 var tinyArchs = map[string]refArch{
 	ArchQwen2: {arch: ArchQwen2, vocab: 61, hidden: 32, inter: 48, layers: 2, heads: 4, kvHeads: 2, headDim: 8,
 		maxPos: 64, theta: 10000, eps: 1e-6, tied: true, qkvBias: true},
 	ArchQwen3: {arch: ArchQwen3, vocab: 61, hidden: 32, inter: 40, layers: 2, heads: 4, kvHeads: 2, headDim: 16,
 		maxPos: 64, theta: 1000000, eps: 1e-6, qkNorm: true},
 	ArchLlama: {arch: ArchLlama, vocab: 61, hidden: 48, inter: 64, layers: 2, heads: 6, kvHeads: 2, headDim: 8,
-		maxPos: 64, theta: 500000, eps: 1e-5, llama3: true},
+		maxPos: 64, theta: 500000, eps: 1e-5, llama3: true, qkvBias: true, oBias: true},
 }
 
 // configJSON returns the config.json a Hugging Face export of a would have.
@@ -60,7 +61,7 @@ func (a refArch) configJSON() map[string]any {
 	if a.llama3 {
 		m["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
 			"high_freq_factor": 4.0, "original_max_position_embeddings": 16}
-		m["attention_bias"] = false
+		m["attention_bias"] = a.oBias
 		m["mlp_bias"] = false
 	}
 	return m
@@ -117,6 +118,9 @@ func (a refArch) tensors(seed uint64, bf16 bool) map[string]refTensor {
 			add(p+"self_attn.q_proj.bias", 'b', q)
 			add(p+"self_attn.k_proj.bias", 'b', kv)
 			add(p+"self_attn.v_proj.bias", 'b', kv)
+		}
+		if a.oBias {
+			add(p+"self_attn.o_proj.bias", 'b', d)
 		}
 		if a.qkNorm {
 			add(p+"self_attn.q_norm.weight", 'n', int64(a.headDim))
