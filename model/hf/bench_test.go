@@ -87,12 +87,17 @@ func BenchmarkFullForward(b *testing.B) {
 }
 
 // BenchmarkDecodeStep times one decode step of 8 rows over a 64-position
-// cache through the KV-cache graphs: the Hugging Face graph against the
-// built-in policy's KVGraph of the same width.
+// cache through the sampling graphs: the Hugging Face KVGraph and
+// FusedKVGraph against the built-in policy's KVGraph and InPlaceKVGraph of
+// the same width.
 func BenchmarkDecodeStep(b *testing.B) {
 	rt := orttest.Runtime(b)
 	c := benchConfig()
 	hfModel, err := KVGraph(c, randomWeights(c, 1), GraphOptions{MaxSeq: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fused, err := FusedKVGraph(c, randomWeights(c, 1), GraphOptions{MaxSeq: 256})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,24 +110,31 @@ func BenchmarkDecodeStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	builtinInPlace, err := policy.InPlaceKVGraph(pc, pw)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, bc := range []struct {
-		name         string
-		m            *onnx.Model
-		heads, hdim  int64
-		layers, past int
+		name        string
+		m           *onnx.Model
+		heads, hdim int64
+		layers      int
+		capacity    int // of an in-place cache; 0 for a growing one
 	}{
-		{"hf", hfModel, int64(c.NumKVHeads), int64(c.HeadDim), c.NumLayers, benchCols},
-		{"builtin", builtin, int64(pc.NHeads), int64(pc.HeadDim()), pc.NLayers, benchCols},
+		{"hf", hfModel, int64(c.NumKVHeads), int64(c.HeadDim), c.NumLayers, 0},
+		{"hf-fused", fused, int64(c.NumKVHeads), int64(c.HeadDim), c.NumLayers, 2 * benchCols},
+		{"builtin", builtin, int64(pc.NHeads), int64(pc.HeadDim()), pc.NLayers, 0},
+		{"builtin-inplace", builtinInPlace, int64(pc.NHeads), int64(pc.HeadDim()), pc.NLayers, 2 * benchCols},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			in := decodeInputs(bc.layers, bc.heads, bc.hdim, bc.past)
+			in, bound := decodeInputs(bc.layers, bc.heads, bc.hdim, benchCols, bc.capacity)
 			outs := []string{policy.OutputLogits}
 			for l := 0; l < bc.layers; l++ {
 				outs = append(outs, policy.PresentKeyName(l), policy.PresentValueName(l))
 			}
 			s := newSession(b, rt, bc.m, outs...)
 			for b.Loop() {
-				if _, err := s.Run(in); err != nil {
+				if _, err := s.RunInto(in, bound); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -132,8 +144,10 @@ func BenchmarkDecodeStep(b *testing.B) {
 }
 
 // decodeInputs returns the inputs of one decode step: one new token per
-// row after past cached positions.
-func decodeInputs(layers int, heads, hdim int64, past int) map[string]*ort.Tensor {
+// row after past cached positions. With a capacity, the cache is a
+// fixed-size buffer of that many positions, and bound binds each present
+// output to its past input's buffer.
+func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound map[string]*ort.Tensor) {
 	ids, pos := make([]int64, benchRows), make([]int64, benchRows)
 	mask := make([]int64, benchRows*(past+1))
 	for i := range ids {
@@ -142,18 +156,28 @@ func decodeInputs(layers int, heads, hdim int64, past int) map[string]*ort.Tenso
 	for i := range mask {
 		mask[i] = 1
 	}
-	in := map[string]*ort.Tensor{
+	in = map[string]*ort.Tensor{
 		policy.InputIDs:       ort.I64Tensor(ids, benchRows, 1),
 		policy.InputPositions: ort.I64Tensor(pos, benchRows, 1),
 		policy.InputMask:      ort.I64Tensor(mask, benchRows, int64(past+1)),
 	}
-	cache := make([]float32, int64(benchRows)*heads*int64(past)*hdim)
-	for i := range cache {
-		cache[i] = float32(i%7) * 0.01
+	size := int64(past)
+	if capacity > 0 {
+		size = int64(capacity)
+		bound = map[string]*ort.Tensor{}
 	}
 	for l := 0; l < layers; l++ {
-		in[policy.PastKeyName(l)] = ort.F32Tensor(cache, benchRows, heads, int64(past), hdim)
-		in[policy.PastValueName(l)] = ort.F32Tensor(cache, benchRows, heads, int64(past), hdim)
+		for _, name := range []string{policy.PastKeyName(l), policy.PastValueName(l)} {
+			cache := make([]float32, int64(benchRows)*heads*size*hdim)
+			for i := range cache {
+				cache[i] = float32(i%7) * 0.01
+			}
+			in[name] = ort.F32Tensor(cache, benchRows, heads, size, hdim)
+		}
+		if bound != nil {
+			bound[policy.PresentKeyName(l)] = in[policy.PastKeyName(l)]
+			bound[policy.PresentValueName(l)] = in[policy.PastValueName(l)]
+		}
 	}
-	return in
+	return in, bound
 }

@@ -119,9 +119,15 @@ func TestGraphsMatchReference(t *testing.T) {
 			opt64 := opt
 			opt64.DType = onnx.Double
 			checkFull(t, rt, ck, opt64, refLogits, refHidden, e64)
-			checkKV(t, rt, ck, opt, refLogits, e32)
-			t.Logf("max |graph - reference|: float32 graphs %.3g, float64 graph %.3g", e32.worst, e64.worst)
-			checkGreedy(t, rt, ck, opt, ref)
+			worst := []float64{e32.worst, e64.worst}
+			for _, kv := range kvGraphs {
+				ekv := &errTracker{t: t, tol: tolF32}
+				checkKV(t, rt, ck, kv.build, kv.inPlace, opt, refLogits, ekv)
+				checkGreedy(t, rt, ck, kv.build, kv.inPlace, opt, ref)
+				worst = append(worst, ekv.worst)
+			}
+			t.Logf("max |graph - reference|: FullGraph float32 %.3g, float64 %.3g; KVGraph %.3g; FusedKVGraph %.3g",
+				worst[0], worst[1], worst[2], worst[3])
 		})
 	}
 }
@@ -170,16 +176,26 @@ func checkFull(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, 
 	}
 }
 
-// checkKV runs KVGraph over a left-padded batch of the test prompts: a
-// prefill of the first four columns, then one column per step with the
-// cache fed back, and compares the logits of every real token with the
-// reference.
-func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, refLogits [][][]float64, e *errTracker) {
+// graphFunc builds a sampling graph.
+type graphFunc func(Config, policy.Weights, GraphOptions) (*onnx.Model, error)
+
+// kvGraphs are the sampling graphs: the primitive one whose cache grows by
+// concatenation, and the fused one with an in-place cache.
+var kvGraphs = []struct {
+	build   graphFunc
+	inPlace bool
+}{{KVGraph, false}, {FusedKVGraph, true}}
+
+// checkKV runs a sampling graph over a left-padded batch of the test
+// prompts: a prefill of the first four columns, then one column per step
+// with the cache fed back (or, in place, bound to the same buffers), and
+// compares the logits of every real token with the reference.
+func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, build graphFunc, inPlace bool, opt GraphOptions, refLogits [][][]float64, e *errTracker) {
 	t.Helper()
 	c := ck.Config
-	m, err := KVGraph(c, ck.Weights, opt)
+	m, err := build(c, ck.Weights, opt)
 	if err != nil {
-		t.Fatalf("KVGraph: %v", err)
+		t.Fatalf("building the sampling graph: %v", err)
 	}
 	outs := []string{policy.OutputLogits}
 	for l := 0; l < c.NumLayers; l++ {
@@ -191,11 +207,20 @@ func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, re
 		t.Fatal(err)
 	}
 	rows, n, v := b.Rows, b.Len, c.VocabSize
-	kvShape := []int64{int64(rows), int64(c.NumKVHeads), 0, int64(c.HeadDim)}
-	past := map[string]*ort.Tensor{}
+	capacity := 0
+	if inPlace {
+		capacity = n + 2
+	}
+	kvShape := []int64{int64(rows), int64(c.NumKVHeads), int64(capacity), int64(c.HeadDim)}
+	past, bound := map[string]*ort.Tensor{}, map[string]*ort.Tensor{}
 	for l := 0; l < c.NumLayers; l++ {
-		past[policy.PastKeyName(l)] = ort.F32Tensor(nil, kvShape...)
-		past[policy.PastValueName(l)] = ort.F32Tensor(nil, kvShape...)
+		for _, name := range []string{policy.PastKeyName(l), policy.PastValueName(l)} {
+			past[name] = ort.F32Tensor(make([]float32, rows*c.KVDim()*capacity), kvShape...)
+		}
+		if inPlace {
+			bound[policy.PresentKeyName(l)] = past[policy.PastKeyName(l)]
+			bound[policy.PresentValueName(l)] = past[policy.PastValueName(l)]
+		}
 	}
 	for lo := 0; lo < n; {
 		hi := min(lo+1, n)
@@ -217,7 +242,7 @@ func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, re
 		for k, val := range past {
 			in[k] = val
 		}
-		out, err := s.Run(in)
+		out, err := s.RunInto(in, bound)
 		if err != nil {
 			t.Fatalf("KV step at column %d: %v", lo, err)
 		}
@@ -232,7 +257,7 @@ func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, re
 				}
 			}
 		}
-		for l := 0; l < c.NumLayers; l++ {
+		for l := 0; l < c.NumLayers && !inPlace; l++ {
 			past[policy.PastKeyName(l)] = out[policy.PresentKeyName(l)]
 			past[policy.PastValueName(l)] = out[policy.PresentValueName(l)]
 		}
@@ -243,9 +268,9 @@ func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, re
 // checkGreedy generates greedily through the generate package with and
 // without the KV cache, and checks both against the reference's greedy
 // continuation of each prompt alone.
-func checkGreedy(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions, ref refModel) {
+func checkGreedy(t *testing.T, rt *ort.Runtime, ck *Checkpoint, build graphFunc, inPlace bool, opt GraphOptions, ref refModel) {
 	t.Helper()
-	m, err := KVGraph(ck.Config, ck.Weights, opt)
+	m, err := build(ck.Config, ck.Weights, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +283,9 @@ func checkGreedy(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions
 		t.Fatalf("generate.Load: %v", err)
 	}
 	t.Cleanup(func() { _ = gm.Close() })
+	if gm.InPlace() != inPlace {
+		t.Fatalf("generate sees an in-place cache: %v, want %v", gm.InPlace(), inPlace)
+	}
 	gm.MaxSeq = opt.MaxSeq
 	const newTokens = 10
 	var got [2][]generate.Completion
@@ -273,5 +301,31 @@ func checkGreedy(t *testing.T, rt *ort.Runtime, ck *Checkpoint, opt GraphOptions
 		if !slices.Equal(cached, full) || !slices.Equal(cached, want) {
 			t.Fatalf("prompt %d: greedy with cache %v, without %v, reference %v", r, cached, full, want)
 		}
+	}
+}
+
+func TestFusedSupported(t *testing.T) {
+	base := benchConfig()
+	tests := []struct {
+		name    string
+		headDim int
+		want    bool
+	}{
+		{"head 32", 32, true},
+		{"head 128", 128, true},
+		{"head 8", 8, false},
+		{"head 24", 24, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			c.HeadDim = tt.headDim
+			if got := FusedSupported(c); got != tt.want {
+				t.Fatalf("FusedSupported = %v, want %v", got, tt.want)
+			}
+			if _, err := FusedKVGraph(c, randomWeights(c, 1), GraphOptions{}); (err == nil) != tt.want {
+				t.Fatalf("FusedKVGraph: %v", err)
+			}
+		})
 	}
 }

@@ -25,17 +25,19 @@ type refArch struct {
 	tied, qkvBias, oBias, qkNorm, llama3 bool
 }
 
-// tinyArchs are the architectures under test: Qwen2 (QKV biases, tied
-// embeddings, GQA 4:2), Qwen3 (explicit head_dim wider than hidden/heads,
-// q/k norms, untied), Llama (Llama 3 rope scaling with a short original
-// context so that all three frequency bands occur, GQA 6:2, untied, and
+// tinyArchs are the architectures under test, all with head size 16 (the
+// smallest ONNX Runtime's GroupQueryAttention takes): Qwen2 (QKV biases,
+// tied embeddings, GQA 2:1), Qwen3 (explicit head_dim wider than
+// hidden/heads, q/k norms, untied, GQA 4:2), Llama (Llama 3 rope scaling
+// with a short original context so that scaled, interpolated and kept
+// frequencies occur, GQA 3:1, untied, and
 // attention_bias, which Llama 3 leaves off, on: q/k/v/o biases).
 var tinyArchs = map[string]refArch{
-	ArchQwen2: {arch: ArchQwen2, vocab: 61, hidden: 32, inter: 48, layers: 2, heads: 4, kvHeads: 2, headDim: 8,
+	ArchQwen2: {arch: ArchQwen2, vocab: 61, hidden: 32, inter: 48, layers: 2, heads: 2, kvHeads: 1, headDim: 16,
 		maxPos: 64, theta: 10000, eps: 1e-6, tied: true, qkvBias: true},
 	ArchQwen3: {arch: ArchQwen3, vocab: 61, hidden: 32, inter: 40, layers: 2, heads: 4, kvHeads: 2, headDim: 16,
 		maxPos: 64, theta: 1000000, eps: 1e-6, qkNorm: true},
-	ArchLlama: {arch: ArchLlama, vocab: 61, hidden: 48, inter: 64, layers: 2, heads: 6, kvHeads: 2, headDim: 8,
+	ArchLlama: {arch: ArchLlama, vocab: 61, hidden: 48, inter: 64, layers: 2, heads: 3, kvHeads: 1, headDim: 16,
 		maxPos: 64, theta: 500000, eps: 1e-5, llama3: true, qkvBias: true, oBias: true},
 }
 
