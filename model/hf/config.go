@@ -187,13 +187,20 @@ func ParseConfig(data []byte) (Config, error) {
 		{"intermediate_size", r.IntermediateSize, &c.IntermediateSize},
 		{"num_hidden_layers", r.NumLayers, &c.NumLayers},
 		{"num_attention_heads", r.NumHeads, &c.NumHeads},
-		{"max_position_embeddings", r.MaxPositions, &c.MaxPositions},
 	}
 	for _, f := range ints {
 		if f.p == nil {
 			return Config{}, fmt.Errorf("%w: %s is missing", ErrConfig, f.name)
 		}
 		*f.dst = *f.p
+	}
+	// transformers' defaults: 2048 positions for Llama, 32768 for Qwen.
+	c.MaxPositions = 32768
+	if c.Arch == ArchLlama {
+		c.MaxPositions = 2048
+	}
+	if r.MaxPositions != nil {
+		c.MaxPositions = *r.MaxPositions
 	}
 	c.NumKVHeads = c.NumHeads
 	if r.NumKVHeads != nil {
@@ -213,9 +220,8 @@ func ParseConfig(data []byte) (Config, error) {
 	if r.RMSNormEps != nil {
 		c.RMSNormEps = *r.RMSNormEps
 	}
-	// Qwen2 and Qwen3 default to tied embeddings in transformers, Llama to
-	// untied ones.
-	c.TieWordEmbeddings = c.Arch != ArchLlama
+	// transformers' Qwen2, Qwen3 and Llama configs default to untied
+	// embeddings (the small Qwen releases set true explicitly).
 	if r.TieWordEmbeddings != nil {
 		c.TieWordEmbeddings = *r.TieWordEmbeddings
 	}

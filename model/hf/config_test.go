@@ -138,6 +138,33 @@ func TestParseConfigReal(t *testing.T) {
 	}
 }
 
+// TestParseConfigDefaults checks transformers' defaults for keys a
+// config.json may leave out.
+func TestParseConfigDefaults(t *testing.T) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(llama32Config), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"tie_word_embeddings", "max_position_embeddings", "num_key_value_heads", "head_dim",
+		"rope_theta", "rms_norm_eps", "rope_scaling", "attention_bias", "eos_token_id", "bos_token_id", "hidden_act"} {
+		delete(m, k)
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Arch: ArchLlama, VocabSize: 128256, HiddenSize: 2048, IntermediateSize: 8192, NumLayers: 16,
+		NumHeads: 32, NumKVHeads: 32, HeadDim: 64, RopeTheta: 10000, RMSNormEps: 1e-6, MaxPositions: 2048, BOS: -1,
+		TorchDType: "bfloat16"}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("ParseConfig =\n%+v\nwant\n%+v", c, want)
+	}
+}
+
 // TestParseConfigNumParams checks the parameter count of Qwen2.5-0.5B
 // (494,032,768, as published) from its config.
 func TestParseConfigNumParams(t *testing.T) {
@@ -180,6 +207,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{"unknown model_type", func(t *testing.T) []byte { return edit(t, "model_type", "gpt2") }, "model_type"},
 		{"architecture mismatch", func(t *testing.T) []byte { return edit(t, "architectures", []string{"LlamaForCausalLM"}) }, "architecture"},
 		{"missing hidden_size", func(t *testing.T) []byte { return edit(t, "hidden_size", nil) }, "hidden_size is missing"},
+		{"zero positions", func(t *testing.T) []byte { return edit(t, "max_position_embeddings", 0) }, "max_position_embeddings"},
 		{"zero layers", func(t *testing.T) []byte { return edit(t, "num_hidden_layers", 0) }, "num_hidden_layers"},
 		{"negative vocab", func(t *testing.T) []byte { return edit(t, "vocab_size", -5) }, "vocab_size"},
 		{"huge vocab", func(t *testing.T) []byte { return edit(t, "vocab_size", 1<<40) }, "vocab_size"},

@@ -1,21 +1,27 @@
 // Package hf makes a Hugging Face decoder checkpoint directory (config.json
 // plus model.safetensors, or shards listed in model.safetensors.index.json)
-// a wsgrpo policy: it reads the Qwen2, Qwen3 and Llama configurations and
-// weights (bf16, fp16 or fp32 on disk, float32 in memory), builds the ONNX
-// graphs that run them in ONNX Runtime, and writes a weight set back in the
-// same layout so other tools can load it.
+// a wsgrpo policy: Load reads the Qwen2, Qwen3 and Llama configurations
+// (Llama 3 rope scaling included) and weights (bf16, fp16 or fp32 on disk,
+// float32 in memory), the graph functions build what runs them in ONNX
+// Runtime, and Save writes a (trained) weight set back in the same layout,
+// so other tools can load it.
 //
-// Every graph is built from one description (graphBuilder): the
-// full-sequence graph (FullGraph: logits and the final hidden state, with
-// attention_mask for left or right padding) uses only primitives the
-// autodiff package differentiates — RMSNorm from Mul, ReduceMean, Add, Sqrt
-// and Div, rotary embeddings from cos/sin tables gathered by position and
-// rotate-half with Slice, Neg and Concat, grouped-query attention by
-// repeating the key/value heads with Unsqueeze, Expand and Reshape, SwiGLU
-// from Sigmoid and Mul — so autodiff.Build turns it into the training graph.
-// The sampling graph (KVGraph) is the same description with a key/value
-// cache named like a Hugging Face exported decoder (past_key_values.N.key,
-// present.N.key, ...), so the generate package drives it unchanged.
+// The graphs come from one description (graphBuilder). FullGraph, the
+// full-sequence graph (logits and the final hidden state, attention_mask
+// for left or right padding), uses only primitives the autodiff package
+// differentiates — RMSNorm from Mul, ReduceMean, Add, Sqrt and Div, rotary
+// embeddings from cos/sin tables gathered by position and rotate-half with
+// Slice, Neg and Concat, grouped-query attention by repeating the key/value
+// heads with Unsqueeze, Expand and Reshape, SwiGLU from Sigmoid and Mul — so
+// autodiff.Build (or the train package) turns it into the training graph.
+// KVGraph is the same description with a key/value cache concatenated per
+// step; FusedKVGraph replaces its rotation and attention with ONNX
+// Runtime's com.microsoft RotaryEmbedding and GroupQueryAttention over a
+// fixed-size cache updated in place (the op set of onnxruntime-genai's
+// model builder). Both sampling graphs are named like a Hugging Face
+// exported decoder (input_ids, attention_mask, position_ids,
+// past_key_values.N.key/value -> logits, present.N.key/value), so the
+// generate package drives them unchanged.
 //
 // Graph initializers carry the Hugging Face tensor names and shapes
 // (model.layers.N.self_attn.q_proj.weight, [out, in]), so a trained weight

@@ -244,3 +244,24 @@ func writeIndex(t *testing.T, dir string, m map[string]string) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzParseIndex feeds arbitrary bytes to the shard-index decoder: it must
+// not panic, and every shard it accepts is a plain .safetensors file name.
+func FuzzParseIndex(f *testing.F) {
+	f.Add([]byte(`{"metadata":{"total_size":8},"weight_map":{"a":"model-00001-of-00002.safetensors"}}`))
+	f.Add([]byte(`{"weight_map":{"a":"../x.safetensors"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := parseIndex(data)
+		if err != nil {
+			if !errors.Is(err, ErrSafetensors) {
+				t.Fatalf("error %v does not wrap ErrSafetensors", err)
+			}
+			return
+		}
+		for _, file := range m {
+			if filepath.Base(file) != file || strings.ContainsAny(file, `/\`) || !strings.HasSuffix(file, ".safetensors") {
+				t.Fatalf("accepted shard %q", file)
+			}
+		}
+	})
+}
