@@ -41,4 +41,7 @@ var (
 	// ErrWeights means the tensors of a checkpoint do not match its config
 	// (missing, unexpected or wrongly shaped tensors).
 	ErrWeights = errors.New("hf: weights do not match config")
+	// ErrTooLarge means a graph's weights do not fit in one ONNX model
+	// (protobuf's 2 GiB limit; external weight data is not supported yet).
+	ErrTooLarge = errors.New("hf: model too large for one ONNX graph")
 )

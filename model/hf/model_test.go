@@ -1,6 +1,7 @@
 package hf
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"testing"
@@ -215,7 +216,11 @@ func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, build graphFunc, inP
 	past, bound := map[string]*ort.Tensor{}, map[string]*ort.Tensor{}
 	for l := 0; l < c.NumLayers; l++ {
 		for _, name := range []string{policy.PastKeyName(l), policy.PastValueName(l)} {
-			past[name] = ort.F32Tensor(make([]float32, rows*c.KVDim()*capacity), kvShape...)
+			buf := make([]float32, rows*c.KVDim()*capacity)
+			for i := range buf {
+				buf[i] = sentinel
+			}
+			past[name] = ort.F32Tensor(buf, kvShape...)
 		}
 		if inPlace {
 			bound[policy.PresentKeyName(l)] = past[policy.PastKeyName(l)]
@@ -257,11 +262,33 @@ func checkKV(t *testing.T, rt *ort.Runtime, ck *Checkpoint, build graphFunc, inP
 				}
 			}
 		}
+		if inPlace {
+			checkWritten(t, past, rows*c.NumKVHeads, capacity, c.HeadDim, hi)
+		}
 		for l := 0; l < c.NumLayers && !inPlace; l++ {
 			past[policy.PastKeyName(l)] = out[policy.PresentKeyName(l)]
 			past[policy.PastValueName(l)] = out[policy.PresentValueName(l)]
 		}
 		lo = hi
+	}
+}
+
+// sentinel fills an in-place cache before the first step.
+const sentinel = 12345
+
+// checkWritten checks that an in-place step wrote cache positions 0..hi-1
+// of every row and head and left the rest of each buffer alone.
+func checkWritten(t *testing.T, bufs map[string]*ort.Tensor, rowsHeads, capacity, dh, hi int) {
+	t.Helper()
+	for name, buf := range bufs {
+		for bh := 0; bh < rowsHeads; bh++ {
+			for p := 0; p < capacity; p++ {
+				written := buf.F32[(bh*capacity+p)*dh] != sentinel
+				if written != (p < hi) {
+					t.Fatalf("%s after the step to %d: position %d written = %v", name, hi, p, written)
+				}
+			}
+		}
 	}
 }
 
@@ -325,6 +352,35 @@ func TestFusedSupported(t *testing.T) {
 			}
 			if _, err := FusedKVGraph(c, randomWeights(c, 1), GraphOptions{}); (err == nil) != tt.want {
 				t.Fatalf("FusedKVGraph: %v", err)
+			}
+		})
+	}
+}
+
+// TestGraphTooLarge checks that a checkpoint whose weights exceed one ONNX
+// model's 2 GiB is refused before its weights are looked at: Qwen2.5-0.5B
+// fits in float32, not in float64, and Qwen2.5-1.5B's size does not fit.
+func TestGraphTooLarge(t *testing.T) {
+	small, err := ParseConfig([]byte(qwen25Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := small
+	big.HiddenSize, big.IntermediateSize, big.NumLayers, big.NumHeads, big.HeadDim = 1536, 8960, 28, 12, 128
+	tests := []struct {
+		name string
+		cfg  Config
+		dt   onnx.DataType
+		want error
+	}{
+		{"0.5B float32", small, onnx.Float, ErrWeights},
+		{"0.5B float64", small, onnx.Double, ErrTooLarge},
+		{"1.5B float32", big, onnx.Float, ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := FullGraph(tt.cfg, nil, GraphOptions{DType: tt.dt}); !errors.Is(err, tt.want) {
+				t.Fatalf("FullGraph with no weights = %v, want %v", err, tt.want)
 			}
 		})
 	}
