@@ -87,3 +87,13 @@ func KVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, error) 
 	}
 	return g.model(), nil
 }
+
+// SamplingGraph returns the fastest sampling graph ONNX Runtime can run for
+// cfg: FusedKVGraph (in-place cache) when FusedSupported(cfg), else KVGraph.
+// The generate package drives either.
+func SamplingGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, error) {
+	if FusedSupported(cfg) {
+		return FusedKVGraph(cfg, w, o)
+	}
+	return KVGraph(cfg, w, o)
+}

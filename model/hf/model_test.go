@@ -350,8 +350,16 @@ func TestFusedSupported(t *testing.T) {
 			if got := FusedSupported(c); got != tt.want {
 				t.Fatalf("FusedSupported = %v, want %v", got, tt.want)
 			}
-			if _, err := FusedKVGraph(c, randomWeights(c, 1), GraphOptions{}); (err == nil) != tt.want {
+			w := randomWeights(c, 1)
+			if _, err := FusedKVGraph(c, w, GraphOptions{}); (err == nil) != tt.want {
 				t.Fatalf("FusedKVGraph: %v", err)
+			}
+			m, err := SamplingGraph(c, w, GraphOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fused := len(m.Opsets) == 2; fused != tt.want {
+				t.Fatalf("SamplingGraph chose the fused graph: %v, want %v", fused, tt.want)
 			}
 		})
 	}
