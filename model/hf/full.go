@@ -17,6 +17,10 @@ import (
 // must not exceed the options' MaxSeq. Only differentiable primitives lie
 // on the paths from the weights (initializers with Hugging Face names) to
 // the outputs.
+//
+// The float32 initializers share the memory of w (a real checkpoint's
+// weights are gigabytes): change w only after the model is marshalled or
+// no longer used. The same holds for KVGraph and FusedKVGraph.
 func FullGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, error) {
 	g, err := newGraphBuilder("wsgrpo_hf_full", cfg, w, o)
 	if err != nil {

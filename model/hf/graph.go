@@ -101,7 +101,10 @@ func (g *graphBuilder) weight(name string) string {
 	return g.b.Initializer(g.floats(name, p.Data, p.Shape...))
 }
 
-// floats returns a tensor of the graph's float type holding v.
+// floats returns a tensor of the graph's float type holding v. A float32
+// tensor shares v's memory: a checkpoint's weights are not copied again
+// (a real model's are gigabytes), so they must not change while the model
+// is in use, until it is marshalled.
 func (g *graphBuilder) floats(name string, v []float32, dims ...int64) *onnx.Tensor {
 	t := &onnx.Tensor{Name: name, DataType: g.dt, Dims: append([]int64(nil), dims...)}
 	if g.dt == onnx.Double {
@@ -110,7 +113,7 @@ func (g *graphBuilder) floats(name string, v []float32, dims ...int64) *onnx.Ten
 			t.Double[i] = float64(x)
 		}
 	} else {
-		t.Float = append([]float32(nil), v...)
+		t.Float = v
 	}
 	return t
 }
