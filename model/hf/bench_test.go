@@ -12,9 +12,12 @@ import (
 )
 
 // benchConfig is a Qwen2-style model of the built-in policy's default size
-// (policy.DefaultConfig: width 128, 4 layers, 4 heads, MLP width 512).
+// (policy.DefaultConfig: width 128, 4 layers, 4 heads, MLP width 512). Its
+// SwiGLU MLP has three matrices where the built-in GELU MLP has two, so its
+// width is 344, about 2/3 of 512 (Llama's rule), for the same parameter
+// count and FLOPs per token.
 func benchConfig() Config {
-	return Config{Arch: ArchQwen2, VocabSize: 128, HiddenSize: 128, IntermediateSize: 512, NumLayers: 4,
+	return Config{Arch: ArchQwen2, VocabSize: 128, HiddenSize: 128, IntermediateSize: 344, NumLayers: 4,
 		NumHeads: 4, NumKVHeads: 4, HeadDim: 32, RopeTheta: 1e6, RMSNormEps: 1e-6, TieWordEmbeddings: true,
 		QKVBias: true, MaxPositions: 256, BOS: -1}
 }
