@@ -15,10 +15,11 @@
 // heads with Unsqueeze, Expand and Reshape, SwiGLU from Sigmoid and Mul — so
 // autodiff.Build (or the train package) turns it into the training graph.
 // KVGraph is the same description with a key/value cache concatenated per
-// step; FusedKVGraph replaces its rotation and attention with ONNX
-// Runtime's com.microsoft RotaryEmbedding and GroupQueryAttention over a
-// fixed-size cache updated in place (the op set of onnxruntime-genai's
-// model builder). Both sampling graphs are named like a Hugging Face
+// step; FusedKVGraph runs the same model on ONNX Runtime's fused kernels
+// (the op set of onnxruntime-genai's model builder: packed-QKV Gemm,
+// com.microsoft RotaryEmbedding, GroupQueryAttention over a fixed-size
+// cache updated in place, SkipSimplifiedLayerNormalization), and
+// SamplingGraph picks it when GroupQueryAttention takes the head size. Both sampling graphs are named like a Hugging Face
 // exported decoder (input_ids, attention_mask, position_ids,
 // past_key_values.N.key/value -> logits, present.N.key/value), so the
 // generate package drives them unchanged.
