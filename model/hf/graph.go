@@ -144,9 +144,17 @@ func (g *graphBuilder) linear(x, weight, bias string) string {
 }
 
 // rmsNorm returns x / sqrt(mean(x², last axis) + eps) · weight, from
-// primitives. The result is named out when out is not empty.
+// primitives. In float32 the square is Pow(x, 2), the form ONNX Runtime's
+// SimplifiedLayerNormFusion recognises, so that a session runs one fused
+// kernel; in float64 it is Mul(x, x), which that fusion leaves alone (it
+// reads a float64 epsilon as its default 1e-5). The result is named out
+// when out is not empty.
 func (g *graphBuilder) rmsNorm(x, weight, out string) string {
-	ms := g.b.Op("ReduceMean", []string{g.op("Mul", x, x)}, onnx.AttrInts("axes", -1), onnx.AttrI("keepdims", 1))
+	sq := g.op("Mul", x, x)
+	if g.dt == onnx.Float {
+		sq = g.op("Pow", x, g.scalar(2))
+	}
+	ms := g.b.Op("ReduceMean", []string{sq}, onnx.AttrInts("axes", -1), onnx.AttrI("keepdims", 1))
 	n := g.op("Div", x, g.op("Sqrt", g.op("Add", ms, g.scalar(g.cfg.RMSNormEps))))
 	in := []string{n, g.weight(weight)}
 	if out == "" {

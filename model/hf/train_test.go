@@ -19,7 +19,7 @@ import (
 var differentiable = map[string]bool{
 	"Gather": true, "MatMul": true, "Add": true, "Mul": true, "Div": true, "Sqrt": true,
 	"ReduceMean": true, "Reshape": true, "Transpose": true, "Softmax": true, "Concat": true,
-	"Slice": true, "Neg": true, "Sigmoid": true, "Exp": true, "Unsqueeze": true, "Expand": true,
+	"Slice": true, "Neg": true, "Pow": true, "Sigmoid": true, "Exp": true, "Unsqueeze": true, "Expand": true,
 }
 
 // loadTiny writes and loads a test checkpoint of arch in fp32.
