@@ -188,6 +188,12 @@ func foldGroup(p string) (body, rest string, ok bool) {
 				return "", "", false
 			}
 			_, n := utf8.DecodeRuneInString(p[i+1:])
+			if strings.IndexByte("pPxu", p[i+1]) >= 0 && strings.HasPrefix(p[i+2:], "{") {
+				// \p{L}, \x{41}: the braces' letters are not literals.
+				if end := strings.IndexByte(p[i:], '}'); end > 0 {
+					n = end - 1
+				}
+			}
 			b.WriteString(p[i : i+1+n])
 			i += n
 		case c == '[' || c == '(':
