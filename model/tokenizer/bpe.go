@@ -25,6 +25,7 @@ type BPE struct {
 	rawVocab map[string]int32 // byte-map spelling undone -> id
 	byteIDs  [256]int32       // id of each single byte's token, -1 if none
 	merges   map[uint64]merge // pairKey(left, right) -> rank and result
+	maxID    int64            // ids must be below it (see sparseIDs)
 
 	ignoreMerges bool // a pre-token that is a token is not merged
 	nfc          bool // NFC normaliser

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,6 +129,11 @@ func NewBPE(tokenizerJSON, tokenizerConfig []byte) (*BPE, error) {
 		}
 	}
 	t := &BPE{}
+	if f.Model != nil {
+		// Ids are dense in real files; a bound keeps a hostile file from
+		// making the id tables huge.
+		t.maxID = int64(len(f.Model.Vocab)+len(f.AddedTokens)) + sparseIDs
+	}
 	if err := t.loadModel(f.Model); err != nil {
 		return nil, err
 	}
@@ -153,6 +157,9 @@ func NewBPE(tokenizerJSON, tokenizerConfig []byte) (*BPE, error) {
 	t.cache.init()
 	return t, nil
 }
+
+// sparseIDs is how far past the number of tokens an id may go.
+const sparseIDs = 1 << 16
 
 // loadModel reads the vocabulary and merges of a byte-level BPE model.
 func (t *BPE) loadModel(m *hfModel) error {
@@ -180,8 +187,8 @@ func (t *BPE) loadModel(m *hfModel) error {
 	t.ignoreMerges = m.IgnoreMerges
 	size := 0
 	for tok, id := range m.Vocab {
-		if id < 0 || id >= math.MaxInt32/2 {
-			return fmt.Errorf("%w: token %q has id %d", ErrMalformed, tok, id)
+		if id < 0 || id >= t.maxID {
+			return fmt.Errorf("%w: token %q has id %d (ids must be dense from 0)", ErrMalformed, tok, id)
 		}
 		size = max(size, int(id)+1)
 	}
@@ -280,7 +287,7 @@ func (t *BPE) loadMerges(raw json.RawMessage) error {
 // before the pipeline runs.
 func (t *BPE) loadAdded(list []hfAddedToken) error {
 	for i, a := range list {
-		if a.ID == nil || *a.ID < 0 || *a.ID >= math.MaxInt32/2 {
+		if a.ID == nil || *a.ID < 0 || *a.ID >= t.maxID {
 			return fmt.Errorf("%w: added token %d (%q) has no valid id", ErrMalformed, i, a.Content)
 		}
 		if a.Content == "" {
