@@ -138,14 +138,13 @@ func (t *BPE) AddsBOS() bool { return t.addBOS }
 // <|im_end|>, Llama 3.1 Instruct: <|eot_id|>), or -1 if it names none.
 func (t *BPE) EOS() int32 { return t.eos }
 
-// PAD is the id of tokenizer_config.json's pad_token, or else EOS (Llama 3
-// names no pad token; padding positions are masked, so any id serves).
-func (t *BPE) PAD() int32 {
-	if t.pad >= 0 {
-		return t.pad
-	}
-	return t.eos
-}
+// PAD is the id of tokenizer_config.json's pad_token. A model that names
+// none (Llama 3) pads with "<|finetune_right_pad_id|>", else
+// "<|end_of_text|>" or "<|endoftext|>", else its last special token that
+// is neither BOS nor EOS, else EOS: padded positions are masked, and the
+// generator wants PAD to differ from EOS. It is -1 only without any of
+// these.
+func (t *BPE) PAD() int32 { return t.pad }
 
 // TokenID returns the id of a token as spelt in tokenizer.json (byte-map
 // characters, "Ġthe"; added tokens by their content, "<|im_end|>").

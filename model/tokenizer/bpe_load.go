@@ -366,6 +366,9 @@ func (t *BPE) loadConfig(cfg *hfConfig) error {
 			t.special[id] = true
 		}
 	}
+	if t.pad < 0 {
+		t.pad = t.fallbackPAD()
+	}
 	t.addBOS = t.bos >= 0 && (cfg.AddBOS == nil || *cfg.AddBOS)
 	tmpl, err := chatTemplateSource(cfg.ChatTemplate)
 	if err != nil {
@@ -373,6 +376,26 @@ func (t *BPE) loadConfig(cfg *hfConfig) error {
 	}
 	t.chatTemplate = tmpl
 	return nil
+}
+
+// fallbackPAD chooses the padding id of a model without a pad_token (see
+// PAD).
+func (t *BPE) fallbackPAD() int32 {
+	for _, name := range []string{"<|finetune_right_pad_id|>", "<|end_of_text|>", "<|endoftext|>"} {
+		if id, ok := t.vocab[name]; ok && id != t.eos && id != t.bos {
+			return id
+		}
+	}
+	best := int32(-1)
+	for id := range t.special {
+		if id != t.eos && id != t.bos && id > best {
+			best = id
+		}
+	}
+	if best >= 0 {
+		return best
+	}
+	return t.eos
 }
 
 // tokenName reads a special token entry of tokenizer_config.json: null, a

@@ -242,3 +242,41 @@ func TestChatTemplateMatchesReference(t *testing.T) {
 		})
 	}
 }
+
+// TestRefModelRoles checks the special-token roles read from the two
+// models' tokenizer_config.json.
+func TestRefModelRoles(t *testing.T) {
+	requireRef(t)
+	tests := []struct {
+		model, bos, eos, pad string
+		vocab                int
+		addsBOS              bool
+	}{
+		{"qwen3", "", "<|im_end|>", "<|endoftext|>", 151669, false},
+		{"llama3_1", "<|begin_of_text|>", "<|eot_id|>", "<|end_of_text|>", 128256, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.model, func(t *testing.T) {
+			tok := loadRefModel(t, tc.model)
+			name := func(id int32) string {
+				s, _ := tok.Token(id)
+				return s
+			}
+			if got := name(tok.BOS()); got != tc.bos || tok.HasBOS() != (tc.bos != "") {
+				t.Errorf("BOS %d %q, want %q", tok.BOS(), got, tc.bos)
+			}
+			if got := name(tok.EOS()); got != tc.eos {
+				t.Errorf("EOS %q, want %q", got, tc.eos)
+			}
+			if got := name(tok.PAD()); got != tc.pad {
+				t.Errorf("PAD %q, want %q", got, tc.pad)
+			}
+			if tok.VocabSize() != tc.vocab || tok.AddsBOS() != tc.addsBOS {
+				t.Errorf("VocabSize %d AddsBOS %v, want %d %v", tok.VocabSize(), tok.AddsBOS(), tc.vocab, tc.addsBOS)
+			}
+			if !tok.IsSpecial(tok.EOS()) {
+				t.Error("EOS is not special")
+			}
+		})
+	}
+}

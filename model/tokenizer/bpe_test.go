@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -110,9 +111,9 @@ func TestBPESpecialRoles(t *testing.T) {
 		addsBOS       bool
 	}{
 		{"qwen-like", map[string]any{"bos_token": nil, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, "", "<|im_end|>", "<|endoftext|>", false},
-		{"llama-like", map[string]any{"bos_token": "<bos>", "eos_token": map[string]any{"content": "<|im_end|>", "__type": "AddedToken"}}, "<bos>", "<|im_end|>", "<|im_end|>", true},
-		{"add_bos_token false", map[string]any{"bos_token": "<bos>", "add_bos_token": false}, "<bos>", "", "", false},
-		{"no config", nil, "", "", "", false},
+		{"llama-like", map[string]any{"bos_token": "<bos>", "eos_token": map[string]any{"content": "<|im_end|>", "__type": "AddedToken"}}, "<bos>", "<|im_end|>", "<|endoftext|>", true},
+		{"add_bos_token false", map[string]any{"bos_token": "<bos>", "add_bos_token": false}, "<bos>", "", "<|endoftext|>", false},
+		{"no config", nil, "", "", "<|endoftext|>", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,5 +275,32 @@ func TestBPEByteMap(t *testing.T) {
 		if got := byteToRune[tc.b]; got != tc.want {
 			t.Errorf("byte %#x -> %q, want %q", tc.b, got, tc.want)
 		}
+	}
+}
+
+func TestBPEConcurrentEncode(t *testing.T) {
+	tok := newTiny(t, tinySpec{merges: [][2]string{{"a", "b"}, {"ab", "c"}, {" ", "ab"}}})
+	texts := []string{"abc abc", "ab ab ab", "cab abc a", "ééé abc"}
+	want := make([][]int32, len(texts))
+	for i, s := range texts {
+		want[i] = tok.Encode(s)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := (g + i) % len(texts)
+				if got := tok.Encode(texts[k]); !slices.Equal(got, want[k]) {
+					errs <- texts[k]
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Errorf("concurrent Encode(%q) differs", s)
 	}
 }
