@@ -114,7 +114,7 @@ func readEncodeRef(tb testing.TB, dir, name string) []encodeRef {
 
 // unassigned reports whether s has a character Go's Unicode tables
 // (unicode.Version) do not know: node's newer Unicode may give it a
-// category, so such strings are not compared.
+// category.
 func unassigned(s string) bool {
 	for _, r := range s {
 		if !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z, unicode.Cc, unicode.Cf, unicode.Co) {
@@ -138,16 +138,22 @@ func TestBPEMatchesReference(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tok := loadRefModel(t, name)
 			refs := readEncodeRef(t, dir, name)
-			compared, skipped, encMiss, decMiss := 0, 0, 0, 0
+			compared, newer, newerMiss, encMiss, decMiss := 0, 0, 0, 0, 0
 			kinds := map[string]int{}
 			for _, r := range refs {
-				if unassigned(r.text) {
-					skipped++
-					continue
-				}
 				compared++
 				kinds[r.kind]++
-				if got := tok.Encode(r.text); !slices.Equal(got, r.ids) {
+				got := tok.Encode(r.text)
+				switch {
+				case unassigned(r.text):
+					// Characters Go's Unicode tables predate: node's
+					// newer tables may class them otherwise, so a
+					// difference here is reported, not failed.
+					newer++
+					if !slices.Equal(got, r.ids) {
+						newerMiss++
+					}
+				case !slices.Equal(got, r.ids):
 					encMiss++
 					if encMiss <= 5 {
 						t.Errorf("encode %s %q:\n got %v\nwant %v", r.kind, r.text, got, r.ids)
@@ -183,10 +189,10 @@ func TestBPEMatchesReference(t *testing.T) {
 					}
 				}
 			})
-			t.Logf("%s: %d strings compared (%v), %d skipped for characters newer than Go's Unicode %s; mismatches: encode %d, decode %d, decode of %d random id sequences %d",
-				name, compared, kinds, skipped, unicode.Version, encMiss, decMiss, randN, randMiss)
-			if compared < minCompared {
-				t.Errorf("only %d strings compared, want at least %d", compared, minCompared)
+			t.Logf("%s: %d strings compared (%v); mismatches: encode %d, decode %d, decode of %d random id sequences %d; %d strings have characters newer than Go's Unicode %s, not failed on: %d of them encode differently",
+				name, compared, kinds, encMiss, decMiss, randN, randMiss, newer, unicode.Version, newerMiss)
+			if compared-newer < minCompared {
+				t.Errorf("only %d strings compared strictly, want at least %d", compared-newer, minCompared)
 			}
 		})
 	}
