@@ -53,11 +53,7 @@ func BenchmarkBPEEncode(b *testing.B) {
 func BenchmarkBPEEncodeRegexp2(b *testing.B) {
 	dir := requireRef(b)
 	tok := loadRefModel(b, "qwen3")
-	re, err := compilePattern(Qwen2Pattern)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tok.pre = &splitPre{re: re}
+	useRegexp2(b, tok)
 	texts, n := corpusTexts(b, dir, "qwen3")
 	b.SetBytes(int64(n))
 	for b.Loop() {
