@@ -231,8 +231,9 @@ func TestChatTemplateMatchesReference(t *testing.T) {
 					Role    string `json:"role"`
 					Content string `json:"content"`
 				} `json:"messages"`
-				AddGenerationPrompt bool   `json:"add_generation_prompt"`
-				Text                string `json:"text"`
+				AddGenerationPrompt bool           `json:"add_generation_prompt"`
+				Extra               map[string]any `json:"extra"`
+				Text                string         `json:"text"`
 			}
 			if err := json.Unmarshal(data, &cases); err != nil {
 				t.Fatal(err)
@@ -245,12 +246,19 @@ func TestChatTemplateMatchesReference(t *testing.T) {
 				for j, m := range c.Messages {
 					msgs[j] = ChatMessage{Role: m.Role, Content: m.Content}
 				}
-				got, err := tok.RenderChat(msgs, c.AddGenerationPrompt)
+				chat, err := tok.Chat()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := chat.RenderWith(msgs, c.AddGenerationPrompt, c.Extra)
+				if len(c.Extra) == 0 {
+					got, err = tok.RenderChat(msgs, c.AddGenerationPrompt)
+				}
 				if err != nil {
 					t.Fatalf("case %d: %v", i, err)
 				}
 				if got != c.Text {
-					t.Errorf("case %d (add_generation_prompt %v):\n got %q\nwant %q", i, c.AddGenerationPrompt, got, c.Text)
+					t.Errorf("case %d (add_generation_prompt %v, %v):\n got %q\nwant %q", i, c.AddGenerationPrompt, c.Extra, got, c.Text)
 				}
 				// The rendered chat encodes with its markers as special ids.
 				if ids := tok.Encode(got); tok.DecodeWithSpecial(ids) != got {

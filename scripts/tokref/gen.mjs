@@ -2,7 +2,7 @@
 //
 //   OUTDIR/<model>.encode.jsonl  [kind, text, ids, decode, decodeWithSpecial]
 //   OUTDIR/<model>.decode.jsonl  [ids, decode, decodeWithSpecial] of random ids
-//   OUTDIR/<model>.chat.json     [{messages, add_generation_prompt, text}]
+//   OUTDIR/<model>.chat.json     [{messages, add_generation_prompt, extra, text}]
 //   OUTDIR/meta.json             versions and counts
 //
 // Encoding is without special tokens added (add_special_tokens: false);
@@ -91,8 +91,9 @@ for (const name of Object.keys(MODELS)) {
   }
   const chats = [];
   for (const messages of CONVERSATIONS) {
-    for (const add of [false, true]) {
-      chats.push({ messages, add_generation_prompt: add, text: tmpl.render({ ...vars, messages, add_generation_prompt: add }) });
+    for (const [add, extra] of [[false, {}], [true, {}], [true, { enable_thinking: false }]]) {
+      const text = tmpl.render({ ...vars, messages, add_generation_prompt: add, ...extra });
+      chats.push({ messages, add_generation_prompt: add, extra, text });
     }
   }
   writeFileSync(path.join(out, `${name}.chat.json`), JSON.stringify(chats, null, 1));
