@@ -6,19 +6,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
 
-// corpusTexts returns the reference corpus and its size in bytes.
-func corpusTexts(tb testing.TB, dir, name string) ([]string, int) {
+// corpusTexts returns the reference corpus (only the strings of kind if
+// not "") and its size in bytes.
+func corpusTexts(tb testing.TB, dir, name, kind string) ([]string, int) {
 	tb.Helper()
-	refs := readEncodeRef(tb, dir, name)
-	texts := make([]string, len(refs))
+	var texts []string
 	n := 0
-	for i, r := range refs {
-		texts[i] = r.text
-		n += len(r.text)
+	for _, r := range readEncodeRef(tb, dir, name) {
+		if kind == "" || r.kind == kind {
+			texts = append(texts, r.text)
+			n += len(r.text)
+		}
 	}
 	return texts, n
 }
@@ -39,7 +43,7 @@ func BenchmarkBPEEncode(b *testing.B) {
 	for _, name := range []string{"qwen3", "llama3_1"} {
 		b.Run(name, func(b *testing.B) {
 			tok := loadRefModel(b, name)
-			texts, n := corpusTexts(b, dir, name)
+			texts, n := corpusTexts(b, dir, name, "")
 			b.SetBytes(int64(n))
 			for b.Loop() {
 				encodeAll(tok, texts)
@@ -54,7 +58,7 @@ func BenchmarkBPEEncodeRegexp2(b *testing.B) {
 	dir := requireRef(b)
 	tok := loadRefModel(b, "qwen3")
 	useRegexp2(b, tok)
-	texts, n := corpusTexts(b, dir, "qwen3")
+	texts, n := corpusTexts(b, dir, "qwen3", "")
 	b.SetBytes(int64(n))
 	for b.Loop() {
 		encodeAll(tok, texts)
@@ -89,9 +93,10 @@ func TestTokenizerSpeedVsJS(t *testing.T) {
 	}
 	dir := requireRef(t)
 	const passes = 3
-	for _, name := range []string{"qwen3", "llama3_1"} {
-		t.Run(name, func(t *testing.T) {
-			texts, n := corpusTexts(t, dir, name)
+	for _, run := range []string{"qwen3", "llama3_1", "qwen3/prose", "llama3_1/prose"} {
+		t.Run(run, func(t *testing.T) {
+			name, kind, _ := strings.Cut(run, "/")
+			texts, n := corpusTexts(t, dir, name, kind)
 			start := time.Now()
 			tok := loadRefModel(t, name)
 			load := time.Since(start)
@@ -101,7 +106,7 @@ func TestTokenizerSpeedVsJS(t *testing.T) {
 				encodeAll(tok, texts)
 				goPasses[p] = time.Since(start).Seconds() * 1000
 			}
-			cmd := exec.Command("node", filepath.Join(tokrefHome(t), "bench.mjs"), dir, name, "3")
+			cmd := exec.Command("node", filepath.Join(tokrefHome(t), "bench.mjs"), dir, name, strconv.Itoa(passes), kind)
 			out, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("node bench.mjs: %v (run `make setup-test`)", err)
@@ -120,9 +125,9 @@ func TestTokenizerSpeedVsJS(t *testing.T) {
 			}
 			mbps := func(ms float64) float64 { return float64(n) / 1e6 / (ms / 1000) }
 			goBest, jsBest := slices.Min(goPasses), slices.Min(js.PassesMs)
-			t.Logf("%s: %d strings, %.2f MB; load Go %.0f ms, JS %.0f ms (node %s)", name, len(texts), float64(n)/1e6, load.Seconds()*1000, js.LoadMs, js.Node)
-			t.Logf("%s: first pass Go %.1f MB/s, JS %.1f MB/s (%.1fx); best of %d Go %.1f MB/s, JS %.1f MB/s (%.1fx)",
-				name, mbps(goPasses[0]), mbps(js.PassesMs[0]), js.PassesMs[0]/goPasses[0], passes, mbps(goBest), mbps(jsBest), jsBest/goBest)
+			t.Logf("%s: %d strings, %.2f MB; load Go %.0f ms, JS %.0f ms (node %s)", run, len(texts), float64(n)/1e6, load.Seconds()*1000, js.LoadMs, js.Node)
+			t.Logf("%s: first pass Go %.1f MB/s, JS %.2f MB/s (%.1fx); best of %d Go %.1f MB/s, JS %.2f MB/s (%.1fx)",
+				run, mbps(goPasses[0]), mbps(js.PassesMs[0]), js.PassesMs[0]/goPasses[0], passes, mbps(goBest), mbps(jsBest), jsBest/goBest)
 		})
 	}
 }
