@@ -4,9 +4,11 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/dlclark/regexp2"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -21,13 +23,21 @@ var scannerSeeds = []string{
 	"\xff\xfe bad utf8 \xc3", "'\xff", "\u2028\u2029",
 }
 
+// compiled holds the known patterns compiled by regexp2, once.
+var compiled sync.Map // pattern -> *regexp2.Regexp
+
 // regexpPieces splits text with the regexp2 engine.
 func regexpPieces(tb testing.TB, pattern, text string) []string {
 	tb.Helper()
-	re, err := compilePattern(pattern)
-	if err != nil {
-		tb.Fatal(err)
+	v, ok := compiled.Load(pattern)
+	if !ok {
+		re, err := compilePattern(pattern)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		v, _ = compiled.LoadOrStore(pattern, re)
 	}
+	re := v.(*regexp2.Regexp)
 	var out []string
 	(&splitPre{re: re}).split(text, func(p string) { out = append(out, p) })
 	return out
