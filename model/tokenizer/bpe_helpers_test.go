@@ -16,6 +16,7 @@ type tinySpec struct {
 	ignoreMerges bool
 	normalizer   any
 	pattern      string // Split regex ("" for Qwen2Pattern)
+	preTokenizer any    // replaces the Split + ByteLevel sequence
 	added        []map[string]any
 	config       map[string]any
 }
@@ -52,15 +53,19 @@ func tinyJSON(tb testing.TB, spec tinySpec) (tokJSON, cfgJSON []byte) {
 			a["id"] = len(vocab) + i
 		}
 	}
+	pre := any(map[string]any{"type": "Sequence", "pretokenizers": []any{
+		map[string]any{"type": "Split", "pattern": map[string]any{"Regex": pattern}, "behavior": "Isolated", "invert": false},
+		map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
+	}})
+	if spec.preTokenizer != nil {
+		pre = spec.preTokenizer
+	}
 	doc := map[string]any{
-		"version":      "1.0",
-		"added_tokens": added,
-		"normalizer":   spec.normalizer,
-		"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
-			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": pattern}, "behavior": "Isolated", "invert": false},
-			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
-		}},
-		"decoder": map[string]any{"type": "ByteLevel"},
+		"version":       "1.0",
+		"added_tokens":  added,
+		"normalizer":    spec.normalizer,
+		"pre_tokenizer": pre,
+		"decoder":       map[string]any{"type": "ByteLevel"},
 		"model": map[string]any{
 			"type": "BPE", "ignore_merges": spec.ignoreMerges, "vocab": vocab, "merges": merges,
 		},

@@ -304,3 +304,39 @@ func TestBPEConcurrentEncode(t *testing.T) {
 		t.Errorf("concurrent Encode(%q) differs", s)
 	}
 }
+
+func TestBPEPreTokenizers(t *testing.T) {
+	byteLevel := func(prefix, regex bool) map[string]any {
+		return map[string]any{"type": "ByteLevel", "add_prefix_space": prefix, "use_regex": regex}
+	}
+	split := func(pattern map[string]any, behavior string) map[string]any {
+		return map[string]any{"type": "Split", "pattern": pattern, "behavior": behavior, "invert": false}
+	}
+	seq := func(p ...any) map[string]any { return map[string]any{"type": "Sequence", "pretokenizers": p} }
+	tests := []struct {
+		name string
+		pre  any
+		text string
+		want []string
+	}{
+		{"GPT-2 regex of ByteLevel", byteLevel(false, true), "Hello world's  12!", []string{"Hello", " world", "'s", " ", " 12", "!"}},
+		{"add_prefix_space", byteLevel(true, true), "Hi", []string{" Hi"}},
+		{"ByteLevel alone keeps the text whole", byteLevel(false, false), "a b", []string{"a b"}},
+		{"Llama 3 digits", seq(split(map[string]any{"Regex": Llama3Pattern}, "Isolated"), byteLevel(false, false)), "1234567", []string{"123", "456", "7"}},
+		{"Qwen digits", seq(split(map[string]any{"Regex": Qwen2Pattern}, "Isolated"), byteLevel(false, false)), "123", []string{"1", "2", "3"}},
+		{"other regex by regexp2", seq(split(map[string]any{"Regex": `\d+(?=x)`}, "Isolated"), byteLevel(false, false)), "a12x3", []string{"a", "12", "x3"}},
+		{"literal Removed", seq(split(map[string]any{"String": "--"}, "Removed"), byteLevel(false, false)), "a--b--", []string{"a", "b"}},
+		{"literal Isolated", seq(split(map[string]any{"String": "--"}, "Isolated"), byteLevel(false, false)), "a--b", []string{"a", "--", "b"}},
+		{"regex Removed", seq(split(map[string]any{"Regex": `\s+`}, "removed"), byteLevel(false, false)), "a  b\tc", []string{"a", "b", "c"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := newTiny(t, tinySpec{preTokenizer: tc.pre})
+			var got []string
+			tok.pre.split(tc.text, func(p string) { got = append(got, p) })
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("pieces %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
