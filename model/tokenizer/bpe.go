@@ -15,8 +15,11 @@ import (
 // (the post-processor's BOS is not added; see AddsBOS).
 //
 // A model without a BOS token (Qwen2, Qwen3) has BOS() == -1: callers
-// must not prepend it (HasBOS tells). EOS and PAD are likewise -1 when
-// tokenizer_config.json names none. It is safe for concurrent use.
+// must not prepend it (HasBOS tells). EOS is likewise -1 when
+// tokenizer_config.json names none; PAD falls back to another special
+// token (see PAD). Text that is not valid UTF-8 is encoded byte by byte and
+// decodes with U+FFFD in place of the ill-formed bytes. It is safe for
+// concurrent use.
 type BPE struct {
 	tokens   []string         // id -> token as in the file ("" for holes)
 	raw      []string         // id -> the bytes it decodes to

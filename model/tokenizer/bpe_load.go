@@ -111,7 +111,11 @@ func LoadBPEDir(dir string) (*BPE, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	return NewBPE(data, cfg)
+	t, err := NewBPE(data, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return t, nil
 }
 
 // NewBPE builds a byte-level BPE tokenizer from the bytes of a

@@ -3,6 +3,8 @@ package tokenizer
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -336,6 +338,43 @@ func TestBPEPreTokenizers(t *testing.T) {
 			tok.pre.split(tc.text, func(p string) { got = append(got, p) })
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("pieces %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadBPEDir(t *testing.T) {
+	tj, cj := tinyJSON(t, tinySpec{merges: [][2]string{{"h", "i"}}, added: []map[string]any{special("</s>")}, config: map[string]any{"eos_token": "</s>"}})
+	tests := []struct {
+		name    string
+		files   map[string][]byte
+		wantErr error
+	}{
+		{"both files", map[string][]byte{TokenizerJSONFile: tj, TokenizerConfigFile: cj}, nil},
+		{"no config", map[string][]byte{TokenizerJSONFile: tj}, nil},
+		{"no tokenizer.json", map[string][]byte{TokenizerConfigFile: cj}, os.ErrNotExist},
+		{"bad tokenizer.json", map[string][]byte{TokenizerJSONFile: []byte("{")}, ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, data := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok, err := LoadBPEDir(dir)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), dir) {
+					t.Fatalf("error %v, want %v naming %s", err, tc.wantErr, dir)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tok.Decode(tok.Encode("hi")); got != "hi" {
+				t.Errorf("round trip %q", got)
 			}
 		})
 	}
