@@ -1,6 +1,10 @@
 // corpus.mjs: a deterministic corpus of strings for the tokenizer
 // exactness tests (model/tokenizer). The same seed gives the same strings
-// on every machine: a small PRNG, no Math.random, no locale.
+// on every machine with the same node: a small PRNG, no Math.random, no
+// locale. Random code points are drawn among those assigned in node's
+// Unicode version (meta.json records it), so another node may give a
+// slightly different corpus; the reference is always made from the corpus
+// it writes, so the comparison stays exact.
 
 // mulberry32 is a tiny seeded PRNG returning floats in [0, 1).
 export function mulberry32(seed) {
