@@ -484,6 +484,7 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 	}()
 	source, err := prompts.New(ctx, s.js, s.topo, src, prompts.Config{
 		PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.Steps, Ahead: cfg.Train.Ahead, Split: tasks.Train, Seed: cfg.Train.Seed,
+		MaxRows: cfg.Train.PromptBatch,
 	}, log)
 	if err != nil {
 		return nil, err
