@@ -57,6 +57,10 @@ scaleout: setup-test
 soak: setup
 	WSGRPO_SOAK=1 $(GO) test -count=1 -timeout 15m -run '^TestSoakWiring$$' -v ./cmd/wsgrpo/
 
+## chaos: hostile inputs and faults against bin/wsgrpo (issue #13), each case in its own temporary directory; PASS/FAIL per case and the totals (scripts/chaos.sh PATTERN runs the matching cases)
+chaos: setup
+	bash scripts/chaos.sh
+
 ## test-short: the quick subset (no multi-process or long tests)
 test-short: setup
 	$(GO) test -count=1 -short ./...
