@@ -25,6 +25,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/schemas"
@@ -48,28 +50,39 @@ func main() {
 	}
 }
 
+// connect returns a JetStream client of url (nc closes it), run's
+// topology and its hop of kind k.
+func connect(url, run string, k schemas.Kind) (*nats.Conn, jetstream.JetStream, pipeline.Topology, pipeline.Hop, error) {
+	topo, err := pipeline.NewTopology(run)
+	if err != nil {
+		return nil, nil, topo, pipeline.Hop{}, err
+	}
+	hop, err := topo.Hop(k)
+	if err != nil {
+		return nil, nil, topo, hop, err
+	}
+	nc, err := pipeline.Connect(url)
+	if err != nil {
+		return nil, nil, topo, hop, err
+	}
+	js, err := pipeline.NewJetStream(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, topo, hop, err
+	}
+	return nc, js, topo, hop, nil
+}
+
 func publish(url, run, payload string) error {
 	body, kind, err := build(run, payload)
 	if err != nil {
 		return err
 	}
-	topo, err := pipeline.NewTopology(run)
-	if err != nil {
-		return err
-	}
-	hop, err := topo.Hop(schemas.KindPrompt)
-	if err != nil {
-		return err
-	}
-	nc, err := pipeline.Connect(url)
+	nc, js, topo, hop, err := connect(url, run, schemas.KindPrompt)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := topo.Ensure(ctx, js); err != nil {
@@ -81,23 +94,11 @@ func publish(url, run, payload string) error {
 }
 
 func printPending(url, run, consumer string) error {
-	topo, err := pipeline.NewTopology(run)
-	if err != nil {
-		return err
-	}
-	hop, err := topo.Hop(schemas.KindLabeled)
-	if err != nil {
-		return err
-	}
-	nc, err := pipeline.Connect(url)
+	nc, js, _, hop, err := connect(url, run, schemas.KindLabeled)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := js.Consumer(ctx, hop.Stream, consumer)
