@@ -708,8 +708,8 @@ EOF
 			fail "exited 0 without every row"
 			return 1
 		}
-	elif ! grep -Eiq "clickhouse|tracelog|incomplete" first.out; then
-		fail "exited $rc without naming the trajectory log: $(tail -3 first.out)"
+	elif ! tr '\r' '\n' <first.out | grep '^wsgrpo:' | grep -Eiq "ClickHouse server"; then
+		fail "exited $rc without naming the ClickHouse server: $(tr '\r' '\n' <first.out | grep '^wsgrpo:')"
 		return 1
 	fi
 	ch_start || {
