@@ -115,6 +115,12 @@ type soakStages struct {
 	all   []*osProc
 	next  map[string]int // the next copy number of each role
 	kills map[string]int
+	// held reports whether role's consumer has a batch delivered and not
+	// acknowledged: a kill waits a moment for one, so that it more often
+	// lands on a copy that holds a batch.
+	held func(role string) bool
+	// bitten counts the kills that landed while the role held a batch.
+	bitten int
 }
 
 // start starts one more copy of role.
@@ -148,6 +154,13 @@ func (s *soakStages) kill(rng *rand.Rand, role string) string {
 	}
 	p := procs[rng.IntN(len(procs))]
 	role = roles[p]
+	if s.held != nil {
+		ctx, cancel := context.WithTimeout(s.t.Context(), 5*time.Second)
+		if waitFor(ctx, 2*time.Millisecond, func() bool { return s.held(role) }) {
+			s.bitten++
+		}
+		cancel()
+	}
 	if err := p.stop(s.t, syscall.SIGKILL, 30*time.Second); err == nil {
 		s.t.Fatalf("%s exited cleanly; want killed", p.name)
 	}
@@ -332,6 +345,18 @@ func TestSoakWiring(t *testing.T) {
 
 	stages := &soakStages{t: t, dir: dir, live: map[string][]*osProc{}, next: map[string]int{}, kills: map[string]int{},
 		args: []string{"--run", cfg.Run, "--dir", cfg.Dir, "--nats", cfg.NATS, "--runner-ack-wait", soakAckWait.String(), "--log-level", "info"}}
+	stages.held = func(role string) bool {
+		rc, err := sess.topo.RunnerConfig(role)
+		if err != nil {
+			return false
+		}
+		c, err := sess.js.Consumer(ctx, rc.Stream, rc.Consumer)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumAckPending > 0
+	}
 	for _, r := range soakRoles {
 		for range r.copies {
 			stages.start(r.role)
@@ -452,16 +477,55 @@ func TestSoakWiring(t *testing.T) {
 	pub.mu.Lock()
 	failures := pub.failures
 	pub.mu.Unlock()
+	var redelivered []string
+	for _, r := range soakRoles {
+		rc, err := sess.topo.RunnerConfig(r.role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		redelivered = append(redelivered, fmt.Sprintf("%s %d", r.role, soakRedeliveries(ctx, t, sess.js, rc.Stream, rc.Consumer)))
+	}
 	var kills []string
 	total := 0
 	for _, r := range soakRoles {
 		kills = append(kills, fmt.Sprintf("%s %d", r.role, stages.kills[r.role]))
 		total += stages.kills[r.role]
 	}
-	t.Logf("soak seed %d: %d rows exactly once in the trajectory log (%d raw rows); %d SIGKILLs (%s); nats-server restarted by %s in %s; "+
-		"%d deliveries at the end of the line for %d rows; %d publish attempts failed; all rows in %s, test %s",
-		seed, want, raw[0], total, strings.Join(kills, ", "), restartName, restartTo.Sub(restartFrom).Round(time.Millisecond),
-		deliveries, unique, failures, arrived.Round(time.Second), time.Since(began).Round(time.Second))
+	t.Logf("soak seed %d: %d rows exactly once in the trajectory log (%d raw rows); %d SIGKILLs (%s; %d while the stage held a batch); nats-server restarted by %s in %s; "+
+		"batches redelivered (%s); %d deliveries at the end of the line for %d rows; %d publish attempts failed; all rows in %s, test %s",
+		seed, want, raw[0], total, strings.Join(kills, ", "), stages.bitten, restartName, restartTo.Sub(restartFrom).Round(time.Millisecond),
+		strings.Join(redelivered, ", "), deliveries, unique, failures, arrived.Round(time.Second), time.Since(began).Round(time.Second))
+}
+
+// waitFor calls cond every interval until it holds (true) or ctx ends
+// (false).
+func waitFor(ctx context.Context, interval time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// soakRedeliveries returns how many deliveries the consumer of stream
+// made beyond one per message: its delivery sequence less the stream
+// sequence it delivered last.
+func soakRedeliveries(ctx context.Context, t *testing.T, js jetstream.JetStream, stream, consumer string) uint64 {
+	t.Helper()
+	c, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Delivered.Consumer - info.Delivered.Stream
 }
 
 // soakStalled fails the soak run that stopped making progress, with the
