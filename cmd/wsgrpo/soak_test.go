@@ -275,7 +275,7 @@ func soakIDs(b int) []string {
 // acknowledge; they are counted and logged.
 func TestSoakWiring(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a soak run of several minutes")
+		t.Skip("a soak run of about a minute, seven processes")
 	}
 	if os.Getenv(envSoak) == "" {
 		t.Skipf("set %s=1 (make soak): a 100,000-row wiring run with SIGKILLs and a NATS restart", envSoak)
