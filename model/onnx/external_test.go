@@ -217,3 +217,32 @@ func TestMarshalTooLarge(t *testing.T) {
 		t.Fatalf("MarshalExternal without a location = %v, want ErrExternalData", err)
 	}
 }
+
+// TestRawData checks the raw_data layout RawData gives (and DataSize
+// counts) for every kind of tensor data.
+func TestRawData(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		t    *Tensor
+		want []byte
+	}{
+		{"float", &Tensor{DataType: Float, Dims: []int64{2}, Float: []float32{1, -2}},
+			[]byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0}},
+		{"double", &Tensor{DataType: Double, Double: []float64{1}}, []byte{0, 0, 0, 0, 0, 0, 0xf0, 0x3f}},
+		{"int64", &Tensor{DataType: Int64, Int64: []int64{-2}}, []byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+		{"int32", &Tensor{DataType: Int32, Int32: []int32{258}}, []byte{2, 1, 0, 0}},
+		{"raw bool", &Tensor{DataType: Bool, Dims: []int64{2}, Raw: []byte{1, 0}}, []byte{1, 0}},
+		{"uint8 in int32_data", &Tensor{DataType: Uint8, Int32: []int32{255}}, nil},
+		{"external", &Tensor{DataType: Float, External: &ExternalData{Location: "w", Length: 4}}, nil},
+		{"empty", &Tensor{DataType: Float, Dims: []int64{0}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.t.RawData(); !bytes.Equal(got, tc.want) {
+				t.Fatalf("RawData = %x, want %x", got, tc.want)
+			}
+			if got := tc.t.DataSize(); got != int64(len(tc.want)) {
+				t.Fatalf("DataSize = %d, want %d", got, len(tc.want))
+			}
+		})
+	}
+}

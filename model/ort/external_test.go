@@ -3,6 +3,7 @@ package ort
 import (
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -174,5 +175,45 @@ func TestSessionExternalCopies(t *testing.T) {
 	}
 	if got := denseOutputs(t, s, d, onnx.Float, 2); !bitsEqual(got, want) {
 		t.Fatalf("after clearing the Go weights: probs %v, want %v", got, want)
+	}
+}
+
+// TestNewSessionFromFileErrors checks that a missing model file, or
+// external data that leads out of the model's directory, gives ErrBadModel.
+func TestNewSessionFromFileErrors(t *testing.T) {
+	r := testRuntime(t)
+	dir := t.TempDir()
+	d := newDense(8, 5)
+	m := d.graph(t, onnx.Float)
+	if err := m.SaveExternal(filepath.Join(dir, "dense.onnx"), 1); err != nil {
+		t.Fatal(err)
+	}
+	escaping := d.graph(t, onnx.Float)
+	b, _, err := escaping.MarshalExternal("../dense.onnx.data", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "escaping.onnx"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, path string }{
+		{"missing", filepath.Join(dir, "nope.onnx")},
+		{"escaping external data", filepath.Join(sub, "escaping.onnx")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := r.NewSessionFromFile(tc.path, nil, nil)
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("NewSessionFromFile succeeded")
+			}
+			t.Log(err)
+			if !errors.Is(err, ErrBadModel) {
+				t.Fatalf("error %v, want ErrBadModel", err)
+			}
+		})
 	}
 }
