@@ -33,12 +33,12 @@ demo: setup build
 
 ## results: GRPO, Dr. GRPO, a length penalty and WS-GRPO, 3 seeds each, from the shipped base (about two hours on 2 cores)
 results: setup build
-	./$(BIN) results --seeds 3 --runs runs/results --out runs/results/results.md --ship runs/results/policies --log-level warn
+	./$(BIN) results --seeds 3 --runs runs/results --out runs/results/results.md --ship runs/results/policies --compare runs/results/compare --log-level warn
 
 ## results-short: the one-seed short version of `make results` (CI)
 results-short: setup build
 	rm -rf runs/results-short
-	./$(BIN) results --seeds 1 --steps 2 --eval 16 --methods grpo,wsgrpo --runs runs/results-short --out runs/results-short/results.md --log-level warn
+	./$(BIN) results --seeds 1 --steps 2 --eval 16 --methods grpo,wsgrpo --runs runs/results-short --out runs/results-short/results.md --compare runs/results-short/compare --log-level warn
 
 ## test: vet and run every test against real NATS, ONNX Runtime, ClickHouse and chDB
 test: setup-test

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/tracelog/report"
 )
 
 // resultsOptions configures `wsgrpo results`.
@@ -27,6 +29,9 @@ type resultsOptions struct {
 	Dir       string
 	Out       string
 	Ship      string
+	// Compare, when set, receives `report --compare` plots of each
+	// method's first seed against the last method's.
+	Compare string
 }
 
 func newResultsCmd() *cobra.Command {
@@ -60,6 +65,7 @@ copies the first seed's trained policy of each method to DIR/<method>.`,
 					o.Seeds, o.Steps, o.Eval, maxSeeds, maxSteps, maxEvalPrompts)
 			}
 			var rows []methodResult
+			first := map[string]Config{} // each method's seed-1 run
 			for _, m := range o.Methods {
 				path := filepath.Join(o.ConfigDir, m+".yaml")
 				res := methodResult{Method: m}
@@ -95,6 +101,9 @@ copies the first seed's trained policy of each method to DIR/<method>.`,
 						return fmt.Errorf("%w: %s holds no evaluation (train.eval_prompts must be > 0)", ErrIncomplete, filepath.Join(cfg.RunDir(), trainStateFile))
 					}
 					res.Runs = append(res.Runs, st)
+					if seed == 1 {
+						first[m] = cfg
+					}
 					if seed == 1 && o.Ship != "" {
 						if err := shipPolicy(st.Policy, filepath.Join(o.Ship, m)); err != nil {
 							return err
@@ -102,6 +111,11 @@ copies the first seed's trained policy of each method to DIR/<method>.`,
 					}
 				}
 				rows = append(rows, res)
+			}
+			if o.Compare != "" {
+				if err := compareMethods(cmd, o, first, log); err != nil {
+					return err
+				}
 			}
 			w := cmd.OutOrStdout()
 			doc := resultsMarkdown(rows)
@@ -134,8 +148,33 @@ copies the first seed's trained policy of each method to DIR/<method>.`,
 	f.IntVar(&o.Eval, "eval", 0, "test prompts evaluated before and after (0: the config's train.eval_prompts)")
 	f.StringVar(&o.Dir, "runs", "runs/results", "directory of the runs")
 	f.StringVar(&o.Out, "out", "", "write the table here as markdown (and the data as .json beside it)")
+	f.StringVar(&o.Compare, "compare", "", "write `report --compare` plots of each method's seed-1 run against the last method's to DIR/<method>-vs-<last>")
 	f.StringVar(&o.Ship, "ship", "", "copy each method's seed-1 trained policy to DIR/<method>")
 	return cmd
+}
+
+// compareMethods writes, for every method but the last, the report of its
+// seed-1 run compared with the last method's seed-1 run (the plots of
+// `wsgrpo report --compare`) to o.Compare/<method>-vs-<last>.
+func compareMethods(cmd *cobra.Command, o resultsOptions, first map[string]Config, log *slog.Logger) error {
+	ref := o.Methods[len(o.Methods)-1]
+	opts := report.Options{HistogramBins: 20, AccuracyBins: 10, Logger: log}
+	other, err := buildReport(cmd.Context(), first[ref], log, opts)
+	if err != nil {
+		return fmt.Errorf("report of %s: %w", first[ref].Run, err)
+	}
+	for _, m := range o.Methods[:len(o.Methods)-1] {
+		base, err := buildReport(cmd.Context(), first[m], log, opts)
+		if err != nil {
+			return fmt.Errorf("report of %s: %w", first[m].Run, err)
+		}
+		dir := filepath.Join(o.Compare, m+"-vs-"+ref)
+		if _, err := report.NewDocument(base, other).Write(dir); err != nil {
+			return err
+		}
+		out(cmd, "compared %s with %s: %s\n", first[m].Run, first[ref].Run, dir)
+	}
+	return nil
 }
 
 // methodConfig loads a method's run configuration file with the command's
