@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
@@ -121,6 +122,10 @@ type scaleOut struct {
 	cfg   Config              // the same configuration, for this process
 	nats  *natsproc.Server
 	procs []*osProc
+	// sourceLog is the log of the prompt source this process runs, in
+	// the file sourceFile.
+	sourceLog  *slog.Logger
+	sourceFile string
 }
 
 // newScaleOut starts the nats-server process (JetStream in a temporary
@@ -130,6 +135,13 @@ type scaleOut struct {
 func newScaleOut(t *testing.T, dsn, model string) *scaleOut {
 	t.Helper()
 	s := &scaleOut{t: t, dir: t.TempDir()}
+	s.sourceFile = filepath.Join(s.dir, "source.log")
+	f, err := os.Create(s.sourceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	s.sourceLog = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	port := natsproc.FreePort(t)
 	natsConf, err := pipeline.NATSConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: filepath.Join(s.dir, "jetstream")}.Render()
 	if err != nil {
@@ -205,11 +217,15 @@ func (s *scaleOut) report() {
 		b, _ := os.ReadFile(p.stderr)
 		s.t.Logf("--- %s (%s), stderr:\n%s", p.name, p.state(), tailText(string(b), 3000))
 	}
+	if b, err := os.ReadFile(s.sourceFile); err == nil {
+		s.t.Logf("--- prompt source (this process):\n%s", tailText(string(b), 3000))
+	}
 	if s.nats != nil {
 		s.t.Logf("--- nats-server log:\n%s", tailText(s.nats.Log(), 3000))
 	}
 	if s.js != nil {
 		s.t.Logf("--- streams and consumers:\n%s", s.queues())
+		s.t.Logf("--- run state:\n%s", s.runState())
 	}
 }
 
@@ -235,6 +251,34 @@ func (s *scaleOut) queues() string {
 			fmt.Fprintf(&b, "  %s: pending %d, ack pending %d, redelivered %d, waiting %d, delivered %d, ack floor %d\n",
 				c.Name, c.NumPending, c.NumAckPending, c.NumRedelivered, c.NumWaiting, c.Delivered.Stream, c.AckFloor.Stream)
 		}
+	}
+	return b.String()
+}
+
+// runState lists the run state's current keys with their revisions.
+func (s *scaleOut) runState() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	topo, err := s.cfg.topology()
+	if err != nil {
+		return err.Error()
+	}
+	kv, err := s.js.KeyValue(ctx, topo.StateBucket())
+	if err != nil {
+		return err.Error()
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", k, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s = %.60q (revision %d, %s)\n", k, e.Value(), e.Revision(), e.Created().Format("15:04:05.000"))
 	}
 	return b.String()
 }
@@ -441,11 +485,13 @@ func TestScaleOutProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.js = js
-	t.Cleanup(func() { // before the server stops and the connection closes
+	// A deferred report runs before the cleanups that kill the processes
+	// and stop the server, so it shows them as they were.
+	defer func() {
 		if t.Failed() {
 			s.report()
 		}
-	})
+	}()
 	topo, err := cfg.topology()
 	if err != nil {
 		t.Fatal(err)
@@ -488,7 +534,7 @@ func TestScaleOutProcesses(t *testing.T) {
 		src, err := prompts.New(ctx, js, topo, task, prompts.Config{
 			PerStep: cfg.Train.PromptsPerStep, Steps: steps, Ahead: cfg.Train.Ahead,
 			Split: tasks.Train, Seed: cfg.Train.Seed, MaxRows: 1,
-		}, nil)
+		}, s.sourceLog)
 		if err != nil {
 			t.Fatal(err)
 		}
