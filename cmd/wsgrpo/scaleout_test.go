@@ -87,6 +87,14 @@ func (p *osProc) stop(t *testing.T, sig syscall.Signal, limit time.Duration) err
 	}
 }
 
+// signal sends sig to the process.
+func (p *osProc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%s: signal %v: %v", p.name, sig, err)
+	}
+}
+
 // state says whether the process runs or how it exited.
 func (p *osProc) state() string {
 	select {
@@ -323,6 +331,22 @@ func (s *scaleOut) held(ctx context.Context, stream, consumer string, n int) boo
 		time.Sleep(2 * time.Millisecond)
 	}
 	return false
+}
+
+// ackPending returns how many batches the consumer of stream has
+// delivered and not yet seen acknowledged (0 when it cannot tell).
+func (s *scaleOut) ackPending(ctx context.Context, stream, consumer string) int {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := s.js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return 0
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	return info.NumAckPending
 }
 
 // pulling waits up to 30 s until every stage's consumer has want[stage]
@@ -570,12 +594,27 @@ func TestScaleOutProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A sampler may finish its batch between the moment both are seen to
+	// hold one and the kill (they are fast here), and its batch then never
+	// comes back: freeze the one to kill (SIGSTOP) and check that both
+	// still hold a batch (a copy holds at most one), else try again.
 	waited := time.Now()
-	if !s.held(ctx, promptHop.Stream, pipeline.StageSampler, 2) {
-		t.Fatal("never saw both samplers hold a prompt batch")
+	var redelivered uint64
+	for attempt := 1; ; attempt++ {
+		if !s.held(ctx, promptHop.Stream, pipeline.StageSampler, 2) {
+			t.Fatal("never saw both samplers hold a prompt batch")
+		}
+		samplers[0].signal(t, syscall.SIGSTOP)
+		if s.ackPending(ctx, promptHop.Stream, pipeline.StageSampler) >= 2 {
+			redelivered = s.redeliveries(ctx, promptHop.Stream, pipeline.StageSampler)
+			break
+		}
+		samplers[0].signal(t, syscall.SIGCONT)
+		if attempt == 20 {
+			t.Fatalf("%s finished its batch before it was frozen %d times", samplers[0].name, attempt)
+		}
 	}
 	t.Logf("both samplers held a batch %s after step 2", time.Since(waited).Round(time.Millisecond))
-	redelivered := s.redeliveries(ctx, promptHop.Stream, pipeline.StageSampler)
 	for i, p := range []*osProc{samplers[0], verifiers[0], labeler} {
 		if err := p.stop(t, syscall.SIGKILL, 30*time.Second); err == nil {
 			t.Fatalf("%s (killed %d) exited cleanly; want killed", p.name, i)
