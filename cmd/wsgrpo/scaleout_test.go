@@ -477,14 +477,6 @@ func TestScaleOutProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a nats-server, a ClickHouse server and 10 stage processes")
 	}
-	// Not in make test yet: in about one run of three the prompt batch the
-	// source publishes while nats-server restarts is acknowledged (the
-	// source moves on to the next step) but is not in the stream after the
-	// restart, and the learner waits for it until the test times out
-	// (docs/DESIGN.md, "Known problems"). make scaleout runs it.
-	if os.Getenv("WSGRPO_SCALEOUT") == "" {
-		t.Skip("set WSGRPO_SCALEOUT=1 (make scaleout): a publication acknowledged during the NATS restart is sometimes lost")
-	}
 	ch := chtest.Start(t) // skips without a ClickHouse server
 	model := filepath.Join(t.TempDir(), "model")
 	if err := checkpoint.Save(model, testPolicy(t, 16, 1, 64, 3)); err != nil { // skips without ONNX Runtime
