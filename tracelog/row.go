@@ -107,7 +107,10 @@ func FromVerified(v *schemas.Verified) Row {
 	}
 }
 
-// FromLabeled converts a labeled row to a log row.
+// FromLabeled converts a labeled row to a log row. The reference
+// log-probabilities a labeler may attach for the learner (RefLogprobs,
+// Reference) are a hand-off between those two stages, recomputable from the
+// reference policy, and are not logged.
 func FromLabeled(l *schemas.Labeled) Row {
 	r := FromVerified(&l.Verified)
 	r.Labeled = true

@@ -25,6 +25,7 @@ func fullLabeled() schemas.Labeled {
 		},
 		StepScores: []float32{0, 0.5, 0.75}, StepRewards: []float32{0.5, 0.25}, ShapedReward: 1.5,
 		Advantage: 0.75, StepAdvantages: []float32{0.1, 0.2}, Shaper: "ws", Labeler: "pm-7", LabelMs: 3.25,
+		RefLogprobs: []float32{-0.4, -0.9, -0.2}, Reference: "ref-0123456789ab",
 	}
 }
 
@@ -48,6 +49,9 @@ func requireAllSet(tb testing.TB, v reflect.Value, path string) {
 func TestRowConversionsRoundTrip(t *testing.T) {
 	l := fullLabeled()
 	requireAllSet(t, reflect.ValueOf(l), "Labeled")
+	// The labeler-to-learner hand-off fields are not logged (FromLabeled).
+	logged := l
+	logged.RefLogprobs, logged.Reference = nil, ""
 	tests := []struct {
 		name      string
 		row       tracelog.Row
@@ -56,7 +60,7 @@ func TestRowConversionsRoundTrip(t *testing.T) {
 		labeled   bool
 		wantLabel string
 	}{
-		{"labeled", tracelog.FromLabeled(&l), func(r *tracelog.Row) any { return r.LabeledRow() }, l, true, "pm-7"},
+		{"labeled", tracelog.FromLabeled(&l), func(r *tracelog.Row) any { return r.LabeledRow() }, logged, true, "pm-7"},
 		{"verified", tracelog.FromVerified(&l.Verified), func(r *tracelog.Row) any { return r.Verified() }, l.Verified, false, ""},
 	}
 	for _, tc := range tests {

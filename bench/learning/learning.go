@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	mlabeler "github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/optim"
 	"github.com/wsgrpo/wsgrpo/model/ort"
@@ -42,6 +43,12 @@ type Options struct {
 	Warmup, Updates int
 	// NoKL turns the KL term off (learner.Options.NoKL): no reference pass.
 	NoKL bool
+	// LabelerRef gives every row the reference log-probabilities a ws-grpo
+	// labeler with the confidence features attaches
+	// (schemas.Labeled.RefLogprobs, computed with model/labeler's
+	// Featurizer before the timed region, as the labeler stage does
+	// upstream), so the learner runs no reference pass of its own.
+	LabelerRef bool
 	// NoRaw skips the raw training step (for a memory measurement of the
 	// learner alone).
 	NoRaw bool
@@ -88,6 +95,9 @@ type Result struct {
 	Wait, Ref, ForwardBackward, Optimizer, Publish time.Duration
 	// TokensPerSec is Tokens over Update.
 	TokensPerSec float64
+	// RefFromLabeler is the number of rows per update whose reference
+	// log-probabilities the learner took from the row (Options.LabelerRef).
+	RefFromLabeler int
 	// Raw is the raw training step's time on the same shapes (0 with
 	// NoRaw), RawTokensPerSec its rate.
 	Raw             time.Duration
@@ -163,12 +173,28 @@ func Run(ctx context.Context, rt *ort.Runtime, o Options) (Result, error) {
 	if o.Probe != nil {
 		o.Probe("ready")
 	}
+	var feat *mlabeler.Featurizer
+	if o.LabelerRef {
+		if feat, err = mlabeler.NewFeaturizer(rt, init, mlabeler.FeaturizerOptions{Features: mlabeler.FeaturesConfidence}); err != nil {
+			return res, err
+		}
+		defer func() { _ = feat.Close() }()
+	}
 	rng := rand.New(rand.NewPCG(2, 2))
 	next := 0
 	for u := range o.Warmup + o.Updates {
 		recs := make([]arrow.RecordBatch, o.Groups)
 		for g := range recs {
-			recs[g] = schemas.NewLabeledBatch(nil, Group(rng, tok, next, o.G, o.Prompt, o.Completion))
+			rows := Group(rng, tok, next, o.G, o.Prompt, o.Completion)
+			if feat != nil {
+				if err := withRef(feat, rows); err != nil {
+					for _, r := range recs[:g] {
+						r.Release()
+					}
+					return res, err
+				}
+			}
+			recs[g] = schemas.NewLabeledBatch(nil, rows)
 			next++
 		}
 		learn := func() (time.Duration, error) {
@@ -212,7 +238,12 @@ func Run(ctx context.Context, rt *ort.Runtime, o Options) (Result, error) {
 		res.ForwardBackward += msDur(m.ForwardBackwardMs)
 		res.Optimizer += msDur(m.OptimizerMs)
 		res.Publish += msDur(m.PublishMs)
+		res.RefFromLabeler += m.RefFromLabeler
 	}
+	if o.LabelerRef && res.RefFromLabeler != res.Rows*o.Updates {
+		return res, fmt.Errorf("the learner took the labeler's reference log-probs for %d of %d rows", res.RefFromLabeler, res.Rows*o.Updates)
+	}
+	res.RefFromLabeler /= o.Updates
 	n := time.Duration(o.Updates)
 	for _, d := range []*time.Duration{&res.Update, &res.Raw, &res.Wait, &res.Ref, &res.ForwardBackward, &res.Optimizer, &res.Publish} {
 		*d /= n
@@ -222,6 +253,23 @@ func Run(ctx context.Context, rt *ort.Runtime, o Options) (Result, error) {
 		res.RawTokensPerSec = float64(res.Tokens) / res.Raw.Seconds()
 	}
 	return res, nil
+}
+
+// withRef attaches f's reference log-probabilities to rows, as a ws-grpo
+// labeler with the confidence features does.
+func withRef(f *mlabeler.Featurizer, rows []schemas.Labeled) error {
+	rs := make([]schemas.Rollout, len(rows))
+	for i := range rows {
+		rs[i] = rows[i].Rollout
+	}
+	feats, err := f.Rollouts(rs)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		rows[i].RefLogprobs, rows[i].Reference = feats[i].TokenLogprobs, f.Reference()
+	}
+	return nil
 }
 
 func msDur(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }

@@ -26,7 +26,16 @@ func TestRunTiny(t *testing.T) {
 	if want := []string{"ready", "update 1", "update 2", "update 3"}; len(points) != len(want) || points[0] != want[0] || points[3] != want[3] {
 		t.Errorf("probe points %v, want %v", points, want)
 	}
-	o.NoKL, o.NoRaw, o.Probe = true, true, nil
+	o.LabelerRef, o.Probe = true, nil
+	res, err = Run(context.Background(), rt, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ref != 0 || res.RefFromLabeler != res.Rows {
+		t.Errorf("labeler's reference log-probs: reference pass %v, %d of %d rows from the labeler", res.Ref, res.RefFromLabeler, res.Rows)
+	}
+	o.LabelerRef = false
+	o.NoKL, o.NoRaw = true, true
 	res, err = Run(context.Background(), rt, o)
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,7 @@ var benchSuites = []benchSuite{
 	{"learner", "learner stage update split and tokens/s vs the raw training step, KL on and off (--rss: peak RSS at d_model 256)", benchLearner},
 	{"train", "training step time and GFLOP/s vs this machine's fp32 peak", benchTrain},
 	{"pretrain", "pretrain tokens/s vs the raw training step at the same shape", benchPretrain},
+	{"pipeline", "sampler tokens/s inside a whole multi-process run vs alone, 1/2/4 sampler processes; end-to-end rollouts/s and trained tokens/s (minutes)", benchPipeline},
 	{"tracelog", "trajectory-log insert rows/s (embedded chDB, and the server with --clickhouse-dsn)", benchTracelog},
 }
 

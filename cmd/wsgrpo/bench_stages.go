@@ -58,9 +58,9 @@ func benchLearner(ctx context.Context, b *benchEnv) error {
 		o = learning.Options{DModel: 32, Layers: 1, Groups: 2, G: 4, Prompt: 5, Completion: 11, MicroBatch: 4, Warmup: 1, Updates: 2}
 	}
 	var rs []learning.Result
-	for _, noKL := range []bool{false, true} {
+	for _, c := range []struct{ noKL, labelerRef bool }{{false, false}, {false, true}, {true, false}} {
 		oo := o
-		oo.NoKL = noKL
+		oo.NoKL, oo.LabelerRef = c.noKL, c.labelerRef
 		r, err := learning.Run(ctx, rt, oo)
 		if err != nil {
 			return err
@@ -73,9 +73,12 @@ func benchLearner(ctx context.Context, b *benchEnv) error {
 		"KL", "update", "wait", "ref", "fwd-bwd", "optimizer", "publish", "learner tok/s", "raw step", "raw tok/s", "learner/raw", "without ref")
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1e3) }
 	for _, r := range rs {
-		kl := "on"
-		if r.Options.NoKL {
+		kl := "on, learner's ref pass"
+		switch {
+		case r.Options.NoKL:
 			kl = "off"
+		case r.Options.LabelerRef:
+			kl = "on, labeler's ref log-probs"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%.0f\t%.2f\t%.2f\n", kl, ms(r.Update), ms(r.Wait), ms(r.Ref),
 			ms(r.ForwardBackward), ms(r.Optimizer), ms(r.Publish), r.TokensPerSec, ms(r.Raw), r.RawTokensPerSec, r.Ratio(), r.UpdateOnlyRatio())
@@ -84,6 +87,7 @@ func benchLearner(ctx context.Context, b *benchEnv) error {
 		return err
 	}
 	fmt.Fprintln(b.w, "wait: time between updates, which here holds the raw step and building the batches besides ref (the reference passes); tok/s: completion tokens trained")
+	fmt.Fprintln(b.w, "labeler's ref log-probs: the rows carry the reference log-probs a ws-grpo labeler with the confidence features computes anyway (computed outside the timed region, as upstream)")
 	if b.rss {
 		return benchLearnerRSS(ctx, b)
 	}

@@ -31,9 +31,10 @@ func TestBenchStagesQuick(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
-	// Two rows in the learner table (KL on and off) and two in the RSS
-	// table (micro-batch 16 and 64).
-	for _, prefix := range []string{"on ", "off ", "16 ", "64 "} {
+	// Three rows in the learner table (KL on with the learner's own
+	// reference pass or the labeler's log-probs, and off) and two in the
+	// RSS table (micro-batch 16 and 64).
+	for _, prefix := range []string{"on, learner's ref pass ", "on, labeler's ref log-probs ", "off ", "16 ", "64 "} {
 		if !strings.Contains(got, "\n"+prefix) {
 			t.Errorf("no row starting %q:\n%s", prefix, got)
 		}

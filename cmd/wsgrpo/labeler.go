@@ -84,12 +84,14 @@ type labelerFitOptions struct {
 	JSON     bool
 	Force    bool
 	Features string
+	// EvalWhere selects test rows: left out of the fit, their pairs scored.
+	EvalWhere string
 }
 
 func newLabelerFitCmd() *cobra.Command {
 	var o labelerFitOptions
 	cmd := &cobra.Command{
-		Use:   "fit --run ID --out DIR [--where EXPR] [--model REF]",
+		Use:   "fit --run ID --out DIR [--where EXPR] [--eval-where EXPR] [--model REF]",
 		Short: "Fit the preference model on stored trajectories",
 		Long: `Fit the WS-GRPO preference model (Phase I) on trajectories in the trajectory
 log: rollouts of the same prompt, labelled only by final correctness, give
@@ -98,7 +100,7 @@ Features (--features, labeler.fit.features) come from the reference policy
 (--model, default train.model): "hidden", its final hidden state at the
 last token of each prefix; "confidence", four summaries of its
 log-probabilities of the completion's tokens so far (summed, least, and
-how many were below 0.5 and 0.1); "hidden+confidence" (the default), both.
+how many were below 0.5 and 0.1; the default); "hidden+confidence", both.
 The model, an MLP features -> labeler.fit.hidden -> 1, is fitted with the Bradley-Terry loss; a share of
 the prompts (labeler.fit.held_out) is held out to report pair accuracy on
 pairs it never saw.
@@ -106,11 +108,16 @@ pairs it never saw.
 --run names the run whose rows are read (its directory holds the embedded
 log; or --clickhouse-dsn); --from reads another run id from that log (a
 training run's warm-up is <run>-warmup). --where filters rows with a SQL
-expression over the trajectories columns (e.g. "step <= 4"). DIR receives
+expression over the trajectories columns (e.g. "step <= 4"). --eval-where
+holds rows of the run out as a test set (whatever --where says): they are
+not fitted on, and the fitted model's accuracy on their (correct,
+incorrect) pairs is reported (e.g. fit on the
+first steps of a warm-up and test on its last ones). DIR receives
 labeler.safetensors and labeler.json; its id is recorded on every row it
 labels.`,
 		Example: `  wsgrpo labeler fit --run demo --from demo-warmup --out runs/demo/labeler-2
-  wsgrpo labeler fit --run eval-20261206 --where "task = 'arith'" --out /tmp/labeler --json`,
+  wsgrpo labeler fit --run eval-20261206 --where "task = 'arith'" --out /tmp/labeler --json
+  wsgrpo labeler fit --run demo --from demo-warmup --where "step < 4" --eval-where "step >= 12" --out /tmp/l4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, err := setup(cmd)
@@ -147,20 +154,21 @@ labels.`,
 					return fmt.Errorf("%w: --features: %w", ErrConfig, err)
 				}
 			}
-			m, rep, err := fitFromLog(cmd.Context(), rt, store, fc, model, run, o.Where, log)
+			m, rep, test, err := fitFromLog(cmd.Context(), rt, store, fc, model, run, o.Where, o.EvalWhere, log)
 			if err != nil {
 				return err
 			}
 			if err := labeler.Save(o.Out, m); err != nil {
 				return err
 			}
-			return printFit(cmd, m, rep, o.Out, o.JSON)
+			return printFit(cmd, m, rep, test, o.Out, o.JSON)
 		},
 	}
 	addConfigFlags(cmd.Flags())
 	f := cmd.Flags()
 	f.StringVar(&o.From, "from", "", "run id whose rows to read from the log (default --run)")
 	f.StringVar(&o.Where, "where", "", "SQL filter over the trajectories columns")
+	f.StringVar(&o.EvalWhere, "eval-where", "", "leave the rows matching this SQL filter out of the fit and report pair accuracy on them (a test set, e.g. \"step >= 12\")")
 	f.StringVar(&o.Out, "out", "", "directory for the fitted labeler")
 	f.StringVar(&o.Model, "model", "", "reference policy checkpoint directory (default train.model)")
 	f.BoolVar(&o.JSON, "json", false, "print the fit report as one JSON object")
@@ -171,18 +179,60 @@ labels.`,
 
 // fitFromLog fits a preference model on the rows of run (and where) in the
 // trajectory log, with the checkpoint at model as the reference policy.
-func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc labeler.Config, model, run, where string, log *slog.Logger) (*labeler.Model, labeler.Report, error) {
+// With evalWhere, the rows of run that match it (whatever where says) are
+// left out of the fit and their pairs scored as a test set (testReport).
+func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc labeler.Config, model, run, where, evalWhere string, log *slog.Logger) (*labeler.Model, labeler.Report, testReport, error) {
 	ref, err := checkpoint.Load(model)
 	if err != nil {
-		return nil, labeler.Report{}, fmt.Errorf("load the reference policy %s: %w", model, err)
+		return nil, labeler.Report{}, testReport{}, fmt.Errorf("load the reference policy %s: %w", model, err)
 	}
 	q := "run_id = ?"
 	if strings.TrimSpace(where) != "" {
 		q += " AND (" + where + ")"
 	}
+	fitQ := q
+	if strings.TrimSpace(evalWhere) != "" {
+		fitQ += " AND NOT (" + evalWhere + ")"
+	}
+	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: fc.Features})
+	if err != nil {
+		return nil, labeler.Report{}, testReport{}, err
+	}
+	defer func() { _ = f.Close() }()
+	examples, err := examplesFromLog(ctx, f, store, fitQ, run, log)
+	if err != nil {
+		return nil, labeler.Report{}, testReport{}, err
+	}
+	if len(examples) == 0 {
+		return nil, labeler.Report{}, testReport{}, fmt.Errorf("%w: run %q has no sampled rows in the log (where %q)", ErrNoPairs, run, where)
+	}
+	fc.Reference = f.Reference()
+	pairs := labeler.Pairs(examples, fc)
+	if !slices.ContainsFunc(pairs, func(p labeler.Pair) bool { return p.Depth != labeler.AnchorDepth }) {
+		return nil, labeler.Report{}, testReport{}, fmt.Errorf("%w: the %d rollouts of run %q hold no prompt with both a correct and an incorrect rollout (sample more per prompt, or from a policy that is sometimes right)", ErrNoPairs, len(examples), run)
+	}
+	m, rep, err := labeler.FitPairs(rt, pairs, fc, log)
+	if err != nil || strings.TrimSpace(evalWhere) == "" {
+		return m, rep, testReport{}, err
+	}
+	test, err := examplesFromLog(ctx, f, store, "run_id = ? AND ("+evalWhere+")", run, log)
+	if err != nil {
+		return nil, labeler.Report{}, testReport{}, err
+	}
+	tr := scoreTestPairs(m, labeler.BuildPairs(test, 0, fc.Seed))
+	tr.Where = evalWhere
+	if tr.Pairs == 0 {
+		return nil, labeler.Report{}, testReport{}, fmt.Errorf("%w: --eval-where %q selects no prompt with both a correct and an incorrect rollout in run %q", ErrNoPairs, evalWhere, run)
+	}
+	return m, rep, tr, nil
+}
+
+// examplesFromLog reads the rows of run that match q (its first argument
+// is the run id) and featurizes them with f.
+func examplesFromLog(ctx context.Context, f *labeler.Featurizer, store tracelog.Store, q, run string, log *slog.Logger) ([]labeler.Example, error) {
 	rows, err := tracelog.ReadRows(ctx, store, q, run)
 	if err != nil {
-		return nil, labeler.Report{}, fmt.Errorf("read run %s: %w", run, err)
+		return nil, fmt.Errorf("read run %s: %w", run, err)
 	}
 	rollouts := make([]schemas.Rollout, 0, len(rows))
 	correct := make([]bool, 0, len(rows))
@@ -194,14 +244,6 @@ func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc l
 		rollouts = append(rollouts, r.Rollout)
 		correct = append(correct, r.Correct)
 	}
-	if len(rollouts) == 0 {
-		return nil, labeler.Report{}, fmt.Errorf("%w: run %q has no sampled rows in the log (where %q)", ErrNoPairs, run, where)
-	}
-	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: fc.Features})
-	if err != nil {
-		return nil, labeler.Report{}, err
-	}
-	defer func() { _ = f.Close() }()
 	// A rollout longer than the reference policy's context by more than
 	// the one token a context-filling rollout has past it was sampled by
 	// another policy: it is left out of the fit, and counted.
@@ -221,35 +263,39 @@ func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc l
 	const chunk = 64
 	for lo := 0; lo < len(rollouts); lo += chunk {
 		if err := ctx.Err(); err != nil {
-			return nil, labeler.Report{}, err
+			return nil, err
 		}
 		part := rollouts[lo:min(len(rollouts), lo+chunk)]
 		feats, err := f.Rollouts(part)
 		if err != nil {
-			return nil, labeler.Report{}, err
+			return nil, err
 		}
 		for i, ft := range feats {
 			examples = append(examples, labeler.Example{Group: part[i].GroupID, Correct: correct[lo+i], Features: ft})
 		}
 	}
 	log.Info("labeler features ready", "rollouts", len(examples), "seconds", time.Since(start).Seconds())
-	fc.Reference = f.Reference()
-	pairs := labeler.Pairs(examples, fc)
-	if !slices.ContainsFunc(pairs, func(p labeler.Pair) bool { return p.Depth != labeler.AnchorDepth }) {
-		return nil, labeler.Report{}, fmt.Errorf("%w: the %d rollouts of run %q hold no prompt with both a correct and an incorrect rollout (sample more per prompt, or from a policy that is sometimes right)", ErrNoPairs, len(examples), run)
-	}
-	return labeler.FitPairs(rt, pairs, fc, log)
+	return examples, nil
 }
 
-func printFit(cmd *cobra.Command, m *labeler.Model, rep labeler.Report, out string, asJSON bool) error {
+func printFit(cmd *cobra.Command, m *labeler.Model, rep labeler.Report, test testReport, out string, asJSON bool) error {
 	if asJSON {
+		var t *testReport
+		if test.Where != "" {
+			t = &test
+		}
 		return json.NewEncoder(cmd.OutOrStdout()).Encode(struct {
 			ID     string         `json:"id"`
 			Out    string         `json:"out"`
 			Report labeler.Report `json:"report"`
-		}{m.ID(), out, rep})
+			Test   *testReport    `json:"test,omitempty"`
+		}{m.ID(), out, rep, t})
 	}
 	printFitReport(cmd, m, rep)
+	if test.Where != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "  test accuracy:        %.1f%% on %d pairs of %d prompts (--eval-where %s; whole trajectories %.1f%% of %d, prefixes %.1f%% of %d)\n",
+			100*test.Accuracy, test.Pairs, test.Groups, test.Where, 100*test.FullAccuracy, test.FullPairs, 100*test.PrefixAccuracy, test.Pairs-test.FullPairs)
+	}
 	fmt.Fprintf(cmd.OutOrStdout(), "  saved to:             %s\n", out)
 	return nil
 }

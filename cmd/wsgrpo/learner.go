@@ -137,6 +137,7 @@ func (s *stepLog) Step(m learner.StepMetrics) {
 	if s.prom != nil {
 		s.prom.observe(m)
 	}
+	s.log.Debug("learner update", "step", m.Step, "rows", m.Rows, "reference_ms", m.RefMs, "reference_from_labeler", m.RefFromLabeler)
 	if closed || s.store == nil {
 		return
 	}

@@ -94,6 +94,7 @@ func (c Config) checkLimits(add func(error)) {
 		{key: "train.steps", v: int64(c.Train.Steps), lo: noLowerBound, hi: maxSteps},
 		{key: "train.prompts_per_step", v: int64(c.Train.PromptsPerStep), lo: noLowerBound, hi: maxBatchRows},
 		{key: "train.ahead", v: int64(c.Train.Ahead), lo: noLowerBound, hi: maxAhead},
+		{key: "train.prompt_batch", v: int64(c.Train.PromptBatch), lo: noLowerBound, hi: maxBatchRows},
 		{key: "train.warmup_steps", v: int64(c.Train.WarmupSteps), lo: noLowerBound, hi: maxSteps},
 		{key: "train.eval_prompts", v: int64(c.Train.EvalPrompts), lo: noLowerBound, hi: maxEvalPrompts},
 		{key: "train.eval_samples", v: int64(c.Train.EvalSamples), lo: noLowerBound, hi: maxSamples},

@@ -40,6 +40,7 @@ func TestConfigLimits(t *testing.T) {
 		{key: "train.steps 1000000000", yaml: "train:\n  steps: 1000000000\n"},
 		{key: "train.prompts_per_step 1000000", yaml: "train:\n  prompts_per_step: 1000000\n"},
 		{key: "train.ahead 1000", yaml: "train:\n  ahead: 1000\n"},
+		{key: "train.prompt_batch 1000000", yaml: "train:\n  prompt_batch: 1000000\n"},
 		{key: "train.warmup_steps 1000000000", yaml: "train:\n  warmup_steps: 1000000000\n"},
 		{key: "train.eval_prompts 1000000000", yaml: "train:\n  eval_prompts: 1000000000\n"},
 		{key: "train.eval_samples 100000", yaml: "train:\n  eval_samples: 100000\n"},

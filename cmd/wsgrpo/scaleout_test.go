@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,18 +105,6 @@ func (p *osProc) state() string {
 	default:
 		return "running"
 	}
-}
-
-// tailText returns about the last n bytes of s, from a line start.
-func tailText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return "...\n" + s
 }
 
 // scaleOut is a run whose every stage is its own process, against a
@@ -395,19 +382,6 @@ func (s *scaleOut) redeliveries(ctx context.Context, stream, consumer string) ui
 		s.t.Fatal(err)
 	}
 	return info.Delivered.Consumer - info.Delivered.Stream
-}
-
-// learnerStep reads the learner's last finished step from the run state
-// (0 while the server cannot be reached).
-func learnerStep(ctx context.Context, st *pipeline.RunState) int64 {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	b, _, err := st.Get(ctx, prompts.KeyLearnerStep)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(string(b), 10, 64)
-	return n
 }
 
 // expectedTrajectories returns the trajectory ids the run must log: those

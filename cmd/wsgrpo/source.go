@@ -64,7 +64,7 @@ server restarts, publishing a step again when its acknowledgement was lost
 			if err := pipeline.WaitTransient(ctx, deadline, log, "open the run state", func(err error) bool { return waitable(s.nc, err) }, func(ctx context.Context) (err error) {
 				source, err = prompts.New(ctx, s.js, s.topo, src, prompts.Config{
 					PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.Steps, Ahead: cfg.Train.Ahead,
-					Split: tasks.Train, Seed: cfg.Train.Seed,
+					Split: tasks.Train, Seed: cfg.Train.Seed, MaxRows: cfg.Train.PromptBatch,
 				}, log)
 				return err
 			}); err != nil {

@@ -15,6 +15,7 @@ type learnerMetrics struct {
 	gauges  *prometheus.GaugeVec
 	skipped prometheus.Counter
 	rows    prometheus.Counter
+	refRows prometheus.Counter
 	phase   *prometheus.HistogramVec
 }
 
@@ -34,6 +35,10 @@ func newLearnerMetrics(reg prometheus.Registerer) (*learnerMetrics, error) {
 			Name: "wsgrpo_learner_trained_rows_total",
 			Help: "Trajectories trained on.",
 		}),
+		refRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wsgrpo_learner_labeler_reference_rows_total",
+			Help: "Rows whose reference log-probabilities came from the labeler (no reference pass of the learner's own).",
+		}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "wsgrpo_learner_phase_seconds",
 			Help:    "Time per update by phase: wait (for rows), reference, forward_backward, optimizer, publish, checkpoint.",
@@ -48,6 +53,9 @@ func newLearnerMetrics(reg prometheus.Registerer) (*learnerMetrics, error) {
 		return nil, err
 	}
 	if m.rows, err = register(reg, m.rows); err != nil {
+		return nil, err
+	}
+	if m.refRows, err = register(reg, m.refRows); err != nil {
 		return nil, err
 	}
 	if m.phase, err = register(reg, m.phase); err != nil {
@@ -112,6 +120,7 @@ func (m *learnerMetrics) observe(s learner.StepMetrics) {
 		m.gauges.WithLabelValues(name).Set(v)
 	}
 	m.rows.Add(float64(s.Rows))
+	m.refRows.Add(float64(s.RefFromLabeler))
 	for name, ms := range map[string]float64{
 		"wait": s.WaitMs, "reference": s.RefMs, "forward_backward": s.ForwardBackwardMs,
 		"optimizer": s.OptimizerMs, "publish": s.PublishMs, "checkpoint": s.CheckpointMs,

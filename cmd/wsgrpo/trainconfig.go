@@ -25,6 +25,12 @@ type TrainConfig struct {
 	// PromptsPerStep is N, the prompts (groups) per update; each is
 	// sampled sampler.samples (G) times.
 	PromptsPerStep int `koanf:"prompts_per_step"`
+	// PromptBatch is the most prompts per published prompt message (0: a
+	// step's prompts in one message, up to 64). A message is the unit a
+	// sampler copy takes, so with several sampler processes a smaller
+	// batch lets them share one step (prompts_per_step / copies each);
+	// each copy then decodes fewer sequences at a time.
+	PromptBatch int `koanf:"prompt_batch"`
 	// Ahead is how many steps the prompt source may run ahead of the
 	// learner: step k goes out once the learner finished step k-Ahead.
 	// 1 is synchronous on-policy training (every row is sampled with the
@@ -36,6 +42,8 @@ type TrainConfig struct {
 	// prompts sampled from the starting policy (run <run>-warmup, logged
 	// like every rollout) that fit the WS-GRPO preference model before
 	// training. Unused with labeler.artifact or shapers other than ws-grpo.
+	// Default 8: the preference model's test pair accuracy stops growing
+	// there (docs/RESULTS.md, "Choosing the settings").
 	WarmupSteps int `koanf:"warmup_steps"`
 	// EvalPrompts is the number of arith test-split prompts evaluated
 	// greedily before and after training (0: no eval).
@@ -63,7 +71,7 @@ func DefaultTrainConfig() TrainConfig {
 		Steps:          20,
 		PromptsPerStep: 8,
 		Ahead:          1,
-		WarmupSteps:    4,
+		WarmupSteps:    8,
 		EvalPrompts:    100,
 		EvalSamples:    4,
 		Seed:           1,
@@ -77,8 +85,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("%w: train.steps %d and train.prompts_per_step %d must be at least 1", ErrConfig, c.Steps, c.PromptsPerStep)
 	case c.Ahead < 1:
 		return fmt.Errorf("%w: train.ahead %d must be at least 1", ErrConfig, c.Ahead)
-	case c.WarmupSteps < 0 || c.EvalPrompts < 0 || c.EvalSamples < 0:
-		return fmt.Errorf("%w: train.warmup_steps, train.eval_prompts and train.eval_samples must be >= 0", ErrConfig)
+	case c.WarmupSteps < 0 || c.EvalPrompts < 0 || c.EvalSamples < 0 || c.PromptBatch < 0:
+		return fmt.Errorf("%w: train.warmup_steps, train.eval_prompts, train.eval_samples and train.prompt_batch must be >= 0", ErrConfig)
 	case c.EvalMaxOps != 0 && c.EvalMaxOps < c.Arith.MaxOps:
 		return fmt.Errorf("%w: train.eval_max_ops %d must be 0 or at least train.arith.max_ops %d", ErrConfig, c.EvalMaxOps, c.Arith.MaxOps)
 	case c.Data == "":

@@ -152,7 +152,7 @@ func warmupLabeler(ctx context.Context, cmd *cobra.Command, cfg Config, log *slo
 	if err != nil {
 		return "", nil, nil, err
 	}
-	m, rep, err := fitFromLog(ctx, rt, store, cfg.Labeler.Fit, cfg.Train.Model, sub.Run, "", log)
+	m, rep, _, err := fitFromLog(ctx, rt, store, cfg.Labeler.Fit, cfg.Train.Model, sub.Run, "", "", log)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("fit the labeler on the warm-up: %w", err)
 	}
@@ -484,6 +484,7 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 	}()
 	source, err := prompts.New(ctx, s.js, s.topo, src, prompts.Config{
 		PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.Steps, Ahead: cfg.Train.Ahead, Split: tasks.Train, Seed: cfg.Train.Seed,
+		MaxRows: cfg.Train.PromptBatch,
 	}, log)
 	if err != nil {
 		return nil, err

@@ -24,7 +24,11 @@
 // model/shaping); every row records its shaper. For ws-grpo the Scorer
 // gives each rollout's prefix scores (StepScores, the empty completion
 // first), StepRewards are sigmoid(f(t) - f(t-1)), and the row records the
-// scorer's ID as Labeler. Other shapers use no scorer and leave StepScores,
+// scorer's ID as Labeler. A ReferenceScorer (the confidence features) also
+// gives the reference policy's log-probabilities of each completion's
+// tokens: the row carries them as RefLogprobs, with Reference naming the
+// policy, and a learner with that KL reference skips its own reference
+// forward pass. Other shapers use no scorer and leave StepScores,
 // StepRewards and Labeler empty. An empty completion has one prefix score
 // and no steps. With Options.StepAdvantages each row also gets one
 // advantage per step (shaping.Config.StepAdvantages): the tokens of step t

@@ -152,14 +152,17 @@ func (p *Processor) label(ctx context.Context, groups [][]schemas.Verified) ([]s
 		return nil, nil
 	}
 	start := time.Now()
-	var scores [][]float32
-	labeler := ""
+	var scores, refs [][]float32
+	labeler, reference := "", ""
 	if p.shape.Shaper == shaping.WSGRPO {
 		var err error
-		if scores, err = p.score(ctx, groups); err != nil {
+		if scores, refs, err = p.score(ctx, groups); err != nil {
 			return nil, err
 		}
 		labeler = p.scorer.ID()
+		if refs != nil {
+			reference = p.scorer.(ReferenceScorer).Reference()
+		}
 	}
 	var out []schemas.Labeled
 	var kept, dropped, oneMember, dropRows int64
@@ -172,6 +175,9 @@ func (p *Processor) label(ctx context.Context, groups [][]schemas.Verified) ([]s
 			sr[i] = shaping.Rollout{Correct: g[i].Correct, Tokens: len(g[i].CompletionTokenIDs)}
 			if scores != nil {
 				s := scores[next]
+				if refs != nil && refs[next] != nil {
+					rows[i].RefLogprobs, rows[i].Reference = refs[next], reference
+				}
 				next++
 				rows[i].StepScores = s
 				f := make([]float64, len(s))
@@ -234,33 +240,48 @@ func (p *Processor) label(ctx context.Context, groups [][]schemas.Verified) ([]s
 
 // score returns the prefix scores of every row of groups, in order, and
 // checks them: one per prefix, finite.
-func (p *Processor) score(ctx context.Context, groups [][]schemas.Verified) ([][]float32, error) {
+func (p *Processor) score(ctx context.Context, groups [][]schemas.Verified) (scores, refs [][]float32, err error) {
 	var rs []schemas.Rollout
 	for _, g := range groups {
 		for i := range g {
 			rs = append(rs, g[i].Rollout)
 		}
 	}
-	scores, err := p.scorer.PrefixScores(ctx, rs)
+	if rsc, ok := p.scorer.(ReferenceScorer); ok {
+		var sc mlabeler.Scores
+		sc, err = rsc.Score(ctx, rs)
+		scores, refs = sc.Prefix, sc.RefLogprobs
+	} else {
+		scores, err = p.scorer.PrefixScores(ctx, rs)
+	}
 	switch {
 	case errors.Is(err, mlabeler.ErrInput), errors.Is(err, mlabeler.ErrScore):
-		return nil, fmt.Errorf("%w: %w", ErrUnscorable, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrUnscorable, err)
 	case err != nil:
-		return nil, fmt.Errorf("labeler: scorer: %w", err)
+		return nil, nil, fmt.Errorf("labeler: scorer: %w", err)
 	case len(scores) != len(rs):
-		return nil, fmt.Errorf("%w: the scorer returned %d score lists for %d rows", ErrUnscorable, len(scores), len(rs))
+		return nil, nil, fmt.Errorf("%w: the scorer returned %d score lists for %d rows", ErrUnscorable, len(scores), len(rs))
+	case refs != nil && len(refs) != len(rs):
+		return nil, nil, fmt.Errorf("%w: the scorer returned %d reference log-probability lists for %d rows", ErrUnscorable, len(refs), len(rs))
 	}
 	for i, s := range scores {
 		if len(s) != len(rs[i].StepEnds)+1 {
-			return nil, fmt.Errorf("%w: row %s: %d prefix scores for %d steps", ErrUnscorable, rs[i].TrajectoryID, len(s), len(rs[i].StepEnds))
+			return nil, nil, fmt.Errorf("%w: row %s: %d prefix scores for %d steps", ErrUnscorable, rs[i].TrajectoryID, len(s), len(rs[i].StepEnds))
 		}
 		for t, v := range s {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("%w: row %s: prefix %d score %v", ErrUnscorable, rs[i].TrajectoryID, t, v)
+				return nil, nil, fmt.Errorf("%w: row %s: prefix %d score %v", ErrUnscorable, rs[i].TrajectoryID, t, v)
 			}
 		}
 	}
-	return scores, nil
+	// Reference log-probabilities are an optimisation for the learner: a
+	// list that does not fit its row is left off (the learner computes it).
+	for i := range refs {
+		if len(refs[i]) != len(rs[i].CompletionTokenIDs) {
+			refs[i] = nil
+		}
+	}
+	return scores, refs, nil
 }
 
 func f32s(xs []float64) []float32 {

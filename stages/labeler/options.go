@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	mlabeler "github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/shaping"
 	"github.com/wsgrpo/wsgrpo/schemas"
 )
@@ -24,6 +25,19 @@ var ErrOptions = errors.New("labeler stage: invalid options")
 type Scorer interface {
 	ID() string
 	PrefixScores(ctx context.Context, rows []schemas.Rollout) ([][]float32, error)
+}
+
+// ReferenceScorer is a Scorer whose features come with the reference
+// policy's log-probabilities of each completion's tokens (model/labeler's
+// Scorer with the confidence kinds). The labeler then puts them on every
+// row it scores (schemas.Labeled's RefLogprobs, with Reference naming the
+// policy), so that a learner with the same KL reference need not run that
+// forward pass again. Score's RefLogprobs may be nil (hidden-state
+// features): the rows then carry none.
+type ReferenceScorer interface {
+	Scorer
+	Reference() string
+	Score(ctx context.Context, rows []schemas.Rollout) (mlabeler.Scores, error)
 }
 
 // Pending is the durable store of incomplete groups. Add stores the given

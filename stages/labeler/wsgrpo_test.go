@@ -70,8 +70,14 @@ func arithGroup(rng *rand.Rand, group string, g int) []schemas.Verified {
 }
 
 // fittedScorer fits a labeler on arithmetic groups over a tiny random
-// reference policy.
+// reference policy, on hidden-state features.
 func fittedScorer(t testing.TB) *mlabeler.Scorer {
+	t.Helper()
+	return fittedScorerOf(t, mlabeler.FeaturesHidden)
+}
+
+// fittedScorerOf is fittedScorer on features of the given kind.
+func fittedScorerOf(t testing.TB, features string) *mlabeler.Scorer {
 	t.Helper()
 	rt := orttest.Runtime(t)
 	tok := tokenizer.Default()
@@ -79,7 +85,7 @@ func fittedScorer(t testing.TB) *mlabeler.Scorer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := mlabeler.NewFeaturizer(rt, ref, mlabeler.FeaturizerOptions{})
+	f, err := mlabeler.NewFeaturizer(rt, ref, mlabeler.FeaturizerOptions{Features: features})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,4 +173,40 @@ func TestWSGRPOTooLongIsPermanent(t *testing.T) {
 		t.Fatalf("got %v (class %s), want ErrUnscorable wrapping the labeler's ErrInput, permanent", err, stage.Classify(err))
 	}
 	t.Log(err)
+}
+
+// TestReferenceLogprobsOnRows: with the confidence features the labeled
+// rows carry the reference policy's log-probabilities of their completion
+// tokens (one per token, each a log-probability) and the reference's id;
+// with hidden-state features, which run no language-model head, none.
+func TestReferenceLogprobsOnRows(t *testing.T) {
+	for _, kind := range []string{mlabeler.FeaturesConfidence, mlabeler.FeaturesHidden} {
+		t.Run(kind, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			s := fittedScorerOf(t, kind)
+			p := newProcessor(t, labeler.Options{Shaping: shaping.DefaultConfig(), Scorer: s, Allocator: mem})
+			const prompt = "23+41+12"
+			got := mustProcess(t, p, mem,
+				textRow("q", 0, 2, true, prompt, "23+41=64\n", "64+12=76\n", "A:76\n"),
+				textRow("q", 1, 2, false, prompt, "check 23+41=64\n"),
+			)
+			for i, r := range got {
+				if kind == mlabeler.FeaturesHidden {
+					if r.RefLogprobs != nil || r.Reference != "" {
+						t.Errorf("row %d: %d reference log-probs from %q; hidden features have none", i, len(r.RefLogprobs), r.Reference)
+					}
+					continue
+				}
+				if r.Reference != s.Reference() || len(r.RefLogprobs) != len(r.CompletionTokenIDs) {
+					t.Fatalf("row %d: %d reference log-probs for %d tokens, reference %q (want %q)", i, len(r.RefLogprobs), len(r.CompletionTokenIDs), r.Reference, s.Reference())
+				}
+				for j, v := range r.RefLogprobs {
+					if !(v <= 0) {
+						t.Errorf("row %d token %d: reference log-prob %v", i, j, v)
+					}
+				}
+			}
+		})
+	}
 }

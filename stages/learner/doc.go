@@ -11,7 +11,12 @@
 // log-probability, the sampler's (the row's TokenLogprobs, π_old, for the
 // importance ratio) and the reference policy's (the initial checkpoint,
 // frozen, for the k3 KL term; computed by an ONNX Runtime inference
-// session when a group completes). The advantage is the row's Advantage,
+// session when a group completes, unless the row carries them: a ws-grpo
+// labeler with the confidence features runs that same forward pass and
+// attaches the log-probabilities (schemas.Labeled.RefLogprobs), which the
+// learner takes when Reference names its own reference policy
+// (model/labeler.ReferenceID) and they are one finite log-probability per
+// completion token; StepMetrics.RefFromLabeler counts them). The advantage is the row's Advantage,
 // or with Options.PerStepCredit StepAdvantages[t] (the labeler's whole
 // advantage of step t) on the tokens of reasoning step t. Sequences run in micro-batches sorted by
 // length; each micro-batch's loss is weighted by its share of the step, so

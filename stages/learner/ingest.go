@@ -271,6 +271,9 @@ func (p *Processor) reference(g *group) error {
 		case r.drop != "" || r.ref != nil:
 		case p.opts.Beta == 0:
 			r.ref = r.l.TokenLogprobs
+		case p.labeledRef(r.l):
+			r.ref = r.l.RefLogprobs
+			p.refRows++
 		default:
 			todo = append(todo, r)
 		}
@@ -292,6 +295,24 @@ func (p *Processor) reference(g *group) error {
 		r.ref = lps[i]
 	}
 	return nil
+}
+
+// labeledRef reports whether l carries reference log-probabilities the
+// learner can use instead of its own reference pass: computed by the
+// labeler from this learner's reference policy (same ReferenceID), one per
+// completion token, each finite and at most 0 (a log-probability; float
+// rounding of a certain token may give a few ulps above 0). Anything else
+// is ignored, and the learner computes them itself.
+func (p *Processor) labeledRef(l *schemas.Labeled) bool {
+	if l.Reference != p.refID || len(l.RefLogprobs) != len(l.CompletionTokenIDs) {
+		return false
+	}
+	for _, v := range l.RefLogprobs {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) || v > 1e-4 {
+			return false
+		}
+	}
+	return true
 }
 
 // sortedKeys returns the sample indexes of rows in order.

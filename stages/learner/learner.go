@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	mlabeler "github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
@@ -38,6 +39,7 @@ type Processor struct {
 	ref      *scorer
 	tr       *train.Trainer
 	refPrint string
+	refID    string // the reference's model/labeler.ReferenceID
 
 	step, version int64
 	published     bool  // version is published
@@ -53,6 +55,7 @@ type Processor struct {
 
 	lastEnd time.Time
 	refMs   float64
+	refRows int // rows since the last update whose reference log-probabilities came from the labeler
 	closed  bool
 	now     func() time.Time
 }
@@ -82,6 +85,9 @@ func New(ctx context.Context, rt *ort.Runtime, init *checkpoint.Checkpoint, pub 
 	}
 	var err error
 	if p.refPrint, err = fingerprint(init); err != nil {
+		return nil, err
+	}
+	if p.refID, err = mlabeler.ReferenceID(init); err != nil {
 		return nil, err
 	}
 	weights, version := init.Weights, o.InitVersion

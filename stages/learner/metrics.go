@@ -62,6 +62,10 @@ type StepMetrics struct {
 	// announcing the version, CheckpointMs writing a checkpoint (0 when
 	// none was due).
 	WaitMs, RefMs, ForwardBackwardMs, OptimizerMs, PublishMs, CheckpointMs float64
+	// RefFromLabeler counts the rows taken since the previous update whose
+	// reference log-probabilities came with them from the labeler
+	// (schemas.Labeled.RefLogprobs), sparing their reference pass.
+	RefFromLabeler int
 }
 
 // Stats are the learner's counters since it started (restored from the

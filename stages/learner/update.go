@@ -20,7 +20,7 @@ import (
 // error is returned).
 func (p *Processor) update(ctx context.Context, groups []*group) error {
 	start := p.now()
-	m := StepMetrics{Step: p.step + 1, Version: p.version, Groups: len(groups), WaitMs: ms(start.Sub(p.lastEnd)), RefMs: p.refMs}
+	m := StepMetrics{Step: p.step + 1, Version: p.version, Groups: len(groups), WaitMs: ms(start.Sub(p.lastEnd)), RefMs: p.refMs, RefFromLabeler: p.refRows}
 	var rows []*row
 	for _, g := range groups {
 		if err := p.reference(g); err != nil {
@@ -105,7 +105,7 @@ func (p *Processor) update(ctx context.Context, groups []*group) error {
 	if p.opts.Sink != nil {
 		p.opts.Sink.Step(m)
 	}
-	p.lastEnd, p.refMs = p.now(), 0
+	p.lastEnd, p.refMs, p.refRows = p.now(), 0, 0
 	return err
 }
 

@@ -1,0 +1,48 @@
+// Package hf makes a Hugging Face decoder checkpoint directory (config.json
+// plus model.safetensors, or shards listed in model.safetensors.index.json)
+// a wsgrpo policy: Load reads the Qwen2, Qwen3 and Llama configurations
+// (Llama 3 rope scaling included) and weights (bf16, fp16 or fp32 on disk,
+// float32 in memory), the graph functions build what runs them in ONNX
+// Runtime, and Save writes a (trained) weight set back in the same layout,
+// so other tools can load it.
+//
+// The graphs come from one description (graphBuilder). FullGraph, the
+// full-sequence graph (logits and the final hidden state, attention_mask
+// for left or right padding), uses only primitives the autodiff package
+// differentiates — RMSNorm from Mul, ReduceMean, Add, Sqrt and Div, rotary
+// embeddings from cos/sin tables gathered by position and rotate-half with
+// Slice, Neg and Concat, grouped-query attention by repeating the key/value
+// heads with Unsqueeze, Expand and Reshape, SwiGLU from Sigmoid and Mul — so
+// autodiff.Build (or the train package) turns it into the training graph.
+// KVGraph is the same description with a key/value cache concatenated per
+// step; FusedKVGraph runs the same model on ONNX Runtime's fused kernels
+// (the op set of onnxruntime-genai's model builder: packed-QKV Gemm,
+// com.microsoft RotaryEmbedding, GroupQueryAttention over a fixed-size
+// cache updated in place, SkipSimplifiedLayerNormalization), and
+// SamplingGraph picks it when GroupQueryAttention takes the head size. Both sampling graphs are named like a Hugging Face
+// exported decoder (input_ids, attention_mask, position_ids,
+// past_key_values.N.key/value -> logits, present.N.key/value), so the
+// generate package drives them unchanged.
+//
+// Graph initializers carry the Hugging Face tensor names and shapes
+// (model.layers.N.self_attn.q_proj.weight, [out, in]), so a trained weight
+// set maps back onto the checkpoint one to one.
+package hf
+
+import "errors"
+
+// Errors returned by this package; test with errors.Is.
+var (
+	// ErrConfig means config.json is unreadable, out of range, or names an
+	// architecture or option this package does not support.
+	ErrConfig = errors.New("hf: invalid or unsupported config")
+	// ErrSafetensors means a safetensors file or its shard index is
+	// malformed.
+	ErrSafetensors = errors.New("hf: invalid safetensors")
+	// ErrWeights means the tensors of a checkpoint do not match its config
+	// (missing, unexpected or wrongly shaped tensors).
+	ErrWeights = errors.New("hf: weights do not match config")
+	// ErrTooLarge means a graph's weights do not fit in one ONNX model
+	// (protobuf's 2 GiB limit; external weight data is not supported yet).
+	ErrTooLarge = errors.New("hf: model too large for one ONNX graph")
+)

@@ -1,0 +1,259 @@
+package hf
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+	"github.com/wsgrpo/wsgrpo/model/policy"
+)
+
+// DomainMicrosoft is the ONNX Runtime contrib-operator domain of
+// FusedKVGraph's rotary-embedding and attention nodes.
+const DomainMicrosoft = "com.microsoft"
+
+// gqaHeadMultiple is the head size granularity ONNX Runtime's CPU
+// GroupQueryAttention kernel requires.
+const gqaHeadMultiple = 16
+
+// FusedSupported reports whether FusedKVGraph can build c: ONNX Runtime's
+// CPU GroupQueryAttention needs a head size that is a multiple of 16 (every
+// Qwen2, Qwen3 and Llama 3 release has 64 or 128).
+func FusedSupported(c Config) bool {
+	return c.Validate() == nil && c.HeadDim%gqaHeadMultiple == 0
+}
+
+// FusedKVGraph returns the float32 sampling graph with a fixed-size cache
+// that ONNX Runtime updates in place, built with its fused and contrib
+// kernels (the op set of onnxruntime-genai's model builder): the residual
+// stream is a [B·S, D] matrix, each layer runs one Gemm for the packed
+// query/key/value projection, com.microsoft RotaryEmbedding for the
+// queries and keys (fed position_ids, so left padding keeps each row's
+// positions), com.microsoft GroupQueryAttention over the cache, Gemm for
+// the other projections, and SkipSimplifiedLayerNormalization for each
+// residual Add with the RMSNorm after it. It computes the logits of
+// FullGraph and KVGraph, and is for sampling only, never for autodiff: the
+// query, key and value weights of layer N are packed into the initializers
+// model.layers.N.self_attn.qkv_proj.weight (and .bias).
+//
+// Inputs are KVGraph's, except that past_key_values.N.key and
+// past_key_values.N.value are [B,KVH,C,Dh] buffers of a fixed capacity C
+// (the symbolic dimension policy.DimCacheSeq) whose first P positions hold
+// the cache; attention_mask [B,P+S] tells P. Outputs: logits [B,S,V], and
+// present.N.key and present.N.value [B,KVH,C,Dh], the same buffers with
+// positions P..P+S-1 written. The caller binds each present output to the
+// memory of its past input (the generate package does so for any graph
+// whose past and present share one symbolic length). P+S must not exceed C
+// or the options' MaxSeq. It needs FusedSupported(cfg).
+func FusedKVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !FusedSupported(cfg) {
+		return nil, fmt.Errorf("%w: head_dim %d is not a multiple of %d (GroupQueryAttention)", ErrConfig, cfg.HeadDim, gqaHeadMultiple)
+	}
+	o.DType = onnx.Float
+	g, err := newGraphBuilder("wsgrpo_hf_kv_fused", cfg, w, o)
+	if err != nil {
+		return nil, err
+	}
+	b, s, tot := onnx.Dim{Param: policy.DimBatch}, onnx.Dim{Param: policy.DimSeq}, onnx.Dim{Param: policy.DimTotalSeq}
+	c := onnx.Dim{Param: policy.DimCacheSeq}
+	h, dh := onnx.Dim{Value: int64(cfg.NumKVHeads)}, onnx.Dim{Value: int64(cfg.HeadDim)}
+	ids := g.b.Input(policy.InputIDs, onnx.Int64, b, s)
+	mask := g.b.Input(policy.InputMask, onnx.Int64, b, tot)
+	pos := g.b.Input(policy.InputPositions, onnx.Int64, b, s)
+	io := make([]kvIO, cfg.NumLayers)
+	for l := range io {
+		io[l] = kvIO{
+			pastKey:      g.b.Input(policy.PastKeyName(l), onnx.Float, b, h, c, dh),
+			pastValue:    g.b.Input(policy.PastValueName(l), onnx.Float, b, h, c, dh),
+			presentKey:   policy.PresentKeyName(l),
+			presentValue: policy.PresentValueName(l),
+		}
+	}
+	total := g.dimOf(mask, 1)
+	newLen := g.dimOf(ids, 1)
+	cos, sin := g.rotaryCaches()
+	bs := g.op("Shape", ids)
+	at := fusedInputs{
+		bias: g.attentionBias(mask, g.op("Sub", total, newLen), newLen, total),
+		// Every row has the same cache length, total-1 for seqlens_k; the
+		// padding is masked by the bias, as in KVGraph.
+		seqlens: g.b.Op("Cast", []string{g.op("Expand", g.op("Sub", total, g.ints(1)), g.dimOf(mask, 0))},
+			onnx.AttrI("to", int64(onnx.Int32))),
+		total:     g.b.Op("Cast", []string{g.op("Squeeze", total, g.ints(0))}, onnx.AttrI("to", int64(onnx.Int32))),
+		positions: pos,
+		cos:       cos,
+		sin:       sin,
+		qkvShape:  g.b.Op("Concat", []string{bs, g.ints(int64(cfg.QDim() + 2*cfg.KVDim()))}, onnx.AttrI("axis", 0)),
+	}
+	x := g.b.Op("Gather", []string{g.weight(ParamEmbed), g.op("Reshape", ids, g.ints(-1))}, onnx.AttrI("axis", 0))
+	hn := g.simplifiedNorm(x, p0(ParamInputNorm))
+	for l := 0; l < cfg.NumLayers; l++ {
+		next := ParamNorm
+		if l+1 < cfg.NumLayers {
+			next = LayerParam(l+1, ParamInputNorm)
+		}
+		x, hn = g.fusedBlock(l, x, hn, at, io[l], next)
+	}
+	out := ParamLMHead
+	if cfg.TieWordEmbeddings {
+		out = ParamEmbed
+	}
+	logits := g.b.Op("Gemm", []string{hn, g.weight(out)}, onnx.AttrI("transB", 1))
+	shape := g.b.Op("Concat", []string{bs, g.ints(int64(cfg.VocabSize))}, onnx.AttrI("axis", 0))
+	g.b.Named("Reshape", []string{logits, shape}, []string{policy.OutputLogits})
+	g.b.Output(policy.OutputLogits, onnx.Float, b, s, onnx.Dim{Value: int64(cfg.VocabSize)})
+	for l := range io {
+		g.b.Output(io[l].presentKey, onnx.Float, b, h, c, dh)
+		g.b.Output(io[l].presentValue, onnx.Float, b, h, c, dh)
+	}
+	m := g.model()
+	m.Opsets = append(m.Opsets, onnx.OpsetImport{Domain: DomainMicrosoft, Version: 1})
+	return m, nil
+}
+
+// p0 names a tensor of layer 0.
+func p0(name string) string { return LayerParam(0, name) }
+
+// fusedInputs are the per-step tensors every layer's attention shares: the
+// additive attention bias [B,1,S,P+S], seqlens_k [B] int32,
+// total_sequence_length (a scalar int32), position_ids [B,S], the rotary
+// caches [MaxSeq, Dh/2], and the shape [B,S,(H+2·KVH)·Dh] of the packed
+// query/key/value projection.
+type fusedInputs struct {
+	bias, seqlens, total, positions, cos, sin string
+	qkvShape                                  string
+}
+
+// rotaryCaches returns the cos and sin caches [maxSeq, Dh/2] of
+// RotaryEmbedding: one column per rotated pair.
+func (g *graphBuilder) rotaryCaches() (string, string) {
+	inv := g.cfg.InvFreq()
+	half := len(inv)
+	cos := make([]float32, g.maxSeq*half)
+	sin := make([]float32, g.maxSeq*half)
+	for p := 0; p < g.maxSeq; p++ {
+		for i, f := range inv {
+			a := float64(float32(p) * float32(f))
+			cos[p*half+i], sin[p*half+i] = float32(math.Cos(a)), float32(math.Sin(a))
+		}
+	}
+	dims := []int64{int64(g.maxSeq), int64(half)}
+	return g.b.Constant(&onnx.Tensor{DataType: onnx.Float, Dims: dims, Float: cos}),
+		g.b.Constant(&onnx.Tensor{DataType: onnx.Float, Dims: dims, Float: sin})
+}
+
+// contrib adds a com.microsoft node with n outputs and returns their names.
+func (g *graphBuilder) contrib(opType string, inputs []string, n int, attrs ...onnx.Attribute) []string {
+	outs := g.b.OpN(opType, inputs, n, attrs...)
+	g.b.Graph().Nodes[len(g.b.Graph().Nodes)-1].Domain = DomainMicrosoft
+	return outs
+}
+
+// simplifiedNorm is the RMSNorm of x over its last axis as one ONNX Runtime
+// SimplifiedLayerNormalization node.
+func (g *graphBuilder) simplifiedNorm(x, weight string) string {
+	return g.b.Op("SimplifiedLayerNormalization", []string{x, g.weight(weight)},
+		onnx.AttrI("axis", -1), onnx.AttrF("epsilon", float32(g.cfg.RMSNormEps)))
+}
+
+// skipNorm returns x+skip and its RMSNorm with weight, from one
+// com.microsoft SkipSimplifiedLayerNormalization node.
+func (g *graphBuilder) skipNorm(x, skip, weight string) (sum, norm string) {
+	outs := g.contrib("SkipSimplifiedLayerNormalization", []string{x, skip, g.weight(weight)}, 4,
+		onnx.AttrF("epsilon", float32(g.cfg.RMSNormEps)))
+	node := g.b.Graph().Nodes[len(g.b.Graph().Nodes)-1]
+	node.Outputs[1], node.Outputs[2] = "", "" // mean and inv_std_var: unused
+	return outs[3], outs[0]
+}
+
+// gemm returns x·Wᵀ (+ b) for a [B·S, in] matrix x and a Hugging Face
+// [out, in] weight, as one Gemm node.
+func (g *graphBuilder) gemm(x, weight, bias string) string {
+	in := []string{x, g.weight(weight)}
+	if bias != "" {
+		in = append(in, g.weight(bias))
+	}
+	return g.b.Op("Gemm", in, onnx.AttrI("transB", 1))
+}
+
+// rotate returns the queries or keys x [B,S,n·Dh] after the per-head
+// RMSNorm norm (Qwen3) when it is not empty, rotated by RotaryEmbedding at
+// the given positions.
+func (g *graphBuilder) rotate(x, norm string, n int, at fusedInputs) string {
+	if norm != "" {
+		x = g.op("Reshape", x, g.ints(0, 0, int64(n), int64(g.cfg.HeadDim)))
+		x = g.op("Reshape", g.simplifiedNorm(x, norm), g.ints(0, 0, int64(n*g.cfg.HeadDim)))
+	}
+	return g.contrib("RotaryEmbedding", []string{x, at.positions, at.cos, at.sin}, 1,
+		onnx.AttrI("interleaved", 0), onnx.AttrI("num_heads", int64(n)))[0]
+}
+
+// fusedBlock applies decoder layer l to the residual stream x [B·S, D],
+// given hn, x normalised by the layer's input RMSNorm. It returns the new
+// residual stream and that stream normalised by nextNorm: the next layer's
+// input norm, or the final one.
+func (g *graphBuilder) fusedBlock(l int, x, hn string, at fusedInputs, kv kvIO, nextNorm string) (string, string) {
+	c := g.cfg
+	p := func(name string) string { return LayerParam(l, name) }
+	opt := func(ok bool, name string) string {
+		if ok {
+			return p(name)
+		}
+		return ""
+	}
+	qkv := g.op("Reshape", g.b.Op("Gemm", g.packedQKV(l, hn), onnx.AttrI("transB", 1)), at.qkvShape)
+	parts := g.b.OpN("Split", []string{qkv, g.ints(int64(c.QDim()), int64(c.KVDim()), int64(c.KVDim()))}, 3,
+		onnx.AttrI("axis", 2))
+	q := g.rotate(parts[0], opt(c.QKNorm, ParamQNorm), c.NumHeads, at)
+	k := g.rotate(parts[1], opt(c.QKNorm, ParamKNorm), c.NumKVHeads, at)
+	v := parts[2]
+	ctx := g.b.Op("GroupQueryAttention", nil)
+	node := g.b.Graph().Nodes[len(g.b.Graph().Nodes)-1]
+	node.Domain = DomainMicrosoft
+	// query, key, value, past_key, past_value, seqlens_k,
+	// total_sequence_length, cos_cache, sin_cache, position_ids,
+	// attention_bias.
+	node.Inputs = []string{q, k, v, kv.pastKey, kv.pastValue, at.seqlens, at.total, "", "", "", at.bias}
+	node.Outputs = []string{ctx, kv.presentKey, kv.presentValue}
+	node.Attrs = []onnx.Attribute{
+		onnx.AttrI("num_heads", int64(c.NumHeads)),
+		onnx.AttrI("kv_num_heads", int64(c.NumKVHeads)),
+		onnx.AttrI("do_rotary", 0),
+	}
+	ctx = g.op("Reshape", ctx, g.ints(-1, int64(c.QDim())))
+	x, hn = g.skipNorm(g.gemm(ctx, p(ParamO), opt(c.OBias, ParamOBias)), x, p(ParamPostNorm))
+	gate := g.gemm(hn, p(ParamGate), "")
+	m := g.op("Mul", g.silu(gate), g.gemm(hn, p(ParamUp), ""))
+	return g.skipNorm(g.gemm(m, p(ParamDown), ""), x, nextNorm)
+}
+
+// packedQKV adds (once) the initializers that pack layer l's query, key
+// and value weights ([q+2kv, D], Hugging Face [out, in] rows one after the
+// other) and biases, and returns the Gemm inputs for x.
+func (g *graphBuilder) packedQKV(l int, x string) []string {
+	name := LayerParam(l, "self_attn.qkv_proj.weight")
+	bias := LayerParam(l, "self_attn.qkv_proj.bias")
+	if !g.added[name] {
+		g.added[name] = true
+		var wdata []float32
+		for _, part := range []string{ParamQ, ParamK, ParamV} {
+			wdata = append(wdata, g.w[LayerParam(l, part)].Data...)
+		}
+		rows := int64(g.cfg.QDim() + 2*g.cfg.KVDim())
+		g.b.Initializer(&onnx.Tensor{Name: name, DataType: onnx.Float, Dims: []int64{rows, int64(g.cfg.HiddenSize)}, Float: wdata})
+		if g.cfg.QKVBias {
+			var bdata []float32
+			for _, part := range []string{ParamQBias, ParamKBias, ParamVBias} {
+				bdata = append(bdata, g.w[LayerParam(l, part)].Data...)
+			}
+			g.b.Initializer(&onnx.Tensor{Name: bias, DataType: onnx.Float, Dims: []int64{rows}, Float: bdata})
+		}
+	}
+	if g.cfg.QKVBias {
+		return []string{x, name, bias}
+	}
+	return []string{x, name}
+}
