@@ -49,9 +49,9 @@ test: setup-test
 race: setup-test
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
-## scaleout: the multi-process scale-out test (nats-server and ClickHouse processes, every stage a process, kills and a NATS restart)
+## scaleout: the multi-process scale-out test alone, verbose (nats-server and ClickHouse processes, every stage a process, kills and a NATS restart; part of make test)
 scaleout: setup-test
-	WSGRPO_SCALEOUT=1 $(GO) test -count=1 -run TestScaleOutProcesses -v ./cmd/wsgrpo/
+	$(GO) test -count=1 -run TestScaleOutProcesses -v ./cmd/wsgrpo/
 
 ## soak: a 100,000-row wiring run, every stage a process against a nats-server process, with seeded random SIGKILLs and a NATS restart (about a minute; WSGRPO_SOAK_SEED=N replays a run, WSGRPO_SOAK_NATS_SIGNAL=KILL restarts NATS with SIGKILL)
 soak: setup

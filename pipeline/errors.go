@@ -1,7 +1,11 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/internal/diskfull"
 )
@@ -37,3 +41,15 @@ var (
 	// stage.ErrStorageFull and tracelog.ErrStorageFull.
 	ErrStorageFull = diskfull.ErrFull
 )
+
+// IsTransient reports whether err, from a NATS or JetStream request, may
+// succeed when tried again: the request timed out (its reply was lost,
+// e.g. in a server restart) or the connection was down meanwhile. A
+// request the server refused for permissions also times out: check
+// WithRefusal before retrying forever.
+func IsTransient(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout)
+}

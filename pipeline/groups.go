@@ -156,7 +156,7 @@ func (s *GroupStore) rowsUpTo(ctx context.Context, group string, last uint64) ([
 // entries returns the current entry of every key of group (opts: e.g.
 // jetstream.MetaOnly for the keys alone).
 func (s *GroupStore) entries(ctx context.Context, group string, opts ...jetstream.WatchOpt) ([]jetstream.KeyValueEntry, error) {
-	w, err := s.kv.Watch(ctx, groupFilter(group), append(opts, jetstream.IgnoreDeletes())...)
+	w, err := watchKV(ctx, s.kv, groupFilter(group), append(opts, jetstream.IgnoreDeletes())...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read group %s: %w", ErrGroupStoreUnavailable, group, err)
 	}

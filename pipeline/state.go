@@ -126,26 +126,74 @@ func (s *RunState) Update(ctx context.Context, key string, value []byte, revisio
 // seconds, and changes made meanwhile would wait that long.
 const watchPoll = time.Second
 
+// watchKV starts a watch of key in kv that lives until ctx ends or it is
+// stopped, and whose creation gives up after the client's default API
+// timeout (5 s) even if ctx has a later deadline. The KV client ties both
+// to the one context it is given: the watch ends with it, and the request
+// that creates the watch (its ordered consumer) waits for its reply until
+// the context's deadline, falling back to the default only when there is
+// none. A request the server never answers (it went down, or was shutting
+// down, as the request reached it) thus waited as long as the caller's
+// deadline: the prompt source of the scale-out test, whose context had
+// the test's deadline, stalled a run across a NATS restart that way.
+func watchKV(ctx context.Context, kv jetstream.KeyValue, key string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	// ctx's cancellation without its deadline.
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	w, err := kv.Watch(lctx, key, opts...)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	return ctxWatcher{KeyWatcher: w, cancel: cancel, stop: stop}, nil
+}
+
+// ctxWatcher is a KeyWatcher whose Stop also releases watchKV's context.
+type ctxWatcher struct {
+	jetstream.KeyWatcher
+	cancel context.CancelFunc
+	stop   func() bool
+}
+
+// Stop stops the watch.
+func (w ctxWatcher) Stop() error {
+	err := w.KeyWatcher.Stop()
+	w.stop()
+	w.cancel()
+	return err
+}
+
 // Watch sends the value under key each time it changes, starting with the
 // current value if there is one, until ctx ends (then the channel closes).
 // A deleted key sends nil. Slow readers see the latest value: values sent
 // while the reader is busy are replaced, not queued. Besides watching, it
 // reads the key every watchPoll, so that a change reaches the reader
 // within about that long even while the watch recovers from a server
-// restart, and a watch that ends under it is started again; each revision
-// is sent at most once.
+// restart, and a watch that ends under it, or that could not be created
+// (the server was down or restarting: the request timed out), is started
+// again; each revision is sent at most once. It returns an error only for
+// an invalid key or a watch the server refused.
 func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error) {
 	if err := validKey(key); err != nil {
 		return nil, err
 	}
-	w, err := s.kv.Watch(ctx, key)
-	if err != nil {
+	w, err := watchKV(ctx, s.kv, key)
+	if err != nil && !IsTransient(err) {
 		return nil, fmt.Errorf("run state watch %s: %w", key, err)
+	}
+	var updates <-chan jetstream.KeyValueEntry
+	if err == nil {
+		updates = w.Updates()
 	}
 	out := make(chan []byte, 1)
 	go func() {
 		defer close(out)
-		defer func() { _ = w.Stop() }()
+		defer func() {
+			if w != nil {
+				_ = w.Stop()
+			}
+		}()
 		tick := time.NewTicker(watchPoll)
 		defer tick.Stop()
 		var sent uint64 // the newest revision sent
@@ -160,7 +208,17 @@ func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error)
 			}
 			out <- v
 		}
-		updates := w.Updates()
+		poll := func() {
+			gctx, cancel := context.WithTimeout(ctx, watchPoll)
+			e, err := s.kv.Get(gctx, key)
+			cancel()
+			if err == nil { // a deleted key is left to the watch
+				send(e.Value(), e.Revision())
+			}
+		}
+		if updates == nil {
+			poll()
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -181,17 +239,16 @@ func (s *RunState) Watch(ctx context.Context, key string) (<-chan []byte, error)
 				}
 				send(v, e.Revision())
 			case <-tick.C:
+				poll()
 				if updates == nil {
-					if nw, err := s.kv.Watch(ctx, key); err == nil {
-						_ = w.Stop()
+					// Bounded (watchKV): a request lost in a restart
+					// delays the next poll by a few seconds at most.
+					if nw, err := watchKV(ctx, s.kv, key); err == nil {
+						if w != nil {
+							_ = w.Stop()
+						}
 						w, updates = nw, nw.Updates()
 					}
-				}
-				gctx, cancel := context.WithTimeout(ctx, watchPoll)
-				e, err := s.kv.Get(gctx, key)
-				cancel()
-				if err == nil { // a deleted key is left to the watch
-					send(e.Value(), e.Revision())
 				}
 			}
 		}

@@ -133,7 +133,7 @@ func (w *WeightStore) Delete(ctx context.Context, version int64) error {
 // afterwards, until ctx is done; then it closes the channel. A slow reader
 // only misses intermediate versions: it always gets the newest.
 func (w *WeightStore) Watch(ctx context.Context) (<-chan int64, error) {
-	kw, err := w.kv.Watch(ctx, PolicyVersionKey)
+	kw, err := watchKV(ctx, w.kv, PolicyVersionKey)
 	if err != nil {
 		return nil, fmt.Errorf("watch policy version: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
@@ -125,8 +126,11 @@ func (s *Source) Run(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	done, err := s.step(ctx, KeySourceStep)
-	if err != nil {
+	var done int64
+	if err := s.retry(ctx, "read "+KeySourceStep, func(ctx context.Context) (err error) {
+		done, err = s.step(ctx, KeySourceStep)
+		return err
+	}); err != nil {
 		return Stats{}, err
 	}
 	next, stop := iter.Pull(s.src.Items(s.cfg.Split, s.cfg.Seed))
@@ -185,18 +189,60 @@ func (s *Source) Run(ctx context.Context) (Stats, error) {
 			chunk := rows[part*s.cfg.MaxRows : min(len(rows), (part+1)*s.cfg.MaxRows)]
 			rec := schemas.NewPromptBatch(memory.DefaultAllocator, chunk)
 			id := fmt.Sprintf("prompts:%s:%d:%d", s.topo.Run, step, part)
-			_, err := pipeline.PublishBatch(ctx, s.js, hop.Subject, rec, id, 0)
+			// Publishing again with the same id stores nothing new.
+			err := s.retry(ctx, fmt.Sprintf("publish step %d", step), func(ctx context.Context) error {
+				_, err := pipeline.PublishBatch(ctx, s.js, hop.Subject, rec, id, 0)
+				return err
+			})
 			rec.Release()
 			if err != nil {
 				return stats, fmt.Errorf("publish step %d: %w", step, err)
 			}
 		}
-		if _, err := s.state.Put(ctx, KeySourceStep, []byte(strconv.FormatInt(step, 10))); err != nil {
+		if err := s.retry(ctx, "record "+KeySourceStep, func(ctx context.Context) error {
+			_, err := s.state.Put(ctx, KeySourceStep, []byte(strconv.FormatInt(step, 10)))
+			return err
+		}); err != nil {
 			return stats, err
 		}
 		stats.Last, stats.Prompts = step, stats.Prompts+len(rows)
 	}
 	return stats, nil
+}
+
+// requestTimeout bounds each attempt of a request of the source (a
+// publication's PubAcks, a run-state read or write). The JetStream client
+// waits for a reply until its context's deadline: a reply lost in a NATS
+// restart would hold the source for as long as ctx lives.
+const requestTimeout = 10 * time.Second
+
+// retryPause is the pause before a request that failed is tried again.
+const retryPause = 500 * time.Millisecond
+
+// retry runs call, each attempt bounded by requestTimeout, until it
+// succeeds, fails in a way that trying again cannot fix, or ctx ends: a
+// source outlives a NATS server that is down or restarting (its
+// publications carry message ids, so publishing a step again stores it
+// once).
+func (s *Source) retry(ctx context.Context, what string, call func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		err := call(cctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !pipeline.IsTransient(err) {
+			return err
+		}
+		if refused := pipeline.WithRefusal(s.js.Conn(), err); errors.Is(refused, nats.ErrPermissionViolation) {
+			return refused
+		}
+		s.log.Warn("a NATS request of the prompt source failed; trying again (is the NATS server down or restarting?)",
+			"request", what, "attempt", attempt, "url", s.js.Conn().ConnectedUrlRedacted(), "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(retryPause):
+		}
+	}
 }
 
 // step reads a step counter from the run state (0 when absent).

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
 
 	"github.com/wsgrpo/wsgrpo/internal/diskfull"
 	"github.com/wsgrpo/wsgrpo/pipeline"
@@ -67,7 +69,43 @@ func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 // openSessionAs is openSessionAt for principal ("" for no stage in
 // particular).
 func openSessionAs(ctx context.Context, cfg Config, topo pipeline.Topology, log *slog.Logger, listen bool, host string, port int, principal string) (*session, error) {
+	return openSessionWait(ctx, cfg, topo, log, listen, host, port, principal, 0)
+}
+
+// defaultNATSWait is the default --nats-wait of the commands that run a
+// stage or the prompt source against an external server.
+const defaultNATSWait = 2 * time.Minute
+
+// addNATSWaitFlag registers --nats-wait into wait.
+func addNATSWaitFlag(fs *pflag.FlagSet, wait *time.Duration) {
+	fs.DurationVar(wait, "nats-wait", defaultNATSWait,
+		"how long a starting process waits for the NATS server (to accept its connection and answer its first requests) before it gives up; 0: not at all")
+}
+
+// openStageSessionWait is openStageSession for a process that may start
+// before its NATS server, or during an outage: until wait has passed it
+// tries again to connect (logging the URL it waits for) and to ensure the
+// run's streams.
+func openStageSessionWait(ctx context.Context, cfg Config, log *slog.Logger, principal string, wait time.Duration) (*session, error) {
+	topo, err := cfg.topology()
+	if err != nil {
+		return nil, err
+	}
+	return openSessionWait(ctx, cfg, topo, log, false, "", 0, principal, wait)
+}
+
+// waitable reports whether err, of a request on nc, may succeed once the
+// NATS server is back: it timed out or met a lost connection, and it was
+// not a request the server refused for permissions (which times out too).
+func waitable(nc *nats.Conn, err error) bool {
+	return pipeline.IsTransient(err) && !errors.Is(pipeline.WithRefusal(nc, err), nats.ErrPermissionViolation)
+}
+
+// openSessionWait is openSessionAs that, with an external server, waits
+// up to wait for it (0: not at all).
+func openSessionWait(ctx context.Context, cfg Config, topo pipeline.Topology, log *slog.Logger, listen bool, host string, port int, principal string, wait time.Duration) (*session, error) {
 	var err error
+	deadline := time.Now().Add(wait)
 	s := &session{topo: topo, reg: prometheus.NewRegistry()}
 	if cfg.NATS == "" {
 		if s.release, err = claimRunDir(cfg); err != nil {
@@ -92,7 +130,10 @@ func openSessionAs(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 		}
 		s.nc, err = s.srv.Connect()
 	} else {
-		s.nc, err = connectExternal(cfg, log, principal)
+		var opts []nats.Option
+		if opts, err = natsOptions(cfg.NATSAuth, log, principal); err == nil {
+			s.nc, err = pipeline.ConnectWait(ctx, cfg.NATS, wait, log, opts...)
+		}
 	}
 	if err != nil {
 		s.close()
@@ -102,7 +143,8 @@ func openSessionAs(ctx context.Context, cfg Config, topo pipeline.Topology, log 
 		s.close()
 		return nil, err
 	}
-	if err := topo.Ensure(ctx, s.js); err != nil {
+	ensure := func(ctx context.Context) error { return topo.Ensure(ctx, s.js) }
+	if err := pipeline.WaitTransient(ctx, deadline, log, "create the streams of run "+cfg.Run, func(err error) bool { return waitable(s.nc, err) }, ensure); err != nil {
 		err = pipeline.WithRefusal(s.nc, err)
 		s.close()
 		return nil, fmt.Errorf("create streams of run %s: %w", cfg.Run, err)

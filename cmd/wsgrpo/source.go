@@ -18,6 +18,7 @@ import (
 // process, for a run whose stages all run as separate processes.
 func newSourceCmd() *cobra.Command {
 	var wait bool
+	var natsWait time.Duration
 	cmd := &cobra.Command{
 		Use:   "source --nats URL --config FILE [--wait]",
 		Short: "Feed a run's training prompts to its stage processes",
@@ -31,7 +32,12 @@ with the stages in any order; the learner publishes the starting policy.
 A restarted source resumes after the last step it published, without
 duplicates. It exits when every step is published; with --wait it stays until
 the learner has finished train.steps steps, then exits, so a deployment can
-wait on it. In one process, wsgrpo train does all of this (and evaluates).`,
+wait on it. In one process, wsgrpo train does all of this (and evaluates).
+
+Started before its NATS server, or during an outage, it waits for it
+(--nats-wait, logging the URL it waits for); once running, it rides out
+server restarts, publishing a step again when its acknowledgement was lost
+(message ids make that store the step once).`,
 		Example: `  wsgrpo source --nats nats://nats:4222 --config run.yaml --wait
   wsgrpo stage learner --nats nats://nats:4222 --config run.yaml`,
 		Args: cobra.NoArgs,
@@ -48,16 +54,20 @@ wait on it. In one process, wsgrpo train does all of this (and evaluates).`,
 			if err != nil {
 				return err
 			}
-			s, err := openStageSession(ctx, cfg, log, pipeline.PrincipalSource)
+			deadline := time.Now().Add(natsWait)
+			s, err := openStageSessionWait(ctx, cfg, log, pipeline.PrincipalSource, natsWait)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			source, err := prompts.New(ctx, s.js, s.topo, src, prompts.Config{
-				PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.Steps, Ahead: cfg.Train.Ahead,
-				Split: tasks.Train, Seed: cfg.Train.Seed, MaxRows: cfg.Train.PromptBatch,
-			}, log)
-			if err != nil {
+			var source *prompts.Source
+			if err := pipeline.WaitTransient(ctx, deadline, log, "open the run state", func(err error) bool { return waitable(s.nc, err) }, func(ctx context.Context) (err error) {
+				source, err = prompts.New(ctx, s.js, s.topo, src, prompts.Config{
+					PerStep: cfg.Train.PromptsPerStep, Steps: cfg.Train.Steps, Ahead: cfg.Train.Ahead,
+					Split: tasks.Train, Seed: cfg.Train.Seed, MaxRows: cfg.Train.PromptBatch,
+				}, log)
+				return err
+			}); err != nil {
 				return err
 			}
 			out(cmd, "run %s: feeding %d steps x %d prompts (at most %d ahead of the learner)\n", cfg.Run, cfg.Train.Steps, cfg.Train.PromptsPerStep, cfg.Train.Ahead)
@@ -75,6 +85,7 @@ wait on it. In one process, wsgrpo train does all of this (and evaluates).`,
 	addConfigFlags(cmd.Flags())
 	addLayoutFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&wait, "wait", false, "after publishing, wait until the learner has finished train.steps steps")
+	addNATSWaitFlag(cmd.Flags(), &natsWait)
 	return cmd
 }
 

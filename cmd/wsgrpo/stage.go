@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ var ErrStageUnavailable = errors.New("stage not available in this build")
 
 func newStageCmd() *cobra.Command {
 	var as string
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "stage <name>",
 		Short: "Run one stage as its own process (start more copies to share the work)",
@@ -29,7 +31,11 @@ Stages in this build:
 The logger reads the labeled stream. In a run without a labeler (an eval run:
 sampler -> verifier -> logger) it reads the verified stream instead, through its
 own durable consumer, and logs rows with labeled = 0: give --no-labeler (or
-no_labeler: true in the run's run.yaml) to every process of such a run.`,
+no_labeler: true in the run's run.yaml) to every process of such a run.
+
+A stage started before its NATS server, or during an outage, waits for it
+(--nats-wait, logging the URL it waits for) instead of exiting; once
+running, it rides out server restarts on its own.`,
 		Example: `  wsgrpo stage logger --nats nats://127.0.0.1:4222 --run grpo-1
   wsgrpo stage passthrough --as verifier --nats nats://127.0.0.1:4222 --run grpo-1
   wsgrpo stage logger --nats nats://127.0.0.1:4222 --run eval-3 --no-labeler`,
@@ -39,11 +45,12 @@ no_labeler: true in the run's run.yaml) to every process of such a run.`,
 			if err != nil {
 				return err
 			}
-			return runStage(cmd.Context(), cfg, log, args[0], as)
+			return runStageWait(cmd.Context(), cfg, log, args[0], as, wait)
 		},
 	}
 	addConfigFlags(cmd.Flags())
 	addLayoutFlags(cmd.Flags())
+	addNATSWaitFlag(cmd.Flags(), &wait)
 	cmd.Flags().StringVar(&as, "as", "", "for a stage that can stand at several positions (passthrough): the position (sampler, verifier or labeler)")
 	return cmd
 }
@@ -63,6 +70,16 @@ func stageUsage() string {
 
 // runStage runs one stage of the stage table until ctx ends.
 func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string) error {
+	return runStageWait(ctx, cfg, log, name, as, 0)
+}
+
+// runStageWait is runStage for a process that may start before its NATS
+// server or during an outage: until wait has passed, it tries again to
+// connect, to ensure the run's streams and to build the stage (the
+// learner's lock, weights and run state, the sampler's policy) when the
+// server does not answer, instead of exiting.
+func runStageWait(ctx context.Context, cfg Config, log *slog.Logger, name, as string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	def, err := lookupStage(name)
 	if err != nil {
 		return err
@@ -93,7 +110,7 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 		}
 		defer release()
 	}
-	s, err := openStageSession(ctx, cfg, log, position)
+	s, err := openStageSessionWait(ctx, cfg, log, position, wait)
 	if err != nil {
 		return err
 	}
@@ -101,7 +118,18 @@ func runStage(ctx context.Context, cfg Config, log *slog.Logger, name, as string
 	logs := newSharedLog(cfg, log)
 	defer logs.close()
 	g := pipeline.NewGroup(s.js, log)
-	if err := addStage(ctx, g, s, def, position, cfg, log, logs); err != nil {
+	// A build that fails adds nothing to g: try it again while the server
+	// does not answer.
+	attempts := 0
+	build := func(ctx context.Context) error {
+		err := addStage(ctx, g, s, def, position, cfg, log, logs)
+		if attempts++; attempts == 1 && err != nil && wait > 0 && waitable(s.nc, err) {
+			log.Warn("the stage could not start: the NATS server did not answer; trying again until it does (--nats-wait)",
+				"stage", position, "url", cfg.NATS, "wait", wait, "err", err)
+		}
+		return err
+	}
+	if err := pipeline.WaitTransient(ctx, deadline, log, "start stage "+position, func(err error) bool { return waitable(s.nc, err) }, build); err != nil {
 		return err
 	}
 	log.Info("stage running", "stage", name, "position", position, "run", cfg.Run, "no_labeler", cfg.NoLabeler)

@@ -170,6 +170,16 @@ func (s *Server) Restart(tb testing.TB, limit time.Duration) {
 	s.start(tb)
 }
 
+// Crash kills the server (SIGKILL: no shutdown, so whatever its file
+// store had not yet written is lost, as in a crash) and starts it again
+// with the same configuration, store and port. It returns once the new
+// process accepts connections.
+func (s *Server) Crash(tb testing.TB) {
+	tb.Helper()
+	s.Stop()
+	s.start(tb)
+}
+
 // Log returns what the server has logged so far.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.log)
