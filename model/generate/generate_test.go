@@ -185,7 +185,7 @@ func TestRowIndependence(t *testing.T) {
 
 func TestFinishReasons(t *testing.T) {
 	rt := orttest.Runtime(t)
-	kv, _, _ := testModels(t, rt)
+	kv, _, cfg := testModels(t, rt)
 	tok := tokenizer.Default()
 	ctx := context.Background()
 	greedy := Options{MaxNewTokens: 10, EOS: -1, PAD: tok.PAD()}
@@ -214,6 +214,25 @@ func TestFinishReasons(t *testing.T) {
 		k := len(c.Tokens) - 1
 		if c.Finish != FinishEOS || c.Tokens[k] != o.EOS || k > 3 {
 			t.Fatalf("got %v finish %s, want EOS %d by token 3", c.Tokens, c.Finish, o.EOS)
+		}
+	})
+	t.Run("extra eos", func(t *testing.T) {
+		// Any id of the set ends a completion: row 0 on its fourth token
+		// (an extra id) at the latest, with EOS itself never sampled.
+		o := greedy
+		o.EOS = int32(cfg.VocabSize - 1)
+		if slices.Contains(base[0].Tokens, o.EOS) {
+			o.EOS = -1
+		}
+		o.ExtraEOS = []int32{tok.PAD(), base[0].Tokens[3]}
+		got, err := kv.Generate(ctx, testPrompts(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := got[0]
+		k := len(c.Tokens) - 1
+		if c.Finish != FinishEOS || !slices.Contains(o.ExtraEOS, c.Tokens[k]) || k > 3 {
+			t.Fatalf("got %v finish %s, want an extra EOS of %v by token 3", c.Tokens, c.Finish, o.ExtraEOS)
 		}
 	})
 	t.Run("stop string", func(t *testing.T) {
@@ -250,6 +269,8 @@ func TestGenerateErrors(t *testing.T) {
 		{"no new tokens", [][]int32{{5}}, func(o *Options) { o.MaxNewTokens = 0 }, ErrOptions},
 		{"stop without tokenizer", [][]int32{{5}}, func(o *Options) { o.StopStrings = []string{"x"} }, ErrOptions},
 		{"EOS left at the PAD id", [][]int32{{5}}, func(o *Options) { o.EOS, o.PAD = 0, 0 }, ErrOptions},
+		{"negative extra EOS", [][]int32{{5}}, func(o *Options) { o.ExtraEOS = []int32{-1} }, ErrOptions},
+		{"extra EOS outside the vocabulary", [][]int32{{5}}, func(o *Options) { o.ExtraEOS = []int32{int32(cfg.VocabSize)} }, ErrOptions},
 		{"too long", [][]int32{{5}}, func(o *Options) { o.MaxNewTokens = cfg.MaxSeq + 1 }, ErrTooLong},
 	}
 	for _, tt := range tests {

@@ -147,11 +147,13 @@ func (s *Processor) sample(ctx context.Context, pol *Policy, reqs []request, row
 		// The last sampled token is never fed back.
 		maxNew = min(maxNew, pol.MaxSeq-longest+1)
 	}
+	first, more := eos(pol, s.opts.IgnoreEOS)
 	o := generate.Options{
 		Temperature:  s.opts.Temperature,
 		TopP:         s.opts.TopP,
 		MaxNewTokens: maxNew,
-		EOS:          eos(pol, s.opts.IgnoreEOS),
+		EOS:          first,
+		ExtraEOS:     more,
 		PAD:          pol.Tokenizer.PAD(),
 		StopStrings:  s.opts.StopStrings,
 		Tokenizer:    pol.Tokenizer,
@@ -197,10 +199,14 @@ func (s *Processor) Close(context.Context) error {
 	return nil
 }
 
-// eos is the end-of-sequence id to stop at, or -1 to ignore it.
-func eos(pol *Policy, ignore bool) int32 {
-	if ignore {
-		return -1
+// eos returns the end-of-sequence id to stop at (-1 for none) and the
+// further ids that end a completion too; ignore disables them all.
+func eos(pol *Policy, ignore bool) (int32, []int32) {
+	switch {
+	case ignore:
+		return -1, nil
+	case len(pol.EOS) == 0:
+		return pol.Tokenizer.EOS(), nil
 	}
-	return pol.Tokenizer.EOS()
+	return pol.EOS[0], pol.EOS[1:]
 }
