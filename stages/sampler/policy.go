@@ -27,7 +27,7 @@ type Policy struct {
 	MaxSeq int
 	// EOS are the ids that end a completion; nil means the tokenizer's
 	// EOS alone. A Hugging Face model may list several (config.json,
-	// generation_config.json).
+	// generation_config.json), the padding id among them.
 	EOS []int32
 }
 

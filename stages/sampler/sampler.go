@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -200,7 +201,9 @@ func (s *Processor) Close(context.Context) error {
 }
 
 // eos returns the end-of-sequence id to stop at (-1 for none) and the
-// further ids that end a completion too; ignore disables them all.
+// further ids that end a completion too; ignore disables them all. The
+// first is an id other than the padding id (generate refuses EOS == PAD,
+// the mark of an unset EOS); a PAD in the set stops as one of the others.
 func eos(pol *Policy, ignore bool) (int32, []int32) {
 	switch {
 	case ignore:
@@ -208,5 +211,12 @@ func eos(pol *Policy, ignore bool) (int32, []int32) {
 	case len(pol.EOS) == 0:
 		return pol.Tokenizer.EOS(), nil
 	}
-	return pol.EOS[0], pol.EOS[1:]
+	pad := pol.Tokenizer.PAD()
+	for i, id := range pol.EOS {
+		if id != pad {
+			rest := append(slices.Clone(pol.EOS[:i]), pol.EOS[i+1:]...)
+			return id, rest
+		}
+	}
+	return -1, slices.Clone(pol.EOS)
 }
