@@ -74,7 +74,7 @@ each prompt in the model's chat template as the user's turn.
 		Example: `  wsgrpo eval --model testdata/base --task arith --n 200
   wsgrpo eval --model runs/base --task arith --ops 5 --samples 4 --json
   wsgrpo eval --model testdata/base --data testdata/tasks/gsm8k_sample.jsonl --data-task gsm8k
-  wsgrpo eval --model ~/models/Qwen3-0.6B --task arith --n 20 --chat`,
+  wsgrpo eval --model ~/models/Qwen2.5-0.5B-Instruct --task arith --n 20 --chat`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, err := setup(cmd)
