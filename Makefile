@@ -8,7 +8,7 @@ LINT        := $(WSGRPO_HOME)/bin/golangci-lint
 # Packages with concurrency, run again under the race detector.
 RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/... ./prompts/...
 
-.PHONY: setup setup-test setup-lint build demo test race test-short bench bench-tokenizer fuzz lint clean results results-short scaleout
+.PHONY: setup setup-test setup-lint build demo test race test-short bench bench-tokenizer fuzz lint clean results results-short scaleout soak chaos
 
 ## setup: fetch and cache ONNX Runtime and libchdb (idempotent)
 setup:
@@ -52,6 +52,14 @@ race: setup-test
 ## scaleout: the multi-process scale-out test (nats-server and ClickHouse processes, every stage a process, kills and a NATS restart)
 scaleout: setup-test
 	WSGRPO_SCALEOUT=1 $(GO) test -count=1 -run TestScaleOutProcesses -v ./cmd/wsgrpo/
+
+## soak: a 100,000-row wiring run, every stage a process against a nats-server process, with seeded random SIGKILLs and a NATS restart (about a minute; WSGRPO_SOAK_SEED=N replays a run, WSGRPO_SOAK_NATS_SIGNAL=KILL restarts NATS with SIGKILL)
+soak: setup
+	WSGRPO_SOAK=1 $(GO) test -count=1 -timeout 15m -run '^TestSoakWiring$$' -v ./cmd/wsgrpo/
+
+## chaos: hostile inputs and faults against bin/wsgrpo (issue #13), each case in its own temporary directory; PASS/FAIL per case and the totals (scripts/chaos.sh PATTERN runs the matching cases)
+chaos: setup
+	bash scripts/chaos.sh
 
 ## test-short: the quick subset (no multi-process or long tests)
 test-short: setup

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wsgrpo/wsgrpo/internal/sqllex"
 )
 
 // Bind replaces each ? placeholder of query (outside string literals,
@@ -52,67 +54,44 @@ func Bind(query string, args ...any) (string, error) {
 	return b.String(), nil
 }
 
-// scanSQL splits query into runs of text and single ? placeholders. It
-// understands '...' literals (with \ and ” escapes), "..." and `...`
-// identifiers, -- and # line comments and /* */ comments; an unterminated
-// one runs to the end of the query.
+// scanSQL splits query into runs of text and single ? placeholders. A '?'
+// inside a quoted literal or identifier, a comment (--, "# ", "#!", and
+// nesting /* */) or a heredoc ($tag$...$tag$) is text, as ClickHouse's lexer
+// reads it (package internal/sqllex); an unterminated one runs to the end
+// of the query.
 func scanSQL(q string, emit func(s string, placeholder bool) error) error {
 	start := 0
-	for i := 0; i < len(q); i++ {
-		switch c := q[i]; c {
-		case '?':
+	for i := 0; i < len(q); {
+		c, j := q[i], i+1
+		end := func(k int, ok bool) int {
+			if ok {
+				return k
+			}
+			return len(q)
+		}
+		switch {
+		case c == '?':
 			if err := emit(q[start:i], false); err != nil {
 				return err
 			}
 			if err := emit("?", true); err != nil {
 				return err
 			}
-			start = i + 1
-		case '\'', '"', '`':
-			i = skipQuoted(q, i, c)
-		case '-':
-			if i+1 < len(q) && q[i+1] == '-' {
-				i = skipLine(q, i)
-			}
-		case '#':
-			i = skipLine(q, i)
-		case '/':
-			if i+1 < len(q) && q[i+1] == '*' {
-				end := strings.Index(q[i+2:], "*/")
-				if end < 0 {
-					i = len(q) - 1
-				} else {
-					i += 2 + end + 1
-				}
+			start = j
+		case c == '\'' || c == '"' || c == '`':
+			j = end(sqllex.QuotedEnd(q, i))
+		case sqllex.LineCommentStart(q, i):
+			j = sqllex.LineEnd(q, i)
+		case sqllex.BlockCommentStart(q, i):
+			j = end(sqllex.BlockCommentEnd(q, i))
+		case c == '$' && sqllex.HeredocMayStart(q, i):
+			if k, ok := sqllex.HeredocEnd(q, i); ok {
+				j = k
 			}
 		}
+		i = j
 	}
 	return emit(q[start:], false)
-}
-
-// skipQuoted returns the index of the quote closing the literal opened at
-// q[i], or len(q)-1 when it is unterminated.
-func skipQuoted(q string, i int, quote byte) int {
-	for j := i + 1; j < len(q); j++ {
-		switch q[j] {
-		case '\\':
-			j++
-		case quote:
-			if j+1 < len(q) && q[j+1] == quote {
-				j++
-				continue
-			}
-			return j
-		}
-	}
-	return len(q) - 1
-}
-
-func skipLine(q string, i int) int {
-	if end := strings.IndexByte(q[i:], '\n'); end >= 0 {
-		return i + end
-	}
-	return len(q) - 1
 }
 
 // appendLiteral writes the SQL literal of v.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsgrpo/wsgrpo/internal/sqllex"
 )
 
 func TestBind(t *testing.T) {
@@ -34,6 +36,9 @@ func TestBind(t *testing.T) {
 		{"too many args", "?", []any{1, 2}, "", ErrBind},
 		{"bad type", "?", []any{struct{}{}}, "", ErrBind},
 		{"unterminated literal", "SELECT '?", nil, "SELECT '?", nil},
+		{"nested block comment", "SELECT /* a /* ? */ ? */ ?", []any{3}, "SELECT /* a /* ? */ ? */ 3", nil},
+		{"heredoc", "SELECT $$?$$, $t$ ? $t$, ?", []any{4}, "SELECT $$?$$, $t$ ? $t$, 4", nil},
+		{"# without a space is code", "SELECT ?#?", []any{1, 2}, "SELECT 1#2", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,7 +65,11 @@ func literals(t *testing.T, q string) []string {
 		if q[i] != '\'' {
 			continue
 		}
-		end := skipQuoted(q, i, '\'')
+		k, ok := sqllex.QuotedEnd(q, i)
+		if !ok {
+			t.Fatalf("unterminated literal at %d of %q", i, q)
+		}
+		end := k - 1
 		body := q[i+1 : end]
 		var b strings.Builder
 		for j := 0; j < len(body); j++ {

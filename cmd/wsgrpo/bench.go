@@ -40,6 +40,8 @@ type benchEnv struct {
 	quick bool
 	// rss adds the learner's peak-RSS measurement to the learner suite.
 	rss bool
+	// pin gives the pipeline suite's sampler processes CPUs of their own.
+	pin bool
 	rt  *ort.Runtime
 	// samplerRollouts is the sampler suite's best rollouts/s in this
 	// invocation (0 when it did not run), the verifier suite's yardstick.
@@ -78,7 +80,7 @@ var benchSuites = []benchSuite{
 }
 
 func newBenchCmd() *cobra.Command {
-	var quick, rss bool
+	var quick, rss, pin bool
 	names := make([]string, len(benchSuites))
 	var help strings.Builder
 	for i, s := range benchSuites {
@@ -103,7 +105,7 @@ func newBenchCmd() *cobra.Command {
 					return fmt.Errorf("%w: unknown suite %q (have %s)", ErrConfig, a, strings.Join(names, ", "))
 				}
 			}
-			env := &benchEnv{cfg: cfg, log: log, w: cmd.OutOrStdout(), quick: quick, rss: rss}
+			env := &benchEnv{cfg: cfg, log: log, w: cmd.OutOrStdout(), quick: quick, rss: rss, pin: pin}
 			host, _ := os.Hostname()
 			out(cmd, "# wsgrpo bench (%s, %s)\n", host, time.Now().UTC().Format(time.RFC3339))
 			for _, s := range benchSuites {
@@ -118,6 +120,7 @@ func newBenchCmd() *cobra.Command {
 	}
 	addConfigFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&quick, "quick", false, "smaller sizes and fewer repetitions (a smoke run, not for the docs)")
+	cmd.Flags().BoolVar(&pin, "pin", false, "pipeline suite: run the sampler processes on CPUs of their own and every other process on the rest (taskset; only where there are more CPUs than samplers), so that in-run against alone measures the pipeline, not CPU sharing")
 	cmd.Flags().BoolVar(&rss, "rss", false, "learner suite: also measure the learner's peak RSS at d_model 256, one child process per micro-batch size")
 	return cmd
 }

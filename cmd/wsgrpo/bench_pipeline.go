@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +52,8 @@ type pipelineResult struct {
 	trainedTokens int
 	trainWindow   time.Duration
 	wall          time.Duration
+	// pinned: the samplers ran on CPUs of their own (bench --pin).
+	pinned bool
 }
 
 func (r pipelineResult) tokensPerSec() float64   { return float64(r.tokens) / r.window.Seconds() }
@@ -88,7 +91,7 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 	}
 	tw := b.table(fmt.Sprintf("pipeline: every stage its own process against one NATS server (%d steps of %d prompts x G %d, up to %d new tokens, the first %d steps untimed; in-run: ahead 2, shaper %s, 1 ORT thread a process; efficiency goal >= 0.9)",
 		pb.steps, pb.prompts, pb.samples, pb.maxTokens, pb.skip, shaperOf(pb)),
-		"sampler processes", "alone tok/s", "in-run tok/s", "efficiency", "in-run rollouts/s", "trained tok/s", "run wall")
+		"sampler processes", "samplers' CPUs", "alone tok/s", "in-run tok/s", "efficiency", "in-run rollouts/s", "trained tok/s", "run wall")
 	for _, n := range pb.samplers {
 		alone, err := runPipelineBench(ctx, b, exe, pb, n, true)
 		if err != nil {
@@ -98,7 +101,12 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 		if err != nil {
 			return fmt.Errorf("%d samplers in a run: %w", n, err)
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.1f\t%.0f\t%s\n", n, alone.tokensPerSec(), in.tokensPerSec(),
+		cpus := "shared"
+		if in.pinned {
+			own, _ := pinning(true, n)
+			cpus = "own (" + own + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.2f\t%.1f\t%.0f\t%s\n", n, cpus, alone.tokensPerSec(), in.tokensPerSec(),
 			in.tokensPerSec()/alone.tokensPerSec(), in.rolloutsPerSec(), in.trainedPerSec(), in.wall.Round(100*time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
@@ -185,6 +193,8 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 	if err != nil {
 		return res, err
 	}
+	own, rest := pinning(b.pin, n)
+	res.pinned = own != ""
 	steps := newStepClock()
 	procs := &procSet{dir: dir}
 	defer procs.stop()
@@ -215,13 +225,13 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 				// its own (a shared deployment logs to a ClickHouse server).
 				args = append(args, "--dir", filepath.Join(dir, "log"))
 			}
-			if err := procs.start(exe, s, args...); err != nil {
+			if err := procs.start(exe, rest, s, args...); err != nil {
 				return res, err
 			}
 		}
 	}
 	for i := range n {
-		if err := procs.start(exe, fmt.Sprintf("sampler-%d", i), "stage", "sampler", "--config", conf, "--nats", cfg.NATS); err != nil {
+		if err := procs.start(exe, own, fmt.Sprintf("sampler-%d", i), "stage", "sampler", "--config", conf, "--nats", cfg.NATS); err != nil {
 			return res, err
 		}
 	}
@@ -229,7 +239,7 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 	if !alone {
 		srcArgs = append(srcArgs, "--wait")
 	}
-	if err := procs.start(exe, "source", srcArgs...); err != nil {
+	if err := procs.start(exe, rest, "source", srcArgs...); err != nil {
 		return res, err
 	}
 	deadline := time.Now().Add(pb.timeout)
@@ -277,6 +287,26 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 		res.trainWindow = steps.between(int64(pb.skip), int64(pb.steps))
 	}
 	return res, nil
+}
+
+// pinning returns the CPU lists of n sampler processes and of every other
+// process with pin: CPUs 0..n-1 and the rest. Without pin, or with no CPU
+// left over (or no taskset), both are "" (any CPU).
+func pinning(pin bool, n int) (samplers, rest string) {
+	cpus := runtime.NumCPU()
+	if !pin || n >= cpus {
+		return "", ""
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return "", ""
+	}
+	span := func(a, b int) string {
+		if a == b {
+			return strconv.Itoa(a)
+		}
+		return fmt.Sprintf("%d-%d", a, b)
+	}
+	return span(0, n-1), span(n, cpus-1)
 }
 
 // timedWindow returns the rollouts and tokens that arrived after every
@@ -422,12 +452,17 @@ type benchProc struct {
 	err    error
 }
 
-// start runs `exe args...` with stderr in dir/name.stderr.
-func (s *procSet) start(exe, name string, args ...string) error {
+// start runs `exe args...` with stderr in dir/name.stderr, on the CPUs
+// listed in cpus (taskset's list syntax; "" for any).
+func (s *procSet) start(exe, cpus, name string, args ...string) error {
 	p := &benchProc{name: name, stderr: filepath.Join(s.dir, name+".stderr"), done: make(chan struct{})}
 	f, err := os.Create(p.stderr)
 	if err != nil {
 		return err
+	}
+	if cpus != "" {
+		args = append([]string{"-c", cpus, exe}, args...)
+		exe = "taskset"
 	}
 	p.cmd = exec.Command(exe, args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f

@@ -49,7 +49,7 @@ func TestBenchPipelineQuick(t *testing.T) {
 				row = f
 			}
 		}
-		if len(row) < 7 || row[1] == "0" || row[2] == "0" || row[3] == "0.00" {
+		if len(row) < 8 || row[1] != "shared" || row[2] == "0" || row[3] == "0" || row[4] == "0.00" {
 			t.Errorf("row for %s samplers: %q\n%s", n, row, got)
 		}
 	}

@@ -36,44 +36,31 @@ const (
 	noDurationLower = time.Duration(math.MinInt64)
 )
 
-// intCheck is a numeric setting and its allowed range.
-type intCheck struct {
+// rangeCheck is a numeric setting (an integer count or a duration) and its
+// allowed range. A lo of noLowerBound or noDurationLower means only hi
+// applies.
+type rangeCheck[T int64 | time.Duration] struct {
 	key       string
-	v, lo, hi int64
+	v, lo, hi T
 	zero      string // what 0 means when 0 is allowed below lo ("" when it is not)
 }
 
-func (k intCheck) err() error {
+// intCheck and durationCheck are the two kinds of setting checked.
+type (
+	intCheck      = rangeCheck[int64]
+	durationCheck = rangeCheck[time.Duration]
+)
+
+func (k rangeCheck[T]) err() error {
 	switch {
 	case k.zero != "" && k.v == 0, k.v >= k.lo && k.v <= k.hi:
 		return nil
-	case k.lo == noLowerBound:
-		return fmt.Errorf("%w: %s %d must be at most %d", ErrConfig, k.key, k.v, k.hi)
+	case int64(k.lo) == math.MinInt64:
+		return fmt.Errorf("%w: %s %v must be at most %v", ErrConfig, k.key, k.v, k.hi)
 	case k.zero != "":
-		return fmt.Errorf("%w: %s %d must be %d..%d, or 0 (%s)", ErrConfig, k.key, k.v, k.lo, k.hi, k.zero)
+		return fmt.Errorf("%w: %s %v must be %v..%v, or 0 (%s)", ErrConfig, k.key, k.v, k.lo, k.hi, k.zero)
 	default:
-		return fmt.Errorf("%w: %s %d must be %d..%d", ErrConfig, k.key, k.v, k.lo, k.hi)
-	}
-}
-
-// durationCheck is a duration setting and its allowed range.
-type durationCheck struct {
-	key    string
-	v      time.Duration
-	lo, hi time.Duration
-	zero   string // what 0 means when 0 is allowed below lo
-}
-
-func (k durationCheck) err() error {
-	switch {
-	case k.zero != "" && k.v == 0, k.v >= k.lo && k.v <= k.hi:
-		return nil
-	case k.lo == noDurationLower:
-		return fmt.Errorf("%w: %s %s must be at most %s", ErrConfig, k.key, k.v, k.hi)
-	case k.zero != "":
-		return fmt.Errorf("%w: %s %s must be %s..%s, or 0 (%s)", ErrConfig, k.key, k.v, k.lo, k.hi, k.zero)
-	default:
-		return fmt.Errorf("%w: %s %s must be %s..%s", ErrConfig, k.key, k.v, k.lo, k.hi)
+		return fmt.Errorf("%w: %s %v must be %v..%v", ErrConfig, k.key, k.v, k.lo, k.hi)
 	}
 }
 

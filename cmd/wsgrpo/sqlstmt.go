@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/wsgrpo/wsgrpo/internal/sqllex"
 )
 
 // Errors of `wsgrpo sql`'s statement check, tested with errors.Is. Both
@@ -52,28 +54,24 @@ func singleStatement(q string) (sqlStatement, error) {
 		j := i + 1 // the end of the token at i
 		isCode := true
 		switch {
-		case isSQLSpace(c):
+		case sqllex.IsSpace(c):
 			isCode = false
-		case c == '-' && next == '-', c == '#' && (next == ' ' || next == '!'):
-			j = len(q)
-			if k := strings.IndexByte(q[i:], '\n'); k >= 0 {
-				j = i + k
-			}
-			isCode = false
+		case sqllex.LineCommentStart(q, i):
+			j, isCode = sqllex.LineEnd(q, i), false
 		case c == '/' && next == '*':
-			k, ok := blockCommentEnd(q, i)
+			k, ok := sqllex.BlockCommentEnd(q, i)
 			if !ok {
 				return st, fmt.Errorf("%w: %w: the /* comment at character %d is not closed", ErrConfig, ErrStatements, i+1)
 			}
 			j, isCode = k, false
 		case c == '\'' || c == '"' || c == '`':
-			k, ok := quotedEnd(q, i)
+			k, ok := sqllex.QuotedEnd(q, i)
 			if !ok {
 				return st, fmt.Errorf("%w: %w: the %c at character %d is not closed", ErrConfig, ErrStatements, c, i+1)
 			}
 			j = k
-		case c == '$' && heredocMayStart(q, i):
-			if k, ok := heredocEnd(q, i); ok {
+		case c == '$' && sqllex.HeredocMayStart(q, i):
+			if k, ok := sqllex.HeredocEnd(q, i); ok {
 				j = k
 			}
 		case isSQLWordByte(c):
@@ -119,86 +117,9 @@ func singleStatement(q string) (sqlStatement, error) {
 	return st, nil
 }
 
-// isSQLSpace reports white space between tokens.
-func isSQLSpace(c byte) bool {
-	switch c {
-	case ' ', '\t', '\n', '\r', '\f', '\v':
-		return true
-	}
-	return false
-}
-
 // isSQLWordByte reports a byte of a bare word or number: ClickHouse's
 // word characters, '$' (which it accepts inside words), and every byte of
 // a multi-byte UTF-8 character.
 func isSQLWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c >= 0x80
-}
-
-// quotedEnd returns the index after the quoted token starting at q[i]
-// (its quote character closes it; a backslash escapes the next byte, and
-// the quote doubled stands for itself), or false when it is not closed.
-func quotedEnd(q string, i int) (int, bool) {
-	quote := q[i]
-	for j := i + 1; j < len(q); j++ {
-		switch q[j] {
-		case '\\':
-			j++
-		case quote:
-			if j+1 < len(q) && q[j+1] == quote {
-				j++
-				continue
-			}
-			return j + 1, true
-		}
-	}
-	return 0, false
-}
-
-// blockCommentEnd returns the index after the /* comment starting at q[i],
-// which nests, or false when it is not closed.
-func blockCommentEnd(q string, i int) (int, bool) {
-	depth := 0
-	for j := i; j+1 < len(q); {
-		switch {
-		case q[j] == '/' && q[j+1] == '*':
-			depth++
-			j += 2
-		case q[j] == '*' && q[j+1] == '/':
-			depth--
-			j += 2
-			if depth == 0 {
-				return j, true
-			}
-		default:
-			j++
-		}
-	}
-	return 0, false
-}
-
-// heredocMayStart reports whether a '$' at q[i] starts a token where the
-// check recognizes heredocs (see singleStatement).
-func heredocMayStart(q string, i int) bool {
-	if i == 0 {
-		return true
-	}
-	p := q[i-1]
-	return isSQLSpace(p) || p == '(' || p == ',' || p == '=' || p == '['
-}
-
-// heredocEnd returns the index after the heredoc starting at q[i]: as in
-// ClickHouse's lexer, its tag runs from this '$' to the next one, and it
-// ends after the next occurrence of the tag. Without one it is no heredoc.
-func heredocEnd(q string, i int) (int, bool) {
-	k := strings.IndexByte(q[i+1:], '$')
-	if k < 0 {
-		return 0, false
-	}
-	tag := q[i : i+k+2]
-	e := strings.Index(q[i+len(tag):], tag)
-	if e < 0 {
-		return 0, false
-	}
-	return i + len(tag) + e + len(tag), true
 }

@@ -332,7 +332,7 @@ func runWiring(cmd *cobra.Command, cfg Config, log *slog.Logger, o wiringOptions
 		deadline := time.Now().Add(o.Timeout)
 		for {
 			if logged, err = store.Count(ctx, cfg.Run); err != nil {
-				return fmt.Errorf("count logged trajectories: %w", err)
+				return fmt.Errorf("count logged trajectories: %w", logError(cfg, err))
 			}
 			if logged >= int64(want) || time.Now().After(deadline) {
 				break

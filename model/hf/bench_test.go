@@ -2,6 +2,7 @@ package hf
 
 import (
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -183,4 +184,56 @@ func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound 
 		}
 	}
 	return in, bound
+}
+
+// BenchmarkOpenSession times opening the benchmark model's FullGraph
+// session in the three ways a model's weights can reach ONNX Runtime:
+// encoded in the protobuf (NewSession, what ort.Runtime.NewModelSession
+// does below ort.InMemoryAbove), handed over from memory as external data
+// (NewSessionExternal, above it), and from an external data file written
+// by onnx.Model.SaveExternal (NewSessionFromFile; the save is timed too).
+func BenchmarkOpenSession(b *testing.B) {
+	rt := orttest.Runtime(b)
+	c := benchConfig()
+	m, err := FullGraph(c, randomWeights(c, 1), GraphOptions{MaxSeq: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	for _, bc := range []struct {
+		name string
+		open func() (*ort.Session, error)
+	}{
+		{"protobuf", func() (*ort.Session, error) {
+			data, err := m.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			return rt.NewSession(data, nil, nil)
+		}},
+		{"external-memory", func() (*ort.Session, error) {
+			data, ext, err := m.MarshalExternal(ort.ExternalLocation, onnx.DefaultExternalThreshold/64)
+			if err != nil {
+				return nil, err
+			}
+			return rt.NewSessionExternal(data, ext, nil, nil)
+		}},
+		{"external-file", func() (*ort.Session, error) {
+			path := filepath.Join(dir, "model.onnx")
+			if err := m.SaveExternal(path, onnx.DefaultExternalThreshold/64); err != nil {
+				return nil, err
+			}
+			return rt.NewSessionFromFile(path, nil, nil)
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				s, err := bc.open()
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = s.Close()
+			}
+		})
+	}
 }

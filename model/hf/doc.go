@@ -24,12 +24,24 @@
 // past_key_values.N.key/value -> logits, present.N.key/value), so the
 // generate package drives them unchanged.
 //
+// A checkpoint of any size builds: weights of 2 GiB or more (Qwen2.5-1.5B
+// and up in float32) do not fit in one protobuf, so Marshal refuses such a
+// graph (ErrTooLarge), and ort.Runtime.NewModelSession opens it instead,
+// handing the large initializers to ONNX Runtime from memory as external
+// data (no serialised copy, nothing written to disk); onnx.Model.SaveExternal
+// writes it as a .onnx file plus a weights file. The training graph is not
+// affected: autodiff turns the initializers into inputs.
+//
 // Graph initializers carry the Hugging Face tensor names and shapes
 // (model.layers.N.self_attn.q_proj.weight, [out, in]), so a trained weight
 // set maps back onto the checkpoint one to one.
 package hf
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/wsgrpo/wsgrpo/model/onnx"
+)
 
 // Errors returned by this package; test with errors.Is.
 var (
@@ -42,7 +54,10 @@ var (
 	// ErrWeights means the tensors of a checkpoint do not match its config
 	// (missing, unexpected or wrongly shaped tensors).
 	ErrWeights = errors.New("hf: weights do not match config")
-	// ErrTooLarge means a graph's weights do not fit in one ONNX model
-	// (protobuf's 2 GiB limit; external weight data is not supported yet).
-	ErrTooLarge = errors.New("hf: model too large for one ONNX graph")
+	// ErrTooLarge is onnx.ErrTooLarge, which Marshal returns for a graph
+	// whose weights reach protobuf's 2 GiB limit (Qwen2.5-1.5B and larger in
+	// float32). The graph functions build such graphs all the same: open
+	// them with ort.Runtime.NewModelSession, which hands the weights to ONNX
+	// Runtime from memory, or write them with onnx.Model.SaveExternal.
+	ErrTooLarge = onnx.ErrTooLarge
 )

@@ -19,8 +19,10 @@ import (
 // the outputs.
 //
 // The float32 initializers share the memory of w (a real checkpoint's
-// weights are gigabytes): change w only after the model is marshalled or
-// no longer used. The same holds for KVGraph and FusedKVGraph.
+// weights are gigabytes): change w only after the model is marshalled, or
+// its session created (ort.Runtime.NewModelSession, which takes a model of
+// any size), or no longer used. The same holds for KVGraph and
+// FusedKVGraph.
 func FullGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, error) {
 	g, err := newGraphBuilder("wsgrpo_hf_full", cfg, w, o)
 	if err != nil {

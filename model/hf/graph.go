@@ -68,24 +68,11 @@ func newGraphBuilder(name string, cfg Config, w policy.Weights, o GraphOptions) 
 		return nil, fmt.Errorf("%w: graph dtype %v, want float or double", ErrConfig, dt)
 	}
 	g := &graphBuilder{b: onnx.NewBuilder(name), cfg: cfg, w: w, dt: dt, maxSeq: o.maxSeq(cfg), added: map[string]bool{}}
-	width := int64(4)
-	if dt == onnx.Double {
-		width = 8
-	}
-	// The weights plus the two rotary tables.
-	size := width * (cfg.NumParams() + 2*int64(g.maxSeq)*int64(cfg.HeadDim))
-	if size > maxGraphBytes {
-		return nil, fmt.Errorf("%w: %d MiB of %v weights, limit %d MiB", ErrTooLarge, size>>20, dt, int64(maxGraphBytes>>20))
-	}
 	if err := CheckWeights(cfg, w); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
-
-// maxGraphBytes bounds the weights of one graph: protobuf refuses messages
-// of 2 GiB or more, and the graph's nodes need some room.
-const maxGraphBytes = 2<<30 - 64<<20
 
 // model wraps the built graph as an opset-17 model.
 func (g *graphBuilder) model() *onnx.Model { return onnx.NewModel(g.b.Graph(), Opset) }

@@ -365,10 +365,10 @@ func TestFusedSupported(t *testing.T) {
 	}
 }
 
-// TestGraphTooLarge checks that a checkpoint whose weights exceed one ONNX
-// model's 2 GiB is refused before its weights are looked at: Qwen2.5-0.5B
-// fits in float32, not in float64, and Qwen2.5-1.5B's size does not fit.
-func TestGraphTooLarge(t *testing.T) {
+// TestGraphNoSizeLimit checks that checkpoints whose weights exceed one
+// protobuf's 2 GiB are no longer refused for their size: Qwen2.5-0.5B in
+// float64 and Qwen2.5-1.5B in float32 get as far as the weights check.
+func TestGraphNoSizeLimit(t *testing.T) {
 	small, err := ParseConfig([]byte(qwen25Config))
 	if err != nil {
 		t.Fatal(err)
@@ -376,20 +376,25 @@ func TestGraphTooLarge(t *testing.T) {
 	big := small
 	big.HiddenSize, big.IntermediateSize, big.NumLayers, big.NumHeads, big.HeadDim = 1536, 8960, 28, 12, 128
 	tests := []struct {
-		name string
-		cfg  Config
-		dt   onnx.DataType
-		want error
+		name  string
+		cfg   Config
+		dt    onnx.DataType
+		build graphFunc
 	}{
-		{"0.5B float32", small, onnx.Float, ErrWeights},
-		{"0.5B float64", small, onnx.Double, ErrTooLarge},
-		{"1.5B float32", big, onnx.Float, ErrTooLarge},
+		{"0.5B float32 full", small, onnx.Float, FullGraph},
+		{"0.5B float64 full", small, onnx.Double, FullGraph},
+		{"1.5B float32 full", big, onnx.Float, FullGraph},
+		{"1.5B KV", big, onnx.Float, KVGraph},
+		{"1.5B fused KV", big, onnx.Float, FusedKVGraph},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := FullGraph(tt.cfg, nil, GraphOptions{DType: tt.dt}); !errors.Is(err, tt.want) {
-				t.Fatalf("FullGraph with no weights = %v, want %v", err, tt.want)
+			if _, err := tt.build(tt.cfg, nil, GraphOptions{DType: tt.dt}); !errors.Is(err, ErrWeights) {
+				t.Fatalf("graph with no weights = %v, want ErrWeights", err)
 			}
 		})
+	}
+	if !errors.Is(ErrTooLarge, onnx.ErrTooLarge) {
+		t.Fatal("ErrTooLarge is not onnx.ErrTooLarge")
 	}
 }

@@ -107,22 +107,13 @@ func ConfidenceFeatures(logprobs []float32, ends []int) [][]float32 {
 	return out
 }
 
-// tokenLogprobs returns the log-probability under logits of each token of
-// seq from index from on: logits holds one row of vocab values per
-// position (row i predicts token i+1), row r of the sequence at rowOff.
-func tokenLogprobs(logits []float32, vocab, rowOff int, seq []int32, from int) []float32 {
+// tokenLogprobs returns the log-probability of each token of seq from
+// index from on, out of lp: the graph's target log-probabilities, one per
+// position (position j holds token j+1's), the sequence's first at rowOff.
+func tokenLogprobs(lp []float32, rowOff int, seq []int32, from int) []float32 {
 	out := make([]float32, 0, max(len(seq)-from, 0))
 	for i := max(from, 1); i < len(seq); i++ {
-		row := logits[(rowOff+i-1)*vocab : (rowOff+i)*vocab]
-		mx := row[0]
-		for _, v := range row[1:] {
-			mx = max(mx, v)
-		}
-		var z float64
-		for _, v := range row {
-			z += math.Exp(float64(v - mx))
-		}
-		out = append(out, float32(float64(row[seq[i]]-mx)-math.Log(z)))
+		out = append(out, lp[rowOff+i-1])
 	}
 	return out
 }

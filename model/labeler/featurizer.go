@@ -12,6 +12,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
+	"github.com/wsgrpo/wsgrpo/model/train"
 	"github.com/wsgrpo/wsgrpo/schemas"
 )
 
@@ -77,9 +78,17 @@ func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOpti
 		return nil, err
 	}
 	outputs := []string{policy.OutputHidden}
+	inputs := []string{policy.InputIDs, policy.InputMask}
 	withLogits := kind != FeaturesHidden
 	if withLogits {
-		outputs = append(outputs, policy.OutputLogits)
+		// The completion's log-probabilities are computed in the graph
+		// (log-softmax at each target token), so the session returns
+		// [rows, len] values instead of every position's logits.
+		if _, err := train.AppendTargetLogprobs(m.Graph, onnx.Float, policy.OutputLogits); err != nil {
+			return nil, err
+		}
+		outputs = append(outputs, train.OutputTargetLogprobs)
+		inputs = append(inputs, train.InputTargets)
 	}
 	m.Graph = prune(m.Graph, outputs...)
 	if err := m.Validate(); err != nil {
@@ -89,7 +98,7 @@ func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOpti
 	if err != nil {
 		return nil, err
 	}
-	sess, err := rt.NewSession(b, []string{policy.InputIDs, policy.InputMask}, outputs)
+	sess, err := rt.NewSession(b, inputs, outputs)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +191,7 @@ func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden 
 	if wantLP {
 		logprobs = make([][]float32, len(seqs))
 	}
-	d, vocab := f.cfg.DModel, f.cfg.VocabSize
+	d := f.cfg.DModel
 	for start := 0; start < len(order); start += f.maxBatch {
 		idx := order[start:min(start+f.maxBatch, len(order))]
 		batch := make([][]int32, len(idx))
@@ -194,10 +203,14 @@ func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden 
 			return nil, nil, fmt.Errorf("%w: %w", ErrInput, err)
 		}
 		shape := []int64{int64(pb.Rows), int64(pb.Len)}
-		res, err := f.sess.Run(map[string]*ort.Tensor{
+		feeds := map[string]*ort.Tensor{
 			policy.InputIDs:  ort.I64Tensor(pb.IDs, shape...),
 			policy.InputMask: ort.I64Tensor(pb.Mask, shape...),
-		})
+		}
+		if f.logits {
+			feeds[train.InputTargets] = ort.I64Tensor(targetIDs(pb, idx, seqs), shape...)
+		}
+		res, err := f.sess.Run(feeds)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -212,11 +225,28 @@ func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden 
 			}
 			hidden[i] = vs
 			if wantLP {
-				logprobs[i] = tokenLogprobs(res[policy.OutputLogits].F32, vocab, k*pb.Len+pb.Offset[k], seqs[i], from[i])
+				logprobs[i] = tokenLogprobs(res[train.OutputTargetLogprobs].F32, k*pb.Len+pb.Offset[k], seqs[i], from[i])
 			}
 		}
 	}
 	return hidden, logprobs, nil
+}
+
+// targetIDs returns the batch's targets: at each position fed, the
+// sequence's next token (0 past its end), so that the graph's target
+// log-probabilities at position j are those of token j+1. A sequence one
+// token longer than MaxSeq gets its last token's at the last position fed.
+func targetIDs(pb *policy.Batch, idx []int, seqs [][]int32) []int64 {
+	out := make([]int64, pb.Rows*pb.Len)
+	for k, i := range idx {
+		row := out[k*pb.Len+pb.Offset[k] : (k+1)*pb.Len]
+		for j := range row {
+			if j+1 < len(seqs[i]) {
+				row[j] = int64(seqs[i][j+1])
+			}
+		}
+	}
+	return out
 }
 
 // PrefixPositions returns the token positions, in the sequence prompt

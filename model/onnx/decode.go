@@ -12,7 +12,9 @@ import (
 const maxDepth = 32
 
 // Unmarshal decodes an ONNX ModelProto. Fields this package does not model are
-// skipped. Tensor raw_data of float, double, int64 and int32 tensors is
+// skipped. A tensor with external data (data_location EXTERNAL) keeps its
+// place in Tensor.External and no data; Model.LoadExternal reads it, and
+// Load does both. Tensor raw_data of float, double, int64 and int32 tensors is
 // decoded into the typed slices (Float, Double, Int64, Int32), so a model
 // survives Marshal/Unmarshal unchanged; other types keep Raw. Errors wrap
 // ErrMalformed (bad wire data) or ErrInvalidTensor (data disagreeing with its
@@ -427,6 +429,8 @@ func decodeTensor(b []byte) (*Tensor, error) {
 	t := &Tensor{}
 	var raw []byte
 	hasRaw := false
+	ext := ExternalData{Length: -1} // -1: no length entry
+	location := uint64(0)
 	err := forEachField(b, func(num protowire.Number, typ protowire.Type, b []byte) (int, error) {
 		var n int
 		var err error
@@ -456,6 +460,13 @@ func decodeTensor(b []byte) (*Tensor, error) {
 			for _, x := range v {
 				t.Int32 = append(t.Int32, int32(x))
 			}
+		case fTensorExternal:
+			var s []byte
+			if s, n, err = bytesField(typ, b); err == nil {
+				err = decodeExternalEntry(s, &ext)
+			}
+		case fTensorLocation:
+			location, n, err = varintField(typ, b)
 		default:
 			n, err = skipField(num, typ, b)
 		}
@@ -463,6 +474,17 @@ func decodeTensor(b []byte) (*Tensor, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if location == locationExternal {
+		if ext.Length < 0 {
+			// length is optional: the rest of the tensor's elements.
+			n, err := NumElements(t.Dims)
+			if err != nil {
+				return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
+			}
+			ext.Length = int64(n) * int64(t.DataType.ElemSize())
+		}
+		t.External = &ext
 	}
 	if hasRaw && len(raw) > 0 {
 		if err := t.setRaw(raw); err != nil {

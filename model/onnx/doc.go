@@ -15,6 +15,18 @@
 // cannot force large allocations. Field numbers are those of onnx.proto and
 // are listed in wire.go.
 //
+// Protobuf refuses messages of 2 GiB or more, so Marshal refuses such a
+// model (ErrTooLarge), and models of any size keep their large
+// initializers outside the protobuf as ONNX external data
+// (TensorProto.data_location EXTERNAL; Tensor.External says where).
+// MarshalExternal encodes a model without those tensors' data and returns
+// the tensors themselves, uncopied, for the caller to hand to ONNX Runtime
+// from memory (ort.Runtime.NewSessionExternal) or write out; SaveExternal
+// writes a .onnx file and one data file beside it, each tensor at an offset
+// aligned to ExternalAlign so that ONNX Runtime can memory-map it; Load and
+// LoadExternal read them back, refusing any location that leads out of the
+// model's directory.
+//
 // Model.Validate checks graph structure (every value defined before use,
 // unique names, graph outputs produced) before a model is handed to ONNX
 // Runtime, which reports such mistakes far less readably.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -14,15 +15,36 @@ import (
 // and int32 tensor data are written as little-endian raw_data. Marshal checks
 // that every tensor's data agrees with its type and shape (ErrInvalidTensor)
 // but does not check the graph; call Validate for that.
+//
+// A model whose encoding would reach protobuf's 2 GiB limit gives
+// ErrTooLarge before anything is allocated: encode such a model with
+// MarshalExternal or SaveExternal.
 func (m *Model) Marshal() ([]byte, error) {
+	return m.marshal(nil)
+}
+
+// maxProtoBytes is the size an encoding must stay under: protobuf refuses
+// messages of 2 GiB or more. A variable so that tests can lower it.
+var maxProtoBytes int64 = 2<<30 - 1
+
+// marshal encodes m, writing the main-graph initializers that ext maps as
+// external-data references to the places it gives.
+func (m *Model) marshal(ext map[*Tensor]ExternalData) ([]byte, error) {
 	if m.Graph == nil {
 		return nil, ErrNoGraph
 	}
-	b := make([]byte, 0, 1024+dataSize(m.Graph, 0))
+	size := 1024 + dataSize(m.Graph, 0)
+	for t := range ext {
+		size -= t.DataSize()
+	}
+	if size > maxProtoBytes {
+		return nil, fmt.Errorf("%w: about %d MiB of tensor data", ErrTooLarge, size>>20)
+	}
+	b := make([]byte, 0, size)
 	b = appendVarintField(b, fModelIRVersion, uint64(m.IRVersion))
 	b = appendStringField(b, fModelProducerName, m.ProducerName)
 	b = appendStringField(b, fModelProducerVersion, m.ProducerVersion)
-	b, err := appendMessage(b, fModelGraph, func(b []byte) ([]byte, error) { return appendGraph(b, m.Graph) })
+	b, err := appendMessage(b, fModelGraph, func(b []byte) ([]byte, error) { return appendGraph(b, m.Graph, ext) })
 	if err != nil {
 		return nil, err
 	}
@@ -32,6 +54,9 @@ func (m *Model) Marshal() ([]byte, error) {
 			b = protowire.AppendString(b, op.Domain)
 			return appendVarintField(b, fOpsetVersion, uint64(op.Version)), nil
 		})
+	}
+	if int64(len(b)) > maxProtoBytes {
+		return nil, fmt.Errorf("%w: %d MiB encoded", ErrTooLarge, len(b)>>20)
 	}
 	return b, nil
 }
@@ -73,7 +98,10 @@ func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
 	return protowire.AppendVarint(b, v)
 }
 
-func appendGraph(b []byte, g *Graph) ([]byte, error) {
+// appendGraph appends the fields of g; the initializers that ext maps are
+// written as references to external data at the places it gives (ext is
+// nil for subgraphs).
+func appendGraph(b []byte, g *Graph, ext map[*Tensor]ExternalData) ([]byte, error) {
 	var err error
 	for i, n := range g.Nodes {
 		if n == nil {
@@ -88,7 +116,16 @@ func appendGraph(b []byte, g *Graph) ([]byte, error) {
 		if t == nil {
 			return b, fmt.Errorf("%w: initializer %d is nil", ErrInvalidGraph, i)
 		}
-		if b, err = appendMessage(b, fGraphInitializer, func(b []byte) ([]byte, error) { return appendTensor(b, t) }); err != nil {
+		enc := func(b []byte) ([]byte, error) { return appendTensor(b, t) }
+		if e, ok := ext[t]; ok {
+			enc = func(b []byte) ([]byte, error) {
+				if err := t.check(); err != nil {
+					return b, err
+				}
+				return appendExternalTensor(b, t, e), nil
+			}
+		}
+		if b, err = appendMessage(b, fGraphInitializer, enc); err != nil {
 			return b, err
 		}
 	}
@@ -149,7 +186,7 @@ func appendAttribute(b []byte, a *Attribute) ([]byte, error) {
 		if a.G == nil {
 			return b, fmt.Errorf("%w: graph attribute without graph", ErrInvalidGraph)
 		}
-		b, err = appendMessage(b, fAttrG, func(b []byte) ([]byte, error) { return appendGraph(b, a.G) })
+		b, err = appendMessage(b, fAttrG, func(b []byte) ([]byte, error) { return appendGraph(b, a.G, nil) })
 	case AttrFloats:
 		for _, f := range a.Floats {
 			b = protowire.AppendTag(b, fAttrFloats, protowire.Fixed32Type)
@@ -204,6 +241,9 @@ func appendTensor(b []byte, t *Tensor) ([]byte, error) {
 	if err := t.check(); err != nil {
 		return b, err
 	}
+	if t.External != nil {
+		return appendExternalTensor(b, t, *t.External), nil
+	}
 	for _, d := range t.Dims {
 		b = protowire.AppendTag(b, fTensorDims, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(d))
@@ -251,6 +291,32 @@ func appendTensor(b []byte, t *Tensor) ([]byte, error) {
 	return b, nil
 }
 
+// appendExternalTensor appends the fields of t with its data replaced by a
+// reference to e: data_location EXTERNAL and the external_data entries
+// location, offset and length.
+func appendExternalTensor(b []byte, t *Tensor, e ExternalData) []byte {
+	for _, d := range t.Dims {
+		b = protowire.AppendTag(b, fTensorDims, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(d))
+	}
+	b = protowire.AppendTag(b, fTensorDataType, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(t.DataType))
+	b = appendStringField(b, fTensorName, t.Name)
+	for _, kv := range [...][2]string{
+		{extLocation, e.Location},
+		{extOffset, strconv.FormatInt(e.Offset, 10)},
+		{extLength, strconv.FormatInt(e.Length, 10)},
+	} {
+		b, _ = appendMessage(b, fTensorExternal, func(b []byte) ([]byte, error) {
+			b = protowire.AppendTag(b, fEntryKey, protowire.BytesType)
+			b = protowire.AppendString(b, kv[0])
+			b = protowire.AppendTag(b, fEntryValue, protowire.BytesType)
+			return protowire.AppendString(b, kv[1]), nil
+		})
+	}
+	return appendVarintField(b, fTensorLocation, locationExternal)
+}
+
 func appendRawHeader(b []byte, n int) []byte {
 	b = protowire.AppendTag(b, fTensorRawData, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(n))
@@ -259,16 +325,16 @@ func appendRawHeader(b []byte, n int) []byte {
 
 // dataSize estimates the bytes of tensor data in g and its subgraphs, to
 // size the output buffer once.
-func dataSize(g *Graph, depth int) int {
+func dataSize(g *Graph, depth int) int64 {
 	if g == nil || depth > maxDepth {
 		return 0
 	}
-	n := 0
-	size := func(t *Tensor) int {
+	n := int64(0)
+	size := func(t *Tensor) int64 {
 		if t == nil {
 			return 0
 		}
-		return len(t.Raw) + 4*len(t.Float) + 8*len(t.Double) + 8*len(t.Int64) + 5*len(t.Int32) + 16
+		return int64(len(t.Raw)) + 4*int64(len(t.Float)) + 8*int64(len(t.Double)) + 8*int64(len(t.Int64)) + 5*int64(len(t.Int32)) + 16
 	}
 	for _, t := range g.Initializers {
 		n += size(t)

@@ -13,4 +13,12 @@ var (
 	ErrInvalidGraph = errors.New("onnx: invalid graph")
 	// ErrNoGraph means a model has no graph.
 	ErrNoGraph = errors.New("onnx: model has no graph")
+	// ErrTooLarge means a model's encoding would reach protobuf's 2 GiB
+	// limit; encode its large initializers as external data instead
+	// (Model.MarshalExternal, Model.SaveExternal).
+	ErrTooLarge = errors.New("onnx: model too large for one protobuf (2 GiB)")
+	// ErrExternalData means an external tensor's data cannot be read: its
+	// location escapes the model's directory, the file is missing or
+	// shorter than offset+length, or no directory was given.
+	ErrExternalData = errors.New("onnx: bad external tensor data")
 )

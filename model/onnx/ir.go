@@ -38,7 +38,9 @@ const (
 )
 
 // Tensor is a TensorProto: a named, typed, shaped constant. Exactly one of the
-// typed slices (or Raw, little-endian) carries the data.
+// typed slices (or Raw, little-endian) carries the data, or, for a tensor
+// whose data lies outside the ModelProto (TensorProto.data_location
+// EXTERNAL), none does and External says where the data is.
 type Tensor struct {
 	Name     string
 	DataType DataType
@@ -48,6 +50,21 @@ type Tensor struct {
 	Int64    []int64
 	Int32    []int32
 	Raw      []byte
+	// External, when not nil, places the tensor's data in a file beside
+	// the model (see ExternalData); the tensor then carries no data of its
+	// own until Model.LoadExternal reads it.
+	External *ExternalData
+}
+
+// ExternalData is the place of an external tensor's data: Length bytes at
+// Offset of the file Location, a path relative to the model's directory,
+// laid out as raw_data would be (little-endian, ElemSize bytes an element).
+// These are TensorProto's external_data entries location, offset and
+// length.
+type ExternalData struct {
+	Location string
+	Offset   int64
+	Length   int64
 }
 
 // Attribute is an AttributeProto.

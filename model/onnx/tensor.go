@@ -1,8 +1,10 @@
 package onnx
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // maxElements bounds the element count of one tensor (2^40), far above any
@@ -105,6 +107,9 @@ func (t *Tensor) check() error {
 			return fmt.Errorf("%w: tensor %q: %d elements, dims %v want %d", ErrInvalidTensor, t.Name, f.len, t.Dims, n)
 		}
 	}
+	if t.External != nil {
+		return t.checkExternal(n, used)
+	}
 	switch {
 	case used > 1:
 		return fmt.Errorf("%w: tensor %q: more than one data field set", ErrInvalidTensor, t.Name)
@@ -112,6 +117,85 @@ func (t *Tensor) check() error {
 		return fmt.Errorf("%w: tensor %q: no data for %d elements", ErrInvalidTensor, t.Name, n)
 	}
 	return nil
+}
+
+// checkExternal verifies an external tensor: no data of its own (used data
+// fields), a relative location, and a length that fits the dims.
+func (t *Tensor) checkExternal(n, used int) error {
+	e := t.External
+	switch {
+	case used > 0:
+		return fmt.Errorf("%w: tensor %q: external and in-model data", ErrInvalidTensor, t.Name)
+	case e.Location == "":
+		return fmt.Errorf("%w: tensor %q: external data without a location", ErrInvalidTensor, t.Name)
+	case e.Offset < 0 || e.Length < 0:
+		return fmt.Errorf("%w: tensor %q: external offset %d, length %d", ErrInvalidTensor, t.Name, e.Offset, e.Length)
+	}
+	if sz := t.DataType.ElemSize(); sz > 0 && e.Length != int64(n)*int64(sz) {
+		return fmt.Errorf("%w: tensor %q: %d external bytes, want %d for %d %s elements",
+			ErrInvalidTensor, t.Name, e.Length, int64(n)*int64(sz), n, t.DataType)
+	}
+	return nil
+}
+
+// DataSize returns the bytes t's data takes as raw_data: 0 for an external
+// tensor and for data held in int32_data for narrower types (bool, 8-bit
+// integers, float16), which are written as they are.
+func (t *Tensor) DataSize() int64 {
+	switch {
+	case t.External != nil:
+		return 0
+	case len(t.Raw) > 0:
+		return int64(len(t.Raw))
+	case len(t.Int32) > 0 && t.DataType != Int32:
+		return 0
+	}
+	return 4*int64(len(t.Float)) + 8*int64(len(t.Double)) + 8*int64(len(t.Int64)) + 4*int64(len(t.Int32))
+}
+
+// RawData returns t's data in the raw_data (and external data) layout:
+// little-endian, ElemSize bytes an element. On a little-endian machine the
+// typed slice is viewed in place, not copied, so the result shares t's
+// memory: a multi-gigabyte weight costs nothing extra. It returns nil for
+// an external tensor, an empty one, and data kept in int32_data for
+// narrower types.
+func (t *Tensor) RawData() []byte {
+	if t.External != nil {
+		return nil
+	}
+	switch {
+	case len(t.Raw) > 0:
+		return t.Raw
+	case len(t.Float) > 0:
+		return leView(t.Float, 4, func(b []byte, i int) { binary.LittleEndian.PutUint32(b, math.Float32bits(t.Float[i])) })
+	case len(t.Double) > 0:
+		return leView(t.Double, 8, func(b []byte, i int) { binary.LittleEndian.PutUint64(b, math.Float64bits(t.Double[i])) })
+	case len(t.Int64) > 0:
+		return leView(t.Int64, 8, func(b []byte, i int) { binary.LittleEndian.PutUint64(b, uint64(t.Int64[i])) })
+	case len(t.Int32) > 0 && t.DataType == Int32:
+		return leView(t.Int32, 4, func(b []byte, i int) { binary.LittleEndian.PutUint32(b, uint32(t.Int32[i])) })
+	}
+	return nil
+}
+
+// littleEndian reports whether this machine stores integers little-endian,
+// the raw_data layout.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// leView returns v's bytes in little-endian order: v's own memory on a
+// little-endian machine, else a copy that put fills element by element.
+func leView[T any](v []T, size int, put func(b []byte, i int)) []byte {
+	if littleEndian {
+		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*size)
+	}
+	b := make([]byte, len(v)*size)
+	for i := range v {
+		put(b[i*size:], i)
+	}
+	return b
 }
 
 // float32sFromLE decodes little-endian float32s.

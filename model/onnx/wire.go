@@ -52,6 +52,15 @@ const (
 	fTensorName       = 8
 	fTensorRawData    = 9
 	fTensorDoubleData = 10
+	fTensorExternal   = 13
+	fTensorLocation   = 14
+
+	// StringStringEntryProto (TensorProto.external_data).
+	fEntryKey   = 1
+	fEntryValue = 2
+
+	// TensorProto.DataLocation.
+	locationExternal = 1
 
 	// ValueInfoProto.
 	fValueInfoName = 1

@@ -3,6 +3,17 @@
 // environment (initialised once), resolves the shared library, picks the
 // execution provider (CPU, or CUDA with a logged fallback to CPU), and wraps
 // sessions so that callers exchange plain Go tensors (Tensor) by name.
+//
+// Models of 2 GiB or more, which one protobuf cannot hold, open with
+// NewModelSession or NewSessionExternal: the weights go to ONNX Runtime
+// from Go memory through OrtApi::AddExternalInitializers, which
+// onnxruntime_go does not wrap, so a small cgo shim (external.go) calls it
+// through the OrtApi function table of the loaded library. That way the
+// weights are never serialised (the protobuf path holds them twice in Go,
+// once as tensors and once encoded) and never written to disk; ONNX Runtime
+// makes the one copy it documents for that call. NewSessionFromFile opens
+// a model saved with external data files instead (onnx.Model.SaveExternal),
+// which ONNX Runtime memory-maps.
 package ort
 
 import (

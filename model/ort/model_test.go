@@ -28,6 +28,16 @@ func newDense(in, out int) dense {
 // model encodes the layer for element type dt (onnx.Float or onnx.Double).
 func (d dense) model(tb testing.TB, dt onnx.DataType) []byte {
 	tb.Helper()
+	enc, err := d.graph(tb, dt).Marshal()
+	if err != nil {
+		tb.Fatalf("Marshal: %v", err)
+	}
+	return enc
+}
+
+// graph builds the layer's model for element type dt.
+func (d dense) graph(tb testing.TB, dt onnx.DataType) *onnx.Model {
+	tb.Helper()
 	b := onnx.NewBuilder("dense")
 	x := b.Input("x", dt, onnx.Dim{Param: "batch"}, onnx.Dim{Value: int64(d.in)})
 	w := b.Initializer(d.tensor("w", dt, d.w, int64(d.in), int64(d.out)))
@@ -41,11 +51,7 @@ func (d dense) model(tb testing.TB, dt onnx.DataType) []byte {
 	if err := m.Validate(); err != nil {
 		tb.Fatalf("Validate: %v", err)
 	}
-	enc, err := m.Marshal()
-	if err != nil {
-		tb.Fatalf("Marshal: %v", err)
-	}
-	return enc
+	return m
 }
 
 func (d dense) tensor(name string, dt onnx.DataType, v []float64, dims ...int64) *onnx.Tensor {

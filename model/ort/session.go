@@ -30,6 +30,18 @@ type Session struct {
 // all of them, in graph order. A model ONNX Runtime rejects gives
 // ErrBadModel; names the graph lacks give ErrBadInput.
 func (r *Runtime) NewSession(model []byte, inputs, outputs []string) (*Session, error) {
+	return r.newSession(model, inputs, outputs, func(opts *ortgo.SessionOptions, inputs, outputs []string) (*ortgo.DynamicAdvancedSession, error) {
+		return ortgo.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
+	})
+}
+
+// createFunc creates the ONNX Runtime session of newSession with the
+// options it built.
+type createFunc func(opts *ortgo.SessionOptions, inputs, outputs []string) (*ortgo.DynamicAdvancedSession, error)
+
+// newSession checks inputs and outputs against the signature of the
+// encoded model and creates the session with create.
+func (r *Runtime) newSession(model []byte, inputs, outputs []string, create createFunc) (*Session, error) {
 	sig, err := onnx.ReadSignature(model)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)
@@ -70,7 +82,7 @@ func (r *Runtime) NewSession(model []byte, inputs, outputs []string) (*Session, 
 		return nil, err
 	}
 	defer func() { _ = opts.Destroy() }()
-	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
+	s, err := create(opts, inputs, outputs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadModel, err)
 	}
