@@ -177,17 +177,15 @@ func (m *hfModel) chatTemplate() (string, error) {
 
 // policy builds the model's sampling graph (hf.SamplingGraph: ONNX
 // Runtime's fused kernels when the head size allows) in rt and returns it
-// as policy version 1, ready to sample.
+// as policy version 1, ready to sample. A model of any size loads: the
+// weights go to ONNX Runtime from memory (generate.LoadGraph), with no
+// serialised copy.
 func (m *hfModel) policy(rt *ort.Runtime, log *slog.Logger) (sampler.Policy, error) {
 	g, err := hf.SamplingGraph(m.ck.Config, m.ck.Weights, hf.GraphOptions{MaxSeq: m.maxSeq()})
 	if err != nil {
 		return sampler.Policy{}, err
 	}
-	data, err := g.Marshal()
-	if err != nil {
-		return sampler.Policy{}, err
-	}
-	gm, err := generate.Load(rt, data, log)
+	gm, err := generate.LoadGraph(rt, g, log)
 	if err != nil {
 		return sampler.Policy{}, err
 	}

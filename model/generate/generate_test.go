@@ -418,3 +418,53 @@ func TestInPlaceMatchesKV(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadGraph: a graph loaded from memory (LoadGraph, whose sessions
+// open through ort.Runtime.NewModelSession) reads the same interface and
+// samples the same completions as its encoding through Load.
+func TestLoadGraph(t *testing.T) {
+	rt := orttest.Runtime(t)
+	cfg, w := testPolicy(t)
+	tok := tokenizer.Default()
+	o := Options{MaxNewTokens: 12, EOS: -1, PAD: tok.PAD()}
+	for _, tc := range []struct {
+		name  string
+		build func() (*onnx.Model, error)
+	}{
+		{"concat", func() (*onnx.Model, error) { return policy.KVGraph(cfg, w) }},
+		{"in place", func() (*onnx.Model, error) { return policy.InPlaceKVGraph(cfg, w) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := loadGraph(t, rt, cfg, tc.build)
+			g, err := tc.build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := LoadGraph(rt, g, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.MaxSeq = cfg.MaxSeq
+			t.Cleanup(func() { _ = m.Close() })
+			if m.Layers() != want.Layers() || m.InPlace() != want.InPlace() || m.sig != want.sig {
+				t.Fatalf("signature %+v, want %+v", m.sig, want.sig)
+			}
+			a, err := want.Generate(t.Context(), testPrompts(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := m.Generate(t.Context(), testPrompts(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range a {
+				if !slices.Equal(a[i].Tokens, b[i].Tokens) {
+					t.Fatalf("row %d: %v, want %v", i, b[i].Tokens, a[i].Tokens)
+				}
+			}
+		})
+	}
+	if _, err := LoadGraph(rt, &onnx.Model{}, nil); !errors.Is(err, ErrModel) {
+		t.Fatalf("LoadGraph of a model without a graph: %v, want ErrModel", err)
+	}
+}
