@@ -107,6 +107,29 @@ func detectModelLayout(dir string) (modelLayout, error) {
 	return 0, notModel(hf.ConfigFile + " has neither a wsgrpo format nor a Hugging Face model_type")
 }
 
+// ErrHFTraining means a Hugging Face checkpoint was given where only a
+// wsgrpo checkpoint works yet (training); it comes wrapped with ErrConfig.
+var ErrHFTraining = errors.New("training a Hugging Face model is not supported yet (wsgrpo eval --model takes one)")
+
+// loadWsgrpoCheckpoint loads the wsgrpo checkpoint in dir, which the
+// message calls what (train.model); a Hugging Face checkpoint there is an
+// error wrapping ErrConfig and ErrHFTraining, a directory of neither
+// layout one wrapping ErrConfig and ErrModelDir.
+func loadWsgrpoCheckpoint(dir, what string) (*checkpoint.Checkpoint, error) {
+	layout, err := detectModelLayout(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if layout == layoutHF {
+		return nil, fmt.Errorf("%w: %s %s is a %v: %w", ErrConfig, what, dir, layout, ErrHFTraining)
+	}
+	ck, err := checkpoint.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", what, dir, err)
+	}
+	return ck, nil
+}
+
 // hfModel is a Hugging Face checkpoint directory read for sampling: the
 // weights, the byte-level BPE tokenizer beside them and the ids that end
 // a completion.
