@@ -1,12 +1,14 @@
 // Package generate samples completions from a causal language model in ONNX
 // Runtime: batched, left-padded prompts, temperature and top-p sampling,
-// stop on EOS or a stop string, per-token log-probabilities, deterministic
-// under a seed. It drives any decoder graph that follows the Hugging Face
-// exported-decoder naming (input_ids, attention_mask, optional position_ids,
-// past_key_values.N.key/value -> logits, present.N.key/value), reading the
-// layer count and head sizes from the graph's inputs, so a user's exported
-// model works as well as wsgrpo's own policy. Without a KV cache (or for a
-// graph without past inputs) it recomputes the whole sequence every step.
+// stop on EOS (one id or several) or a stop string, per-token
+// log-probabilities, deterministic under a seed. It drives any decoder
+// graph that follows the Hugging Face exported-decoder naming (input_ids,
+// attention_mask, optional position_ids, past_key_values.N.key/value ->
+// logits, present.N.key/value), encoded (Load) or in memory and of any
+// size (LoadGraph), reading the layer count and head sizes from the
+// graph's inputs, so a user's exported model works as well as wsgrpo's own
+// policy. Without a KV cache (or for a graph without past inputs) it
+// recomputes the whole sequence every step.
 package generate
 
 import (

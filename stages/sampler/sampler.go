@@ -192,7 +192,8 @@ func (s *Processor) seed(first string, version int64) uint64 {
 	return h.Sum64() ^ s.opts.Seed ^ uint64(version)*0x9e3779b97f4a7c15
 }
 
-// Close releases the policy source when it holds resources (a Loader).
+// Close releases the policy source when it holds resources (a Loader,
+// Fixed).
 func (s *Processor) Close(context.Context) error {
 	if c, ok := s.policies.(interface{ Close() error }); ok {
 		return c.Close()
