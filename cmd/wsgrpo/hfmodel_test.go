@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -268,12 +269,21 @@ func TestEvalHF(t *testing.T) {
 }
 
 // TestEvalModelErrors: a --model directory of neither layout, a Hugging
-// Face model whose vocabulary is smaller than its tokenizer's, --chat on
-// a model without a chat template.
+// Face model of an unsupported architecture, one without its tokenizer,
+// one whose vocabulary is smaller than its tokenizer's, --chat on a model
+// without a chat template.
 func TestEvalModelErrors(t *testing.T) {
 	tok := tinyHFTokenizer(t, false)
 	notModel := t.TempDir()
 	if err := os.WriteFile(filepath.Join(notModel, "config.json"), []byte(`{"name": "something else"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noTokenizer := writeHFModel(t, tok, 0, 1)
+	if err := os.Remove(filepath.Join(noTokenizer, tokenizer.TokenizerJSONFile)); err != nil {
+		t.Fatal(err)
+	}
+	mistral := t.TempDir()
+	if err := os.WriteFile(filepath.Join(mistral, "config.json"), []byte(`{"model_type": "mistral", "vocab_size": 32000}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -283,6 +293,8 @@ func TestEvalModelErrors(t *testing.T) {
 		want  error
 	}{
 		{"neither layout", notModel, nil, ErrModelDir},
+		{"an architecture model/hf does not read", mistral, nil, hf.ErrConfig},
+		{"no tokenizer.json", noTokenizer, nil, fs.ErrNotExist},
 		{"vocabulary smaller than the tokenizer's", writeHFModel(t, tok, 200, 1), nil, ErrModelVocab},
 		{"chat without a chat template", writeHFModel(t, tok, 0, 1), []string{"--chat"}, tokenizer.ErrNoChatTemplate},
 	} {
