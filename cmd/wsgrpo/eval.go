@@ -41,13 +41,14 @@ type evalOptions struct {
 	JSON        bool
 	NoLog       bool
 	Force       bool
+	Chat        bool
 	Timeout     time.Duration
 }
 
 func newEvalCmd() *cobra.Command {
 	var o evalOptions
 	cmd := &cobra.Command{
-		Use:   "eval --model DIR (--task arith | --data FILE.jsonl) [--samples K] [--temperature T] [--json]",
+		Use:   "eval --model DIR (--task arith | --data FILE.jsonl) [--samples K] [--temperature T] [--chat] [--json]",
 		Short: "Evaluate a policy: accuracy, completion length, steps and truncation",
 		Long: `Evaluate a policy checkpoint through the real sampler and verifier stages: an
 embedded run without a labeler or learner (prompt source -> sampler -> verifier
@@ -60,11 +61,20 @@ Each prompt is sampled --samples times. Accuracy is pass@1 averaged over the
 samples. A prompt the policy's tokenizer cannot encode counts as wrong.
 The default temperature is 0 (greedy) with --samples 1, else 1.
 
+--model takes a wsgrpo checkpoint or a Hugging Face checkpoint directory
+(config.json with model_type qwen2, qwen3 or llama, model.safetensors or
+shards, tokenizer.json and tokenizer_config.json), sampled on ONNX Runtime
+in this process; a completion ends on any of the model's EOS ids
+(tokenizer, config.json, generation_config.json), or after
+sampler.max_new_tokens (default 256 for a Hugging Face model). --chat puts
+each prompt in the model's chat template as the user's turn.
+
 --json prints one object: accuracy, mean_tokens, mean_steps, truncated, n
 (prompts), samples, prompt_errors, and by_ops for arith.`,
 		Example: `  wsgrpo eval --model testdata/base --task arith --n 200
   wsgrpo eval --model runs/base --task arith --ops 5 --samples 4 --json
-  wsgrpo eval --model testdata/base --data testdata/tasks/gsm8k_sample.jsonl --data-task gsm8k`,
+  wsgrpo eval --model testdata/base --data testdata/tasks/gsm8k_sample.jsonl --data-task gsm8k
+  wsgrpo eval --model ~/models/Qwen2.5-0.5B-Instruct --task arith --n 20 --chat`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, err := setup(cmd)
@@ -83,7 +93,7 @@ The default temperature is 0 (greedy) with --samples 1, else 1.
 	}
 	addConfigFlags(cmd.Flags())
 	f := cmd.Flags()
-	f.StringVar(&o.Model, "model", "", "policy checkpoint directory (config.json, safetensors, tokenizer)")
+	f.StringVar(&o.Model, "model", "", "policy checkpoint directory: wsgrpo's, or a Hugging Face one (Qwen2, Qwen3, Llama)")
 	f.StringVar(&o.Task, "task", "", "built-in task: arith (its test split)")
 	f.StringVar(&o.Data, "data", "", "JSONL dataset file instead of --task")
 	f.StringVar(&o.DataTask, "data-task", "dataset", "task name of --data items (selects the verifier's extractor: dataset or gsm8k)")
@@ -95,6 +105,7 @@ The default temperature is 0 (greedy) with --samples 1, else 1.
 	f.BoolVar(&o.JSON, "json", false, "print one JSON object")
 	f.BoolVar(&o.NoLog, "no-log", false, "do not write the trajectory log")
 	f.BoolVar(&o.Force, "force", false, "replace an existing run directory of the same run id")
+	f.BoolVar(&o.Chat, "chat", false, "put each prompt in the model's chat template (Hugging Face models)")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up when no completion arrives for this long")
 	return cmd
 }
@@ -213,11 +224,7 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 	if err != nil {
 		return err
 	}
-	ck, err := checkpoint.Load(o.Model)
-	if err != nil {
-		return fmt.Errorf("load --model %s: %w", o.Model, err)
-	}
-	blob, err := checkpoint.Marshal(ck)
+	pol, maxSeq, err := loadEvalModel(o)
 	if err != nil {
 		return err
 	}
@@ -241,17 +248,52 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 	cfg.Sampler.Greedy = o.Temperature == 0
 	cfg.Sampler.Temperature = o.Temperature
 	cfg.Sampler.Seed = o.Seed
-	if cfg.Sampler.MaxNewTokens == 0 {
-		cfg.Sampler.MaxNewTokens = ck.Config.MaxSeq // the sampler caps it to the context
+	if cfg.Sampler.MaxNewTokens == 0 && maxSeq > 0 {
+		cfg.Sampler.MaxNewTokens = maxSeq // the sampler caps it to the context
 	}
 	start := time.Now()
-	rows, err := sampleRun(ctx, cfg, log, blob, src, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: o.Seed}, !o.NoLog, true, o.Timeout)
+	rows, err := sampleRunPolicy(ctx, cfg, log, pol, src, prompts.Config{PerStep: n, Steps: 1, Split: tasks.Test, Seed: o.Seed}, !o.NoLog, true, o.Timeout)
 	if err != nil {
 		return err
 	}
 	rep := scoreEval(rows, n, o.Samples)
 	rep.Model, rep.Run, rep.Seconds = o.Model, cfg.Run, time.Since(start).Seconds()
 	return printEval(cmd.OutOrStdout(), rep, o.JSON, !o.NoLog, cfg)
+}
+
+// loadEvalModel loads --model, whichever its layout, and returns what to
+// sample with and the default of sampler.max_new_tokens (0: the
+// sampler's).
+func loadEvalModel(o evalOptions) (runPolicy, int, error) {
+	layout, err := detectModelLayout(o.Model)
+	if err != nil {
+		return runPolicy{}, 0, err
+	}
+	if layout == layoutHF {
+		m, err := loadHFModel(o.Model)
+		if err != nil {
+			return runPolicy{}, 0, err
+		}
+		pol := runPolicy{hf: m}
+		if o.Chat {
+			if pol.template, err = m.chatTemplate(); err != nil {
+				return runPolicy{}, 0, err
+			}
+		}
+		return pol, 0, nil
+	}
+	if o.Chat {
+		return runPolicy{}, 0, fmt.Errorf("%w: --chat needs a Hugging Face model with a chat template; %s is a %v", ErrConfig, o.Model, layout)
+	}
+	ck, err := checkpoint.Load(o.Model)
+	if err != nil {
+		return runPolicy{}, 0, fmt.Errorf("load --model %s: %w", o.Model, err)
+	}
+	blob, err := checkpoint.Marshal(ck)
+	if err != nil {
+		return runPolicy{}, 0, err
+	}
+	return runPolicy{blob: blob}, ck.Config.MaxSeq, nil
 }
 
 // evalReport is what `wsgrpo eval` prints.

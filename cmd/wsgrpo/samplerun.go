@@ -12,6 +12,21 @@ import (
 	"github.com/wsgrpo/wsgrpo/tasks"
 )
 
+// runPolicy is what a sampleRun samples with: a wsgrpo checkpoint blob,
+// or a Hugging Face model loaded in this process.
+type runPolicy struct {
+	// blob is a checkpoint blob (checkpoint.Marshal), published as
+	// version 1 to the run's weight store, from which the sampler stage
+	// loads it as in a training run.
+	blob []byte
+	// hf, when set instead, is sampled by a sampler stage that holds it
+	// (nothing is published).
+	hf *hfModel
+	// template, when not empty, replaces the sampler's prompt template
+	// (hf only: a chat template).
+	template string
+}
+
 // sampleRun runs a run without a labeler or learner in this process: the
 // policy blob as version 1, prompts from src (pc), the sampler and verifier
 // stages, and (logged) the logger; it returns the verified rows once every
@@ -20,7 +35,12 @@ import (
 // fresh deletes what an earlier run of the same id left in NATS (its
 // streams, consumers, weights and state) first, so the run starts over; its
 // rows in the trajectory log are replaced, row by row, by the new ones.
-func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, src tasks.Source, pc prompts.Config, logged, fresh bool, timeout time.Duration) (_ []schemas.Verified, err error) {
+func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, src tasks.Source, pc prompts.Config, logged, fresh bool, timeout time.Duration) ([]schemas.Verified, error) {
+	return sampleRunPolicy(ctx, cfg, log, runPolicy{blob: blob}, src, pc, logged, fresh, timeout)
+}
+
+// sampleRunPolicy is sampleRun with the policy pol.
+func sampleRunPolicy(ctx context.Context, cfg Config, log *slog.Logger, pol runPolicy, src tasks.Source, pc prompts.Config, logged, fresh bool, timeout time.Duration) (_ []schemas.Verified, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cfg.NoLabeler = true
@@ -45,18 +65,28 @@ func sampleRun(ctx context.Context, cfg Config, log *slog.Logger, blob []byte, s
 			return nil, err
 		}
 	}
-	ws, err := pipeline.OpenWeightStore(ctx, s.js, s.topo)
-	if err != nil {
-		return nil, err
-	}
-	if err := ws.Put(ctx, 1, blob); err != nil {
-		return nil, fmt.Errorf("publish the policy: %w", err)
+	if pol.hf == nil {
+		ws, err := pipeline.OpenWeightStore(ctx, s.js, s.topo)
+		if err != nil {
+			return nil, err
+		}
+		if err := ws.Put(ctx, 1, pol.blob); err != nil {
+			return nil, fmt.Errorf("publish the policy: %w", err)
+		}
 	}
 
 	logs := newSharedLog(cfg, log)
 	defer logs.close()
 	g := pipeline.NewGroup(s.js, log)
-	if err := addStages(ctx, g, s, []string{pipeline.StageSampler, pipeline.StageVerifier}, cfg, log, logs); err != nil {
+	if pol.hf != nil {
+		if err := addStage(ctx, g, s, pol.hf.samplerStage(pol.template), pipeline.StageSampler, cfg, log, logs); err != nil {
+			return nil, err
+		}
+		err = addStages(ctx, g, s, []string{pipeline.StageVerifier}, cfg, log, logs)
+	} else {
+		err = addStages(ctx, g, s, []string{pipeline.StageSampler, pipeline.StageVerifier}, cfg, log, logs)
+	}
+	if err != nil {
 		return nil, err
 	}
 	sink := &verifiedSink{rows: map[string]schemas.Verified{}}

@@ -284,9 +284,9 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 		return err
 	}
 	defer release()
-	ck, err := checkpoint.Load(cfg.Train.Model)
+	ck, err := loadWsgrpoCheckpoint(cfg.Train.Model, "train.model")
 	if err != nil {
-		return fmt.Errorf("load train.model %s: %w", cfg.Train.Model, err)
+		return err
 	}
 	blob, err := checkpoint.Marshal(ck)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/wsgrpo/wsgrpo/model/ort"
@@ -36,6 +37,10 @@ type Options struct {
 	MaxNewTokens int
 	// EOS ends a completion when sampled; a negative value disables it.
 	EOS int32
+	// ExtraEOS are further ids that end a completion like EOS (finish
+	// reason FinishEOS): a Hugging Face model may list several
+	// end-of-sequence ids. They may include PAD.
+	ExtraEOS []int32
 	// PAD fills left padding and finished rows; it must be a valid id.
 	PAD int32
 	// StopStrings end a completion once its decoded text contains one;
@@ -86,7 +91,26 @@ func (o Options) validate(vocab int) error {
 			return fmt.Errorf("%w: empty stop string", ErrOptions)
 		}
 	}
+	for _, id := range o.ExtraEOS {
+		if id < 0 || (vocab > 0 && int(id) >= vocab) {
+			return fmt.Errorf("%w: extra EOS id %d", ErrOptions, id)
+		}
+	}
 	return nil
+}
+
+// isEOS reports whether tok ends a completion (EOS or one of ExtraEOS).
+func (o Options) isEOS(tok int32) bool {
+	return (o.EOS >= 0 && tok == o.EOS) || slices.Contains(o.ExtraEOS, tok)
+}
+
+// maxEOS is the largest id that ends a completion, -1 if none.
+func (o Options) maxEOS() int {
+	m := int(o.EOS)
+	for _, id := range o.ExtraEOS {
+		m = max(m, int(id))
+	}
+	return max(m, -1)
 }
 
 // row is the state of one sequence during decoding.
@@ -253,8 +277,8 @@ func (d *decoder) run(ctx context.Context) ([]Completion, error) {
 		if err != nil {
 			return nil, err
 		}
-		if v <= int(d.o.PAD) || (d.o.EOS >= 0 && v <= int(d.o.EOS)) {
-			return nil, fmt.Errorf("%w: vocabulary of %d ids has no id %d/%d", ErrOptions, v, d.o.PAD, d.o.EOS)
+		if v <= int(d.o.PAD) || v <= d.o.maxEOS() {
+			return nil, fmt.Errorf("%w: vocabulary of %d ids has no id %d/%d", ErrOptions, v, d.o.PAD, d.o.maxEOS())
 		}
 		active := false
 		for i, r := range d.rows {
@@ -294,7 +318,7 @@ func (d *decoder) sample(r *row, logits []float32) {
 	r.out.Tokens = append(r.out.Tokens, int32(tok))
 	r.out.Logprobs = append(r.out.Logprobs, float32(logSoftmaxAt(logits, tok)))
 	switch {
-	case d.o.EOS >= 0 && int32(tok) == d.o.EOS:
+	case d.o.isEOS(int32(tok)):
 		r.done, r.out.Finish = true, FinishEOS
 	case d.stopped(r):
 		r.done, r.out.Finish = true, FinishStop

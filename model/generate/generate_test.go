@@ -185,7 +185,7 @@ func TestRowIndependence(t *testing.T) {
 
 func TestFinishReasons(t *testing.T) {
 	rt := orttest.Runtime(t)
-	kv, _, _ := testModels(t, rt)
+	kv, _, cfg := testModels(t, rt)
 	tok := tokenizer.Default()
 	ctx := context.Background()
 	greedy := Options{MaxNewTokens: 10, EOS: -1, PAD: tok.PAD()}
@@ -214,6 +214,25 @@ func TestFinishReasons(t *testing.T) {
 		k := len(c.Tokens) - 1
 		if c.Finish != FinishEOS || c.Tokens[k] != o.EOS || k > 3 {
 			t.Fatalf("got %v finish %s, want EOS %d by token 3", c.Tokens, c.Finish, o.EOS)
+		}
+	})
+	t.Run("extra eos", func(t *testing.T) {
+		// Any id of the set ends a completion: row 0 on its fourth token
+		// (an extra id) at the latest, with EOS itself never sampled.
+		o := greedy
+		o.EOS = int32(cfg.VocabSize - 1)
+		if slices.Contains(base[0].Tokens, o.EOS) {
+			o.EOS = -1
+		}
+		o.ExtraEOS = []int32{tok.PAD(), base[0].Tokens[3]}
+		got, err := kv.Generate(ctx, testPrompts(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := got[0]
+		k := len(c.Tokens) - 1
+		if c.Finish != FinishEOS || !slices.Contains(o.ExtraEOS, c.Tokens[k]) || k > 3 {
+			t.Fatalf("got %v finish %s, want an extra EOS of %v by token 3", c.Tokens, c.Finish, o.ExtraEOS)
 		}
 	})
 	t.Run("stop string", func(t *testing.T) {
@@ -250,6 +269,8 @@ func TestGenerateErrors(t *testing.T) {
 		{"no new tokens", [][]int32{{5}}, func(o *Options) { o.MaxNewTokens = 0 }, ErrOptions},
 		{"stop without tokenizer", [][]int32{{5}}, func(o *Options) { o.StopStrings = []string{"x"} }, ErrOptions},
 		{"EOS left at the PAD id", [][]int32{{5}}, func(o *Options) { o.EOS, o.PAD = 0, 0 }, ErrOptions},
+		{"negative extra EOS", [][]int32{{5}}, func(o *Options) { o.ExtraEOS = []int32{-1} }, ErrOptions},
+		{"extra EOS outside the vocabulary", [][]int32{{5}}, func(o *Options) { o.ExtraEOS = []int32{int32(cfg.VocabSize)} }, ErrOptions},
 		{"too long", [][]int32{{5}}, func(o *Options) { o.MaxNewTokens = cfg.MaxSeq + 1 }, ErrTooLong},
 	}
 	for _, tt := range tests {
@@ -395,5 +416,55 @@ func TestInPlaceMatchesKV(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadGraph: a graph loaded from memory (LoadGraph, whose sessions
+// open through ort.Runtime.NewModelSession) reads the same interface and
+// samples the same completions as its encoding through Load.
+func TestLoadGraph(t *testing.T) {
+	rt := orttest.Runtime(t)
+	cfg, w := testPolicy(t)
+	tok := tokenizer.Default()
+	o := Options{MaxNewTokens: 12, EOS: -1, PAD: tok.PAD()}
+	for _, tc := range []struct {
+		name  string
+		build func() (*onnx.Model, error)
+	}{
+		{"concat", func() (*onnx.Model, error) { return policy.KVGraph(cfg, w) }},
+		{"in place", func() (*onnx.Model, error) { return policy.InPlaceKVGraph(cfg, w) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := loadGraph(t, rt, cfg, tc.build)
+			g, err := tc.build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := LoadGraph(rt, g, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.MaxSeq = cfg.MaxSeq
+			t.Cleanup(func() { _ = m.Close() })
+			if m.Layers() != want.Layers() || m.InPlace() != want.InPlace() || m.sig != want.sig {
+				t.Fatalf("signature %+v, want %+v", m.sig, want.sig)
+			}
+			a, err := want.Generate(t.Context(), testPrompts(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := m.Generate(t.Context(), testPrompts(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range a {
+				if !slices.Equal(a[i].Tokens, b[i].Tokens) {
+					t.Fatalf("row %d: %v, want %v", i, b[i].Tokens, a[i].Tokens)
+				}
+			}
+		})
+	}
+	if _, err := LoadGraph(rt, &onnx.Model{}, nil); !errors.Is(err, ErrModel) {
+		t.Fatalf("LoadGraph of a model without a graph: %v, want ErrModel", err)
 	}
 }

@@ -1,12 +1,14 @@
 // Package generate samples completions from a causal language model in ONNX
 // Runtime: batched, left-padded prompts, temperature and top-p sampling,
-// stop on EOS or a stop string, per-token log-probabilities, deterministic
-// under a seed. It drives any decoder graph that follows the Hugging Face
-// exported-decoder naming (input_ids, attention_mask, optional position_ids,
-// past_key_values.N.key/value -> logits, present.N.key/value), reading the
-// layer count and head sizes from the graph's inputs, so a user's exported
-// model works as well as wsgrpo's own policy. Without a KV cache (or for a
-// graph without past inputs) it recomputes the whole sequence every step.
+// stop on EOS (one id or several) or a stop string, per-token
+// log-probabilities, deterministic under a seed. It drives any decoder
+// graph that follows the Hugging Face exported-decoder naming (input_ids,
+// attention_mask, optional position_ids, past_key_values.N.key/value ->
+// logits, present.N.key/value), encoded (Load) or in memory and of any
+// size (LoadGraph), reading the layer count and head sizes from the
+// graph's inputs, so a user's exported model works as well as wsgrpo's own
+// policy. Without a KV cache (or for a graph without past inputs) it
+// recomputes the whole sequence every step.
 package generate
 
 import (
@@ -53,6 +55,7 @@ var (
 type Model struct {
 	rt    *ort.Runtime
 	data  []byte
+	graph *onnx.Model // instead of data: a graph in memory (LoadGraph)
 	log   *slog.Logger
 	sig   signature
 	mu    sync.Mutex
@@ -102,6 +105,41 @@ func Load(rt *ort.Runtime, model []byte, log *slog.Logger) (*Model, error) {
 	log.Debug("decoder loaded", "layers", sig.layers, "heads", sig.heads, "head_dim", sig.headDim,
 		"position_ids", sig.hasPos, "attention_mask", sig.hasMask, "bytes", len(model))
 	return &Model{rt: rt, data: model, log: log, sig: sig}, nil
+}
+
+// LoadGraph is Load for a graph in memory, of any size: its sessions open
+// through ort.Runtime.NewModelSession, which hands weights that a single
+// protobuf cannot hold (2 GiB or more) to ONNX Runtime from memory. The
+// Model references g until Close, since a session may open lazily; g's
+// initializers must not change meanwhile.
+func LoadGraph(rt *ort.Runtime, g *onnx.Model, log *slog.Logger) (*Model, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if g == nil || g.Graph == nil {
+		return nil, fmt.Errorf("%w: %w", ErrModel, onnx.ErrNoGraph)
+	}
+	inits := make(map[string]bool, len(g.Graph.Initializers))
+	size := int64(0)
+	for _, t := range g.Graph.Initializers {
+		if t != nil {
+			inits[t.Name] = true
+			size += t.DataSize()
+		}
+	}
+	s := &onnx.Signature{Outputs: g.Graph.Outputs}
+	for _, in := range g.Graph.Inputs {
+		if !inits[in.Name] {
+			s.Inputs = append(s.Inputs, in)
+		}
+	}
+	sig, err := readSignature(s)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("decoder loaded", "layers", sig.layers, "heads", sig.heads, "head_dim", sig.headDim,
+		"position_ids", sig.hasPos, "attention_mask", sig.hasMask, "weight_bytes", size)
+	return &Model{rt: rt, graph: g, log: log, sig: sig}, nil
 }
 
 // readSignature checks a graph interface against the decoder convention.
@@ -251,7 +289,13 @@ func (m *Model) session(cache bool) (*ort.Session, error) {
 		}
 	}
 	if *slot == nil {
-		s, err := m.rt.NewSession(m.data, nil, outs)
+		var s *ort.Session
+		var err error
+		if m.graph != nil {
+			s, err = m.rt.NewModelSession(m.graph, nil, outs)
+		} else {
+			s, err = m.rt.NewSession(m.data, nil, outs)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -281,5 +325,6 @@ func (m *Model) Close() error {
 		}
 	}
 	m.kv, m.full = nil, nil
+	m.data, m.graph = nil, nil
 	return errors.Join(errs...)
 }

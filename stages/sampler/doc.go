@@ -9,7 +9,9 @@
 //
 // Policy versions come through Policies, the sampler's one dependency on
 // the transport, which the command wires to the run's weight store (a
-// Loader over pipeline.WeightStore). A Process call samples every group of
+// Loader over pipeline.WeightStore), or from Fixed, one policy loaded in
+// the process (eval of a Hugging Face checkpoint, whose Policy may list
+// several EOS ids). A Process call samples every group of
 // its batch with one version, taken when the call starts: a new version is
 // picked up between batches, never inside a group. Loader builds a newly
 // published version's ONNX Runtime session in the background while the

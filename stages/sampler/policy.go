@@ -25,6 +25,10 @@ type Policy struct {
 	Tokenizer tokenizer.Tokenizer
 	// MaxSeq is the longest sequence the model takes (0: unbounded).
 	MaxSeq int
+	// EOS are the ids that end a completion; nil means the tokenizer's
+	// EOS alone. A Hugging Face model may list several (config.json,
+	// generation_config.json), the padding id among them.
+	EOS []int32
 }
 
 // Policies hands the sampler the policy to sample a batch with. Acquire

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -147,11 +148,13 @@ func (s *Processor) sample(ctx context.Context, pol *Policy, reqs []request, row
 		// The last sampled token is never fed back.
 		maxNew = min(maxNew, pol.MaxSeq-longest+1)
 	}
+	first, more := eos(pol, s.opts.IgnoreEOS)
 	o := generate.Options{
 		Temperature:  s.opts.Temperature,
 		TopP:         s.opts.TopP,
 		MaxNewTokens: maxNew,
-		EOS:          eos(pol, s.opts.IgnoreEOS),
+		EOS:          first,
+		ExtraEOS:     more,
 		PAD:          pol.Tokenizer.PAD(),
 		StopStrings:  s.opts.StopStrings,
 		Tokenizer:    pol.Tokenizer,
@@ -189,7 +192,8 @@ func (s *Processor) seed(first string, version int64) uint64 {
 	return h.Sum64() ^ s.opts.Seed ^ uint64(version)*0x9e3779b97f4a7c15
 }
 
-// Close releases the policy source when it holds resources (a Loader).
+// Close releases the policy source when it holds resources (a Loader,
+// Fixed).
 func (s *Processor) Close(context.Context) error {
 	if c, ok := s.policies.(interface{ Close() error }); ok {
 		return c.Close()
@@ -197,10 +201,23 @@ func (s *Processor) Close(context.Context) error {
 	return nil
 }
 
-// eos is the end-of-sequence id to stop at, or -1 to ignore it.
-func eos(pol *Policy, ignore bool) int32 {
-	if ignore {
-		return -1
+// eos returns the end-of-sequence id to stop at (-1 for none) and the
+// further ids that end a completion too; ignore disables them all. The
+// first is an id other than the padding id (generate refuses EOS == PAD,
+// the mark of an unset EOS); a PAD in the set stops as one of the others.
+func eos(pol *Policy, ignore bool) (int32, []int32) {
+	switch {
+	case ignore:
+		return -1, nil
+	case len(pol.EOS) == 0:
+		return pol.Tokenizer.EOS(), nil
 	}
-	return pol.Tokenizer.EOS()
+	pad := pol.Tokenizer.PAD()
+	for i, id := range pol.EOS {
+		if id != pad {
+			rest := append(slices.Clone(pol.EOS[:i]), pol.EOS[i+1:]...)
+			return id, rest
+		}
+	}
+	return -1, slices.Clone(pol.EOS)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/generate"
 	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/segment"
@@ -314,5 +315,58 @@ func TestSamplerCatchesUp(t *testing.T) {
 		if got := version(); got < tc.min || got > newest {
 			t.Fatalf("%s: batch sampled with version %d, want %d..%d", tc.name, got, tc.min, newest)
 		}
+	}
+}
+
+// TestSamplerFixed samples with a policy loaded in the process (Fixed,
+// what eval does for a Hugging Face model) whose EOS set holds more than
+// the tokenizer's EOS: a completion ends on any of them.
+func TestSamplerFixed(t *testing.T) {
+	rt := orttest.Runtime(t)
+	tok := tokenizer.Default()
+	c, err := checkpoint.Unmarshal(blob(t, 1, 48))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := func(eos []int32) *sampler.Fixed {
+		t.Helper()
+		m, err := generate.FromCheckpoint(rt, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sampler.NewFixed(sampler.Policy{Version: 7, Model: m, Tokenizer: tok, MaxSeq: c.Config.MaxSeq, EOS: eos})
+	}
+	in := prompts(nil, "run", "17+25", "(3*4)-2")
+	defer in.Release()
+	o := sampler.Options{Samples: 1, Greedy: true, MaxNewTokens: 10, IgnoreEOS: true}
+	sample := func(f *sampler.Fixed, o sampler.Options) []schemas.Rollout {
+		t.Helper()
+		p, err := sampler.New(f, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := process(t, p, in)
+		if err := p.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.Acquire(t.Context()); !errors.Is(err, sampler.ErrClosed) {
+			t.Fatalf("Acquire after Close: %v, want ErrClosed", err)
+		}
+		return rows
+	}
+	base := sample(fixed(nil), o)
+	for i, r := range base {
+		if r.PolicyVersion != 7 || len(r.CompletionTokenIDs) != 10 || r.FinishReason != "length" {
+			t.Fatalf("row %d: version %d, %d tokens, finish %s", i, r.PolicyVersion, len(r.CompletionTokenIDs), r.FinishReason)
+		}
+	}
+	stop := base[0].CompletionTokenIDs[2]
+	o.IgnoreEOS = false
+	set := []int32{tok.PAD(), stop, tok.EOS()}
+	rows := sample(fixed(set), o)
+	r := rows[0]
+	n := len(r.CompletionTokenIDs)
+	if r.FinishReason != "eos" || n > 3 || !slices.Contains(set, r.CompletionTokenIDs[n-1]) {
+		t.Fatalf("row 0: %v finish %s, want it to end on an id of %v by token 3", r.CompletionTokenIDs, r.FinishReason, set)
 	}
 }

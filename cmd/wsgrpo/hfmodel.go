@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/generate"
+	"github.com/wsgrpo/wsgrpo/model/hf"
+	"github.com/wsgrpo/wsgrpo/model/ort"
+	"github.com/wsgrpo/wsgrpo/model/tokenizer"
+	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/stages/sampler"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
+)
+
+// Errors of --model directories; they come wrapped with ErrConfig.
+var (
+	// ErrModelDir means a --model directory is neither a wsgrpo checkpoint
+	// nor a Hugging Face one.
+	ErrModelDir = errors.New("not a model directory")
+	// ErrModelVocab means a Hugging Face model's vocabulary (its
+	// embedding rows) does not cover the ids of its tokenizer.
+	ErrModelVocab = errors.New("the model's vocabulary does not cover its tokenizer")
+)
+
+// modelLayout is the kind of checkpoint a --model directory holds.
+type modelLayout int
+
+// Checkpoint layouts.
+const (
+	// layoutWsgrpo is wsgrpo's own checkpoint (wsgrpo pretrain, train):
+	// config.json of format "wsgrpo-checkpoint" and model.safetensors.
+	layoutWsgrpo modelLayout = iota + 1
+	// layoutHF is a Hugging Face checkpoint: config.json with a
+	// model_type (qwen2, qwen3, llama), safetensors, tokenizer.json.
+	layoutHF
+)
+
+// String names the layout as messages say it.
+func (l modelLayout) String() string {
+	switch l {
+	case layoutWsgrpo:
+		return "wsgrpo checkpoint"
+	case layoutHF:
+		return "Hugging Face checkpoint"
+	}
+	return fmt.Sprintf("modelLayout(%d)", int(l))
+}
+
+// maxModelConfigBytes bounds the config.json detectModelLayout reads.
+const maxModelConfigBytes = 16 << 20
+
+// detectModelLayout tells which checkpoint layout dir holds, from its
+// config.json: wsgrpo's ("format": "wsgrpo-checkpoint") or Hugging Face's
+// (a "model_type"). Anything else is an error wrapping ErrConfig and
+// ErrModelDir that says what was found.
+func detectModelLayout(dir string) (modelLayout, error) {
+	notModel := func(why string) error {
+		return fmt.Errorf("%w: %w: --model %s: %s; want a wsgrpo checkpoint (wsgrpo pretrain's --out) or a Hugging Face checkpoint directory (config.json with model_type qwen2, qwen3 or llama, *.safetensors, tokenizer.json)",
+			ErrConfig, ErrModelDir, dir, why)
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return 0, notModel("no such directory")
+	case err != nil:
+		return 0, notModel(err.Error())
+	case !st.IsDir():
+		return 0, notModel("not a directory")
+	}
+	f, err := os.Open(filepath.Join(dir, hf.ConfigFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, notModel("no " + hf.ConfigFile)
+	}
+	if err != nil {
+		return 0, notModel(err.Error())
+	}
+	defer func() { _ = f.Close() }()
+	data, err := io.ReadAll(io.LimitReader(f, maxModelConfigBytes))
+	if err != nil {
+		return 0, notModel(err.Error())
+	}
+	var probe struct {
+		Format    string `json:"format"`
+		ModelType string `json:"model_type"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return 0, notModel(hf.ConfigFile + " is not a JSON object")
+	}
+	switch {
+	case probe.Format == checkpoint.Format:
+		return layoutWsgrpo, nil
+	case probe.ModelType != "":
+		return layoutHF, nil
+	case probe.Format != "":
+		return 0, notModel(fmt.Sprintf("%s has format %q", hf.ConfigFile, probe.Format))
+	}
+	return 0, notModel(hf.ConfigFile + " has neither a wsgrpo format nor a Hugging Face model_type")
+}
+
+// ErrHFTraining means a Hugging Face checkpoint was given where only a
+// wsgrpo checkpoint works yet (training); it comes wrapped with ErrConfig.
+var ErrHFTraining = errors.New("training a Hugging Face model is not supported yet (wsgrpo eval --model takes one)")
+
+// loadWsgrpoCheckpoint loads the wsgrpo checkpoint in dir, which the
+// message calls what (train.model); a Hugging Face checkpoint there is an
+// error wrapping ErrConfig and ErrHFTraining, a directory of neither
+// layout one wrapping ErrConfig and ErrModelDir.
+func loadWsgrpoCheckpoint(dir, what string) (*checkpoint.Checkpoint, error) {
+	layout, err := detectModelLayout(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if layout == layoutHF {
+		return nil, fmt.Errorf("%w: %s %s is a %v: %w", ErrConfig, what, dir, layout, ErrHFTraining)
+	}
+	ck, err := checkpoint.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load %s %s: %w", what, dir, err)
+	}
+	return ck, nil
+}
+
+// hfModel is a Hugging Face checkpoint directory read for sampling: the
+// weights, the byte-level BPE tokenizer beside them and the ids that end
+// a completion.
+type hfModel struct {
+	dir string
+	ck  *hf.Checkpoint
+	tok *tokenizer.BPE
+	// eos: the tokenizer's EOS, then config.json's and
+	// generation_config.json's eos_token_id.
+	eos []int32
+}
+
+// loadHFModel reads the checkpoint and tokenizer of dir and checks that
+// they fit each other: every tokenizer id must be a row of the model's
+// embedding (ErrModelVocab), and the tokenizer must have an id to pad
+// with.
+func loadHFModel(dir string) (*hfModel, error) {
+	ck, err := hf.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --model %s: %w", ErrConfig, dir, err)
+	}
+	tok, err := tokenizer.LoadBPEDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --model %s: the tokenizer: %w", ErrConfig, dir, err)
+	}
+	vocab := ck.Config.VocabSize
+	if tok.VocabSize() > vocab {
+		return nil, fmt.Errorf("%w: %w: --model %s: the tokenizer has ids up to %d, the model's vocab_size is %d",
+			ErrConfig, ErrModelVocab, dir, tok.VocabSize()-1, vocab)
+	}
+	if tok.PAD() < 0 {
+		return nil, fmt.Errorf("%w: --model %s: the tokenizer names no pad_token and has no special token to pad with", ErrConfig, dir)
+	}
+	ids, err := hf.EOSIDs(dir, ck.Config)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --model %s: %w", ErrConfig, dir, err)
+	}
+	var eos []int32
+	if e := tok.EOS(); e >= 0 {
+		eos = append(eos, e)
+	}
+	for _, id := range ids {
+		if !slices.Contains(eos, int32(id)) {
+			eos = append(eos, int32(id))
+		}
+	}
+	return &hfModel{dir: dir, ck: ck, tok: tok, eos: eos}, nil
+}
+
+// maxSeq is the longest sequence the sampling graph takes.
+func (m *hfModel) maxSeq() int { return min(hf.DefaultMaxSeq, m.ck.Config.MaxPositions) }
+
+// chatTemplate returns the sampler prompt template that puts a prompt in
+// the model's chat template as the user's turn, followed by the header of
+// the assistant's. The template is rendered once, with the placeholder as
+// the user's text, so the prompt goes in as it is (what a template does
+// to the content, such as Llama's trim, is not applied to it).
+func (m *hfModel) chatTemplate() (string, error) {
+	text, err := m.tok.RenderChat([]tokenizer.ChatMessage{{Role: "user", Content: tokenizer.PromptPlaceholder}}, true)
+	if err != nil {
+		return "", fmt.Errorf("%w: --chat: --model %s: %w", ErrConfig, m.dir, err)
+	}
+	if strings.Count(text, tokenizer.PromptPlaceholder) != 1 {
+		return "", fmt.Errorf("%w: --chat: --model %s: the chat template does not keep a user turn's text as it is", ErrConfig, m.dir)
+	}
+	return text, nil
+}
+
+// policy builds the model's sampling graph (hf.SamplingGraph: ONNX
+// Runtime's fused kernels when the head size allows) in rt and returns it
+// as policy version 1, ready to sample. A model of any size loads: the
+// weights go to ONNX Runtime from memory (generate.LoadGraph), with no
+// serialised copy.
+func (m *hfModel) policy(rt *ort.Runtime, log *slog.Logger) (sampler.Policy, error) {
+	g, err := hf.SamplingGraph(m.ck.Config, m.ck.Weights, hf.GraphOptions{MaxSeq: m.maxSeq()})
+	if err != nil {
+		return sampler.Policy{}, err
+	}
+	gm, err := generate.LoadGraph(rt, g, log)
+	if err != nil {
+		return sampler.Policy{}, err
+	}
+	gm.MaxSeq = m.maxSeq()
+	if err := gm.Prepare(); err != nil {
+		_ = gm.Close()
+		return sampler.Policy{}, fmt.Errorf("create session: %w", err)
+	}
+	return sampler.Policy{Version: 1, Model: gm, Tokenizer: m.tok, MaxSeq: m.maxSeq(), EOS: m.eos}, nil
+}
+
+// samplerStage is the sampler stage over m: the stage table's sampler
+// with the policy loaded here (sampler.Fixed) instead of read from the
+// run's weight store. A non-empty template replaces the prompt template.
+func (m *hfModel) samplerStage(template string) stageDef {
+	return stageDef{
+		name: pipeline.StageSampler, positions: []string{pipeline.StageSampler},
+		usage: "samples a Hugging Face model loaded in this process",
+		build: func(_ context.Context, env stageEnv) (stage.Processor, error) {
+			rt, err := env.runtime()
+			if err != nil {
+				return nil, err
+			}
+			pol, err := m.policy(rt, env.log)
+			if err != nil {
+				return nil, fmt.Errorf("--model %s: %w", m.dir, err)
+			}
+			o := env.cfg.samplerOptions(env.log)
+			if template != "" {
+				o.PromptTemplate = template
+			}
+			p, err := sampler.New(sampler.NewFixed(pol), o, nil)
+			if err != nil {
+				_ = pol.Model.Close()
+				return nil, err
+			}
+			env.log.Info("sampling a Hugging Face model", "model", m.dir, "arch", m.ck.Config.Arch,
+				"params", m.ck.Config.NumParams(), "max_seq", m.maxSeq(), "eos", m.eos, "chat_template", template != "")
+			return p, nil
+		},
+	}
+}
