@@ -227,7 +227,12 @@ func (l *Lock) Release(ctx context.Context) error {
 	if rev == 0 {
 		return nil
 	}
-	err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev))
+	// A delete that timed out (a stalled or restarting server) is tried
+	// again: if the first one was applied after all, the next finds a newer
+	// revision (the delete marker) and the lock counts as released.
+	err := retryTimeout(ctx, nil, func(ctx context.Context) error {
+		return l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev))
+	})
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		l.log.Warn("lock was taken over before its release; left to the new holder")
 		return nil
