@@ -90,7 +90,7 @@ copies the first seed's trained policy of each method to DIR/<method>.`,
 					st := readTrainState(cfg)
 					if st.After == nil {
 						out(cmd, "== %s, seed %d (%d steps) -> %s\n", m, seed, cfg.Train.Steps, cfg.RunDir())
-						if err := runTrain(cmd, cfg, log, trainOptions{Force: true, Timeout: 10 * time.Minute}); err != nil {
+						if err := runTrain(cmd, cfg, log, trainOptions{Force: true, Timeout: 10 * time.Minute, Start: time.Now()}); err != nil {
 							return fmt.Errorf("%s seed %d: %w", m, seed, err)
 						}
 						st = readTrainState(cfg)

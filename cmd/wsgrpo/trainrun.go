@@ -40,6 +40,10 @@ type trainOptions struct {
 	// Listen exposes the training phase's embedded NATS server (HOST:PORT)
 	// so that extra stage processes can join it.
 	Listen string
+	// Start is when the run began, for the time to its first update (zero:
+	// the process's start, as for `wsgrpo train`; `wsgrpo results` runs
+	// several runs in one process and gives each its own).
+	Start time.Time
 }
 
 // trainSummary is what a training run reports at its end.
@@ -454,7 +458,11 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 			sum.First = m
 		}
 		if sum.FirstUpdate == 0 {
-			sum.FirstUpdate = time.Since(processStart)
+			start := o.Start
+			if start.IsZero() {
+				start = processStart
+			}
+			sum.FirstUpdate = time.Since(start)
 		}
 		if !m.Skipped {
 			sum.Last = m
