@@ -152,8 +152,13 @@ func BenchmarkDecodeStep(b *testing.B) {
 // fixed-size buffer of that many positions, and bound binds each present
 // output to its past input's buffer.
 func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound map[string]*ort.Tensor) {
-	ids, pos := make([]int64, benchRows), make([]int64, benchRows)
-	mask := make([]int64, benchRows*(past+1))
+	return decodeRowsInputs(benchRows, layers, heads, hdim, past, capacity)
+}
+
+// decodeRowsInputs is decodeInputs for a batch of rows rows.
+func decodeRowsInputs(rows, layers int, heads, hdim int64, past, capacity int) (in, bound map[string]*ort.Tensor) {
+	ids, pos := make([]int64, rows), make([]int64, rows)
+	mask := make([]int64, rows*(past+1))
 	for i := range ids {
 		ids[i], pos[i] = int64(i+3), int64(past)
 	}
@@ -161,9 +166,9 @@ func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound 
 		mask[i] = 1
 	}
 	in = map[string]*ort.Tensor{
-		policy.InputIDs:       ort.I64Tensor(ids, benchRows, 1),
-		policy.InputPositions: ort.I64Tensor(pos, benchRows, 1),
-		policy.InputMask:      ort.I64Tensor(mask, benchRows, int64(past+1)),
+		policy.InputIDs:       ort.I64Tensor(ids, int64(rows), 1),
+		policy.InputPositions: ort.I64Tensor(pos, int64(rows), 1),
+		policy.InputMask:      ort.I64Tensor(mask, int64(rows), int64(past+1)),
 	}
 	size := int64(past)
 	if capacity > 0 {
@@ -172,11 +177,11 @@ func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound 
 	}
 	for l := 0; l < layers; l++ {
 		for _, name := range []string{policy.PastKeyName(l), policy.PastValueName(l)} {
-			cache := make([]float32, int64(benchRows)*heads*size*hdim)
+			cache := make([]float32, int64(rows)*heads*size*hdim)
 			for i := range cache {
 				cache[i] = float32(i%7) * 0.01
 			}
-			in[name] = ort.F32Tensor(cache, benchRows, heads, size, hdim)
+			in[name] = ort.F32Tensor(cache, int64(rows), heads, size, hdim)
 		}
 		if bound != nil {
 			bound[policy.PresentKeyName(l)] = in[policy.PastKeyName(l)]

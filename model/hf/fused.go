@@ -46,6 +46,30 @@ func FusedSupported(c Config) bool {
 // whose past and present share one symbolic length). P+S must not exceed C
 // or the options' MaxSeq. It needs FusedSupported(cfg).
 func FusedKVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, error) {
+	return fusedKVGraph(cfg, w, o, defaultFused)
+}
+
+// fusedOptions choose among the ways FusedKVGraph can write a layer; the
+// benchmarks and tests compare them, FusedKVGraph uses defaultFused.
+type fusedOptions struct {
+	// gqaRotary rotates queries and keys inside GroupQueryAttention
+	// (do_rotary=1 with the cos/sin caches and position_ids) instead of
+	// with RotaryEmbedding nodes before it.
+	gqaRotary bool
+	// gateUp packs the MLP's gate and up projections into one Gemm whose
+	// output is split, so the MLP runs two matrix products instead of three.
+	gateUp bool
+	// addNorm writes each residual Add and the RMSNorm after it as Add plus
+	// SimplifiedLayerNormalization instead of one
+	// SkipSimplifiedLayerNormalization.
+	addNorm bool
+}
+
+// defaultFused is the fastest choice measured (see docs/BENCHMARKS.md).
+var defaultFused = fusedOptions{}
+
+// fusedKVGraph builds FusedKVGraph's graph the way fo says.
+func fusedKVGraph(cfg Config, w policy.Weights, o GraphOptions, fo fusedOptions) (*onnx.Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -86,6 +110,7 @@ func FusedKVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, er
 		positions: pos,
 		cos:       cos,
 		sin:       sin,
+		fo:        fo,
 		qkvShape:  g.b.Op("Concat", []string{bs, g.ints(int64(cfg.QDim() + 2*cfg.KVDim()))}, onnx.AttrI("axis", 0)),
 	}
 	x := g.b.Op("Gather", []string{g.weight(ParamEmbed), g.op("Reshape", ids, g.ints(-1))}, onnx.AttrI("axis", 0))
@@ -125,6 +150,8 @@ func p0(name string) string { return LayerParam(0, name) }
 type fusedInputs struct {
 	bias, seqlens, total, positions, cos, sin string
 	qkvShape                                  string
+	// fo is how the layers are written.
+	fo fusedOptions
 }
 
 // rotaryCaches returns the cos and sin caches [maxSeq, Dh/2] of
@@ -205,29 +232,103 @@ func (g *graphBuilder) fusedBlock(l int, x, hn string, at fusedInputs, kv kvIO, 
 		return ""
 	}
 	qkv := g.op("Reshape", g.b.Op("Gemm", g.packedQKV(l, hn), onnx.AttrI("transB", 1)), at.qkvShape)
-	parts := g.b.OpN("Split", []string{qkv, g.ints(int64(c.QDim()), int64(c.KVDim()), int64(c.KVDim()))}, 3,
-		onnx.AttrI("axis", 2))
-	q := g.rotate(parts[0], opt(c.QKNorm, ParamQNorm), c.NumHeads, at)
-	k := g.rotate(parts[1], opt(c.QKNorm, ParamKNorm), c.NumKVHeads, at)
-	v := parts[2]
+	// GroupQueryAttention's inputs: query (or the packed query, key and
+	// value), key, value, past_key, past_value, seqlens_k,
+	// total_sequence_length, cos_cache, sin_cache, position_ids,
+	// attention_bias.
+	var in []string
+	rotary := int64(0)
+	switch {
+	case at.fo.gqaRotary && !c.QKNorm:
+		in = []string{qkv, "", ""}
+		rotary = 1
+	default:
+		parts := g.b.OpN("Split", []string{qkv, g.ints(int64(c.QDim()), int64(c.KVDim()), int64(c.KVDim()))}, 3,
+			onnx.AttrI("axis", 2))
+		q, k := parts[0], parts[1]
+		if at.fo.gqaRotary {
+			q, k = g.headNorm(q, p(ParamQNorm), c.NumHeads), g.headNorm(k, p(ParamKNorm), c.NumKVHeads)
+			rotary = 1
+		} else {
+			q = g.rotate(q, opt(c.QKNorm, ParamQNorm), c.NumHeads, at)
+			k = g.rotate(k, opt(c.QKNorm, ParamKNorm), c.NumKVHeads, at)
+		}
+		in = []string{q, k, parts[2]}
+	}
+	in = append(in, kv.pastKey, kv.pastValue, at.seqlens, at.total)
+	if rotary == 1 {
+		// No position_ids: ONNX Runtime 1.30's CPU kernel rotates every row
+		// by the first row's position_ids, so GroupQueryAttention derives
+		// the positions from the cache (seqlens_k), row r's position p
+		// becoming its cache index p+pad(r). Attention scores depend on
+		// the difference of two positions only, and each row's padding is
+		// the same at every step, so the logits are those of position_ids.
+		in = append(in, at.cos, at.sin, "", at.bias)
+	} else {
+		in = append(in, "", "", "", at.bias)
+	}
 	ctx := g.b.Op("GroupQueryAttention", nil)
 	node := g.b.Graph().Nodes[len(g.b.Graph().Nodes)-1]
 	node.Domain = DomainMicrosoft
-	// query, key, value, past_key, past_value, seqlens_k,
-	// total_sequence_length, cos_cache, sin_cache, position_ids,
-	// attention_bias.
-	node.Inputs = []string{q, k, v, kv.pastKey, kv.pastValue, at.seqlens, at.total, "", "", "", at.bias}
+	node.Inputs = in
 	node.Outputs = []string{ctx, kv.presentKey, kv.presentValue}
 	node.Attrs = []onnx.Attribute{
 		onnx.AttrI("num_heads", int64(c.NumHeads)),
 		onnx.AttrI("kv_num_heads", int64(c.NumKVHeads)),
-		onnx.AttrI("do_rotary", 0),
+		onnx.AttrI("do_rotary", rotary),
+	}
+	if rotary == 1 {
+		node.Attrs = append(node.Attrs, onnx.AttrI("rotary_interleaved", 0))
 	}
 	ctx = g.op("Reshape", ctx, g.ints(-1, int64(c.QDim())))
-	x, hn = g.skipNorm(g.gemm(ctx, p(ParamO), opt(c.OBias, ParamOBias)), x, p(ParamPostNorm))
-	gate := g.gemm(hn, p(ParamGate), "")
-	m := g.op("Mul", g.silu(gate), g.gemm(hn, p(ParamUp), ""))
-	return g.skipNorm(g.gemm(m, p(ParamDown), ""), x, nextNorm)
+	x, hn = g.residualNorm(g.gemm(ctx, p(ParamO), opt(c.OBias, ParamOBias)), x, p(ParamPostNorm), at.fo)
+	var m string
+	if at.fo.gateUp {
+		gu := g.b.OpN("Split", []string{g.b.Op("Gemm", g.packedGateUp(l, hn), onnx.AttrI("transB", 1)),
+			g.ints(int64(c.IntermediateSize), int64(c.IntermediateSize))}, 2, onnx.AttrI("axis", 1))
+		m = g.op("Mul", g.silu(gu[0]), gu[1])
+	} else {
+		m = g.op("Mul", g.silu(g.gemm(hn, p(ParamGate), "")), g.gemm(hn, p(ParamUp), ""))
+	}
+	return g.residualNorm(g.gemm(m, p(ParamDown), ""), x, nextNorm, at.fo)
+}
+
+// headNorm applies the per-head RMSNorm norm (Qwen3's q_norm and k_norm)
+// to x [B,S,n·Dh], or returns x when norm is empty.
+func (g *graphBuilder) headNorm(x, norm string, n int) string {
+	if norm == "" {
+		return x
+	}
+	x = g.op("Reshape", x, g.ints(0, 0, int64(n), int64(g.cfg.HeadDim)))
+	return g.op("Reshape", g.simplifiedNorm(x, norm), g.ints(0, 0, int64(n*g.cfg.HeadDim)))
+}
+
+// residualNorm returns x+skip and its RMSNorm with weight: one
+// SkipSimplifiedLayerNormalization, or Add and SimplifiedLayerNormalization
+// under fo.addNorm.
+func (g *graphBuilder) residualNorm(x, skip, weight string, fo fusedOptions) (sum, norm string) {
+	if fo.addNorm {
+		sum = g.op("Add", x, skip)
+		return sum, g.simplifiedNorm(sum, weight)
+	}
+	return g.skipNorm(x, skip, weight)
+}
+
+// packedGateUp adds (once) the initializer that packs layer l's gate and
+// up projection weights ([2I, D], the gate's rows then the up's) and
+// returns the Gemm inputs for x.
+func (g *graphBuilder) packedGateUp(l int, x string) []string {
+	name := LayerParam(l, "mlp.gate_up_proj.weight")
+	if !g.added[name] {
+		g.added[name] = true
+		wdata := make([]float32, 0, 2*g.cfg.IntermediateSize*g.cfg.HiddenSize)
+		for _, part := range []string{ParamGate, ParamUp} {
+			wdata = append(wdata, g.w[LayerParam(l, part)].Data...)
+		}
+		dims := []int64{int64(2 * g.cfg.IntermediateSize), int64(g.cfg.HiddenSize)}
+		g.b.Initializer(&onnx.Tensor{Name: name, DataType: onnx.Float, Dims: dims, Float: wdata})
+	}
+	return []string{x, name}
 }
 
 // packedQKV adds (once) the initializers that pack layer l's query, key
