@@ -59,6 +59,10 @@ type fusedOptions struct {
 	// gateUp packs the MLP's gate and up projections into one Gemm whose
 	// output is split, so the MLP runs two matrix products instead of three.
 	gateUp bool
+	// keyBias gives GroupQueryAttention the padding mask alone, [B,1,S,L]
+	// from a [B,1,1,L] Where, and leaves the causal mask to the kernel,
+	// which applies it anyway.
+	keyBias bool
 	// addNorm writes each residual Add and the RMSNorm after it as Add plus
 	// SimplifiedLayerNormalization instead of one
 	// SkipSimplifiedLayerNormalization.
@@ -101,7 +105,7 @@ func fusedKVGraph(cfg Config, w policy.Weights, o GraphOptions, fo fusedOptions)
 	cos, sin := g.rotaryCaches()
 	bs := g.op("Shape", ids)
 	at := fusedInputs{
-		bias: g.attentionBias(mask, g.op("Sub", total, newLen), newLen, total),
+		bias: g.fusedBias(mask, total, newLen, fo),
 		// Every row has the same cache length, total-1 for seqlens_k; the
 		// padding is masked by the bias, as in KVGraph.
 		seqlens: g.b.Op("Cast", []string{g.op("Expand", g.op("Sub", total, g.ints(1)), g.dimOf(mask, 0))},
@@ -137,6 +141,21 @@ func fusedKVGraph(cfg Config, w policy.Weights, o GraphOptions, fo fusedOptions)
 	m := g.model()
 	m.Opsets = append(m.Opsets, onnx.OpsetImport{Domain: DomainMicrosoft, Version: 1})
 	return m, nil
+}
+
+// fusedBias returns GroupQueryAttention's attention_bias [B,1,S,L] for S
+// new positions over L = P+S cache positions: the causal and padding mask
+// of attentionBias, or under fo.keyBias the padding mask alone, broadcast
+// over the queries.
+func (g *graphBuilder) fusedBias(mask, total, newLen string, fo fusedOptions) string {
+	if !fo.keyBias {
+		return g.attentionBias(mask, g.op("Sub", total, newLen), newLen, total)
+	}
+	keep := g.b.Op("Cast", []string{mask}, onnx.AttrI("to", int64(onnx.Bool)))
+	keep = g.op("Unsqueeze", keep, g.ints(1, 2))
+	bias := g.op("Where", keep, g.scalar(0), g.scalar(maskValue))
+	shape := g.b.Op("Concat", []string{g.dimOf(mask, 0), g.ints(1), newLen, total}, onnx.AttrI("axis", 0))
+	return g.op("Expand", bias, shape)
 }
 
 // p0 names a tensor of layer 0.
@@ -210,11 +229,7 @@ func (g *graphBuilder) gemm(x, weight, bias string) string {
 // RMSNorm norm (Qwen3) when it is not empty, rotated by RotaryEmbedding at
 // the given positions.
 func (g *graphBuilder) rotate(x, norm string, n int, at fusedInputs) string {
-	if norm != "" {
-		x = g.op("Reshape", x, g.ints(0, 0, int64(n), int64(g.cfg.HeadDim)))
-		x = g.op("Reshape", g.simplifiedNorm(x, norm), g.ints(0, 0, int64(n*g.cfg.HeadDim)))
-	}
-	return g.contrib("RotaryEmbedding", []string{x, at.positions, at.cos, at.sin}, 1,
+	return g.contrib("RotaryEmbedding", []string{g.headNorm(x, norm, n), at.positions, at.cos, at.sin}, 1,
 		onnx.AttrI("interleaved", 0), onnx.AttrI("num_heads", int64(n)))[0]
 }
 
@@ -247,7 +262,8 @@ func (g *graphBuilder) fusedBlock(l int, x, hn string, at fusedInputs, kv kvIO, 
 			onnx.AttrI("axis", 2))
 		q, k := parts[0], parts[1]
 		if at.fo.gqaRotary {
-			q, k = g.headNorm(q, p(ParamQNorm), c.NumHeads), g.headNorm(k, p(ParamKNorm), c.NumKVHeads)
+			q = g.headNorm(q, opt(c.QKNorm, ParamQNorm), c.NumHeads)
+			k = g.headNorm(k, opt(c.QKNorm, ParamKNorm), c.NumKVHeads)
 			rotary = 1
 		} else {
 			q = g.rotate(q, opt(c.QKNorm, ParamQNorm), c.NumHeads, at)

@@ -30,8 +30,9 @@ type decodeGraph struct {
 }
 
 // decodeGraphs returns the graphs the decode benchmark and profile
-// compare: the built-in policy's in-place KV graph and the Hugging Face
-// fused graph of the same size (benchConfig).
+// compare: the built-in policy's in-place KV graph first, then the Hugging
+// Face fused graph of the same size (benchConfig) written each way of
+// benchVariants.
 func decodeGraphs(t testing.TB) []decodeGraph {
 	t.Helper()
 	c := benchConfig()
@@ -45,7 +46,14 @@ func decodeGraphs(t testing.TB) []decodeGraph {
 		t.Fatal(err)
 	}
 	gs := []decodeGraph{{"builtin-inplace", builtin, int64(pc.NHeads), int64(pc.HeadDim()), pc.NLayers}}
+	names := benchVariants
+	if env := os.Getenv("WSGRPO_VARIANTS"); env != "" {
+		names = strings.Split(env, ",")
+	}
 	for _, v := range fusedVariants {
+		if env := os.Getenv("WSGRPO_VARIANTS"); !slices.Contains(names, v.name) && env != "all" {
+			continue
+		}
 		m, err := fusedKVGraph(c, randomWeights(c, 1), GraphOptions{MaxSeq: 256}, v.opts)
 		if err != nil {
 			t.Fatal(err)
@@ -172,15 +180,23 @@ func profileSummary(name string, p *ort.Profile, rows int) string {
 // us is d in microseconds.
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// fusedVariants are the ways of writing FusedKVGraph that the profile
-// compares.
+// fusedVariants are the ways of writing FusedKVGraph that the tests
+// check; fusedDefault is FusedKVGraph's.
 var fusedVariants = []struct {
 	name string
 	opts fusedOptions
 }{
-	{"fused-v0", fusedOptions{}},
+	{"v0", fusedOptions{}},
 	{"gqa-rotary", fusedOptions{gqaRotary: true}},
 	{"gate-up", fusedOptions{gateUp: true}},
+	{"key-bias", fusedOptions{keyBias: true}},
 	{"add-norm", fusedOptions{addNorm: true}},
 	{"rotary+gateup", fusedOptions{gqaRotary: true, gateUp: true}},
+	{"rotary+gateup+keybias", fusedOptions{gqaRotary: true, gateUp: true, keyBias: true}},
+	{"all", fusedOptions{gqaRotary: true, gateUp: true, keyBias: true, addNorm: true}},
 }
+
+// benchVariants name the fusedVariants that BenchmarkFusedDecode and
+// TestDecodeProfile compare with the built-in graph; WSGRPO_VARIANTS (a
+// comma-separated list of names, "all" for every one) overrides them.
+var benchVariants = []string{"v0", "rotary+gateup+keybias"}
