@@ -26,15 +26,18 @@ func FusedSupported(c Config) bool {
 // FusedKVGraph returns the float32 sampling graph with a fixed-size cache
 // that ONNX Runtime updates in place, built with its fused and contrib
 // kernels (the op set of onnxruntime-genai's model builder): the residual
-// stream is a [B·S, D] matrix, each layer runs one Gemm for the packed
-// query/key/value projection, com.microsoft RotaryEmbedding for the
-// queries and keys (fed position_ids, so left padding keeps each row's
-// positions), com.microsoft GroupQueryAttention over the cache, Gemm for
-// the other projections, and SkipSimplifiedLayerNormalization for each
-// residual Add with the RMSNorm after it. It computes the logits of
-// FullGraph and KVGraph, and is for sampling only, never for autodiff: the
-// query, key and value weights of layer N are packed into the initializers
-// model.layers.N.self_attn.qkv_proj.weight (and .bias).
+// stream is a [B·S, D] matrix; each layer runs one Gemm for the packed
+// query/key/value projection, one com.microsoft GroupQueryAttention over
+// the cache that also applies the rotary embedding (do_rotary, from cos/sin
+// caches) and the causal mask, Gemm for the output projection, one Gemm
+// for the packed gate and up projections split in two, QuickGelu-fused
+// SiLU, Gemm for the down projection, and SkipSimplifiedLayerNormalization
+// for each residual Add with the RMSNorm after it; attention_mask becomes
+// an additive padding bias. It computes the logits of FullGraph and
+// KVGraph, and is for sampling only, never for autodiff: the query, key and
+// value weights of layer N are packed into the initializers
+// model.layers.N.self_attn.qkv_proj.weight (and .bias), its gate and up
+// weights into model.layers.N.mlp.gate_up_proj.weight.
 //
 // Inputs are KVGraph's, except that past_key_values.N.key and
 // past_key_values.N.value are [B,KVH,C,Dh] buffers of a fixed capacity C
@@ -45,6 +48,16 @@ func FusedSupported(c Config) bool {
 // memory of its past input (the generate package does so for any graph
 // whose past and present share one symbolic length). P+S must not exceed C
 // or the options' MaxSeq. It needs FusedSupported(cfg).
+//
+// The rotary embedding rotates each token by its cache index rather than
+// by position_ids, which the graph accepts but does not read: ONNX Runtime
+// 1.30's CPU GroupQueryAttention applies the first row's position_ids to
+// every row. Attention depends only on the difference of two tokens'
+// rotations, so the logits are those of position_ids whenever each row's
+// positions are its cache indices less a constant of the row, as with left
+// padding (the generate package's layout, and what the tests check); the
+// keys in the cache are rotated by cache index too. Like the kernel, the
+// graph takes S > 1 new positions after a non-empty cache for one row only.
 func FusedKVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, error) {
 	return fusedKVGraph(cfg, w, o, defaultFused)
 }
@@ -69,8 +82,10 @@ type fusedOptions struct {
 	addNorm bool
 }
 
-// defaultFused is the fastest choice measured (see docs/BENCHMARKS.md).
-var defaultFused = fusedOptions{}
+// defaultFused is the fastest choice measured: the fewest nodes, which
+// counts most at small batches (see docs/BENCHMARKS.md, "Hugging Face
+// models").
+var defaultFused = fusedOptions{gqaRotary: true, gateUp: true, keyBias: true}
 
 // fusedKVGraph builds FusedKVGraph's graph the way fo says.
 func fusedKVGraph(cfg Config, w policy.Weights, o GraphOptions, fo fusedOptions) (*onnx.Model, error) {
