@@ -29,15 +29,14 @@ func FusedSupported(c Config) bool {
 // stream is a [B·S, D] matrix; each layer runs one Gemm for the packed
 // query/key/value projection, one com.microsoft GroupQueryAttention over
 // the cache that also applies the rotary embedding (do_rotary, from cos/sin
-// caches) and the causal mask, Gemm for the output projection, one Gemm
-// for the packed gate and up projections split in two, QuickGelu-fused
-// SiLU, Gemm for the down projection, and SkipSimplifiedLayerNormalization
-// for each residual Add with the RMSNorm after it; attention_mask becomes
-// an additive padding bias. It computes the logits of FullGraph and
+// caches) and the causal mask, Gemm for the output, gate, up and down
+// projections, SiLU as x·Sigmoid(x) (which ONNX Runtime fuses into
+// QuickGelu), and SkipSimplifiedLayerNormalization for each residual Add
+// with the RMSNorm after it; attention_mask becomes an additive padding
+// bias. It computes the logits of FullGraph and
 // KVGraph, and is for sampling only, never for autodiff: the query, key and
 // value weights of layer N are packed into the initializers
-// model.layers.N.self_attn.qkv_proj.weight (and .bias), its gate and up
-// weights into model.layers.N.mlp.gate_up_proj.weight.
+// model.layers.N.self_attn.qkv_proj.weight (and .bias).
 //
 // Inputs are KVGraph's, except that past_key_values.N.key and
 // past_key_values.N.value are [B,KVH,C,Dh] buffers of a fixed capacity C
@@ -83,9 +82,10 @@ type fusedOptions struct {
 }
 
 // defaultFused is the fastest choice measured: the fewest nodes, which
-// counts most at small batches (see docs/BENCHMARKS.md, "Hugging Face
-// models").
-var defaultFused = fusedOptions{gqaRotary: true, gateUp: true, keyBias: true}
+// counts most at small batches; packing gate and up saves less in the
+// Gemm than the Split of its output costs at 64 rows (see
+// docs/BENCHMARKS.md, "Hugging Face models").
+var defaultFused = fusedOptions{gqaRotary: true, keyBias: true}
 
 // fusedKVGraph builds FusedKVGraph's graph the way fo says.
 func fusedKVGraph(cfg Config, w policy.Weights, o GraphOptions, fo fusedOptions) (*onnx.Model, error) {

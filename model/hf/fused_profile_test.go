@@ -203,6 +203,7 @@ var fusedVariants = []struct {
 	{"add-norm", fusedOptions{addNorm: true}},
 	{"rotary+gateup", fusedOptions{gqaRotary: true, gateUp: true}},
 	{"rotary+gateup+keybias", fusedOptions{gqaRotary: true, gateUp: true, keyBias: true}},
+	{"rotary+keybias", fusedOptions{gqaRotary: true, keyBias: true}},
 	{"gateup+keybias", fusedOptions{gateUp: true, keyBias: true}},
 	{"all", fusedOptions{gqaRotary: true, gateUp: true, keyBias: true, addNorm: true}},
 }
