@@ -151,15 +151,15 @@ func BenchmarkDecodeStep(b *testing.B) {
 	}
 }
 
-// decodeInputs returns the inputs of one decode step: one new token per
-// row after past cached positions. With a capacity, the cache is a
+// decodeInputs returns the inputs of one decode step of benchRows rows: one
+// new token per row after past cached positions. With a capacity, the cache is a
 // fixed-size buffer of that many positions, and bound binds each present
 // output to its past input's buffer.
 func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound map[string]*ort.Tensor) {
 	return decodeRowsInputs(benchRows, layers, heads, hdim, past, capacity)
 }
 
-// decodeRowsInputs is decodeInputs for a batch of rows rows.
+// decodeRowsInputs is decodeInputs for a batch of the given rows.
 func decodeRowsInputs(rows, layers int, heads, hdim int64, past, capacity int) (in, bound map[string]*ort.Tensor) {
 	ids, pos := make([]int64, rows), make([]int64, rows)
 	mask := make([]int64, rows*(past+1))

@@ -53,12 +53,12 @@ func decodeGraphs(t testing.TB) []decodeGraph {
 		{"builtin-inplace", builtin, int64(pc.NHeads), int64(pc.HeadDim()), pc.NLayers},
 		{"hf-fused", fused, int64(c.NumKVHeads), int64(c.HeadDim), c.NumLayers},
 	}
-	names := benchVariants
-	if env := os.Getenv("WSGRPO_VARIANTS"); env != "" {
+	names, env := benchVariants, os.Getenv("WSGRPO_VARIANTS")
+	if env != "" {
 		names = strings.Split(env, ",")
 	}
 	for _, v := range fusedVariants {
-		if env := os.Getenv("WSGRPO_VARIANTS"); !slices.Contains(names, v.name) && env != "all" {
+		if env != "all" && !slices.Contains(names, v.name) {
 			continue
 		}
 		m, err := fusedKVGraph(c, randomWeights(c, 1), GraphOptions{MaxSeq: 256}, v.opts)
@@ -75,7 +75,9 @@ func decodeGraphs(t testing.TB) []decodeGraph {
 // profiler, the graphs' runs interleaved, and logs per operator type the
 // sum over nodes of each node's fastest call (a contention-free estimate
 // of one step), and the fastest and median step. It is slow and its
-// figures are for reading, so it runs only with WSGRPO_PROFILE=1.
+// figures are for reading, so it runs only with WSGRPO_PROFILE=1 (and
+// -count=1, or go test replays a cached log); WSGRPO_VARIANTS picks the
+// variants (see benchVariants).
 func TestDecodeProfile(t *testing.T) {
 	if os.Getenv("WSGRPO_PROFILE") == "" {
 		t.Skip("set WSGRPO_PROFILE=1 to profile the decode graphs")
@@ -205,7 +207,7 @@ var fusedVariants = []struct {
 	{"rotary+gateup+keybias", fusedOptions{gqaRotary: true, gateUp: true, keyBias: true}},
 	{"rotary+keybias", fusedOptions{gqaRotary: true, keyBias: true}},
 	{"gateup+keybias", fusedOptions{gateUp: true, keyBias: true}},
-	{"all", fusedOptions{gqaRotary: true, gateUp: true, keyBias: true, addNorm: true}},
+	{"rotary+gateup+keybias+addnorm", fusedOptions{gqaRotary: true, gateUp: true, keyBias: true, addNorm: true}},
 }
 
 // benchVariants name the fusedVariants that BenchmarkFusedDecode and
