@@ -1,10 +1,14 @@
 package hf
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
@@ -147,13 +151,18 @@ func BenchmarkDecodeStep(b *testing.B) {
 	}
 }
 
-// decodeInputs returns the inputs of one decode step: one new token per
-// row after past cached positions. With a capacity, the cache is a
+// decodeInputs returns the inputs of one decode step of benchRows rows: one
+// new token per row after past cached positions. With a capacity, the cache is a
 // fixed-size buffer of that many positions, and bound binds each present
 // output to its past input's buffer.
 func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound map[string]*ort.Tensor) {
-	ids, pos := make([]int64, benchRows), make([]int64, benchRows)
-	mask := make([]int64, benchRows*(past+1))
+	return decodeRowsInputs(benchRows, layers, heads, hdim, past, capacity)
+}
+
+// decodeRowsInputs is decodeInputs for a batch of the given rows.
+func decodeRowsInputs(rows, layers int, heads, hdim int64, past, capacity int) (in, bound map[string]*ort.Tensor) {
+	ids, pos := make([]int64, rows), make([]int64, rows)
+	mask := make([]int64, rows*(past+1))
 	for i := range ids {
 		ids[i], pos[i] = int64(i+3), int64(past)
 	}
@@ -161,9 +170,9 @@ func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound 
 		mask[i] = 1
 	}
 	in = map[string]*ort.Tensor{
-		policy.InputIDs:       ort.I64Tensor(ids, benchRows, 1),
-		policy.InputPositions: ort.I64Tensor(pos, benchRows, 1),
-		policy.InputMask:      ort.I64Tensor(mask, benchRows, int64(past+1)),
+		policy.InputIDs:       ort.I64Tensor(ids, int64(rows), 1),
+		policy.InputPositions: ort.I64Tensor(pos, int64(rows), 1),
+		policy.InputMask:      ort.I64Tensor(mask, int64(rows), int64(past+1)),
 	}
 	size := int64(past)
 	if capacity > 0 {
@@ -172,11 +181,11 @@ func decodeInputs(layers int, heads, hdim int64, past, capacity int) (in, bound 
 	}
 	for l := 0; l < layers; l++ {
 		for _, name := range []string{policy.PastKeyName(l), policy.PastValueName(l)} {
-			cache := make([]float32, int64(benchRows)*heads*size*hdim)
+			cache := make([]float32, int64(rows)*heads*size*hdim)
 			for i := range cache {
 				cache[i] = float32(i%7) * 0.01
 			}
-			in[name] = ort.F32Tensor(cache, benchRows, heads, size, hdim)
+			in[name] = ort.F32Tensor(cache, int64(rows), heads, size, hdim)
 		}
 		if bound != nil {
 			bound[policy.PresentKeyName(l)] = in[policy.PastKeyName(l)]
@@ -233,6 +242,82 @@ func BenchmarkOpenSession(b *testing.B) {
 					b.Fatal(err)
 				}
 				_ = s.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkFusedDecode compares one decode step of the Hugging Face fused
+// sampling graph (FusedKVGraph, and each of benchVariants) with the
+// built-in policy's in-place KV graph of the same size (benchConfig), at
+// each of profileShapes, in the same run: every iteration runs one step of
+// every graph, in an order that rotates, so that the load of a shared
+// machine falls on all alike. Per graph it reports the tokens/s of the
+// fastest step (best of b.N) and of the median step, by wall clock
+// ("wall") and by the CPU time of the thread that ran the step ("cpu", on
+// Linux: ONNX Runtime runs the kernels on the calling thread with one
+// intra-op thread, so this leaves out the time spent waiting for a core);
+// per Hugging Face graph, the ratio of its best tokens/s to the built-in
+// graph's (1 is parity; the goal is 0.9 or more). Run it with a
+// fixed count, e.g. -benchtime 300x.
+func BenchmarkFusedDecode(b *testing.B) {
+	rt := orttest.Runtime(b)
+	gs := decodeGraphs(b)
+	for _, sh := range profileShapes {
+		b.Run(fmt.Sprintf("rows=%d/past=%d", sh.rows, sh.past), func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			sessions := make([]*ort.Session, len(gs))
+			ins := make([][2]map[string]*ort.Tensor, len(gs))
+			// Sessions open in a random order: where ONNX Runtime's memory
+			// lands differs from session to session, and the first one
+			// opened should not always be the same graph's.
+			for _, i := range rand.Perm(len(gs)) {
+				g := gs[i]
+				outs := []string{policy.OutputLogits}
+				for l := 0; l < g.layers; l++ {
+					outs = append(outs, policy.PresentKeyName(l), policy.PresentValueName(l))
+				}
+				sessions[i] = newSession(b, rt, g.m, outs...)
+				in, bound := decodeRowsInputs(sh.rows, g.layers, g.heads, g.hdim, sh.past, sh.past+16)
+				ins[i] = [2]map[string]*ort.Tensor{in, bound}
+			}
+			wall := make([][]time.Duration, len(gs))
+			cpu := make([][]time.Duration, len(gs))
+			k := 0
+			for b.Loop() {
+				for j := range gs {
+					i := (j + k) % len(gs)
+					start := time.Now()
+					c0, ok0 := threadCPUTime()
+					if _, err := sessions[i].RunInto(ins[i][0], ins[i][1]); err != nil {
+						b.Fatal(err)
+					}
+					c1, ok1 := threadCPUTime()
+					wall[i] = append(wall[i], time.Since(start))
+					if ok0 && ok1 {
+						cpu[i] = append(cpu[i], c1-c0)
+					}
+				}
+				k++
+			}
+			for _, m := range []struct {
+				name  string
+				steps [][]time.Duration
+			}{{"wall", wall}, {"cpu", cpu}} {
+				if len(m.steps[0]) == 0 {
+					continue
+				}
+				best := make([]float64, len(gs))
+				for i, g := range gs {
+					slices.Sort(m.steps[i])
+					best[i] = float64(sh.rows) / m.steps[i][0].Seconds()
+					b.ReportMetric(best[i], g.name+"-"+m.name+"-best-tok/s")
+					b.ReportMetric(float64(sh.rows)/m.steps[i][len(m.steps[i])/2].Seconds(), g.name+"-"+m.name+"-median-tok/s")
+				}
+				for i := 1; i < len(gs); i++ {
+					b.ReportMetric(best[i]/best[0], gs[i].name+"-"+m.name+"/builtin")
+				}
 			}
 		})
 	}

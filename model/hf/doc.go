@@ -17,8 +17,8 @@
 // KVGraph is the same description with a key/value cache concatenated per
 // step; FusedKVGraph runs the same model on ONNX Runtime's fused kernels
 // (the op set of onnxruntime-genai's model builder: packed-QKV Gemm,
-// com.microsoft RotaryEmbedding, GroupQueryAttention over a fixed-size
-// cache updated in place, SkipSimplifiedLayerNormalization), and
+// com.microsoft GroupQueryAttention with the rotary embedding inside, over
+// a fixed-size cache updated in place, SkipSimplifiedLayerNormalization), and
 // SamplingGraph picks it when GroupQueryAttention takes the head size. Both sampling graphs are named like a Hugging Face
 // exported decoder (input_ids, attention_mask, position_ids,
 // past_key_values.N.key/value -> logits, present.N.key/value), so the

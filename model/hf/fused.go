@@ -26,14 +26,16 @@ func FusedSupported(c Config) bool {
 // FusedKVGraph returns the float32 sampling graph with a fixed-size cache
 // that ONNX Runtime updates in place, built with its fused and contrib
 // kernels (the op set of onnxruntime-genai's model builder): the residual
-// stream is a [B·S, D] matrix, each layer runs one Gemm for the packed
-// query/key/value projection, com.microsoft RotaryEmbedding for the
-// queries and keys (fed position_ids, so left padding keeps each row's
-// positions), com.microsoft GroupQueryAttention over the cache, Gemm for
-// the other projections, and SkipSimplifiedLayerNormalization for each
-// residual Add with the RMSNorm after it. It computes the logits of
-// FullGraph and KVGraph, and is for sampling only, never for autodiff: the
-// query, key and value weights of layer N are packed into the initializers
+// stream is a [B·S, D] matrix; each layer runs one Gemm for the packed
+// query/key/value projection, one com.microsoft GroupQueryAttention over
+// the cache that also applies the rotary embedding (do_rotary, from cos/sin
+// caches) and the causal mask, Gemm for the output, gate, up and down
+// projections, SiLU as x·Sigmoid(x) (which ONNX Runtime fuses into
+// QuickGelu), and SkipSimplifiedLayerNormalization for each residual Add
+// with the RMSNorm after it; attention_mask becomes an additive padding
+// bias. It computes the logits of FullGraph and
+// KVGraph, and is for sampling only, never for autodiff: the query, key and
+// value weights of layer N are packed into the initializers
 // model.layers.N.self_attn.qkv_proj.weight (and .bias).
 //
 // Inputs are KVGraph's, except that past_key_values.N.key and
@@ -45,7 +47,48 @@ func FusedSupported(c Config) bool {
 // memory of its past input (the generate package does so for any graph
 // whose past and present share one symbolic length). P+S must not exceed C
 // or the options' MaxSeq. It needs FusedSupported(cfg).
+//
+// The rotary embedding rotates each token by its cache index rather than
+// by position_ids, which the graph accepts but does not read: ONNX Runtime
+// 1.30's CPU GroupQueryAttention applies the first row's position_ids to
+// every row. Attention depends only on the difference of two tokens'
+// rotations, so the logits are those of position_ids whenever each row's
+// positions are its cache indices less a constant of the row, as with left
+// padding (the generate package's layout, and what the tests check); the
+// keys in the cache are rotated by cache index too. Like the kernel, the
+// graph takes S > 1 new positions after a non-empty cache for one row only.
 func FusedKVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, error) {
+	return fusedKVGraph(cfg, w, o, defaultFused)
+}
+
+// fusedOptions choose among the ways FusedKVGraph can write a layer; the
+// benchmarks and tests compare them, FusedKVGraph uses defaultFused.
+type fusedOptions struct {
+	// gqaRotary rotates queries and keys inside GroupQueryAttention
+	// (do_rotary=1 with the cos/sin caches and position_ids) instead of
+	// with RotaryEmbedding nodes before it.
+	gqaRotary bool
+	// gateUp packs the MLP's gate and up projections into one Gemm whose
+	// output is split, so the MLP runs two matrix products instead of three.
+	gateUp bool
+	// keyBias gives GroupQueryAttention the padding mask alone, [B,1,S,L]
+	// from a [B,1,1,L] Where, and leaves the causal mask to the kernel,
+	// which applies it anyway.
+	keyBias bool
+	// addNorm writes each residual Add and the RMSNorm after it as Add plus
+	// SimplifiedLayerNormalization instead of one
+	// SkipSimplifiedLayerNormalization.
+	addNorm bool
+}
+
+// defaultFused is the fastest choice measured: the fewest nodes, which
+// counts most at small batches; packing gate and up saves less in the
+// Gemm than the Split of its output costs at 64 rows (see
+// docs/BENCHMARKS.md, "Hugging Face models").
+var defaultFused = fusedOptions{gqaRotary: true, keyBias: true}
+
+// fusedKVGraph builds FusedKVGraph's graph the way fo says.
+func fusedKVGraph(cfg Config, w policy.Weights, o GraphOptions, fo fusedOptions) (*onnx.Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -77,7 +120,7 @@ func FusedKVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, er
 	cos, sin := g.rotaryCaches()
 	bs := g.op("Shape", ids)
 	at := fusedInputs{
-		bias: g.attentionBias(mask, g.op("Sub", total, newLen), newLen, total),
+		bias: g.fusedBias(mask, total, newLen, fo),
 		// Every row has the same cache length, total-1 for seqlens_k; the
 		// padding is masked by the bias, as in KVGraph.
 		seqlens: g.b.Op("Cast", []string{g.op("Expand", g.op("Sub", total, g.ints(1)), g.dimOf(mask, 0))},
@@ -86,6 +129,7 @@ func FusedKVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, er
 		positions: pos,
 		cos:       cos,
 		sin:       sin,
+		fo:        fo,
 		qkvShape:  g.b.Op("Concat", []string{bs, g.ints(int64(cfg.QDim() + 2*cfg.KVDim()))}, onnx.AttrI("axis", 0)),
 	}
 	x := g.b.Op("Gather", []string{g.weight(ParamEmbed), g.op("Reshape", ids, g.ints(-1))}, onnx.AttrI("axis", 0))
@@ -114,6 +158,21 @@ func FusedKVGraph(cfg Config, w policy.Weights, o GraphOptions) (*onnx.Model, er
 	return m, nil
 }
 
+// fusedBias returns GroupQueryAttention's attention_bias [B,1,S,L] for S
+// new positions over L = P+S cache positions: the causal and padding mask
+// of attentionBias, or under fo.keyBias the padding mask alone, broadcast
+// over the queries.
+func (g *graphBuilder) fusedBias(mask, total, newLen string, fo fusedOptions) string {
+	if !fo.keyBias {
+		return g.attentionBias(mask, g.op("Sub", total, newLen), newLen, total)
+	}
+	keep := g.b.Op("Cast", []string{mask}, onnx.AttrI("to", int64(onnx.Bool)))
+	keep = g.op("Unsqueeze", keep, g.ints(1, 2))
+	bias := g.op("Where", keep, g.scalar(0), g.scalar(maskValue))
+	shape := g.b.Op("Concat", []string{g.dimOf(mask, 0), g.ints(1), newLen, total}, onnx.AttrI("axis", 0))
+	return g.op("Expand", bias, shape)
+}
+
 // p0 names a tensor of layer 0.
 func p0(name string) string { return LayerParam(0, name) }
 
@@ -125,6 +184,8 @@ func p0(name string) string { return LayerParam(0, name) }
 type fusedInputs struct {
 	bias, seqlens, total, positions, cos, sin string
 	qkvShape                                  string
+	// fo is how the layers are written.
+	fo fusedOptions
 }
 
 // rotaryCaches returns the cos and sin caches [maxSeq, Dh/2] of
@@ -183,11 +244,7 @@ func (g *graphBuilder) gemm(x, weight, bias string) string {
 // RMSNorm norm (Qwen3) when it is not empty, rotated by RotaryEmbedding at
 // the given positions.
 func (g *graphBuilder) rotate(x, norm string, n int, at fusedInputs) string {
-	if norm != "" {
-		x = g.op("Reshape", x, g.ints(0, 0, int64(n), int64(g.cfg.HeadDim)))
-		x = g.op("Reshape", g.simplifiedNorm(x, norm), g.ints(0, 0, int64(n*g.cfg.HeadDim)))
-	}
-	return g.contrib("RotaryEmbedding", []string{x, at.positions, at.cos, at.sin}, 1,
+	return g.contrib("RotaryEmbedding", []string{g.headNorm(x, norm, n), at.positions, at.cos, at.sin}, 1,
 		onnx.AttrI("interleaved", 0), onnx.AttrI("num_heads", int64(n)))[0]
 }
 
@@ -205,29 +262,104 @@ func (g *graphBuilder) fusedBlock(l int, x, hn string, at fusedInputs, kv kvIO, 
 		return ""
 	}
 	qkv := g.op("Reshape", g.b.Op("Gemm", g.packedQKV(l, hn), onnx.AttrI("transB", 1)), at.qkvShape)
-	parts := g.b.OpN("Split", []string{qkv, g.ints(int64(c.QDim()), int64(c.KVDim()), int64(c.KVDim()))}, 3,
-		onnx.AttrI("axis", 2))
-	q := g.rotate(parts[0], opt(c.QKNorm, ParamQNorm), c.NumHeads, at)
-	k := g.rotate(parts[1], opt(c.QKNorm, ParamKNorm), c.NumKVHeads, at)
-	v := parts[2]
+	// GroupQueryAttention's inputs: query (or the packed query, key and
+	// value), key, value, past_key, past_value, seqlens_k,
+	// total_sequence_length, cos_cache, sin_cache, position_ids,
+	// attention_bias.
+	var in []string
+	rotary := int64(0)
+	switch {
+	case at.fo.gqaRotary && !c.QKNorm:
+		in = []string{qkv, "", ""}
+		rotary = 1
+	default:
+		parts := g.b.OpN("Split", []string{qkv, g.ints(int64(c.QDim()), int64(c.KVDim()), int64(c.KVDim()))}, 3,
+			onnx.AttrI("axis", 2))
+		q, k := parts[0], parts[1]
+		if at.fo.gqaRotary {
+			q = g.headNorm(q, opt(c.QKNorm, ParamQNorm), c.NumHeads)
+			k = g.headNorm(k, opt(c.QKNorm, ParamKNorm), c.NumKVHeads)
+			rotary = 1
+		} else {
+			q = g.rotate(q, opt(c.QKNorm, ParamQNorm), c.NumHeads, at)
+			k = g.rotate(k, opt(c.QKNorm, ParamKNorm), c.NumKVHeads, at)
+		}
+		in = []string{q, k, parts[2]}
+	}
+	in = append(in, kv.pastKey, kv.pastValue, at.seqlens, at.total)
+	if rotary == 1 {
+		// No position_ids: ONNX Runtime 1.30's CPU kernel rotates every row
+		// by the first row's position_ids, so GroupQueryAttention derives
+		// the positions from the cache (seqlens_k), row r's position p
+		// becoming its cache index p+pad(r). Attention scores depend on
+		// the difference of two positions only, and each row's padding is
+		// the same at every step, so the logits are those of position_ids.
+		in = append(in, at.cos, at.sin, "", at.bias)
+	} else {
+		in = append(in, "", "", "", at.bias)
+	}
 	ctx := g.b.Op("GroupQueryAttention", nil)
 	node := g.b.Graph().Nodes[len(g.b.Graph().Nodes)-1]
 	node.Domain = DomainMicrosoft
-	// query, key, value, past_key, past_value, seqlens_k,
-	// total_sequence_length, cos_cache, sin_cache, position_ids,
-	// attention_bias.
-	node.Inputs = []string{q, k, v, kv.pastKey, kv.pastValue, at.seqlens, at.total, "", "", "", at.bias}
+	node.Inputs = in
 	node.Outputs = []string{ctx, kv.presentKey, kv.presentValue}
 	node.Attrs = []onnx.Attribute{
 		onnx.AttrI("num_heads", int64(c.NumHeads)),
 		onnx.AttrI("kv_num_heads", int64(c.NumKVHeads)),
-		onnx.AttrI("do_rotary", 0),
+		onnx.AttrI("do_rotary", rotary),
+	}
+	if rotary == 1 {
+		node.Attrs = append(node.Attrs, onnx.AttrI("rotary_interleaved", 0))
 	}
 	ctx = g.op("Reshape", ctx, g.ints(-1, int64(c.QDim())))
-	x, hn = g.skipNorm(g.gemm(ctx, p(ParamO), opt(c.OBias, ParamOBias)), x, p(ParamPostNorm))
-	gate := g.gemm(hn, p(ParamGate), "")
-	m := g.op("Mul", g.silu(gate), g.gemm(hn, p(ParamUp), ""))
-	return g.skipNorm(g.gemm(m, p(ParamDown), ""), x, nextNorm)
+	x, hn = g.residualNorm(g.gemm(ctx, p(ParamO), opt(c.OBias, ParamOBias)), x, p(ParamPostNorm), at.fo)
+	var m string
+	if at.fo.gateUp {
+		gu := g.b.OpN("Split", []string{g.b.Op("Gemm", g.packedGateUp(l, hn), onnx.AttrI("transB", 1)),
+			g.ints(int64(c.IntermediateSize), int64(c.IntermediateSize))}, 2, onnx.AttrI("axis", 1))
+		m = g.op("Mul", g.silu(gu[0]), gu[1])
+	} else {
+		m = g.op("Mul", g.silu(g.gemm(hn, p(ParamGate), "")), g.gemm(hn, p(ParamUp), ""))
+	}
+	return g.residualNorm(g.gemm(m, p(ParamDown), ""), x, nextNorm, at.fo)
+}
+
+// headNorm applies the per-head RMSNorm norm (Qwen3's q_norm and k_norm)
+// to x [B,S,n·Dh], or returns x when norm is empty.
+func (g *graphBuilder) headNorm(x, norm string, n int) string {
+	if norm == "" {
+		return x
+	}
+	x = g.op("Reshape", x, g.ints(0, 0, int64(n), int64(g.cfg.HeadDim)))
+	return g.op("Reshape", g.simplifiedNorm(x, norm), g.ints(0, 0, int64(n*g.cfg.HeadDim)))
+}
+
+// residualNorm returns x+skip and its RMSNorm with weight: one
+// SkipSimplifiedLayerNormalization, or Add and SimplifiedLayerNormalization
+// under fo.addNorm.
+func (g *graphBuilder) residualNorm(x, skip, weight string, fo fusedOptions) (sum, norm string) {
+	if fo.addNorm {
+		sum = g.op("Add", x, skip)
+		return sum, g.simplifiedNorm(sum, weight)
+	}
+	return g.skipNorm(x, skip, weight)
+}
+
+// packedGateUp adds (once) the initializer that packs layer l's gate and
+// up projection weights ([2I, D], the gate's rows then the up's) and
+// returns the Gemm inputs for x.
+func (g *graphBuilder) packedGateUp(l int, x string) []string {
+	name := LayerParam(l, "mlp.gate_up_proj.weight")
+	if !g.added[name] {
+		g.added[name] = true
+		wdata := make([]float32, 0, 2*g.cfg.IntermediateSize*g.cfg.HiddenSize)
+		for _, part := range []string{ParamGate, ParamUp} {
+			wdata = append(wdata, g.w[LayerParam(l, part)].Data...)
+		}
+		dims := []int64{int64(2 * g.cfg.IntermediateSize), int64(g.cfg.HiddenSize)}
+		g.b.Initializer(&onnx.Tensor{Name: name, DataType: onnx.Float, Dims: dims, Float: wdata})
+	}
+	return []string{x, name}
 }
 
 // packedQKV adds (once) the initializers that pack layer l's query, key
