@@ -46,6 +46,9 @@ type pipelineResult struct {
 	// window, and its length.
 	rollouts, tokens int
 	window           time.Duration
+	// busy is the samplers' decoding time of those rollouts, summed over
+	// sampler processes.
+	busy time.Duration
 	// trainedTokens and trainWindow: completion tokens of the updates
 	// after skip, and the time from the skip-th update to the last (in-run
 	// only).
@@ -56,7 +59,12 @@ type pipelineResult struct {
 	pinned bool
 }
 
-func (r pipelineResult) tokensPerSec() float64   { return float64(r.tokens) / r.window.Seconds() }
+func (r pipelineResult) tokensPerSec() float64 { return float64(r.tokens) / r.window.Seconds() }
+
+// busyTokensPerSec is the samplers' rate while decoding: tokens per
+// second of decoding time, per sampler process.
+func (r pipelineResult) busyTokensPerSec() float64 { return float64(r.tokens) / r.busy.Seconds() }
+
 func (r pipelineResult) rolloutsPerSec() float64 { return float64(r.rollouts) / r.window.Seconds() }
 func (r pipelineResult) trainedPerSec() float64 {
 	if r.trainWindow <= 0 {
@@ -70,6 +78,9 @@ type arrival struct {
 	at           time.Time
 	step         int64
 	rows, tokens int
+	// busy is the sampler's decoding time for the batch: the sum of its
+	// decode runs' times (rows of one run share its SampleMs).
+	busy time.Duration
 }
 
 // benchPipeline prints, for 1, 2 and 4 sampler processes, the samplers'
@@ -91,7 +102,7 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 	}
 	tw := b.table(fmt.Sprintf("pipeline: every stage its own process against one NATS server (%d steps of %d prompts x G %d, up to %d new tokens, the first %d steps untimed; in-run: ahead 2, shaper %s, 1 ORT thread a process; efficiency goal >= 0.9)",
 		pb.steps, pb.prompts, pb.samples, pb.maxTokens, pb.skip, shaperOf(pb)),
-		"sampler processes", "samplers' CPUs", "alone tok/s", "in-run tok/s", "efficiency", "in-run rollouts/s", "trained tok/s", "run wall")
+		"sampler processes", "samplers' CPUs", "alone tok/s", "in-run tok/s", "efficiency", "decoding efficiency", "in-run rollouts/s", "trained tok/s", "run wall")
 	for _, n := range pb.samplers {
 		alone, err := runPipelineBench(ctx, b, exe, pb, n, true)
 		if err != nil {
@@ -106,13 +117,13 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 			own, _ := pinning(true, n)
 			cpus = "own (" + own + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.2f\t%.1f\t%.0f\t%s\n", n, cpus, alone.tokensPerSec(), in.tokensPerSec(),
-			in.tokensPerSec()/alone.tokensPerSec(), in.rolloutsPerSec(), in.trainedPerSec(), in.wall.Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f\t%s\n", n, cpus, alone.tokensPerSec(), in.tokensPerSec(),
+			in.tokensPerSec()/alone.tokensPerSec(), in.busyTokensPerSec()/alone.busyTokensPerSec(), in.rolloutsPerSec(), in.trainedPerSec(), in.wall.Round(100*time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(b.w, "alone: the same sampler processes with only the prompt source (every step queued at once, the starting weights published by the bench); in-run: source, samplers, a verifier, a labeler, the learner and the logger, each a process; tok/s: completion tokens sampled per second from the first untimed step's last batch to the last batch; trained tok/s: completion tokens of the updates after the first untimed ones, per second between them")
+	fmt.Fprintln(b.w, "alone: the same sampler processes with only the prompt source (every step queued at once, the starting weights published by the bench); in-run: source, samplers, a verifier, a labeler, the learner and the logger, each a process; tok/s: completion tokens sampled per second from the first untimed step's last batch to the last batch; decoding efficiency: the same ratio over the samplers' decoding time only (what the pipeline costs a sampler while it works, leaving out its waits for prompts or weights); trained tok/s: completion tokens of the updates after the first untimed ones, per second between them")
 	return nil
 }
 
@@ -272,7 +283,7 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 	res.wall = time.Since(start)
 	mu.Lock()
 	defer mu.Unlock()
-	res.rollouts, res.tokens, res.window = timedWindow(seen, int64(pb.skip))
+	res.rollouts, res.tokens, res.busy, res.window = timedWindowBusy(seen, int64(pb.skip))
 	if res.window <= 0 {
 		return res, errors.New("no rollouts after the untimed steps")
 	}
@@ -312,6 +323,13 @@ func pinning(pin bool, n int) (samplers, rest string) {
 // timedWindow returns the rollouts and tokens that arrived after every
 // batch of steps 1..skip had, and the time from then to the last arrival.
 func timedWindow(seen []arrival, skip int64) (rollouts, tokens int, window time.Duration) {
+	rollouts, tokens, _, window = timedWindowBusy(seen, skip)
+	return rollouts, tokens, window
+}
+
+// timedWindowBusy is timedWindow with the samplers' decoding time of the
+// batches counted.
+func timedWindowBusy(seen []arrival, skip int64) (rollouts, tokens int, busy, window time.Duration) {
 	slices.SortFunc(seen, func(a, b arrival) int { return a.at.Compare(b.at) })
 	var t0 time.Time
 	for _, a := range seen {
@@ -327,13 +345,14 @@ func timedWindow(seen []arrival, skip int64) (rollouts, tokens int, window time.
 		if a.at.After(t0) {
 			rollouts += a.rows
 			tokens += a.tokens
+			busy += a.busy
 			last = a.at
 		}
 	}
 	if last.IsZero() {
-		return 0, 0, 0
+		return 0, 0, 0, 0
 	}
-	return rollouts, tokens, last.Sub(t0)
+	return rollouts, tokens, busy, last.Sub(t0)
 }
 
 // decodeArrival reads the rows and completion tokens of a rollout batch.
@@ -348,9 +367,14 @@ func decodeArrival(data []byte) (arrival, error) {
 		return arrival{}, err
 	}
 	a := arrival{rows: len(rows)}
+	runs := map[float64]bool{}
 	for _, r := range rows {
 		a.tokens += len(r.CompletionTokenIDs)
 		a.step = max(a.step, r.Step)
+		runs[r.SampleMs] = true
+	}
+	for ms := range runs {
+		a.busy += time.Duration(ms * float64(time.Millisecond))
 	}
 	return a, nil
 }

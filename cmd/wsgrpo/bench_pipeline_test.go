@@ -68,9 +68,9 @@ func TestTimedWindow(t *testing.T) {
 		window       time.Duration
 	}{
 		{"none", nil, 1, 0, 0, 0},
-		{"skip one step", []arrival{{at(0), 1, 4, 40}, {at(100), 1, 4, 40}, {at(300), 2, 4, 20}, {at(600), 3, 4, 10}}, 1, 8, 30, 500 * time.Millisecond},
-		{"skip none", []arrival{{at(0), 1, 4, 40}, {at(250), 2, 4, 20}}, 0, 4, 20, 250 * time.Millisecond},
-		{"a late untimed batch closes the window's start", []arrival{{at(0), 2, 4, 20}, {at(200), 1, 4, 40}, {at(400), 3, 4, 10}}, 1, 4, 10, 200 * time.Millisecond},
+		{"skip one step", []arrival{{at: at(0), step: 1, rows: 4, tokens: 40}, {at: at(100), step: 1, rows: 4, tokens: 40}, {at: at(300), step: 2, rows: 4, tokens: 20}, {at: at(600), step: 3, rows: 4, tokens: 10}}, 1, 8, 30, 500 * time.Millisecond},
+		{"skip none", []arrival{{at: at(0), step: 1, rows: 4, tokens: 40}, {at: at(250), step: 2, rows: 4, tokens: 20}}, 0, 4, 20, 250 * time.Millisecond},
+		{"a late untimed batch closes the window's start", []arrival{{at: at(0), step: 2, rows: 4, tokens: 20}, {at: at(200), step: 1, rows: 4, tokens: 40}, {at: at(400), step: 3, rows: 4, tokens: 10}}, 1, 4, 10, 200 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, tokens, window := timedWindow(tc.seen, tc.skip)
