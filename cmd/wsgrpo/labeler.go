@@ -48,11 +48,17 @@ type LabelerConfig struct {
 	// PendingMaxAge is how long the rows of an incomplete group wait in the
 	// run's group store before they expire.
 	PendingMaxAge time.Duration `koanf:"pending_max_age"`
+	// ReferencePass makes a labeler whose shaper runs no reference policy
+	// (every shaper but ws-grpo) run it to attach the completion's
+	// reference log-probabilities for the learner's KL term, which then
+	// skips its own pass (default true; docs/BENCHMARKS.md, "Labeler and
+	// learner"). Off, the learner runs it.
+	ReferencePass bool `koanf:"reference_pass"`
 }
 
 // DefaultLabelerConfig returns the labeler defaults.
 func DefaultLabelerConfig() LabelerConfig {
-	return LabelerConfig{Fit: labeler.DefaultConfig(), PendingMaxAge: time.Hour}
+	return LabelerConfig{Fit: labeler.DefaultConfig(), PendingMaxAge: time.Hour, ReferencePass: true}
 }
 
 // Validate reports the first problem with c.
@@ -312,6 +318,13 @@ func printFitReport(cmd *cobra.Command, m *labeler.Model, rep labeler.Report) {
 	}
 }
 
+// klReference reports whether the labeler should attach the reference
+// policy's log-probabilities for the learner (labeler.reference_pass, on by
+// default, and a learner with a KL term).
+func (c Config) klReference() bool {
+	return c.Labeler.ReferencePass && !c.Learner.NoKL
+}
+
 // needsScorer reports whether the shaper uses the preference model.
 func needsScorer(c shaping.Config) bool { return c.Shaper == "" || c.Shaper == shaping.WSGRPO }
 
@@ -370,6 +383,22 @@ func newLabelerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 			return nil, fmt.Errorf("labeler.artifact %s against train.model %s: %w", cfg.Labeler.Artifact, cfg.Train.Model, err)
 		}
 		o.Scorer = sc
+	} else if cfg.klReference() {
+		// No scorer runs the reference policy: the labeler runs it for the
+		// learner's KL term (the rows carry the log-probs; the learner,
+		// with the same reference, then runs no pass of its own).
+		ref, err := checkpoint.Load(cfg.Train.Model)
+		if err != nil {
+			return nil, fmt.Errorf("load the reference policy train.model %s: %w", cfg.Train.Model, err)
+		}
+		rt, err := env.runtime()
+		if err != nil {
+			return nil, err
+		}
+		if feat, err = labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: labeler.FeaturesConfidence}); err != nil {
+			return nil, err
+		}
+		o.Reference = feat
 	}
 	p, err := labelerstage.New(o)
 	if err != nil {

@@ -2,6 +2,7 @@ package labeler
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -342,6 +343,36 @@ func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error)
 		out[i] = RolloutFeatures{Prefixes: v[:len(v)-1], Final: v[len(v)-1], TokenLogprobs: lp}
 	}
 	return out, nil
+}
+
+// TokenLogprobs returns the reference policy's log-probabilities of each
+// rollout's completion tokens (one forward pass per rollout, no features):
+// what a learner's KL term needs. It needs a featurizer of a confidence
+// kind (its session computes them; ErrConfig otherwise). A rollout longer
+// than the context by more than the one sampled token is refused
+// (ErrInput).
+func (f *Featurizer) TokenLogprobs(ctx context.Context, rows []schemas.Rollout) ([][]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !f.logits {
+		return nil, fmt.Errorf("%w: a %s featurizer computes no log-probabilities", ErrConfig, f.kind)
+	}
+	seqs := make([][]int32, len(rows))
+	pos := make([][]int, len(rows))
+	from := make([]int, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		n := len(r.PromptTokenIDs) + len(r.CompletionTokenIDs)
+		if len(r.PromptTokenIDs) == 0 || n > f.cfg.MaxSeq+1 || len(r.PromptTokenIDs) > f.cfg.MaxSeq {
+			return nil, fmt.Errorf("%w: rollout %d (%s) has %d prompt and %d completion tokens, the reference policy takes 1 to %d", ErrInput, i, r.TrajectoryID, len(r.PromptTokenIDs), len(r.CompletionTokenIDs), f.cfg.MaxSeq)
+		}
+		seqs[i] = slices.Concat(r.PromptTokenIDs, r.CompletionTokenIDs)
+		pos[i] = []int{min(n, f.cfg.MaxSeq) - 1}
+		from[i] = len(r.PromptTokenIDs)
+	}
+	_, lps, err := f.run(seqs, pos, from)
+	return lps, err
 }
 
 // combine turns the hidden states of one rollout's prefixes (at token

@@ -22,6 +22,7 @@ import (
 type Processor struct {
 	shape   shaping.Config
 	scorer  Scorer
+	ref     ReferencePass
 	pending Pending
 	drop    bool
 	steps   bool
@@ -50,7 +51,7 @@ func New(o Options) (*Processor, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Processor{
-		shape: o.Shaping, scorer: o.Scorer, pending: o.Pending, drop: o.DropZeroVariance,
+		shape: o.Shaping, scorer: o.Scorer, ref: o.Reference, pending: o.Pending, drop: o.DropZeroVariance,
 		steps: o.StepAdvantages, mem: o.Allocator, log: o.Logger,
 	}, nil
 }
@@ -164,20 +165,28 @@ func (p *Processor) label(ctx context.Context, groups [][]schemas.Verified) ([]s
 			reference = p.scorer.(ReferenceScorer).Reference()
 		}
 	}
+	if refs == nil && p.ref != nil {
+		var err error
+		if refs, err = p.referencePass(ctx, groups); err != nil {
+			return nil, err
+		}
+		reference = p.ref.Reference()
+	}
 	var out []schemas.Labeled
 	var kept, dropped, oneMember, dropRows int64
-	next := 0
+	next, at := 0, 0 // the next row's index in scores, and in refs
 	for _, g := range groups {
 		sr := make([]shaping.Rollout, len(g))
 		rows := make([]schemas.Labeled, len(g))
 		for i := range g {
 			rows[i] = schemas.Labeled{Verified: g[i], Shaper: p.shape.Shaper, Labeler: labeler}
 			sr[i] = shaping.Rollout{Correct: g[i].Correct, Tokens: len(g[i].CompletionTokenIDs)}
+			if refs != nil && refs[at] != nil {
+				rows[i].RefLogprobs, rows[i].Reference = refs[at], reference
+			}
+			at++
 			if scores != nil {
 				s := scores[next]
-				if refs != nil && refs[next] != nil {
-					rows[i].RefLogprobs, rows[i].Reference = refs[next], reference
-				}
 				next++
 				rows[i].StepScores = s
 				f := make([]float64, len(s))
@@ -282,6 +291,36 @@ func (p *Processor) score(ctx context.Context, groups [][]schemas.Verified) (sco
 		}
 	}
 	return scores, refs, nil
+}
+
+// referencePass computes the reference log-probabilities of every row of
+// groups (in order) with the ReferencePass; a list that does not fit its
+// row is left off (the learner computes it). A failure is transient, unless
+// the rows cannot be scored (too long for the reference policy), which
+// leaves them without: the learner runs its own pass then.
+func (p *Processor) referencePass(ctx context.Context, groups [][]schemas.Verified) ([][]float32, error) {
+	var rs []schemas.Rollout
+	for _, g := range groups {
+		for i := range g {
+			rs = append(rs, g[i].Rollout)
+		}
+	}
+	refs, err := p.ref.TokenLogprobs(ctx, rs)
+	switch {
+	case errors.Is(err, mlabeler.ErrInput):
+		p.log.Warn("rows the reference policy cannot take: no reference log-probs attached", "rows", len(rs), "err", err)
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("labeler: reference pass: %w", err)
+	case len(refs) != len(rs):
+		return nil, fmt.Errorf("%w: the reference pass returned %d lists for %d rows", ErrUnscorable, len(refs), len(rs))
+	}
+	for i := range refs {
+		if len(refs[i]) != len(rs[i].CompletionTokenIDs) {
+			refs[i] = nil
+		}
+	}
+	return refs, nil
 }
 
 func f32s(xs []float64) []float32 {

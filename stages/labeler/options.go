@@ -40,6 +40,17 @@ type ReferenceScorer interface {
 	Score(ctx context.Context, rows []schemas.Rollout) (mlabeler.Scores, error)
 }
 
+// ReferencePass gives the reference policy's log-probabilities of
+// rollouts' completion tokens, for shapers whose Scorer runs no reference
+// forward pass (or that have no Scorer): the labeler attaches them to every
+// row (schemas.Labeled.RefLogprobs, with Reference naming the policy), so
+// the learner's KL term needs no pass of its own. model/labeler's
+// Featurizer of a confidence kind gives them (TokenLogprobs).
+type ReferencePass interface {
+	Reference() string
+	TokenLogprobs(ctx context.Context, rows []schemas.Rollout) ([][]float32, error)
+}
+
 // Pending is the durable store of incomplete groups. Add stores the given
 // rows of group, keyed by sample index (storing a row again is harmless),
 // and returns every row stored for that group so far, the given ones
@@ -50,6 +61,10 @@ type Pending interface {
 
 // Options configure a Processor.
 type Options struct {
+	// Reference, if set, computes the reference log-probabilities of the
+	// rows a Scorer does not give them for (every row, for the shapers
+	// other than ws-grpo); nil attaches none there.
+	Reference ReferencePass
 	// Shaping selects the shaper and its parameters; a zero value (no
 	// shaper named) means shaping.DefaultConfig() (ws-grpo).
 	Shaping shaping.Config

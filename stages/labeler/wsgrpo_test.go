@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -208,5 +209,65 @@ func TestReferenceLogprobsOnRows(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReferencePassOtherShapers: with a shaper that runs no preference
+// model (grpo) and a ReferencePass, every labeled row carries the
+// reference log-probabilities of its completion, equal to the featurizer's
+// own (model/labeler's TokenLogprobs and Rollouts agree); without one, none.
+func TestReferencePassOtherShapers(t *testing.T) {
+	rt := orttest.Runtime(t)
+	tok := tokenizer.Default()
+	ref, err := checkpoint.New(policy.Config{VocabSize: tok.VocabSize(), DModel: 32, NLayers: 1, NHeads: 2, DFF: 64, MaxSeq: 160}, tok, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := mlabeler.NewFeaturizer(rt, ref, mlabeler.FeaturizerOptions{Features: mlabeler.FeaturesConfidence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	const prompt = "23+41+12"
+	group := []schemas.Verified{
+		textRow("q", 0, 2, true, prompt, "23+41=64\n", "64+12=76\n", "A:76\n"),
+		textRow("q", 1, 2, false, prompt, "check 23+41=64\n"),
+	}
+	rs := []schemas.Rollout{group[0].Rollout, group[1].Rollout}
+	feats, err := f.Rollouts(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, withRef := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reference pass %v", withRef), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			sc := shaping.DefaultConfig()
+			sc.Shaper = shaping.GRPO
+			o := labeler.Options{Shaping: sc, Allocator: mem}
+			if withRef {
+				o.Reference = f
+			}
+			got := mustProcess(t, newProcessor(t, o), mem, group...)
+			for i, r := range got {
+				if !withRef {
+					if r.RefLogprobs != nil || r.Reference != "" {
+						t.Errorf("row %d: reference log-probs without a reference pass", i)
+					}
+					continue
+				}
+				if r.Reference != f.Reference() || !slices.Equal(r.RefLogprobs, feats[i].TokenLogprobs) {
+					t.Errorf("row %d: reference %q, log-probs %v; want %q, %v", i, r.Reference, r.RefLogprobs, f.Reference(), feats[i].TokenLogprobs)
+				}
+			}
+		})
+	}
+	hidden, err := mlabeler.NewFeaturizer(rt, ref, mlabeler.FeaturizerOptions{Features: mlabeler.FeaturesHidden})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hidden.Close() })
+	if _, err := hidden.TokenLogprobs(t.Context(), rs); !errors.Is(err, mlabeler.ErrConfig) {
+		t.Fatalf("a hidden-state featurizer's TokenLogprobs: err %v, want ErrConfig", err)
 	}
 }
