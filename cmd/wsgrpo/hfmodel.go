@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/hf"
+	"github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/pipeline"
@@ -105,27 +106,80 @@ func detectModelLayout(dir string) (modelLayout, error) {
 	return 0, notModel(hf.ConfigFile + " has neither a wsgrpo format nor a Hugging Face model_type")
 }
 
-// ErrHFTraining means a Hugging Face checkpoint was given where only a
-// wsgrpo checkpoint works yet (training); it comes wrapped with ErrConfig.
-var ErrHFTraining = errors.New("training a Hugging Face model is not supported yet (wsgrpo eval --model takes one)")
+// trainModel is train.model as a run starts from it: its layout and the
+// blob published as version 1 (checkpoint.Marshal of a wsgrpo
+// checkpoint, hf.MarshalBundle of a Hugging Face model).
+type trainModel struct {
+	layout modelLayout
+	blob   []byte
+}
 
-// loadWsgrpoCheckpoint loads the wsgrpo checkpoint in dir, which the
-// message calls what (train.model); a Hugging Face checkpoint there is an
-// error wrapping ErrConfig and ErrHFTraining, a directory of neither
-// layout one wrapping ErrConfig and ErrModelDir.
-func loadWsgrpoCheckpoint(dir, what string) (*checkpoint.Checkpoint, error) {
+// loadTrainModel reads the model in dir, which the message calls what
+// (train.model): a directory of neither layout is an error wrapping
+// ErrConfig and ErrModelDir, a Hugging Face model whose tokenizer does not
+// fit it one wrapping ErrConfig (see loadHFModel).
+func loadTrainModel(dir, what string) (trainModel, error) {
 	layout, err := detectModelLayout(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return trainModel{}, fmt.Errorf("%s: %w", what, err)
 	}
 	if layout == layoutHF {
-		return nil, fmt.Errorf("%w: %s %s is a %v: %w", ErrConfig, what, dir, layout, ErrHFTraining)
+		m, err := loadHFModel(dir)
+		if err != nil {
+			return trainModel{}, fmt.Errorf("%s: %w", what, err)
+		}
+		blob, err := hf.MarshalBundle(m.Bundle)
+		if err != nil {
+			return trainModel{}, fmt.Errorf("%s %s: %w", what, dir, err)
+		}
+		return trainModel{layout: layout, blob: blob}, nil
 	}
 	ck, err := checkpoint.Load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("load %s %s: %w", what, dir, err)
+		return trainModel{}, fmt.Errorf("load %s %s: %w", what, dir, err)
 	}
-	return ck, nil
+	blob, err := checkpoint.Marshal(ck)
+	if err != nil {
+		return trainModel{}, err
+	}
+	return trainModel{layout: layout, blob: blob}, nil
+}
+
+// referenceFeaturizer opens the featurizer (model/labeler) of the
+// reference policy in dir: labeler.NewHFFeaturizer for a Hugging Face
+// model, labeler.NewFeaturizer otherwise. Errors loading it name it "the
+// reference policy " + what + dir.
+func referenceFeaturizer(rt *ort.Runtime, dir, what string, o labeler.FeaturizerOptions) (*labeler.Featurizer, error) {
+	if layout, err := detectModelLayout(dir); err == nil && layout == layoutHF {
+		m, err := loadHFModel(dir)
+		if err != nil {
+			return nil, fmt.Errorf("load the reference policy %s%s: %w", what, dir, err)
+		}
+		return labeler.NewHFFeaturizer(rt, m.Bundle.Checkpoint, m.MaxSeq, m.Tokenizer.PAD(), o)
+	}
+	ref, err := checkpoint.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load the reference policy %s%s: %w", what, dir, err)
+	}
+	return labeler.NewFeaturizer(rt, ref, o)
+}
+
+// savePolicyBlob writes a published policy version into dir: a Hugging
+// Face bundle in Hugging Face layout (float32 weights, the tokenizer
+// files beside them), a checkpoint blob as a wsgrpo checkpoint.
+func savePolicyBlob(dir string, blob []byte) error {
+	if hf.IsBundle(blob) {
+		b, err := hf.UnmarshalBundle(blob)
+		if err != nil {
+			return err
+		}
+		return b.Save(dir, hf.SaveOptions{DType: hf.DTypeF32})
+	}
+	ck, err := checkpoint.Unmarshal(blob)
+	if err != nil {
+		return err
+	}
+	return checkpoint.Save(dir, ck)
 }
 
 // hfModel is a Hugging Face checkpoint directory read for sampling

@@ -16,7 +16,6 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
-	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
 
 // hfTokenizer is the tokenizer files of a test Hugging Face checkpoint
@@ -351,20 +350,5 @@ func TestDetectModelLayout(t *testing.T) {
 				t.Fatalf("got %v, %v; want ErrModelDir saying %q", got, err, tc.why)
 			}
 		})
-	}
-}
-
-// TestTrainRefusesHF: `wsgrpo train` with a Hugging Face train.model says
-// that training one is not supported yet, before it starts anything.
-func TestTrainRefusesHF(t *testing.T) {
-	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
-	model := writeHFModel(t, tinyHFTokenizer(t, false), 0, 1)
-	cfg := filepath.Join(t.TempDir(), "run.yaml")
-	if err := os.WriteFile(cfg, []byte("run: hftrain\ntrain:\n  model: "+model+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", filepath.Join(t.TempDir(), "run"))
-	if !errors.Is(err, ErrHFTraining) || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "train.model") {
-		t.Fatalf("err = %v, want ErrHFTraining naming train.model", err)
 	}
 }

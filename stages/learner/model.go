@@ -1,8 +1,6 @@
 package learner
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -131,22 +129,7 @@ func (h *hfPolicy) numParams() int64               { return h.b.Checkpoint.Confi
 func (h *hfPolicy) tokenizer() tokenizer.Tokenizer { return h.tok }
 func (h *hfPolicy) weights() policy.Weights        { return h.b.Checkpoint.Weights }
 
-// referenceID hashes config.json and the weights as ReferenceID does a
-// checkpoint's.
-func (h *hfPolicy) referenceID() (string, error) {
-	cfg, err := h.b.Checkpoint.Config.JSON()
-	if err != nil {
-		return "", err
-	}
-	w, err := checkpoint.WriteSafetensors(h.b.Checkpoint.Weights, nil)
-	if err != nil {
-		return "", err
-	}
-	s := sha256.New()
-	s.Write(cfg)
-	s.Write(w)
-	return "ref-" + hex.EncodeToString(s.Sum(nil))[:12], nil
-}
+func (h *hfPolicy) referenceID() (string, error) { return mlabeler.HFReferenceID(h.b.Checkpoint) }
 
 // blob is hf.MarshalBundle; the bundle keeps no metadata.
 func (h *hfPolicy) blob(w policy.Weights, _ map[string]string) ([]byte, error) {
