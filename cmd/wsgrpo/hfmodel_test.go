@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/hf"
+	"github.com/wsgrpo/wsgrpo/model/hf/hftest"
 	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
@@ -35,54 +36,14 @@ type hfTokenizer struct {
 	vocab int
 }
 
-// byteLevelChars is GPT-2's byte-to-character map of byte-level BPE.
-func byteLevelChars() [256]rune {
-	var m [256]rune
-	n := 0
-	for b := range 256 {
-		switch {
-		case b >= '!' && b <= '~', b >= 0xa1 && b <= 0xac, b >= 0xae:
-			m[b] = rune(b)
-		default:
-			m[b] = rune(256 + n)
-			n++
-		}
-	}
-	return m
-}
-
-// tinyChatTemplate is a Qwen-style chat template.
-const tinyChatTemplate = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-
-// tinyHFTokenizer is a byte-level BPE tokenizer.json with the 256 byte
-// tokens, no merges, and Qwen's three special tokens (ids 256..258):
-// enough for any text, as a random model needs.
+// tinyHFTokenizer is the byte-level BPE test tokenizer of hftest (the
+// 256 byte tokens, no merges, Qwen's three special tokens at ids
+// 256..258): enough for any text, as a random model needs.
 func tinyHFTokenizer(t testing.TB, chat bool) hfTokenizer {
 	t.Helper()
-	vocab := map[string]int{}
-	for b, r := range byteLevelChars() {
-		vocab[string(r)] = b
-	}
-	var added []map[string]any
-	for i, s := range []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>"} {
-		added = append(added, map[string]any{"id": 256 + i, "content": s, "special": true, "normalized": false,
-			"lstrip": false, "rstrip": false, "single_word": false})
-	}
-	doc := map[string]any{
-		"version": "1.0", "added_tokens": added, "normalizer": nil,
-		"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
-			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": tokenizer.Qwen2Pattern}, "behavior": "Isolated", "invert": false},
-			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
-		}},
-		"decoder": map[string]any{"type": "ByteLevel"},
-		"model":   map[string]any{"type": "BPE", "vocab": vocab, "merges": []any{}},
-	}
-	conf := map[string]any{"bos_token": nil, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "add_bos_token": false}
-	if chat {
-		conf["chat_template"] = tinyChatTemplate
-	}
-	return hfTokenizer{name: "byte-level BPE", arch: hf.ArchQwen3, json: mustJSON(t, doc), conf: mustJSON(t, conf),
-		eos: 258, pad: 256, bos: -1, chatFirst: 257, vocab: 320}
+	js, conf := hftest.TokenizerFiles(t, chat)
+	return hfTokenizer{name: "byte-level BPE", arch: hf.ArchQwen3, json: js, conf: conf,
+		eos: hftest.EOS, pad: hftest.PAD, bos: -1, chatFirst: hftest.Start, vocab: hftest.Vocab}
 }
 
 // refTokenizer returns the files of a real tokenizer from the HF JS

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -170,5 +172,35 @@ learner:
 	var rep evalReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.N != 2 || rep.PromptErrors != 0 || rep.MeanTokens <= 0 {
 		t.Fatalf("eval of the trained policy: %v %s", err, out)
+	}
+}
+
+// TestTrainHFRefusesBadModel: a Hugging Face train.model whose tokenizer
+// does not fit it is refused up front, with ErrConfig, naming train.model.
+func TestTrainHFRefusesBadModel(t *testing.T) {
+	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
+	tok := tinyHFTokenizer(t, false)
+	noTokenizer := writeHFModel(t, tok, 0, 1)
+	if err := os.Remove(filepath.Join(noTokenizer, tokenizer.TokenizerJSONFile)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		model string
+		want  error
+	}{
+		{"vocabulary smaller than the tokenizer's", writeHFModel(t, tok, 200, 1), ErrModelVocab},
+		{"no tokenizer.json", noTokenizer, fs.ErrNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "run.yaml")
+			if err := os.WriteFile(cfg, []byte("run: hfbad\nshaping:\n  shaper: grpo\ntrain:\n  model: "+tc.model+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", filepath.Join(t.TempDir(), "run"))
+			if !errors.Is(err, tc.want) || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "train.model") {
+				t.Fatalf("err = %v, want %v and ErrConfig naming train.model", err, tc.want)
+			}
+		})
 	}
 }
