@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/hf"
 	"github.com/wsgrpo/wsgrpo/model/hf/hftest"
 	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
-	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
 
@@ -129,19 +127,7 @@ func writeHFModel(t testing.TB, tok hfTokenizer, vocab int, seed uint64) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(seed, 3))
-	w := policy.Weights{}
-	for _, s := range cfg.ParamSpecs() {
-		v := make([]float32, s.NumElements())
-		for i := range v {
-			if strings.HasSuffix(s.Name, "norm.weight") {
-				v[i] = 1
-			} else {
-				v[i] = float32(0.1 * rng.NormFloat64())
-			}
-		}
-		w[s.Name] = policy.Param{Shape: s.Shape, Data: v}
-	}
+	w := hftest.RandomWeights(cfg, seed)
 	dir := filepath.Join(t.TempDir(), "hf-model")
 	if err := hf.Save(dir, &hf.Checkpoint{Config: cfg, RawConfig: raw, Weights: w, DType: hf.DTypeBF16}, hf.SaveOptions{}); err != nil {
 		t.Fatal(err)

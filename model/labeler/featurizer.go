@@ -145,14 +145,7 @@ func HFReferenceID(c *hf.Checkpoint) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	w, err := checkpoint.WriteSafetensors(c.Weights, nil)
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	h.Write(cfg)
-	h.Write(w)
-	return "ref-" + hex.EncodeToString(h.Sum(nil))[:12], nil
+	return referenceID(cfg, c.Weights)
 }
 
 // ReferenceID returns a content hash of a policy checkpoint, "ref-" and 12
@@ -164,13 +157,18 @@ func ReferenceID(c *checkpoint.Checkpoint) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	w, err := checkpoint.WriteSafetensors(c.Weights, nil)
+	return referenceID(cfg, c.Weights)
+}
+
+// referenceID hashes a config's bytes and the weights w.
+func referenceID(cfg []byte, w policy.Weights) (string, error) {
+	st, err := checkpoint.WriteSafetensors(w, nil)
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
 	h.Write(cfg)
-	h.Write(w)
+	h.Write(st)
 	return "ref-" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 

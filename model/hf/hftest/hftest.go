@@ -100,9 +100,24 @@ func Bundle(tb testing.TB, seed uint64, chat bool) *hf.Bundle {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	w := RandomWeights(cfg, seed)
+	js, conf := TokenizerFiles(tb, chat)
+	return &hf.Bundle{
+		Checkpoint: &hf.Checkpoint{Config: cfg, RawConfig: raw, Weights: w, DType: hf.DTypeF32},
+		Files: map[string][]byte{
+			tokenizer.TokenizerJSONFile:   js,
+			tokenizer.TokenizerConfigFile: conf,
+			hf.GenerationConfigFile:       mustJSON(tb, map[string]any{"eos_token_id": []int{EOS, PAD}, "pad_token_id": PAD}),
+		},
+	}
+}
+
+// RandomWeights returns random weights of a model of config c, drawn
+// from seed: the norms' 1, every other value normal with deviation 0.1.
+func RandomWeights(c hf.Config, seed uint64) policy.Weights {
 	rng := rand.New(rand.NewPCG(seed, 3))
 	w := policy.Weights{}
-	for _, s := range cfg.ParamSpecs() {
+	for _, s := range c.ParamSpecs() {
 		v := make([]float32, s.NumElements())
 		for i := range v {
 			if strings.HasSuffix(s.Name, "norm.weight") {
@@ -113,15 +128,7 @@ func Bundle(tb testing.TB, seed uint64, chat bool) *hf.Bundle {
 		}
 		w[s.Name] = policy.Param{Shape: s.Shape, Data: v}
 	}
-	js, conf := TokenizerFiles(tb, chat)
-	return &hf.Bundle{
-		Checkpoint: &hf.Checkpoint{Config: cfg, RawConfig: raw, Weights: w, DType: hf.DTypeF32},
-		Files: map[string][]byte{
-			tokenizer.TokenizerJSONFile:   js,
-			tokenizer.TokenizerConfigFile: conf,
-			hf.GenerationConfigFile:       mustJSON(tb, map[string]any{"eos_token_id": []int{EOS, PAD}, "pad_token_id": PAD}),
-		},
-	}
+	return w
 }
 
 // Dir writes Bundle(tb, seed, chat) in Hugging Face layout (float32) into
