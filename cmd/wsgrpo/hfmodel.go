@@ -9,12 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
-	"github.com/wsgrpo/wsgrpo/model/generate"
 	"github.com/wsgrpo/wsgrpo/model/hf"
+	"github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/pipeline"
@@ -29,7 +28,7 @@ var (
 	ErrModelDir = errors.New("not a model directory")
 	// ErrModelVocab means a Hugging Face model's vocabulary (its
 	// embedding rows) does not cover the ids of its tokenizer.
-	ErrModelVocab = errors.New("the model's vocabulary does not cover its tokenizer")
+	ErrModelVocab = sampler.ErrHFVocab
 )
 
 // modelLayout is the kind of checkpoint a --model directory holds.
@@ -107,39 +106,88 @@ func detectModelLayout(dir string) (modelLayout, error) {
 	return 0, notModel(hf.ConfigFile + " has neither a wsgrpo format nor a Hugging Face model_type")
 }
 
-// ErrHFTraining means a Hugging Face checkpoint was given where only a
-// wsgrpo checkpoint works yet (training); it comes wrapped with ErrConfig.
-var ErrHFTraining = errors.New("training a Hugging Face model is not supported yet (wsgrpo eval --model takes one)")
+// trainModel is train.model as a run starts from it: its layout and the
+// blob published as version 1 (checkpoint.Marshal of a wsgrpo
+// checkpoint, hf.MarshalBundle of a Hugging Face model).
+type trainModel struct {
+	layout modelLayout
+	blob   []byte
+}
 
-// loadWsgrpoCheckpoint loads the wsgrpo checkpoint in dir, which the
-// message calls what (train.model); a Hugging Face checkpoint there is an
-// error wrapping ErrConfig and ErrHFTraining, a directory of neither
-// layout one wrapping ErrConfig and ErrModelDir.
-func loadWsgrpoCheckpoint(dir, what string) (*checkpoint.Checkpoint, error) {
+// loadTrainModel reads the model in dir, which the message calls what
+// (train.model): a directory of neither layout is an error wrapping
+// ErrConfig and ErrModelDir, a Hugging Face model whose tokenizer does not
+// fit it one wrapping ErrConfig (see loadHFModel).
+func loadTrainModel(dir, what string) (trainModel, error) {
 	layout, err := detectModelLayout(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return trainModel{}, fmt.Errorf("%s: %w", what, err)
 	}
 	if layout == layoutHF {
-		return nil, fmt.Errorf("%w: %s %s is a %v: %w", ErrConfig, what, dir, layout, ErrHFTraining)
+		m, err := loadHFModel(dir)
+		if err != nil {
+			return trainModel{}, fmt.Errorf("%s: %w", what, err)
+		}
+		blob, err := hf.MarshalBundle(m.Bundle)
+		if err != nil {
+			return trainModel{}, fmt.Errorf("%s %s: %w", what, dir, err)
+		}
+		return trainModel{layout: layout, blob: blob}, nil
 	}
 	ck, err := checkpoint.Load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("load %s %s: %w", what, dir, err)
+		return trainModel{}, fmt.Errorf("load %s %s: %w", what, dir, err)
 	}
-	return ck, nil
+	blob, err := checkpoint.Marshal(ck)
+	if err != nil {
+		return trainModel{}, err
+	}
+	return trainModel{layout: layout, blob: blob}, nil
 }
 
-// hfModel is a Hugging Face checkpoint directory read for sampling: the
-// weights, the byte-level BPE tokenizer beside them and the ids that end
-// a completion.
+// referenceFeaturizer opens the featurizer (model/labeler) of the
+// reference policy in dir: labeler.NewHFFeaturizer for a Hugging Face
+// model, labeler.NewFeaturizer otherwise. Errors loading it name it "the
+// reference policy " + what + dir.
+func referenceFeaturizer(rt *ort.Runtime, dir, what string, o labeler.FeaturizerOptions) (*labeler.Featurizer, error) {
+	if layout, err := detectModelLayout(dir); err == nil && layout == layoutHF {
+		m, err := loadHFModel(dir)
+		if err != nil {
+			return nil, fmt.Errorf("load the reference policy %s%s: %w", what, dir, err)
+		}
+		return labeler.NewHFFeaturizer(rt, m.Bundle.Checkpoint, m.MaxSeq, m.Tokenizer.PAD(), o)
+	}
+	ref, err := checkpoint.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load the reference policy %s%s: %w", what, dir, err)
+	}
+	return labeler.NewFeaturizer(rt, ref, o)
+}
+
+// savePolicyBlob writes a published policy version into dir: a Hugging
+// Face bundle in Hugging Face layout (float32 weights, the tokenizer
+// files beside them), a checkpoint blob as a wsgrpo checkpoint.
+func savePolicyBlob(dir string, blob []byte) error {
+	if hf.IsBundle(blob) {
+		b, err := hf.UnmarshalBundle(blob)
+		if err != nil {
+			return err
+		}
+		return b.Save(dir, hf.SaveOptions{DType: hf.DTypeF32})
+	}
+	ck, err := checkpoint.Unmarshal(blob)
+	if err != nil {
+		return err
+	}
+	return checkpoint.Save(dir, ck)
+}
+
+// hfModel is a Hugging Face checkpoint directory read for sampling
+// (sampler.HF: the bundle of checkpoint and tokenizer files, the
+// byte-level BPE tokenizer and the ids that end a completion).
 type hfModel struct {
 	dir string
-	ck  *hf.Checkpoint
-	tok *tokenizer.BPE
-	// eos: the tokenizer's EOS, then config.json's and
-	// generation_config.json's eos_token_id.
-	eos []int32
+	*sampler.HF
 }
 
 // loadHFModel reads the checkpoint and tokenizer of dir and checks that
@@ -147,40 +195,16 @@ type hfModel struct {
 // embedding (ErrModelVocab), and the tokenizer must have an id to pad
 // with.
 func loadHFModel(dir string) (*hfModel, error) {
-	ck, err := hf.Load(dir)
+	b, err := hf.LoadBundle(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --model %s: %w", ErrConfig, dir, err)
 	}
-	tok, err := tokenizer.LoadBPEDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --model %s: the tokenizer: %w", ErrConfig, dir, err)
-	}
-	vocab := ck.Config.VocabSize
-	if tok.VocabSize() > vocab {
-		return nil, fmt.Errorf("%w: %w: --model %s: the tokenizer has ids up to %d, the model's vocab_size is %d",
-			ErrConfig, ErrModelVocab, dir, tok.VocabSize()-1, vocab)
-	}
-	if tok.PAD() < 0 {
-		return nil, fmt.Errorf("%w: --model %s: the tokenizer names no pad_token and has no special token to pad with", ErrConfig, dir)
-	}
-	ids, err := hf.EOSIDs(dir, ck.Config)
+	h, err := sampler.NewHF(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --model %s: %w", ErrConfig, dir, err)
 	}
-	var eos []int32
-	if e := tok.EOS(); e >= 0 {
-		eos = append(eos, e)
-	}
-	for _, id := range ids {
-		if !slices.Contains(eos, int32(id)) {
-			eos = append(eos, int32(id))
-		}
-	}
-	return &hfModel{dir: dir, ck: ck, tok: tok, eos: eos}, nil
+	return &hfModel{dir: dir, HF: h}, nil
 }
-
-// maxSeq is the longest sequence the sampling graph takes.
-func (m *hfModel) maxSeq() int { return min(hf.DefaultMaxSeq, m.ck.Config.MaxPositions) }
 
 // chatTemplate returns the sampler prompt template that puts a prompt in
 // the model's chat template as the user's turn, followed by the header of
@@ -188,7 +212,7 @@ func (m *hfModel) maxSeq() int { return min(hf.DefaultMaxSeq, m.ck.Config.MaxPos
 // the user's text, so the prompt goes in as it is (what a template does
 // to the content, such as Llama's trim, is not applied to it).
 func (m *hfModel) chatTemplate() (string, error) {
-	text, err := m.tok.RenderChat([]tokenizer.ChatMessage{{Role: "user", Content: tokenizer.PromptPlaceholder}}, true)
+	text, err := m.Tokenizer.RenderChat([]tokenizer.ChatMessage{{Role: "user", Content: tokenizer.PromptPlaceholder}}, true)
 	if err != nil {
 		return "", fmt.Errorf("%w: --chat: --model %s: %w", ErrConfig, m.dir, err)
 	}
@@ -198,26 +222,14 @@ func (m *hfModel) chatTemplate() (string, error) {
 	return text, nil
 }
 
-// policy builds the model's sampling graph (hf.SamplingGraph: ONNX
-// Runtime's fused kernels when the head size allows) in rt and returns it
-// as policy version 1, ready to sample. A model of any size loads: the
-// weights go to ONNX Runtime from memory (generate.LoadGraph), with no
-// serialised copy.
+// policy builds the model's sampling graph in rt (sampler.HF.Load) and
+// returns it as policy version 1, ready to sample.
 func (m *hfModel) policy(rt *ort.Runtime, log *slog.Logger) (sampler.Policy, error) {
-	g, err := hf.SamplingGraph(m.ck.Config, m.ck.Weights, hf.GraphOptions{MaxSeq: m.maxSeq()})
+	gm, err := m.Load(rt, log)
 	if err != nil {
 		return sampler.Policy{}, err
 	}
-	gm, err := generate.LoadGraph(rt, g, log)
-	if err != nil {
-		return sampler.Policy{}, err
-	}
-	gm.MaxSeq = m.maxSeq()
-	if err := gm.Prepare(); err != nil {
-		_ = gm.Close()
-		return sampler.Policy{}, fmt.Errorf("create session: %w", err)
-	}
-	return sampler.Policy{Version: 1, Model: gm, Tokenizer: m.tok, MaxSeq: m.maxSeq(), EOS: m.eos}, nil
+	return sampler.Policy{Version: 1, Model: gm, Tokenizer: m.Tokenizer, MaxSeq: m.MaxSeq, EOS: m.EOS}, nil
 }
 
 // samplerStage is the sampler stage over m: the stage table's sampler
@@ -245,8 +257,9 @@ func (m *hfModel) samplerStage(template string) stageDef {
 				_ = pol.Model.Close()
 				return nil, err
 			}
-			env.log.Info("sampling a Hugging Face model", "model", m.dir, "arch", m.ck.Config.Arch,
-				"params", m.ck.Config.NumParams(), "max_seq", m.maxSeq(), "eos", m.eos, "chat_template", template != "")
+			cfg := m.Bundle.Checkpoint.Config
+			env.log.Info("sampling a Hugging Face model", "model", m.dir, "arch", cfg.Arch,
+				"params", cfg.NumParams(), "max_seq", m.MaxSeq, "eos", m.EOS, "chat_template", template != "")
 			return p, nil
 		},
 	}

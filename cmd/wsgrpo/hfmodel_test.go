@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,10 +12,9 @@ import (
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/hf"
+	"github.com/wsgrpo/wsgrpo/model/hf/hftest"
 	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
-	"github.com/wsgrpo/wsgrpo/model/policy"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
-	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
 )
 
 // hfTokenizer is the tokenizer files of a test Hugging Face checkpoint
@@ -36,54 +34,14 @@ type hfTokenizer struct {
 	vocab int
 }
 
-// byteLevelChars is GPT-2's byte-to-character map of byte-level BPE.
-func byteLevelChars() [256]rune {
-	var m [256]rune
-	n := 0
-	for b := range 256 {
-		switch {
-		case b >= '!' && b <= '~', b >= 0xa1 && b <= 0xac, b >= 0xae:
-			m[b] = rune(b)
-		default:
-			m[b] = rune(256 + n)
-			n++
-		}
-	}
-	return m
-}
-
-// tinyChatTemplate is a Qwen-style chat template.
-const tinyChatTemplate = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-
-// tinyHFTokenizer is a byte-level BPE tokenizer.json with the 256 byte
-// tokens, no merges, and Qwen's three special tokens (ids 256..258):
-// enough for any text, as a random model needs.
+// tinyHFTokenizer is the byte-level BPE test tokenizer of hftest (the
+// 256 byte tokens, no merges, Qwen's three special tokens at ids
+// 256..258): enough for any text, as a random model needs.
 func tinyHFTokenizer(t testing.TB, chat bool) hfTokenizer {
 	t.Helper()
-	vocab := map[string]int{}
-	for b, r := range byteLevelChars() {
-		vocab[string(r)] = b
-	}
-	var added []map[string]any
-	for i, s := range []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>"} {
-		added = append(added, map[string]any{"id": 256 + i, "content": s, "special": true, "normalized": false,
-			"lstrip": false, "rstrip": false, "single_word": false})
-	}
-	doc := map[string]any{
-		"version": "1.0", "added_tokens": added, "normalizer": nil,
-		"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
-			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": tokenizer.Qwen2Pattern}, "behavior": "Isolated", "invert": false},
-			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
-		}},
-		"decoder": map[string]any{"type": "ByteLevel"},
-		"model":   map[string]any{"type": "BPE", "vocab": vocab, "merges": []any{}},
-	}
-	conf := map[string]any{"bos_token": nil, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "add_bos_token": false}
-	if chat {
-		conf["chat_template"] = tinyChatTemplate
-	}
-	return hfTokenizer{name: "byte-level BPE", arch: hf.ArchQwen3, json: mustJSON(t, doc), conf: mustJSON(t, conf),
-		eos: 258, pad: 256, bos: -1, chatFirst: 257, vocab: 320}
+	js, conf := hftest.TokenizerFiles(t, chat)
+	return hfTokenizer{name: "byte-level BPE", arch: hf.ArchQwen3, json: js, conf: conf,
+		eos: hftest.EOS, pad: hftest.PAD, bos: -1, chatFirst: hftest.Start, vocab: hftest.Vocab}
 }
 
 // refTokenizer returns the files of a real tokenizer from the HF JS
@@ -169,19 +127,7 @@ func writeHFModel(t testing.TB, tok hfTokenizer, vocab int, seed uint64) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(seed, 3))
-	w := policy.Weights{}
-	for _, s := range cfg.ParamSpecs() {
-		v := make([]float32, s.NumElements())
-		for i := range v {
-			if strings.HasSuffix(s.Name, "norm.weight") {
-				v[i] = 1
-			} else {
-				v[i] = float32(0.1 * rng.NormFloat64())
-			}
-		}
-		w[s.Name] = policy.Param{Shape: s.Shape, Data: v}
-	}
+	w := hftest.RandomWeights(cfg, seed)
 	dir := filepath.Join(t.TempDir(), "hf-model")
 	if err := hf.Save(dir, &hf.Checkpoint{Config: cfg, RawConfig: raw, Weights: w, DType: hf.DTypeBF16}, hf.SaveOptions{}); err != nil {
 		t.Fatal(err)
@@ -351,20 +297,5 @@ func TestDetectModelLayout(t *testing.T) {
 				t.Fatalf("got %v, %v; want ErrModelDir saying %q", got, err, tc.why)
 			}
 		})
-	}
-}
-
-// TestTrainRefusesHF: `wsgrpo train` with a Hugging Face train.model says
-// that training one is not supported yet, before it starts anything.
-func TestTrainRefusesHF(t *testing.T) {
-	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
-	model := writeHFModel(t, tinyHFTokenizer(t, false), 0, 1)
-	cfg := filepath.Join(t.TempDir(), "run.yaml")
-	if err := os.WriteFile(cfg, []byte("run: hftrain\ntrain:\n  model: "+model+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", filepath.Join(t.TempDir(), "run"))
-	if !errors.Is(err, ErrHFTraining) || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "train.model") {
-		t.Fatalf("err = %v, want ErrHFTraining naming train.model", err)
 	}
 }

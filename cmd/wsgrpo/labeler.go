@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/shaping"
@@ -188,10 +187,6 @@ labels.`,
 // With evalWhere, the rows of run that match it (whatever where says) are
 // left out of the fit and their pairs scored as a test set (testReport).
 func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc labeler.Config, model, run, where, evalWhere string, log *slog.Logger) (*labeler.Model, labeler.Report, testReport, error) {
-	ref, err := checkpoint.Load(model)
-	if err != nil {
-		return nil, labeler.Report{}, testReport{}, fmt.Errorf("load the reference policy %s: %w", model, err)
-	}
 	q := "run_id = ?"
 	if strings.TrimSpace(where) != "" {
 		q += " AND (" + where + ")"
@@ -200,7 +195,7 @@ func fitFromLog(ctx context.Context, rt *ort.Runtime, store tracelog.Store, fc l
 	if strings.TrimSpace(evalWhere) != "" {
 		fitQ += " AND NOT (" + evalWhere + ")"
 	}
-	f, err := labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: fc.Features})
+	f, err := referenceFeaturizer(rt, model, "", labeler.FeaturizerOptions{Features: fc.Features})
 	if err != nil {
 		return nil, labeler.Report{}, testReport{}, err
 	}
@@ -366,15 +361,11 @@ func newLabelerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 		if err != nil {
 			return nil, fmt.Errorf("load labeler.artifact %s: %w", cfg.Labeler.Artifact, err)
 		}
-		ref, err := checkpoint.Load(cfg.Train.Model)
-		if err != nil {
-			return nil, fmt.Errorf("load the reference policy train.model %s: %w", cfg.Train.Model, err)
-		}
 		rt, err := env.runtime()
 		if err != nil {
 			return nil, err
 		}
-		if feat, err = labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: m.Features()}); err != nil {
+		if feat, err = referenceFeaturizer(rt, cfg.Train.Model, "train.model ", labeler.FeaturizerOptions{Features: m.Features()}); err != nil {
 			return nil, err
 		}
 		sc, err := labeler.NewScorer(feat, m)

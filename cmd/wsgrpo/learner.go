@@ -14,7 +14,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/hf"
 	"github.com/wsgrpo/wsgrpo/model/optim"
+	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/prompts"
 	"github.com/wsgrpo/wsgrpo/stages/learner"
@@ -239,15 +241,41 @@ func newLearnerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 	return p, nil
 }
 
+// learnerFor reads train.model, a wsgrpo checkpoint or a Hugging Face
+// model, and returns the constructor of a learner that trains it
+// (learner.New or learner.NewHF).
+func learnerFor(dir string) (func(context.Context, *ort.Runtime, learner.Publisher, learner.Options) (*learner.Processor, error), error) {
+	layout, err := detectModelLayout(dir)
+	if err != nil {
+		return nil, fmt.Errorf("train.model: %w", err)
+	}
+	if layout == layoutHF {
+		b, err := hf.LoadBundle(dir)
+		if err != nil {
+			return nil, fmt.Errorf("load train.model %s: %w", dir, err)
+		}
+		return func(ctx context.Context, rt *ort.Runtime, pub learner.Publisher, o learner.Options) (*learner.Processor, error) {
+			return learner.NewHF(ctx, rt, b, pub, o)
+		}, nil
+	}
+	init, err := checkpoint.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load train.model %s: %w", dir, err)
+	}
+	return func(ctx context.Context, rt *ort.Runtime, pub learner.Publisher, o learner.Options) (*learner.Processor, error) {
+		return learner.New(ctx, rt, init, pub, o)
+	}, nil
+}
+
 // buildLearner builds the learner of newLearnerStage once it holds the lock.
 func buildLearner(ctx context.Context, env stageEnv, lock *pipeline.Lock) (stage.Processor, error) {
 	rt, err := env.runtime()
 	if err != nil {
 		return nil, err
 	}
-	init, err := checkpoint.Load(env.cfg.Train.Model)
+	newLearner, err := learnerFor(env.cfg.Train.Model)
 	if err != nil {
-		return nil, fmt.Errorf("load train.model %s: %w", env.cfg.Train.Model, err)
+		return nil, err
 	}
 	ws, err := pipeline.OpenWeightStore(ctx, env.sess.js, env.sess.topo)
 	if err != nil {
@@ -268,7 +296,7 @@ func buildLearner(ctx context.Context, env stageEnv, lock *pipeline.Lock) (stage
 	}
 	o := env.cfg.learnerOptions(env.log)
 	o.Steps, o.Sink = learnerSteps{st}, steps
-	p, err := learner.New(ctx, rt, init, weightPublisher{ws}, o)
+	p, err := newLearner(ctx, rt, weightPublisher{ws}, o)
 	if err != nil {
 		steps.close()
 		return nil, err

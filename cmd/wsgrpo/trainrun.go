@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/prompts"
@@ -288,14 +287,11 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 		return err
 	}
 	defer release()
-	ck, err := loadWsgrpoCheckpoint(cfg.Train.Model, "train.model")
+	tm, err := loadTrainModel(cfg.Train.Model, "train.model")
 	if err != nil {
 		return err
 	}
-	blob, err := checkpoint.Marshal(ck)
-	if err != nil {
-		return err
-	}
+	blob := tm.blob
 	src, err := trainTask(cfg)
 	if err != nil {
 		return err
@@ -544,12 +540,8 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	fck, err := checkpoint.Unmarshal(final)
-	if err != nil {
-		return nil, err
-	}
 	sum.Policy = cmp.Or(o.Out, filepath.Join(cfg.RunDir(), "policy"))
-	if err := checkpoint.Save(sum.Policy, fck); err != nil {
+	if err := savePolicyBlob(sum.Policy, final); err != nil {
 		return nil, fmt.Errorf("save the trained policy: %w", err)
 	}
 	return final, nil

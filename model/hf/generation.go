@@ -20,13 +20,22 @@ const GenerationConfigFile = "generation_config.json"
 // must be below c.VocabSize; a malformed file or an id outside the
 // vocabulary wraps ErrConfig.
 func EOSIDs(dir string, c Config) ([]int, error) {
-	ids := append([]int(nil), c.EOS...)
 	raw, err := readLimited(filepath.Join(dir, GenerationConfigFile), maxConfigBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return ids, nil
+		raw = nil
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return eosIDs(c, raw)
+}
+
+// eosIDs is EOSIDs with the content of generation_config.json (nil when
+// there is none).
+func eosIDs(c Config, raw []byte) ([]int, error) {
+	ids := append([]int(nil), c.EOS...)
+	if raw == nil {
+		return ids, nil
 	}
 	var r struct {
 		EOS json.RawMessage `json:"eos_token_id"`

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/hf"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
@@ -44,7 +45,8 @@ type FeaturizerOptions struct {
 // concurrent use.
 type Featurizer struct {
 	sess     *ort.Session
-	cfg      policy.Config
+	dModel   int // the width of the hidden state
+	maxSeq   int // the longest sequence the graph takes
 	pad      int32
 	maxBatch int
 	ref      string
@@ -54,16 +56,6 @@ type Featurizer struct {
 
 // NewFeaturizer opens a session for the reference policy ref.
 func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOptions) (*Featurizer, error) {
-	if o.MaxBatch < 0 {
-		return nil, fmt.Errorf("%w: max batch %d", ErrConfig, o.MaxBatch)
-	}
-	if o.MaxBatch == 0 {
-		o.MaxBatch = DefaultMaxBatch
-	}
-	kind, err := checkFeatures(o.Features)
-	if err != nil {
-		return nil, err
-	}
 	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
@@ -74,7 +66,47 @@ func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOpti
 		}
 		o.Reference = id
 	}
-	m, err := policy.FullGraph(ref.Config, ref.Weights, onnx.Float)
+	return newFeaturizer(rt, func() (*onnx.Model, error) { return policy.FullGraph(ref.Config, ref.Weights, onnx.Float) },
+		ref.Config.DModel, ref.Config.MaxSeq, ref.Tokenizer.PAD(), o)
+}
+
+// NewHFFeaturizer opens a session for a Hugging Face reference model
+// (hf.FullGraph over ref's weights) of maxSeq positions whose tokenizer
+// pads with pad. An empty o.Reference means HFReferenceID of ref.
+func NewHFFeaturizer(rt *ort.Runtime, ref *hf.Checkpoint, maxSeq int, pad int32, o FeaturizerOptions) (*Featurizer, error) {
+	if err := hf.CheckWeights(ref.Config, ref.Weights); err != nil {
+		return nil, err
+	}
+	if maxSeq < 1 || pad < 0 || int(pad) >= ref.Config.VocabSize {
+		return nil, fmt.Errorf("%w: max_seq %d, pad %d", ErrConfig, maxSeq, pad)
+	}
+	if o.Reference == "" {
+		id, err := HFReferenceID(ref)
+		if err != nil {
+			return nil, err
+		}
+		o.Reference = id
+	}
+	return newFeaturizer(rt, func() (*onnx.Model, error) {
+		return hf.FullGraph(ref.Config, ref.Weights, hf.GraphOptions{MaxSeq: maxSeq})
+	}, ref.Config.HiddenSize, maxSeq, pad, o)
+}
+
+// newFeaturizer opens the session of the full-sequence graph graph makes
+// (inputs policy.InputIDs and InputMask, outputs policy.OutputLogits and
+// OutputHidden) of a reference with hidden states of width dModel.
+func newFeaturizer(rt *ort.Runtime, graph func() (*onnx.Model, error), dModel, maxSeq int, pad int32, o FeaturizerOptions) (*Featurizer, error) {
+	if o.MaxBatch < 0 {
+		return nil, fmt.Errorf("%w: max batch %d", ErrConfig, o.MaxBatch)
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	kind, err := checkFeatures(o.Features)
+	if err != nil {
+		return nil, err
+	}
+	m, err := graph()
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +135,18 @@ func NewFeaturizer(rt *ort.Runtime, ref *checkpoint.Checkpoint, o FeaturizerOpti
 	if err != nil {
 		return nil, err
 	}
-	return &Featurizer{sess: sess, cfg: ref.Config, pad: ref.Tokenizer.PAD(), maxBatch: o.MaxBatch, ref: o.Reference, kind: kind, logits: withLogits}, nil
+	return &Featurizer{sess: sess, dModel: dModel, maxSeq: maxSeq, pad: pad, maxBatch: o.MaxBatch, ref: o.Reference, kind: kind, logits: withLogits}, nil
+}
+
+// HFReferenceID is ReferenceID of a Hugging Face model: "ref-" and 12 hex
+// digits of the SHA-256 of its config (as hf.Config.JSON writes it) and
+// weights.
+func HFReferenceID(c *hf.Checkpoint) (string, error) {
+	cfg, err := c.Config.JSON()
+	if err != nil {
+		return "", err
+	}
+	return referenceID(cfg, c.Weights)
 }
 
 // ReferenceID returns a content hash of a policy checkpoint, "ref-" and 12
@@ -115,13 +158,18 @@ func ReferenceID(c *checkpoint.Checkpoint) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	w, err := checkpoint.WriteSafetensors(c.Weights, nil)
+	return referenceID(cfg, c.Weights)
+}
+
+// referenceID hashes a config's bytes and the weights w.
+func referenceID(cfg []byte, w policy.Weights) (string, error) {
+	st, err := checkpoint.WriteSafetensors(w, nil)
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
 	h.Write(cfg)
-	h.Write(w)
+	h.Write(st)
 	return "ref-" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
@@ -129,17 +177,17 @@ func ReferenceID(c *checkpoint.Checkpoint) (string, error) {
 func (f *Featurizer) Close() error { return f.sess.Close() }
 
 // DModel is the reference policy's d_model, the width of its hidden state.
-func (f *Featurizer) DModel() int { return f.cfg.DModel }
+func (f *Featurizer) DModel() int { return f.dModel }
 
 // Width is the width of a feature vector of this featurizer's kind.
-func (f *Featurizer) Width() int { return FeatureWidth(f.kind, f.cfg.DModel) }
+func (f *Featurizer) Width() int { return FeatureWidth(f.kind, f.dModel) }
 
 // Features is the kind of feature vector it returns (FeaturesHidden,
 // FeaturesConfidence or FeaturesBoth).
 func (f *Featurizer) Features() string { return f.kind }
 
 // MaxSeq is the longest sequence (prompt plus completion) it accepts.
-func (f *Featurizer) MaxSeq() int { return f.cfg.MaxSeq }
+func (f *Featurizer) MaxSeq() int { return f.maxSeq }
 
 // Reference is the identity of the reference policy (see
 // FeaturizerOptions.Reference).
@@ -151,8 +199,8 @@ func (f *Featurizer) Reference() string { return f.ref }
 // position inside its sequence; otherwise the error wraps ErrInput.
 func (f *Featurizer) Hidden(seqs [][]int32, positions [][]int) ([][][]float32, error) {
 	for i, s := range seqs {
-		if len(s) > f.cfg.MaxSeq {
-			return nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.cfg.MaxSeq)
+		if len(s) > f.maxSeq {
+			return nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.maxSeq)
 		}
 	}
 	h, _, err := f.run(seqs, positions, nil)
@@ -173,11 +221,11 @@ func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden 
 		if len(s) == 0 {
 			return nil, nil, fmt.Errorf("%w: sequence %d is empty", ErrInput, i)
 		}
-		if len(s) > f.cfg.MaxSeq+1 {
-			return nil, nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.cfg.MaxSeq)
+		if len(s) > f.maxSeq+1 {
+			return nil, nil, fmt.Errorf("%w: sequence %d has %d tokens, the reference policy takes at most %d", ErrInput, i, len(s), f.maxSeq)
 		}
 		for _, p := range positions[i] {
-			if p < 0 || p >= min(len(s), f.cfg.MaxSeq) {
+			if p < 0 || p >= min(len(s), f.maxSeq) {
 				return nil, nil, fmt.Errorf("%w: position %d outside sequence %d of %d tokens", ErrInput, p, i, len(s))
 			}
 		}
@@ -192,14 +240,14 @@ func (f *Featurizer) run(seqs [][]int32, positions [][]int, from []int) (hidden 
 	if wantLP {
 		logprobs = make([][]float32, len(seqs))
 	}
-	d := f.cfg.DModel
+	d := f.dModel
 	for start := 0; start < len(order); start += f.maxBatch {
 		idx := order[start:min(start+f.maxBatch, len(order))]
 		batch := make([][]int32, len(idx))
 		for k, i := range idx {
-			batch[k] = seqs[i][:min(len(seqs[i]), f.cfg.MaxSeq)]
+			batch[k] = seqs[i][:min(len(seqs[i]), f.maxSeq)]
 		}
-		pb, err := policy.NewBatch(batch, f.pad, false, f.cfg.MaxSeq)
+		pb, err := policy.NewBatch(batch, f.pad, false, f.maxSeq)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", ErrInput, err)
 		}
@@ -304,8 +352,8 @@ func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error)
 		}
 		// A rollout that filled the context is one token longer than the
 		// policy's context: its last token was sampled, never fed.
-		if n := len(r.PromptTokenIDs) + len(r.CompletionTokenIDs); n > f.cfg.MaxSeq+1 || len(r.PromptTokenIDs) > f.cfg.MaxSeq {
-			return nil, fmt.Errorf("%w: rollout %d (%s) has %d tokens, the reference policy takes at most %d", ErrInput, i, r.TrajectoryID, n, f.cfg.MaxSeq)
+		if n := len(r.PromptTokenIDs) + len(r.CompletionTokenIDs); n > f.maxSeq+1 || len(r.PromptTokenIDs) > f.maxSeq {
+			return nil, fmt.Errorf("%w: rollout %d (%s) has %d tokens, the reference policy takes at most %d", ErrInput, i, r.TrajectoryID, n, f.maxSeq)
 		}
 		pos[i] = append(p, len(r.PromptTokenIDs)+len(r.CompletionTokenIDs)-1)
 		seqs[i] = slices.Concat(r.PromptTokenIDs, r.CompletionTokenIDs)
@@ -315,10 +363,10 @@ func (f *Featurizer) Rollouts(rows []schemas.Rollout) ([]RolloutFeatures, error)
 	fed := make([][]int, len(pos))
 	for i, p := range pos {
 		fed[i] = p
-		if slices.Contains(p, f.cfg.MaxSeq) {
+		if slices.Contains(p, f.maxSeq) {
 			fed[i] = make([]int, len(p))
 			for k, v := range p {
-				fed[i][k] = min(v, f.cfg.MaxSeq-1)
+				fed[i][k] = min(v, f.maxSeq-1)
 			}
 		}
 	}

@@ -2,11 +2,15 @@
 // sink). It collects labeled rollouts by group, and whenever
 // Options.GroupsPerStep groups are complete it runs one WS-GRPO update of
 // the policy and publishes the new weights as the next policy version.
+// The policy is a wsgrpo checkpoint (New) or a Hugging Face model
+// (NewHF: trained through hf.FullGraph, published as hf.MarshalBundle
+// blobs, checkpointed in Hugging Face layout).
 //
 // # The update
 //
 // A row's sequence is its prompt tokens (BOS first) followed by its
-// completion tokens; the training graph (policy.FullGraph with
+// completion tokens; the training graph (policy.FullGraph, or
+// hf.FullGraph, with
 // train.AppendGRPO) scores every completion token against the policy's
 // log-probability, the sampler's (the row's TokenLogprobs, π_old, for the
 // importance ratio) and the reference policy's (the initial checkpoint,
@@ -15,7 +19,7 @@
 // labeler with the confidence features runs that same forward pass and
 // attaches the log-probabilities (schemas.Labeled.RefLogprobs), which the
 // learner takes when Reference names its own reference policy
-// (model/labeler.ReferenceID) and they are one finite log-probability per
+// (model/labeler.ReferenceID, HFReferenceID) and they are one finite log-probability per
 // completion token; StepMetrics.RefFromLabeler counts them). The advantage is the row's Advantage,
 // or with Options.PerStepCredit StepAdvantages[t] (the labeler's whole
 // advantage of step t) on the tokens of reasoning step t. Sequences run in micro-batches sorted by
@@ -28,7 +32,7 @@
 // # Versions, staleness and duplicates
 //
 // Every applied update publishes version+1 through Publisher (a
-// checkpoint.Marshal blob) and then tells Steps the new step. A learner
+// checkpoint.Marshal blob, or an hf.MarshalBundle one) and then tells Steps the new step. A learner
 // never reuses a version: at start it adopts the latest published version
 // only when that is its own weights' version, and otherwise publishes
 // them as max(own, latest)+1. A row sampled more than

@@ -62,7 +62,7 @@ func (p *Processor) feeds(rows []*row, n, k int) (map[string]*ort.Tensor, error)
 	for i, r := range rows {
 		inputs[i] = r.seq[:len(r.seq)-1]
 	}
-	b, err := policy.NewBatch(inputs, p.tok.PAD(), false, p.cfg.MaxSeq)
+	b, err := policy.NewBatch(inputs, p.tok.PAD(), false, p.model.maxSeq())
 	if err != nil {
 		return nil, err
 	}

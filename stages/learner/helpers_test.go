@@ -157,7 +157,7 @@ func feed(ctx context.Context, t testing.TB, p *Processor, rows []schemas.Labele
 // completionLogprob returns log p(comp + EOS | BOS prompt \n) under c.
 func completionLogprob(t testing.TB, rt *ort.Runtime, c *checkpoint.Checkpoint, prompt, comp string) float64 {
 	t.Helper()
-	s, err := newScorer(rt, c.Config, c.Weights, c.Tokenizer.PAD())
+	s, err := newScorer(rt, builtin{c}, c.Tokenizer.PAD())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func completionLogprob(t testing.TB, rt *ort.Runtime, c *checkpoint.Checkpoint, 
 // sampler logprobs).
 func policyLogprobs(t testing.TB, rt *ort.Runtime, c *checkpoint.Checkpoint) oldLogprobs {
 	t.Helper()
-	s, err := newScorer(rt, c.Config, c.Weights, c.Tokenizer.PAD())
+	s, err := newScorer(rt, builtin{c}, c.Tokenizer.PAD())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ type group struct {
 func (p *Processor) prepare(ls []schemas.Labeled) ([]*row, error) {
 	out := make([]*row, len(ls))
 	sizes := map[string]int32{}
-	vocab := int32(p.cfg.VocabSize)
+	vocab := int32(p.model.vocabSize())
 	for i := range ls {
 		l := &ls[i]
 		bad := func(format string, args ...any) error {
@@ -84,7 +84,7 @@ func (p *Processor) prepare(ls []schemas.Labeled) ([]*row, error) {
 		switch {
 		case len(l.CompletionTokenIDs) == 0:
 			r.drop = DropEmptyCompletion
-		case len(r.seq)-1 > p.cfg.MaxSeq:
+		case len(r.seq)-1 > p.model.maxSeq():
 			r.drop = DropTooLong
 		}
 		out[i] = r

@@ -9,7 +9,8 @@ type Publisher interface {
 	// Latest returns the newest published version; ok is false when none
 	// is published yet.
 	Latest(ctx context.Context) (version int64, ok bool, err error)
-	// Publish stores blob (checkpoint.Marshal of the policy) as version
+	// Publish stores blob (checkpoint.Marshal of the policy, or
+	// hf.MarshalBundle of a Hugging Face one) as version
 	// and announces it to the samplers.
 	Publish(ctx context.Context, version int64, blob []byte) error
 }

@@ -146,7 +146,7 @@ func TestLabelerReferenceLogprobs(t *testing.T) {
 // the rows carry and the learner's own reference pass over them.
 func maxRefDiff(t testing.TB, rt *ort.Runtime, init *checkpoint.Checkpoint, groups [][]schemas.Labeled) float64 {
 	t.Helper()
-	s, err := newScorer(rt, init.Config, init.Weights, init.Tokenizer.PAD())
+	s, err := newScorer(rt, builtin{init}, init.Tokenizer.PAD())
 	if err != nil {
 		t.Fatal(err)
 	}

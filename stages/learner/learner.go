@@ -12,10 +12,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
-	mlabeler "github.com/wsgrpo/wsgrpo/model/labeler"
+	"github.com/wsgrpo/wsgrpo/model/hf"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
+	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/model/train"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/stages/stage"
@@ -28,13 +29,13 @@ var ErrClosed = errors.New("learner: closed")
 // stage.Closer; its methods are safe for concurrent use (one update runs
 // at a time).
 type Processor struct {
-	mu   sync.Mutex
-	opts Options
-	log  *slog.Logger
-	pub  Publisher
-	cfg  policy.Config
-	tok  checkpoint.Tokenizer
-	meta map[string]string // the initial checkpoint's metadata
+	mu    sync.Mutex
+	opts  Options
+	log   *slog.Logger
+	pub   Publisher
+	model policyModel
+	tok   tokenizer.Tokenizer
+	meta  map[string]string // the initial checkpoint's metadata
 
 	ref      *scorer
 	tr       *train.Trainer
@@ -74,26 +75,51 @@ func New(ctx context.Context, rt *ort.Runtime, init *checkpoint.Checkpoint, pub 
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	o = o.withDefaults()
 	if err := init.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: initial checkpoint: %w", ErrOptions, err)
 	}
+	return newProcessor(ctx, rt, builtin{init}, init.Metadata, pub, o)
+}
+
+// NewHF is New for a Hugging Face model: it trains init through
+// hf.FullGraph, publishes versions as bundles (hf.MarshalBundle, which
+// the sampler's Loader reads) and checkpoints the policy in Hugging Face
+// layout. Rows' prompts are encoded with the model's BPE tokenizer and
+// Options.PromptTemplate, which must be the samplers' (a chat template's,
+// when they use one).
+func NewHF(ctx context.Context, rt *ort.Runtime, init *hf.Bundle, pub Publisher, o Options) (*Processor, error) {
+	if rt == nil || init == nil || pub == nil {
+		return nil, fmt.Errorf("%w: a runtime, an initial model and a publisher are required", ErrOptions)
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newHFPolicy(init)
+	if err != nil {
+		return nil, err
+	}
+	return newProcessor(ctx, rt, m, nil, pub, o)
+}
+
+// newProcessor is New and NewHF over a validated model and options.
+func newProcessor(ctx context.Context, rt *ort.Runtime, model policyModel, meta map[string]string, pub Publisher, o Options) (*Processor, error) {
+	o = o.withDefaults()
 	p := &Processor{
-		opts: o, log: o.Logger, pub: pub, cfg: init.Config, tok: init.Tokenizer, meta: init.Metadata,
+		opts: o, log: o.Logger, pub: pub, model: model, tok: model.tokenizer(), meta: meta,
 		groups: map[string]*group{}, now: time.Now,
 		stats: Stats{Dropped: map[string]int64{}},
 	}
 	var err error
-	if p.refPrint, err = fingerprint(init); err != nil {
+	if p.refPrint, err = fingerprint(model.weights()); err != nil {
 		return nil, err
 	}
-	if p.refID, err = mlabeler.ReferenceID(init); err != nil {
+	if p.refID, err = model.referenceID(); err != nil {
 		return nil, err
 	}
-	weights, version := init.Weights, o.InitVersion
+	weights, version := model.weights(), o.InitVersion
 	var sv *saved
 	if o.Dir != "" {
-		if sv, err = load(o.Dir); err != nil {
+		if sv, err = load(o.Dir, model); err != nil {
 			return nil, err
 		}
 	}
@@ -101,10 +127,7 @@ func New(ctx context.Context, rt *ort.Runtime, init *checkpoint.Checkpoint, pub 
 		if sv.Reference != p.refPrint {
 			return nil, fmt.Errorf("%w: %s was trained from another reference policy", ErrCheckpoint, o.Dir)
 		}
-		if sv.policy.Config != init.Config {
-			return nil, fmt.Errorf("%w: %s holds a policy of architecture %+v, the initial one is %+v", ErrCheckpoint, o.Dir, sv.policy.Config, init.Config)
-		}
-		weights, version = sv.policy.Weights, sv.Version
+		weights, version = sv.weights, sv.Version
 		p.step, p.durable, p.advanced = sv.Step, sv.Step, sv.Step
 		p.stats.Skipped, p.stats.RowsTrained, p.stats.Dropped = sv.Skipped, sv.RowsTrained, sv.Dropped
 	}
@@ -112,7 +135,7 @@ func New(ctx context.Context, rt *ort.Runtime, init *checkpoint.Checkpoint, pub 
 	if sv != nil {
 		p.consumed = newWindow(o.DedupWindow, sv.Consumed)
 	}
-	if err := p.build(rt, init, weights); err != nil {
+	if err := p.build(rt, weights); err != nil {
 		p.closeSessions()
 		return nil, err
 	}
@@ -144,21 +167,21 @@ func New(ctx context.Context, rt *ort.Runtime, init *checkpoint.Checkpoint, pub 
 	}
 	p.lastEnd = p.now()
 	p.log.Info("learner ready", "step", p.step, "version", p.version, "resumed", sv != nil,
-		"params", p.cfg.NumParams(), "groups_per_step", o.GroupsPerStep, "max_staleness", o.MaxStaleness)
+		"params", p.model.numParams(), "groups_per_step", o.GroupsPerStep, "max_staleness", o.MaxStaleness)
 	return p, nil
 }
 
 // build opens the reference session and the trainer over weights.
-func (p *Processor) build(rt *ort.Runtime, init *checkpoint.Checkpoint, weights policy.Weights) error {
+func (p *Processor) build(rt *ort.Runtime, weights policy.Weights) error {
 	var err error
-	if p.ref, err = newScorer(rt, init.Config, init.Weights, init.Tokenizer.PAD()); err != nil {
+	if p.ref, err = newScorer(rt, p.model, p.tok.PAD()); err != nil {
 		return err
 	}
-	m, err := policy.FullGraph(p.cfg, weights, onnx.Float)
+	m, err := p.model.fullGraph(weights)
 	if err != nil {
 		return err
 	}
-	out, err := train.AppendGRPO(m.Graph, onnx.Float, policy.OutputLogits, p.opts.grpo(p.cfg.MaxSeq))
+	out, err := train.AppendGRPO(m.Graph, onnx.Float, policy.OutputLogits, p.opts.grpo(p.model.maxSeq()))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrOptions, err)
 	}
@@ -241,11 +264,8 @@ func (p *Processor) trainReady(ctx context.Context) error {
 // runner holds the batch and calls again.
 func (p *Processor) announce(ctx context.Context) error {
 	if !p.published {
-		c, err := p.snapshot()
-		if err != nil {
-			return err
-		}
-		blob, err := checkpoint.Marshal(c)
+		w, meta := p.snapshot()
+		blob, err := p.model.blob(w, meta)
 		if err != nil {
 			return err
 		}
@@ -263,9 +283,9 @@ func (p *Processor) announce(ctx context.Context) error {
 	return nil
 }
 
-// snapshot copies the current weights into a checkpoint, with the step and
-// version in its metadata.
-func (p *Processor) snapshot() (*checkpoint.Checkpoint, error) {
+// snapshot copies the current weights and returns them with metadata
+// holding the step and version.
+func (p *Processor) snapshot() (policy.Weights, map[string]string) {
 	w := make(policy.Weights, len(p.tr.Params()))
 	for _, q := range p.tr.Params() {
 		w[q.Name] = policy.Param{Shape: append([]int64(nil), q.Dims...), Data: append([]float32(nil), q.Data...)}
@@ -277,21 +297,38 @@ func (p *Processor) snapshot() (*checkpoint.Checkpoint, error) {
 	meta["source"] = "wsgrpo learner"
 	meta["learner_step"] = fmt.Sprint(p.step)
 	meta["policy_version"] = fmt.Sprint(p.version)
-	c := &checkpoint.Checkpoint{Config: p.cfg, Tokenizer: p.tok, Weights: w, Metadata: meta}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return w, meta
 }
 
-// Snapshot returns a copy of the current policy.
+// Snapshot returns a copy of the current policy of a learner made with
+// New; one made with NewHF gives ErrNotCheckpoint (see SnapshotBundle).
 func (p *Processor) Snapshot() (*checkpoint.Checkpoint, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, ErrClosed
 	}
-	return p.snapshot()
+	b, ok := p.model.(builtin)
+	if !ok {
+		return nil, ErrNotCheckpoint
+	}
+	return b.with(p.snapshot())
+}
+
+// SnapshotBundle returns a copy of the current policy of a learner made
+// with NewHF; one made with New gives ErrNotBundle.
+func (p *Processor) SnapshotBundle() (*hf.Bundle, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	h, ok := p.model.(*hfPolicy)
+	if !ok {
+		return nil, ErrNotBundle
+	}
+	w, _ := p.snapshot()
+	return h.b.WithWeights(w), nil
 }
 
 // Stats returns the learner's counters.
@@ -310,19 +347,16 @@ func (p *Processor) checkpoint() error {
 		p.durable = p.step
 		return nil
 	}
-	c, err := p.snapshot()
-	if err != nil {
-		return err
-	}
+	w, meta := p.snapshot()
 	opt, err := p.tr.Optimizer().MarshalBinary()
 	if err != nil {
 		return err
 	}
-	s := &saved{policy: c, optimizer: opt, state: state{
+	s := &saved{weights: w, meta: meta, optimizer: opt, state: state{
 		Step: p.step, Version: p.version, Published: p.published, Reference: p.refPrint,
 		Consumed: p.consumed.entries(), Skipped: p.stats.Skipped, RowsTrained: p.stats.RowsTrained, Dropped: p.stats.Dropped,
 	}}
-	if err := save(p.opts.Dir, s, p.opts.KeepCheckpoints); err != nil {
+	if err := save(p.opts.Dir, s, p.model, p.opts.KeepCheckpoints); err != nil {
 		return err
 	}
 	p.durable = p.step

@@ -18,9 +18,9 @@ type scorer struct {
 	maxSeq int
 }
 
-// newScorer opens a session for the policy cfg with weights w.
-func newScorer(rt *ort.Runtime, cfg policy.Config, w policy.Weights, pad int32) (*scorer, error) {
-	m, err := policy.FullGraph(cfg, w, onnx.Float)
+// newScorer opens a session for the initial (reference) weights of m.
+func newScorer(rt *ort.Runtime, pm policyModel, pad int32) (*scorer, error) {
+	m, err := pm.fullGraph(pm.weights())
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func newScorer(rt *ort.Runtime, cfg policy.Config, w policy.Weights, pad int32) 
 	if err != nil {
 		return nil, err
 	}
-	return &scorer{sess: s, pad: pad, maxSeq: cfg.MaxSeq}, nil
+	return &scorer{sess: s, pad: pad, maxSeq: pm.maxSeq()}, nil
 }
 
 // logprobs returns, for every sequence (prompt ids followed by completion

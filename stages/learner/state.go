@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
+	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
 // Files of a learner checkpoint, a directory Dir/step-NNNNNNNNNNNN written
@@ -55,13 +56,14 @@ type state struct {
 // saved is a loaded checkpoint.
 type saved struct {
 	state
-	policy    *checkpoint.Checkpoint
+	weights   policy.Weights
+	meta      map[string]string // written with the weights where the format keeps it
 	optimizer []byte
 }
 
-// fingerprint returns the sha256 of c's weights.
-func fingerprint(c *checkpoint.Checkpoint) (string, error) {
-	b, err := checkpoint.WriteSafetensors(c.Weights, nil)
+// fingerprint returns the sha256 of weights w.
+func fingerprint(w policy.Weights) (string, error) {
+	b, err := checkpoint.WriteSafetensors(w, nil)
 	if err != nil {
 		return "", err
 	}
@@ -94,8 +96,9 @@ func stepDirs(dir string) ([]int64, error) {
 
 func stepName(step int64) string { return fmt.Sprintf("%s%012d", stepPrefix, step) }
 
-// load returns the newest checkpoint in dir, or nil when there is none.
-func load(dir string) (*saved, error) {
+// load returns the newest checkpoint in dir, or nil when there is none;
+// its policy must be of m's architecture.
+func load(dir string, m policyModel) (*saved, error) {
 	steps, err := stepDirs(dir)
 	if err != nil || len(steps) == 0 {
 		return nil, err
@@ -112,8 +115,8 @@ func load(dir string) (*saved, error) {
 	if s.Format != stateFormat || s.FormatVersion != stateVersion {
 		return nil, fmt.Errorf("%w: %s is format %q version %d, want %q version %d", ErrCheckpoint, stateFile, s.Format, s.FormatVersion, stateFormat, stateVersion)
 	}
-	if s.policy, err = checkpoint.Load(filepath.Join(path, policyDir)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	if s.weights, err = m.load(filepath.Join(path, policyDir)); err != nil {
+		return nil, err
 	}
 	if s.optimizer, err = os.ReadFile(filepath.Join(path, optimizerFile)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
@@ -128,7 +131,7 @@ func load(dir string) (*saved, error) {
 // temporary directory that is renamed to its final name once complete, so
 // a crash leaves either the previous checkpoint or this one. Older
 // checkpoints beyond keep are removed.
-func save(dir string, s *saved, keep int) error {
+func save(dir string, s *saved, m policyModel, keep int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
@@ -141,7 +144,7 @@ func save(dir string, s *saved, keep int) error {
 		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
-	if err := checkpoint.Save(filepath.Join(tmp, policyDir), s.policy); err != nil {
+	if err := m.save(filepath.Join(tmp, policyDir), s.weights, s.meta); err != nil {
 		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
 	s.Format, s.FormatVersion = stateFormat, stateVersion

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wsgrpo/wsgrpo/model/generate"
+	"github.com/wsgrpo/wsgrpo/model/hf"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/stages/stage"
@@ -45,7 +46,8 @@ type Policies interface {
 type Versions interface {
 	// Latest returns the newest published version.
 	Latest(ctx context.Context) (int64, error)
-	// Get returns the checkpoint blob (checkpoint.Marshal) of a version.
+	// Get returns the blob of a version: a checkpoint blob
+	// (checkpoint.Marshal) or a Hugging Face bundle (hf.MarshalBundle).
 	Get(ctx context.Context, version int64) ([]byte, error)
 }
 
@@ -60,7 +62,8 @@ const loadRetry = 5 * time.Second
 const DefaultMaxLag = 1
 
 // Loader is Policies over Versions: it loads the newest version into
-// ONNX Runtime (generate.FromBlob plus the session) and keeps it. When a
+// ONNX Runtime (generate.FromBlob plus the session, or NewHF and
+// its Load for a Hugging Face bundle) and keeps it. When a
 // newer version is published, the next Acquire starts building it in the
 // background and keeps handing out the current one until the new one is
 // ready, so a version swap does not stall decoding; a replaced policy is
@@ -217,6 +220,9 @@ func (l *Loader) load(ctx context.Context, v int64) (*held, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch weights: %w", err)
 	}
+	if hf.IsBundle(blob) {
+		return l.loadHF(v, blob)
+	}
 	m, ck, err := generate.FromBlob(l.rt, blob, l.log)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint: %w", err)
@@ -226,6 +232,24 @@ func (l *Loader) load(ctx context.Context, v int64) (*held, error) {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	return &held{pol: Policy{Version: v, Model: m, Tokenizer: ck.Tokenizer, MaxSeq: ck.Config.MaxSeq}}, nil
+}
+
+// loadHF prepares version v from a Hugging Face bundle blob
+// (hf.MarshalBundle): its sampling graph, BPE tokenizer and EOS ids.
+func (l *Loader) loadHF(v int64, blob []byte) (*held, error) {
+	b, err := hf.UnmarshalBundle(blob)
+	if err != nil {
+		return nil, fmt.Errorf("load Hugging Face model: %w", err)
+	}
+	h, err := NewHF(b)
+	if err != nil {
+		return nil, fmt.Errorf("load Hugging Face model: %w", err)
+	}
+	m, err := h.Load(l.rt, l.log)
+	if err != nil {
+		return nil, fmt.Errorf("load Hugging Face model: %w", err)
+	}
+	return &held{pol: Policy{Version: v, Model: m, Tokenizer: h.Tokenizer, MaxSeq: h.MaxSeq, EOS: h.EOS}}, nil
 }
 
 // Swaps returns how many times a newer version replaced the current one.
