@@ -378,15 +378,11 @@ func newLabelerStage(ctx context.Context, env stageEnv) (stage.Processor, error)
 		// No scorer runs the reference policy: the labeler runs it for the
 		// learner's KL term (the rows carry the log-probs; the learner,
 		// with the same reference, then runs no pass of its own).
-		ref, err := checkpoint.Load(cfg.Train.Model)
-		if err != nil {
-			return nil, fmt.Errorf("load the reference policy train.model %s: %w", cfg.Train.Model, err)
-		}
 		rt, err := env.runtime()
 		if err != nil {
 			return nil, err
 		}
-		if feat, err = labeler.NewFeaturizer(rt, ref, labeler.FeaturizerOptions{Features: labeler.FeaturesConfidence}); err != nil {
+		if feat, err = referenceFeaturizer(rt, cfg.Train.Model, "train.model ", labeler.FeaturizerOptions{Features: labeler.FeaturesConfidence}); err != nil {
 			return nil, err
 		}
 		o.Reference = feat

@@ -68,6 +68,9 @@ func newLabelerRun(t *testing.T, run string) *labelerRun {
 	cfg := DefaultConfig()
 	cfg.Run, cfg.NATS, cfg.Dir = run, srv.URL(), t.TempDir()
 	cfg.Shaping.Shaper = shaping.DrGRPO // no preference model needed
+	// Nor a reference policy: these rows are synthetic, and the labeler's
+	// reference pass is tested in stages/labeler and by the train runs.
+	cfg.Labeler.ReferencePass = false
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -412,11 +412,11 @@ func (f *Featurizer) TokenLogprobs(ctx context.Context, rows []schemas.Rollout) 
 	for i := range rows {
 		r := &rows[i]
 		n := len(r.PromptTokenIDs) + len(r.CompletionTokenIDs)
-		if len(r.PromptTokenIDs) == 0 || n > f.cfg.MaxSeq+1 || len(r.PromptTokenIDs) > f.cfg.MaxSeq {
-			return nil, fmt.Errorf("%w: rollout %d (%s) has %d prompt and %d completion tokens, the reference policy takes 1 to %d", ErrInput, i, r.TrajectoryID, len(r.PromptTokenIDs), len(r.CompletionTokenIDs), f.cfg.MaxSeq)
+		if len(r.PromptTokenIDs) == 0 || n > f.maxSeq+1 || len(r.PromptTokenIDs) > f.maxSeq {
+			return nil, fmt.Errorf("%w: rollout %d (%s) has %d prompt and %d completion tokens, the reference policy takes 1 to %d", ErrInput, i, r.TrajectoryID, len(r.PromptTokenIDs), len(r.CompletionTokenIDs), f.maxSeq)
 		}
 		seqs[i] = slices.Concat(r.PromptTokenIDs, r.CompletionTokenIDs)
-		pos[i] = []int{min(n, f.cfg.MaxSeq) - 1}
+		pos[i] = []int{min(n, f.maxSeq) - 1}
 		from[i] = len(r.PromptTokenIDs)
 	}
 	_, lps, err := f.run(seqs, pos, from)
