@@ -9,8 +9,10 @@ import (
 // TrainConfig is the train: section: what a training run trains on, for how
 // long, and where it starts.
 type TrainConfig struct {
-	// Model is the starting policy's checkpoint directory; it is also the
-	// frozen reference policy (KL term, labeler features).
+	// Model is the starting policy's directory: a wsgrpo checkpoint or a
+	// Hugging Face Qwen2/Qwen3/Llama checkpoint (config.json, safetensors,
+	// tokenizer.json); it is also the frozen reference policy (KL term,
+	// labeler features).
 	Model string `koanf:"model"`
 	// Data is a JSONL dataset ({"prompt", "answer"} lines) to train on
 	// instead of the built-in arith task; DataTask names its items' task
