@@ -450,17 +450,26 @@ func TestDLQ(t *testing.T) {
 		if st := r.state(t, labeled.Stream); st.LastSeq != before.LastSeq+1 {
 			t.Fatalf("labeled stream last seq %d -> %d, want one more", before.LastSeq, st.LastSeq)
 		}
+		// The server updates a consumer's pending count after the publish
+		// returns: poll for it.
 		for name, want := range map[string]uint64{pipeline.StageLearner: 1, pipeline.StageLogger: 2} {
 			c, err := r.js.Consumer(ctx, labeled.Stream, name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			info, err := c.Info(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if info.NumPending != want {
-				t.Errorf("consumer %s has %d pending, want %d", name, info.NumPending, want)
+			var pending uint64
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ok := waitUntil(wctx, func() bool {
+				info, err := c.Info(wctx)
+				if err != nil {
+					return false
+				}
+				pending = info.NumPending
+				return pending == want
+			})
+			cancel()
+			if !ok {
+				t.Errorf("consumer %s has %d pending, want %d", name, pending, want)
 			}
 		}
 	})
