@@ -40,8 +40,6 @@ type pipelineBench struct {
 
 // pipelineResult is one measured run.
 type pipelineResult struct {
-	samplers   int
-	standalone bool
 	// rollouts and tokens (completion tokens) sampled inside the timed
 	// window, and its length.
 	rollouts, tokens int
@@ -55,8 +53,9 @@ type pipelineResult struct {
 	trainedTokens int
 	trainWindow   time.Duration
 	wall          time.Duration
-	// pinned: the samplers ran on CPUs of their own (bench --pin).
-	pinned bool
+	// samplerCPUs lists the CPUs of their own the samplers ran on (bench
+	// --pin); "" when they shared every CPU.
+	samplerCPUs string
 }
 
 func (r pipelineResult) tokensPerSec() float64 { return float64(r.tokens) / r.window.Seconds() }
@@ -113,9 +112,8 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 			return fmt.Errorf("%d samplers in a run: %w", n, err)
 		}
 		cpus := "shared"
-		if in.pinned {
-			own, _ := pinning(true, n)
-			cpus = "own (" + own + ")"
+		if in.samplerCPUs != "" {
+			cpus = "own (" + in.samplerCPUs + ")"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f\t%s\n", n, cpus, alone.tokensPerSec(), in.tokensPerSec(),
 			in.tokensPerSec()/alone.tokensPerSec(), in.busyTokensPerSec()/alone.busyTokensPerSec(), in.rolloutsPerSec(), in.trainedPerSec(), in.wall.Round(100*time.Millisecond))
@@ -137,7 +135,7 @@ func shaperOf(pb pipelineBench) string {
 // runPipelineBench runs one measurement in a fresh temporary directory
 // with its own embedded NATS server.
 func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineBench, n int, alone bool) (pipelineResult, error) {
-	res := pipelineResult{samplers: n, standalone: alone}
+	var res pipelineResult
 	dir, err := os.MkdirTemp("", "wsgrpo-bench-pipeline-")
 	if err != nil {
 		return res, err
@@ -205,7 +203,7 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 		return res, err
 	}
 	own, rest := pinning(b.pin, n)
-	res.pinned = own != ""
+	res.samplerCPUs = own
 	steps := newStepClock()
 	procs := &procSet{dir: dir}
 	defer procs.stop()
@@ -283,7 +281,7 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 	res.wall = time.Since(start)
 	mu.Lock()
 	defer mu.Unlock()
-	res.rollouts, res.tokens, res.busy, res.window = timedWindowBusy(seen, int64(pb.skip))
+	res.rollouts, res.tokens, res.busy, res.window = timedWindow(seen, int64(pb.skip))
 	if res.window <= 0 {
 		return res, errors.New("no rollouts after the untimed steps")
 	}
@@ -321,15 +319,9 @@ func pinning(pin bool, n int) (samplers, rest string) {
 }
 
 // timedWindow returns the rollouts and tokens that arrived after every
-// batch of steps 1..skip had, and the time from then to the last arrival.
-func timedWindow(seen []arrival, skip int64) (rollouts, tokens int, window time.Duration) {
-	rollouts, tokens, _, window = timedWindowBusy(seen, skip)
-	return rollouts, tokens, window
-}
-
-// timedWindowBusy is timedWindow with the samplers' decoding time of the
-// batches counted.
-func timedWindowBusy(seen []arrival, skip int64) (rollouts, tokens int, busy, window time.Duration) {
+// batch of steps 1..skip had, the samplers' decoding time of those batches,
+// and the time from then to the last arrival.
+func timedWindow(seen []arrival, skip int64) (rollouts, tokens int, busy, window time.Duration) {
 	slices.SortFunc(seen, func(a, b arrival) int { return a.at.Compare(b.at) })
 	var t0 time.Time
 	for _, a := range seen {

@@ -73,7 +73,7 @@ func TestTimedWindow(t *testing.T) {
 		{"a late untimed batch closes the window's start", []arrival{{at: at(0), step: 2, rows: 4, tokens: 20}, {at: at(200), step: 1, rows: 4, tokens: 40}, {at: at(400), step: 3, rows: 4, tokens: 10}}, 1, 4, 10, 200 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows, tokens, window := timedWindow(tc.seen, tc.skip)
+			rows, tokens, _, window := timedWindow(tc.seen, tc.skip)
 			if rows != tc.rows || tokens != tc.tokens || window != tc.window {
 				t.Fatalf("got %d rows, %d tokens, %s; want %d, %d, %s", rows, tokens, window, tc.rows, tc.tokens, tc.window)
 			}
