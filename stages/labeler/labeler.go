@@ -153,11 +153,17 @@ func (p *Processor) label(ctx context.Context, groups [][]schemas.Verified) ([]s
 		return nil, nil
 	}
 	start := time.Now()
+	var rs []schemas.Rollout // every row of groups, in order
+	for _, g := range groups {
+		for i := range g {
+			rs = append(rs, g[i].Rollout)
+		}
+	}
 	var scores, refs [][]float32
 	labeler, reference := "", ""
 	if p.shape.Shaper == shaping.WSGRPO {
 		var err error
-		if scores, refs, err = p.score(ctx, groups); err != nil {
+		if scores, refs, err = p.score(ctx, rs); err != nil {
 			return nil, err
 		}
 		labeler = p.scorer.ID()
@@ -167,10 +173,17 @@ func (p *Processor) label(ctx context.Context, groups [][]schemas.Verified) ([]s
 	}
 	if refs == nil && p.ref != nil {
 		var err error
-		if refs, err = p.referencePass(ctx, groups); err != nil {
+		if refs, err = p.referencePass(ctx, rs); err != nil {
 			return nil, err
 		}
 		reference = p.ref.Reference()
+	}
+	// Reference log-probabilities are an optimisation for the learner: a
+	// list that does not fit its row is left off (the learner computes it).
+	for i := range refs {
+		if len(refs[i]) != len(rs[i].CompletionTokenIDs) {
+			refs[i] = nil
+		}
 	}
 	var out []schemas.Labeled
 	var kept, dropped, oneMember, dropRows int64
@@ -247,15 +260,10 @@ func (p *Processor) label(ctx context.Context, groups [][]schemas.Verified) ([]s
 	return out, nil
 }
 
-// score returns the prefix scores of every row of groups, in order, and
-// checks them: one per prefix, finite.
-func (p *Processor) score(ctx context.Context, groups [][]schemas.Verified) (scores, refs [][]float32, err error) {
-	var rs []schemas.Rollout
-	for _, g := range groups {
-		for i := range g {
-			rs = append(rs, g[i].Rollout)
-		}
-	}
+// score returns the prefix scores of rows, checked (one per prefix,
+// finite), and the reference log-probabilities a ReferenceScorer gives
+// with them (nil from other scorers).
+func (p *Processor) score(ctx context.Context, rs []schemas.Rollout) (scores, refs [][]float32, err error) {
 	if rsc, ok := p.scorer.(ReferenceScorer); ok {
 		var sc mlabeler.Scores
 		sc, err = rsc.Score(ctx, rs)
@@ -283,28 +291,14 @@ func (p *Processor) score(ctx context.Context, groups [][]schemas.Verified) (sco
 			}
 		}
 	}
-	// Reference log-probabilities are an optimisation for the learner: a
-	// list that does not fit its row is left off (the learner computes it).
-	for i := range refs {
-		if len(refs[i]) != len(rs[i].CompletionTokenIDs) {
-			refs[i] = nil
-		}
-	}
 	return scores, refs, nil
 }
 
-// referencePass computes the reference log-probabilities of every row of
-// groups (in order) with the ReferencePass; a list that does not fit its
-// row is left off (the learner computes it). A failure is transient, unless
+// referencePass computes the reference log-probabilities of rows with the
+// ReferencePass. A failure is transient, unless
 // the rows cannot be scored (too long for the reference policy), which
 // leaves them without: the learner runs its own pass then.
-func (p *Processor) referencePass(ctx context.Context, groups [][]schemas.Verified) ([][]float32, error) {
-	var rs []schemas.Rollout
-	for _, g := range groups {
-		for i := range g {
-			rs = append(rs, g[i].Rollout)
-		}
-	}
+func (p *Processor) referencePass(ctx context.Context, rs []schemas.Rollout) ([][]float32, error) {
 	refs, err := p.ref.TokenLogprobs(ctx, rs)
 	switch {
 	case errors.Is(err, mlabeler.ErrInput):
@@ -314,11 +308,6 @@ func (p *Processor) referencePass(ctx context.Context, groups [][]schemas.Verifi
 		return nil, fmt.Errorf("labeler: reference pass: %w", err)
 	case len(refs) != len(rs):
 		return nil, fmt.Errorf("%w: the reference pass returned %d lists for %d rows", ErrUnscorable, len(refs), len(rs))
-	}
-	for i := range refs {
-		if len(refs[i]) != len(rs[i].CompletionTokenIDs) {
-			refs[i] = nil
-		}
 	}
 	return refs, nil
 }
