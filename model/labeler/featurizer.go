@@ -154,7 +154,7 @@ func HFReferenceID(c *hf.Checkpoint) (string, error) {
 // a preference model records of the policy whose features it was fitted
 // on.
 func ReferenceID(c *checkpoint.Checkpoint) (string, error) {
-	cfg, err := json.Marshal(c.Config)
+	cfg, err := ReferenceConfig(c)
 	if err != nil {
 		return "", err
 	}
@@ -167,11 +167,22 @@ func referenceID(cfg []byte, w policy.Weights) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return ReferenceIDOf(cfg, st), nil
+}
+
+// ReferenceIDOf is ReferenceID (HFReferenceID) from the policy's config as
+// ReferenceID encodes it and its weights already encoded by
+// checkpoint.WriteSafetensors, for a caller that has them (the learner
+// hashes the same encoding for its checkpoints).
+func ReferenceIDOf(cfg, weights []byte) string {
 	h := sha256.New()
 	h.Write(cfg)
-	h.Write(st)
-	return "ref-" + hex.EncodeToString(h.Sum(nil))[:12], nil
+	h.Write(weights)
+	return "ref-" + hex.EncodeToString(h.Sum(nil))[:12]
 }
+
+// ReferenceConfig returns the config bytes ReferenceID hashes for c.
+func ReferenceConfig(c *checkpoint.Checkpoint) ([]byte, error) { return json.Marshal(c.Config) }
 
 // Close releases the session. It is safe to call more than once.
 func (f *Featurizer) Close() error { return f.sess.Close() }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/hf"
+	mlabeler "github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/onnx"
 	"github.com/wsgrpo/wsgrpo/model/ort"
 	"github.com/wsgrpo/wsgrpo/model/policy"
@@ -109,13 +110,17 @@ func newProcessor(ctx context.Context, rt *ort.Runtime, model policyModel, meta 
 		groups: map[string]*group{}, now: time.Now,
 		stats: Stats{Dropped: map[string]int64{}},
 	}
-	var err error
-	if p.refPrint, err = fingerprint(model.weights()); err != nil {
+	// Both identities of the reference hash the same encoding of its
+	// weights: encode them once.
+	st, err := checkpoint.WriteSafetensors(model.weights(), nil)
+	if err != nil {
 		return nil, err
 	}
-	if p.refID, err = model.referenceID(); err != nil {
+	cfg, err := model.referenceConfig()
+	if err != nil {
 		return nil, err
 	}
+	p.refPrint, p.refID = fingerprint(st), mlabeler.ReferenceIDOf(cfg, st)
 	weights, version := model.weights(), o.InitVersion
 	var sv *saved
 	if o.Dir != "" {

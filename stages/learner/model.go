@@ -36,9 +36,9 @@ type policyModel interface {
 	tokenizer() tokenizer.Tokenizer
 	// weights are the initial (reference) weights.
 	weights() policy.Weights
-	// referenceID is model/labeler.ReferenceID's identity of the
-	// initial weights.
-	referenceID() (string, error)
+	// referenceConfig is the config bytes model/labeler's reference id
+	// hashes with the weights (ReferenceConfig, or the HF config's JSON).
+	referenceConfig() ([]byte, error)
 	// blob encodes the policy with weights w (and, where the format
 	// keeps it, metadata meta) as a published version.
 	blob(w policy.Weights, meta map[string]string) ([]byte, error)
@@ -55,12 +55,12 @@ type builtin struct{ ck *checkpoint.Checkpoint }
 func (b builtin) fullGraph(w policy.Weights) (*onnx.Model, error) {
 	return policy.FullGraph(b.ck.Config, w, onnx.Float)
 }
-func (b builtin) maxSeq() int                    { return b.ck.Config.MaxSeq }
-func (b builtin) vocabSize() int                 { return b.ck.Config.VocabSize }
-func (b builtin) numParams() int64               { return b.ck.Config.NumParams() }
-func (b builtin) tokenizer() tokenizer.Tokenizer { return b.ck.Tokenizer }
-func (b builtin) weights() policy.Weights        { return b.ck.Weights }
-func (b builtin) referenceID() (string, error)   { return mlabeler.ReferenceID(b.ck) }
+func (b builtin) maxSeq() int                      { return b.ck.Config.MaxSeq }
+func (b builtin) vocabSize() int                   { return b.ck.Config.VocabSize }
+func (b builtin) numParams() int64                 { return b.ck.Config.NumParams() }
+func (b builtin) tokenizer() tokenizer.Tokenizer   { return b.ck.Tokenizer }
+func (b builtin) weights() policy.Weights          { return b.ck.Weights }
+func (b builtin) referenceConfig() ([]byte, error) { return mlabeler.ReferenceConfig(b.ck) }
 
 func (b builtin) with(w policy.Weights, meta map[string]string) (*checkpoint.Checkpoint, error) {
 	c := &checkpoint.Checkpoint{Config: b.ck.Config, Tokenizer: b.ck.Tokenizer, Weights: w, Metadata: meta}
@@ -129,7 +129,7 @@ func (h *hfPolicy) numParams() int64               { return h.b.Checkpoint.Confi
 func (h *hfPolicy) tokenizer() tokenizer.Tokenizer { return h.tok }
 func (h *hfPolicy) weights() policy.Weights        { return h.b.Checkpoint.Weights }
 
-func (h *hfPolicy) referenceID() (string, error) { return mlabeler.HFReferenceID(h.b.Checkpoint) }
+func (h *hfPolicy) referenceConfig() ([]byte, error) { return h.b.Checkpoint.Config.JSON() }
 
 // blob is hf.MarshalBundle; the bundle keeps no metadata.
 func (h *hfPolicy) blob(w policy.Weights, _ map[string]string) ([]byte, error) {

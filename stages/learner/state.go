@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
@@ -61,14 +60,11 @@ type saved struct {
 	optimizer []byte
 }
 
-// fingerprint returns the sha256 of weights w.
-func fingerprint(w policy.Weights) (string, error) {
-	b, err := checkpoint.WriteSafetensors(w, nil)
-	if err != nil {
-		return "", err
-	}
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:]), nil
+// fingerprint returns the sha256 of the encoded (checkpoint.WriteSafetensors)
+// weights.
+func fingerprint(weights []byte) string {
+	h := sha256.Sum256(weights)
+	return hex.EncodeToString(h[:])
 }
 
 // stepDirs returns the step numbers of the complete checkpoints in dir,
