@@ -302,10 +302,10 @@ func waitUntil(ctx context.Context, cond func() bool) bool {
 	return true
 }
 
-// held polls, every 2 ms for up to 20 s, until the consumer of stream
+// held polls, every 2 ms for up to within, until the consumer of stream
 // has n batches delivered and not acknowledged.
-func (s *scaleOut) held(ctx context.Context, stream, consumer string, n int) bool {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+func (s *scaleOut) held(ctx context.Context, stream, consumer string, n int, within time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	c, err := s.js.Consumer(ctx, stream, consumer)
 	if err != nil {
@@ -318,22 +318,6 @@ func (s *scaleOut) held(ctx context.Context, stream, consumer string, n int) boo
 		time.Sleep(2 * time.Millisecond)
 	}
 	return false
-}
-
-// ackPending returns how many batches the consumer of stream has
-// delivered and not yet seen acknowledged (0 when it cannot tell).
-func (s *scaleOut) ackPending(ctx context.Context, stream, consumer string) int {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	c, err := s.js.Consumer(ctx, stream, consumer)
-	if err != nil {
-		return 0
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0
-	}
-	return info.NumAckPending
 }
 
 // pulling waits up to 30 s until every stage's consumer has want[stage]
@@ -547,40 +531,48 @@ func TestScaleOutProcesses(t *testing.T) {
 		}
 	}
 	const restartAt = 6
-	firstPart := feed(restartAt)
 	stepAtLeast := func(n int64) func() bool {
 		return func() bool { return learnerStep(ctx, st) >= n }
 	}
-
-	// Midway: kill a sampler while both samplers hold a prompt batch (the
-	// killed one's comes back after ack_wait), a verifier and the labeler,
-	// and start replacements.
+	sourced(feed(2), 1, 2)
 	s.poll(ctx, "the learner's step 2", stepAtLeast(2))
 	promptHop, err := topo.Hop(schemas.KindPrompt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A sampler may finish its batch between the moment both are seen to
-	// hold one and the kill (they are fast here), and its batch then never
-	// comes back: freeze the one to kill (SIGSTOP) and check that both
-	// still hold a batch (a copy holds at most one), else try again.
-	waited := time.Now()
+
+	// Midway: kill a sampler while both samplers hold a prompt batch (the
+	// killed one's comes back after ack_wait), a verifier and the labeler,
+	// and start replacements. Samplers are fast here, so watching for the
+	// moment both hold one is a race the test can lose: instead freeze
+	// both (SIGSTOP) while each has a pull request waiting, and only then
+	// publish the next step's prompts. The server delivers one to each
+	// frozen copy's pull request unless it expired first (they last
+	// runner.FetchWait); if so, thaw them, let the step finish, and try
+	// again with the next step.
 	var redelivered uint64
-	for attempt := 1; ; attempt++ {
-		if !s.held(ctx, promptHop.Stream, pipeline.StageSampler, 2) {
-			t.Fatal("never saw both samplers hold a prompt batch")
+	step := int64(2)
+	for {
+		s.pulling(ctx, topo, map[string]int{pipeline.StageSampler: 2})
+		for _, p := range samplers {
+			p.signal(t, syscall.SIGSTOP)
 		}
-		samplers[0].signal(t, syscall.SIGSTOP)
-		if s.ackPending(ctx, promptHop.Stream, pipeline.StageSampler) >= 2 {
+		step++
+		sourced(feed(int(step)), step, step)
+		if s.held(ctx, promptHop.Stream, pipeline.StageSampler, 2, 2*time.Second) {
 			redelivered = s.redeliveries(ctx, promptHop.Stream, pipeline.StageSampler)
 			break
 		}
-		samplers[0].signal(t, syscall.SIGCONT)
-		if attempt == 20 {
-			t.Fatalf("%s finished its batch before it was frozen %d times", samplers[0].name, attempt)
+		for _, p := range samplers {
+			p.signal(t, syscall.SIGCONT)
 		}
+		if step == restartAt-1 {
+			t.Fatalf("both samplers never held a prompt batch in steps 3..%d", step)
+		}
+		s.poll(ctx, fmt.Sprintf("the learner's step %d", step), stepAtLeast(step))
 	}
-	t.Logf("both samplers held a batch %s after step 2", time.Since(waited).Round(time.Millisecond))
+	t.Logf("both samplers held a batch of step %d", step)
+	samplers[1].signal(t, syscall.SIGCONT)
 	for i, p := range []*osProc{samplers[0], verifiers[0], labeler} {
 		if err := p.stop(t, syscall.SIGKILL, 30*time.Second); err == nil {
 			t.Fatalf("%s (killed %d) exited cleanly; want killed", p.name, i)
@@ -590,13 +582,14 @@ func TestScaleOutProcesses(t *testing.T) {
 	samplers[0] = s.stage(pipeline.StageSampler, 2)
 	verifiers[0] = s.stage(pipeline.StageVerifier, 2)
 	labeler = s.stage(pipeline.StageLabeler, 1)
+	midPart := feed(restartAt)
 
 	// Later, once the replacements pull (and the killed processes' last
 	// pull requests, which live for runner.FetchWait, have expired):
 	// restart the NATS server.
 	s.poll(ctx, "the killed processes' pull requests to expire", func() bool { return time.Since(killed) > 2*time.Second })
 	s.pulling(ctx, topo, map[string]int{pipeline.StageSampler: 2, pipeline.StageVerifier: 2, pipeline.StageLabeler: 1})
-	sourced(firstPart, 1, restartAt)
+	sourced(midPart, step+1, restartAt)
 	lastPart := feed(cfg.Train.Steps)
 	if n := learnerStep(ctx, st); n >= int64(cfg.Train.Steps) {
 		t.Fatalf("the run finished (step %d) before the NATS restart; the test would not exercise it", n)
