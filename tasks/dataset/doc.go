@@ -2,9 +2,15 @@
 //
 //	{"prompt": "Tom has 3 apples ...", "answer": "He has 3+4=7 apples. #### 7"}
 //
-// The answer may be a JSON string or number. A GSM8K-style answer, worked
-// text followed by "#### <final answer>", is accepted: the reference answer
-// is what follows the last "####", trimmed. An optional "id" string names
+// GSM8K's own files, whose lines name the prompt "question", are read as
+// they are:
+//
+//	{"question": "Natalia sold clips to 48 ...", "answer": "... #### 72"}
+//
+// A line holds one of "prompt" and "question". The answer may be a JSON
+// string or number. A GSM8K-style answer, worked text followed by
+// "#### <final answer>", is accepted: the reference answer is what follows
+// the last "####", trimmed. An optional "id" string names
 // the item; other fields are ignored.
 //
 // Loading streams the file. A bad line (not a JSON object, a missing or

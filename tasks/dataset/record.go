@@ -18,7 +18,7 @@ type Record struct {
 	Line int
 	// ID is the line's "id" field, or empty when it has none.
 	ID string
-	// Prompt is the "prompt" field as written.
+	// Prompt is the "prompt" field as written, or GSM8K's "question".
 	Prompt string
 	// Answer is the "answer" field as written (a number's JSON text).
 	Answer string
@@ -47,15 +47,15 @@ func DecodeLine(line []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: %v", ErrNotJSON, err)
 	}
 	var r Record
-	prompt, ok := fields["prompt"]
-	if !ok {
-		return Record{}, fmt.Errorf("%w: no \"prompt\" field", ErrPrompt)
+	key, prompt, err := promptField(fields)
+	if err != nil {
+		return Record{}, err
 	}
 	if err := json.Unmarshal(prompt, &r.Prompt); err != nil || bytes.Equal(prompt, []byte("null")) {
-		return Record{}, fmt.Errorf("%w: \"prompt\" is not a string", ErrPrompt)
+		return Record{}, fmt.Errorf("%w: %q is not a string", ErrPrompt, key)
 	}
 	if strings.TrimSpace(r.Prompt) == "" {
-		return Record{}, fmt.Errorf("%w: \"prompt\" is blank", ErrPrompt)
+		return Record{}, fmt.Errorf("%w: %q is blank", ErrPrompt, key)
 	}
 	answer, ok := fields["answer"]
 	if !ok {
@@ -75,6 +75,23 @@ func DecodeLine(line []byte) (Record, error) {
 		}
 	}
 	return r, nil
+}
+
+// promptField returns the prompt of a line and its key: "prompt", or
+// "question" as GSM8K's files name it. A line with both, or neither, is
+// an error wrapping ErrPrompt.
+func promptField(fields map[string]json.RawMessage) (string, json.RawMessage, error) {
+	prompt, hasPrompt := fields["prompt"]
+	question, hasQuestion := fields["question"]
+	switch {
+	case hasPrompt && hasQuestion:
+		return "", nil, fmt.Errorf("%w: both \"prompt\" and \"question\" fields; keep one", ErrPrompt)
+	case hasQuestion:
+		return "question", question, nil
+	case hasPrompt:
+		return "prompt", prompt, nil
+	}
+	return "", nil, fmt.Errorf("%w: no \"prompt\" (or GSM8K's \"question\") field", ErrPrompt)
 }
 
 // answerText returns the text of an answer field: a JSON string's value or
