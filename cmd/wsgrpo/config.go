@@ -96,6 +96,14 @@ type SamplerConfig struct {
 	Stop         []string `koanf:"stop"`           // stop strings
 	MaxBatch     int      `koanf:"max_batch"`      // rows decoded together (64)
 	Seed         uint64   `koanf:"seed"`           // sampling seed
+	// Chat puts each prompt in train.model's chat template as the user's
+	// turn, followed by the assistant's header (a Hugging Face model with
+	// a chat template in tokenizer_config.json). Flag --chat.
+	Chat bool `koanf:"chat"`
+	// PromptTemplate is the text the policy continues, {prompt} standing
+	// for the prompt (default "{prompt}\n", the built-in base policy's);
+	// not with chat.
+	PromptTemplate string `koanf:"prompt_template"`
 }
 
 // samplerOptions returns the sampler stage's options for c.
@@ -104,6 +112,7 @@ func (c Config) samplerOptions(log *slog.Logger) sampler.Options {
 	return sampler.Options{
 		Samples: s.Samples, Temperature: s.Temperature, Greedy: s.Greedy, TopP: s.TopP,
 		MaxNewTokens: s.MaxNewTokens, StopStrings: s.Stop, MaxBatch: s.MaxBatch, Seed: s.Seed, Logger: log,
+		Chat: s.Chat, PromptTemplate: s.PromptTemplate,
 	}
 }
 
@@ -346,6 +355,28 @@ func addConfigFlags(fs *pflag.FlagSet) {
 	fs.Int("ort-threads", d.ORT.Threads, "ONNX Runtime intra-op threads (0: auto, the cores up to 4 for train/eval/pretrain, 1 for a stage process)")
 }
 
+// configKeyAnnotation is the pflag annotation that names the koanf key a
+// command's own flag sets (addModelFlags): it wins over flagKeys, so the
+// same flag name may mean a key in one command and nothing in another.
+const configKeyAnnotation = "wsgrpo-config-key"
+
+// addModelFlags adds the flags of train and stage that name what a run
+// trains: --model (train.model), --data (train.data), --data-task
+// (train.data_task) and --chat (sampler.chat).
+func addModelFlags(fs *pflag.FlagSet) {
+	d := DefaultConfig()
+	for _, f := range []struct{ name, key, usage, def string }{
+		{"model", "train.model", "starting policy: a wsgrpo checkpoint or a Hugging Face checkpoint directory (Qwen2, Qwen3, Llama)", d.Train.Model},
+		{"data", "train.data", "JSONL dataset to train on instead of arith: {\"prompt\", \"answer\"} or GSM8K's {\"question\", \"answer\": \"... #### N\"} lines", ""},
+		{"data-task", "train.data_task", "task name of --data items (selects the verifier's extractor: dataset or gsm8k)", d.Train.DataTask},
+	} {
+		fs.String(f.name, f.def, f.usage)
+		_ = fs.SetAnnotation(f.name, configKeyAnnotation, []string{f.key})
+	}
+	fs.Bool("chat", false, "put each prompt in the model's chat template as the user's turn (Hugging Face models; sampler.chat)")
+	_ = fs.SetAnnotation("chat", configKeyAnnotation, []string{"sampler.chat"})
+}
+
 // flagKeys maps flag names to koanf keys.
 var flagKeys = map[string]string{
 	"clickhouse-dsn":     "clickhouse_dsn",
@@ -447,6 +478,9 @@ func loadConfig(fs *pflag.FlagSet) (Config, error) {
 			return "", nil
 		}
 		key, ok := flagKeys[f.Name]
+		if k := f.Annotations[configKeyAnnotation]; len(k) == 1 {
+			key, ok = k[0], true
+		}
 		if !ok {
 			key, ok = natsAuthFlagKeys[f.Name]
 		}

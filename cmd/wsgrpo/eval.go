@@ -224,6 +224,11 @@ func runEval(cmd *cobra.Command, cfg Config, log *slog.Logger, o evalOptions) (e
 	if err != nil {
 		return err
 	}
+	if cfg.Sampler.Chat = cfg.Sampler.Chat || o.Chat; cfg.Sampler.Chat {
+		if err := checkChat(o.Model, "--chat"); err != nil {
+			return err
+		}
+	}
 	pol, maxSeq, err := loadEvalModel(o)
 	if err != nil {
 		return err
@@ -274,16 +279,7 @@ func loadEvalModel(o evalOptions) (runPolicy, int, error) {
 		if err != nil {
 			return runPolicy{}, 0, err
 		}
-		pol := runPolicy{hf: m}
-		if o.Chat {
-			if pol.template, err = m.chatTemplate(); err != nil {
-				return runPolicy{}, 0, err
-			}
-		}
-		return pol, 0, nil
-	}
-	if o.Chat {
-		return runPolicy{}, 0, fmt.Errorf("%w: --chat needs a Hugging Face model with a chat template; %s is a %v", ErrConfig, o.Model, layout)
+		return runPolicy{hf: m}, 0, nil
 	}
 	ck, err := checkpoint.Load(o.Model)
 	if err != nil {

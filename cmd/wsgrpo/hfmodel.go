@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/hf"
@@ -206,20 +205,28 @@ func loadHFModel(dir string) (*hfModel, error) {
 	return &hfModel{dir: dir, HF: h}, nil
 }
 
-// chatTemplate returns the sampler prompt template that puts a prompt in
-// the model's chat template as the user's turn, followed by the header of
-// the assistant's. The template is rendered once, with the placeholder as
-// the user's text, so the prompt goes in as it is (what a template does
-// to the content, such as Llama's trim, is not applied to it).
-func (m *hfModel) chatTemplate() (string, error) {
-	text, err := m.Tokenizer.RenderChat([]tokenizer.ChatMessage{{Role: "user", Content: tokenizer.PromptPlaceholder}}, true)
+// checkChat checks up front that the model in dir can sample with chat
+// (sampler.chat; what names the setting in messages): a Hugging Face
+// model whose tokenizer_config.json has a chat template that keeps a user
+// turn's text as it is. Otherwise the error wraps ErrConfig and says so;
+// without this check the sampler would dead-letter every batch
+// (sampler.ErrChat).
+func checkChat(dir, what string) error {
+	layout, err := detectModelLayout(dir)
 	if err != nil {
-		return "", fmt.Errorf("%w: --chat: --model %s: %w", ErrConfig, m.dir, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if strings.Count(text, tokenizer.PromptPlaceholder) != 1 {
-		return "", fmt.Errorf("%w: --chat: --model %s: the chat template does not keep a user turn's text as it is", ErrConfig, m.dir)
+	if layout != layoutHF {
+		return fmt.Errorf("%w: %s needs a Hugging Face model with a chat template; %s is a %v (its tokenizer has none: turn %s off)", ErrConfig, what, dir, layout, what)
 	}
-	return text, nil
+	tok, err := tokenizer.LoadBPEDir(dir)
+	if err != nil {
+		return fmt.Errorf("%w: %s: --model %s: %w", ErrConfig, what, dir, err)
+	}
+	if _, err := tok.ChatPromptTemplate(); err != nil {
+		return fmt.Errorf("%w: %s: --model %s: %w", ErrConfig, what, dir, err)
+	}
+	return nil
 }
 
 // policy builds the model's sampling graph in rt (sampler.HF.Load) and
@@ -234,8 +241,8 @@ func (m *hfModel) policy(rt *ort.Runtime, log *slog.Logger) (sampler.Policy, err
 
 // samplerStage is the sampler stage over m: the stage table's sampler
 // with the policy loaded here (sampler.Fixed) instead of read from the
-// run's weight store. A non-empty template replaces the prompt template.
-func (m *hfModel) samplerStage(template string) stageDef {
+// run's weight store.
+func (m *hfModel) samplerStage() stageDef {
 	return stageDef{
 		name: pipeline.StageSampler, positions: []string{pipeline.StageSampler},
 		usage: "samples a Hugging Face model loaded in this process",
@@ -249,9 +256,6 @@ func (m *hfModel) samplerStage(template string) stageDef {
 				return nil, fmt.Errorf("--model %s: %w", m.dir, err)
 			}
 			o := env.cfg.samplerOptions(env.log)
-			if template != "" {
-				o.PromptTemplate = template
-			}
 			p, err := sampler.New(sampler.NewFixed(pol), o, nil)
 			if err != nil {
 				_ = pol.Model.Close()
@@ -259,7 +263,7 @@ func (m *hfModel) samplerStage(template string) stageDef {
 			}
 			cfg := m.Bundle.Checkpoint.Config
 			env.log.Info("sampling a Hugging Face model", "model", m.dir, "arch", cfg.Arch,
-				"params", cfg.NumParams(), "max_seq", m.MaxSeq, "eos", m.EOS, "chat_template", template != "")
+				"params", cfg.NumParams(), "max_seq", m.MaxSeq, "eos", m.EOS, "chat", o.Chat)
 			return p, nil
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/hf"
+	"github.com/wsgrpo/wsgrpo/model/hf/hftest"
 	"github.com/wsgrpo/wsgrpo/model/labeler"
 	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
@@ -200,6 +201,81 @@ func TestTrainHFRefusesBadModel(t *testing.T) {
 			_, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", filepath.Join(t.TempDir(), "run"))
 			if !errors.Is(err, tc.want) || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "train.model") {
 				t.Fatalf("err = %v, want %v and ErrConfig naming train.model", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTrainGSM8KChat is the paper's setting on a user's machine, in
+// miniature: `wsgrpo train --model DIR --data gsm8k.jsonl --chat` with a
+// tiny random Hugging Face chat model and GSM8K's own file format
+// ("question", "answer" ending in "#### N"). The flags set train.model,
+// train.data, train.data_task and sampler.chat over the config file's
+// values; every logged row is a GSM8K item whose prompt ids the sampler
+// put in the model's chat template.
+func TestTrainGSM8KChat(t *testing.T) {
+	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
+	orttest.Runtime(t)
+	model := writeHFModel(t, tinyHFTokenizer(t, true), 0, 1)
+	data := filepath.Join(t.TempDir(), "gsm8k.jsonl")
+	var lines []string
+	for i := range 6 {
+		q := fmt.Sprintf("%d hens lay %d eggs. How many?", i+2, i+3)
+		lines = append(lines, fmt.Sprintf(`{"question": %q, "answer": "%d*%d = <<%d*%d=%d>>%d\n#### %d"}`, q, i+2, i+3, i+2, i+3, (i+2)*(i+3), (i+2)*(i+3), (i+2)*(i+3)))
+	}
+	if err := os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "run.yaml")
+	if err := os.WriteFile(cfg, []byte(`run: gsm8k
+sampler:
+  samples: 2
+  max_new_tokens: 8
+train:
+  model: not-this-one
+  steps: 2
+  prompts_per_step: 2
+shaping:
+  shaper: grpo
+learner:
+  max_staleness: 2
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	got, err := execute(t, newTrainCmd(), "--config", cfg, "--dir", dir, "--model", model, "--data", data, "--data-task", "gsm8k", "--chat")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, got)
+	}
+	if !strings.Contains(got, "trained policy:") {
+		t.Errorf("summary lacks the trained policy:\n%s", got)
+	}
+	rows, err := execute(t, newSQLCmd(), "--run", dir, "--format", "csv",
+		fmt.Sprintf("SELECT count(), countIf(task = 'gsm8k'), countIf(prompt LIKE '%% hens lay %%'), countIf(prompt_token_ids[1] = %d) FROM trajectories_dedup WHERE run_id = 'gsm8k'", hftest.Start))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, rows)
+	}
+	var n, gsm, hens, chat int
+	if _, err := fmt.Sscanf(lastLine(rows), "%d,%d,%d,%d", &n, &gsm, &hens, &chat); err != nil || n < 2*2*2 || gsm != n || hens != n || chat != n {
+		t.Fatalf("trajectory log: %v %q; want >= 8 rows, every one a gsm8k item in the chat template", err, rows)
+	}
+}
+
+// TestTrainChatRefused: --chat on a model that cannot put prompts in a chat
+// template is refused before the run starts, with ErrConfig naming
+// sampler.chat.
+func TestTrainChatRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, model string
+		want        error
+	}{
+		{"no chat template", writeHFModel(t, tinyHFTokenizer(t, false), 0, 1), tokenizer.ErrNoChatTemplate},
+		{"wsgrpo checkpoint", tinyModel(t), ErrConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := execute(t, newTrainCmd(), "--run", "chatbad", "--dir", filepath.Join(t.TempDir(), "run"), "--model", tc.model, "--chat", "--steps", "1")
+			if !errors.Is(err, tc.want) || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "sampler.chat") {
+				t.Fatalf("err = %v, want %v and ErrConfig naming sampler.chat", err, tc.want)
 			}
 		})
 	}

@@ -71,6 +71,9 @@ func (c Config) learnerOptions(log *slog.Logger) learner.Options {
 	if o.GroupsPerStep == 0 {
 		o.GroupsPerStep = c.Train.PromptsPerStep
 	}
+	// Rows carry the prompt ids the sampler sampled with (a chat
+	// template's too); the template is for rows without them.
+	o.PromptTemplate = c.Sampler.PromptTemplate
 	return o
 }
 

@@ -22,9 +22,6 @@ type runPolicy struct {
 	// hf, when set instead, is sampled by a sampler stage that holds it
 	// (nothing is published).
 	hf *hfModel
-	// template, when not empty, replaces the sampler's prompt template
-	// (hf only: a chat template).
-	template string
 }
 
 // sampleRun runs a run without a labeler or learner in this process: the
@@ -79,7 +76,7 @@ func sampleRunPolicy(ctx context.Context, cfg Config, log *slog.Logger, pol runP
 	defer logs.close()
 	g := pipeline.NewGroup(s.js, log)
 	if pol.hf != nil {
-		if err := addStage(ctx, g, s, pol.hf.samplerStage(pol.template), pipeline.StageSampler, cfg, log, logs); err != nil {
+		if err := addStage(ctx, g, s, pol.hf.samplerStage(), pipeline.StageSampler, cfg, log, logs); err != nil {
 			return nil, err
 		}
 		err = addStages(ctx, g, s, []string{pipeline.StageVerifier}, cfg, log, logs)

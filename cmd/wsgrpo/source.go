@@ -84,6 +84,7 @@ server restarts, publishing a step again when its acknowledgement was lost
 	}
 	addConfigFlags(cmd.Flags())
 	addLayoutFlags(cmd.Flags())
+	addModelFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&wait, "wait", false, "after publishing, wait until the learner has finished train.steps steps")
 	addNATSWaitFlag(cmd.Flags(), &natsWait)
 	return cmd

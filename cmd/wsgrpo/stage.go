@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -45,11 +46,23 @@ running, it rides out server restarts on its own.`,
 			if err != nil {
 				return err
 			}
+			// A sampler process may run where train.model is not (it
+			// samples the versions the learner publishes): the check is
+			// made where it is, and otherwise the sampler dead-letters
+			// batches it cannot put in a chat template (sampler.ErrChat).
+			if cfg.Sampler.Chat && args[0] == pipeline.StageSampler {
+				if _, err := os.Stat(cfg.Train.Model); err == nil {
+					if err := checkChat(cfg.Train.Model, "sampler.chat"); err != nil {
+						return err
+					}
+				}
+			}
 			return runStageWait(cmd.Context(), cfg, log, args[0], as, wait)
 		},
 	}
 	addConfigFlags(cmd.Flags())
 	addLayoutFlags(cmd.Flags())
+	addModelFlags(cmd.Flags())
 	addNATSWaitFlag(cmd.Flags(), &wait)
 	cmd.Flags().StringVar(&as, "as", "", "for a stage that can stand at several positions (passthrough): the position (sampler, verifier or labeler)")
 	return cmd

@@ -112,6 +112,7 @@ read by the logger and the wiring check, each through its own durable consumer.`
 	}
 	addConfigFlags(cmd.Flags())
 	addLayoutFlags(cmd.Flags())
+	addModelFlags(cmd.Flags())
 	f := cmd.Flags()
 	f.BoolVar(&wiring, "wiring", false, "run the pipeline wiring check with pass-through stages")
 	f.IntVar(&steps, "steps", 0, "learner updates (overrides train.steps)")

@@ -282,6 +282,11 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	start := time.Now()
+	if cfg.Sampler.Chat {
+		if err := checkChat(cfg.Train.Model, "sampler.chat"); err != nil {
+			return err
+		}
+	}
 	release, err := prepareRunDir(cfg, o)
 	if err != nil {
 		return err

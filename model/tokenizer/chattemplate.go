@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 
 	"github.com/ardanlabs/jinja"
@@ -13,6 +14,9 @@ import (
 var (
 	// ErrNoChatTemplate means tokenizer_config.json has no chat_template.
 	ErrNoChatTemplate = errors.New("tokenizer: the model has no chat template")
+	// ErrChatPrompt means a chat template cannot serve as a prompt
+	// template: rendering a user turn does not keep its text as it is.
+	ErrChatPrompt = errors.New("tokenizer: the chat template does not keep a user turn's text as it is")
 	// ErrChatTemplate means a chat template failed to compile or render
 	// (the engine's message follows, including raise_exception's).
 	ErrChatTemplate = errors.New("tokenizer: chat template failed")
@@ -110,4 +114,24 @@ func (t *BPE) RenderChat(messages []ChatMessage, addGenerationPrompt bool) (stri
 		return "", err
 	}
 	return c.Render(messages, addGenerationPrompt)
+}
+
+// ChatPromptTemplate returns the prompt template (PromptPlaceholder
+// standing for the prompt) that puts a prompt in the model's chat
+// template as the user's turn, followed by the header of the assistant's
+// turn: what a chat model continues. The template is rendered once, with
+// the placeholder as the user's text, so a prompt goes in as it is (what a
+// template does to the content, such as Llama's trim, is not applied to
+// it). The error wraps ErrNoChatTemplate when the model has none,
+// ErrChatTemplate when it fails to render, ErrChatPrompt when the user's
+// text does not come out once and unchanged.
+func (t *BPE) ChatPromptTemplate() (string, error) {
+	text, err := t.RenderChat([]ChatMessage{{Role: "user", Content: PromptPlaceholder}}, true)
+	if err != nil {
+		return "", err
+	}
+	if strings.Count(text, PromptPlaceholder) != 1 {
+		return "", ErrChatPrompt
+	}
+	return text, nil
 }

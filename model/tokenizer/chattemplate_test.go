@@ -67,3 +67,30 @@ func TestBPERenderChat(t *testing.T) {
 		t.Errorf("error %v, want ErrNoChatTemplate", err)
 	}
 }
+
+func TestBPEChatPromptTemplate(t *testing.T) {
+	withTemplate := func(tmpl string) *BPE {
+		return newTiny(t, tinySpec{
+			added:  []map[string]any{special("<s>"), special("</s>")},
+			config: map[string]any{"bos_token": "<s>", "eos_token": "</s>", "chat_template": tmpl},
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		tok  *BPE
+		want string
+		err  error
+	}{
+		{"user turn and assistant header", withTemplate("{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}</s>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"), "<s><user>" + PromptPlaceholder + "</s><assistant>", nil},
+		{"no chat template", newTiny(t, tinySpec{}), "", ErrNoChatTemplate},
+		{"content dropped", withTemplate("{% for m in messages %}<{{ m.role }}>{% endfor %}"), "", ErrChatPrompt},
+		{"content twice", withTemplate("{% for m in messages %}{{ m.content }}{{ m.content }}{% endfor %}"), "", ErrChatPrompt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.tok.ChatPromptTemplate()
+			if !errors.Is(err, tc.err) || got != tc.want {
+				t.Fatalf("ChatPromptTemplate() = %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}

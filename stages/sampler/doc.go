@@ -24,7 +24,9 @@
 // on, and downstream the verifier marks the rows wrong.
 //
 // Errors: a batch that does not read as prompts wraps schemas.ErrInvalid
-// (dead letter). No policy version to sample with (none published yet, the
+// (dead letter); so is one whose prompts Options.Chat cannot put in the
+// policy's chat template (ErrChat with stage.ErrPermanent: a policy
+// without one). No policy version to sample with (none published yet, the
 // weight store unreachable, a version that does not load) wraps
 // stage.ErrUnavailable: the runner holds the batch and retries it in place
 // until a version is there. Other failures (ONNX Runtime errors, shutdown

@@ -3,6 +3,7 @@ package sampler_test
 import (
 	"errors"
 	"io/fs"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/ort/orttest"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/stages/sampler"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // TestLoaderHF: the Loader samples Hugging Face bundles (hf.MarshalBundle)
@@ -79,5 +81,51 @@ func TestNewHFErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSamplerChat: with Options.Chat a Hugging Face policy samples each
+// prompt inside its chat template (the user's turn, then the assistant's
+// header), the rows carrying those prompt ids; a policy without a chat
+// template dead-letters the batch (ErrChat, stage.ErrPermanent), and
+// chat with a prompt template is refused.
+func TestSamplerChat(t *testing.T) {
+	chatHF, err := sampler.NewHF(hftest.Bundle(t, 1, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := chatHF.Tokenizer
+	for _, tc := range []struct {
+		name string
+		blob []byte
+		want error
+	}{
+		{"chat template", hftest.Blob(t, 1, true), nil},
+		{"Hugging Face model without a chat template", hftest.Blob(t, 1, false), sampler.ErrChat},
+		{"wsgrpo checkpoint", blob(t, 1, 64), sampler.ErrChat},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &versions{}
+			v.put(1, tc.blob)
+			p := newSampler(t, v, sampler.Options{Samples: 2, MaxNewTokens: 4, Chat: true})
+			in := prompts(nil, "run", "1+2")
+			defer in.Release()
+			if tc.want != nil {
+				outs, err := p.Process(t.Context(), in)
+				if !errors.Is(err, tc.want) || !errors.Is(err, stage.ErrPermanent) || outs != nil {
+					t.Fatalf("Process = %v, %v; want %v and stage.ErrPermanent", outs, err, tc.want)
+				}
+				return
+			}
+			want := tok.Encode("<|im_start|>user\n1+2<|im_end|>\n<|im_start|>assistant\n")
+			for _, r := range process(t, p, in) {
+				if !slices.Equal(r.PromptTokenIDs, want) {
+					t.Fatalf("prompt ids %v, want %v (%q)", r.PromptTokenIDs, want, tok.Decode(r.PromptTokenIDs))
+				}
+			}
+		})
+	}
+	if err := (sampler.Options{Chat: true, PromptTemplate: "Q: {prompt}\n"}).Validate(); !errors.Is(err, sampler.ErrOptions) {
+		t.Fatalf("chat with a prompt template: %v, want ErrOptions", err)
 	}
 }

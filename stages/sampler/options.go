@@ -10,8 +10,16 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 )
 
-// ErrOptions is returned by Options.Validate for settings that cannot work.
-var ErrOptions = errors.New("sampler: invalid options")
+// Errors of the sampler's options.
+var (
+	// ErrOptions is returned by Options.Validate for settings that cannot
+	// work.
+	ErrOptions = errors.New("sampler: invalid options")
+	// ErrChat means Options.Chat is set but the policy cannot put a prompt
+	// in a chat template (it has none, or it does not keep the prompt as
+	// it is); the batch is dead-lettered (stage.ErrPermanent).
+	ErrChat = errors.New("sampler: chat is set, but the policy cannot put prompts in a chat template")
+)
 
 // Option defaults.
 const (
@@ -53,6 +61,13 @@ type Options struct {
 	// standing for the prompt (default DefaultPromptTemplate). It is used
 	// when a prompt row carries no prompt token ids; BOS is prepended.
 	PromptTemplate string
+	// Chat puts each prompt in the policy's chat template as the user's
+	// turn, followed by the header of the assistant's
+	// (tokenizer.BPE.ChatPromptTemplate): what a Hugging Face chat model
+	// continues. It takes the place of PromptTemplate, which must then be
+	// empty. A policy whose tokenizer has no chat template cannot sample
+	// with it: its batches are dead-lettered, with that reason.
+	Chat bool
 	// Seed makes sampling reproducible: a redelivered batch samples the
 	// same completions with the same version.
 	Seed uint64
@@ -89,6 +104,9 @@ func (o Options) withDefaults() Options {
 
 // Validate reports settings that cannot work, after defaults.
 func (o Options) Validate() error {
+	if o.Chat && o.PromptTemplate != "" {
+		return fmt.Errorf("%w: a prompt template and chat both set (chat uses the model's chat template; keep one)", ErrOptions)
+	}
 	o = o.withDefaults()
 	switch {
 	case o.Samples < 1:

@@ -16,6 +16,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/segment"
 	"github.com/wsgrpo/wsgrpo/model/tokenizer"
 	"github.com/wsgrpo/wsgrpo/schemas"
+	"github.com/wsgrpo/wsgrpo/stages/stage"
 )
 
 // FinishPromptError is the finish reason of a row whose prompt could not be
@@ -72,10 +73,14 @@ func (s *Processor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.
 		return nil, fmt.Errorf("sampler: %w", err)
 	}
 	defer release()
+	template, err := s.promptTemplate(pol)
+	if err != nil {
+		return nil, fmt.Errorf("sampler: %w: %w", stage.ErrPermanent, err)
+	}
 
 	reqs := make([]request, 0, len(prompts)*s.opts.Samples)
 	for i := range prompts {
-		ids, reason := s.encode(pol, &prompts[i])
+		ids, reason := s.encode(pol, template, &prompts[i])
 		if reason != "" {
 			s.log.Warn("prompt cannot be sampled; its group gets empty completions", "prompt_id", prompts[i].PromptID, "reason", reason)
 		}
@@ -101,10 +106,34 @@ func (s *Processor) Process(ctx context.Context, in arrow.RecordBatch) ([]arrow.
 	return []arrow.RecordBatch{schemas.NewRolloutBatch(s.mem, rows)}, nil
 }
 
-// encode returns the prompt's token ids (BOS first), or why it cannot be
-// sampled.
-func (s *Processor) encode(pol *Policy, p *schemas.Prompt) ([]int32, string) {
-	ids, err := tokenizer.PromptIDs(pol.Tokenizer, s.opts.withDefaults().PromptTemplate, p.Prompt, p.PromptTokenIDs)
+// chatTemplater is a tokenizer with a chat template: a Hugging Face
+// model's (tokenizer.BPE).
+type chatTemplater interface {
+	ChatPromptTemplate() (string, error)
+}
+
+// promptTemplate returns the template prompts without token ids are
+// sampled through with pol: its chat template's with Options.Chat,
+// Options.PromptTemplate otherwise. An error wraps ErrChat.
+func (s *Processor) promptTemplate(pol *Policy) (string, error) {
+	if !s.opts.Chat {
+		return s.opts.withDefaults().PromptTemplate, nil
+	}
+	ct, ok := pol.Tokenizer.(chatTemplater)
+	if !ok {
+		return "", fmt.Errorf("%w: policy version %d has a %T, which has no chat template (chat is for Hugging Face models; turn it off for a wsgrpo checkpoint)", ErrChat, pol.Version, pol.Tokenizer)
+	}
+	t, err := ct.ChatPromptTemplate()
+	if err != nil {
+		return "", fmt.Errorf("%w: policy version %d: %w", ErrChat, pol.Version, err)
+	}
+	return t, nil
+}
+
+// encode returns the prompt's token ids (BOS first) through template, or
+// why it cannot be sampled.
+func (s *Processor) encode(pol *Policy, template string, p *schemas.Prompt) ([]int32, string) {
+	ids, err := tokenizer.PromptIDs(pol.Tokenizer, template, p.Prompt, p.PromptTokenIDs)
 	if err != nil {
 		return nil, err.Error()
 	}
