@@ -127,11 +127,9 @@ func newFeaturizer(rt *ort.Runtime, graph func() (*onnx.Model, error), dModel, m
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	sess, err := rt.NewSession(b, inputs, outputs)
+	// NewModelSession: a Hugging Face reference model's weights may pass
+	// the 2 GiB that one protobuf holds.
+	sess, err := rt.NewModelSession(m, inputs, outputs)
 	if err != nil {
 		return nil, err
 	}

@@ -27,11 +27,9 @@ func newScorer(rt *ort.Runtime, pm policyModel, pad int32) (*scorer, error) {
 	if _, err := train.AppendTargetLogprobs(m.Graph, onnx.Float, policy.OutputLogits); err != nil {
 		return nil, err
 	}
-	b, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	s, err := rt.NewSession(b, []string{policy.InputIDs, policy.InputMask, train.InputTargets}, []string{train.OutputTargetLogprobs})
+	// NewModelSession: a Hugging Face model's weights may pass the 2 GiB
+	// that one protobuf holds.
+	s, err := rt.NewModelSession(m, []string{policy.InputIDs, policy.InputMask, train.InputTargets}, []string{train.OutputTargetLogprobs})
 	if err != nil {
 		return nil, err
 	}
