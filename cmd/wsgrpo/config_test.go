@@ -317,3 +317,49 @@ func TestAutoThreads(t *testing.T) {
 		t.Errorf("set to 3: %d threads", got)
 	}
 }
+
+// TestModelFlags: --model, --data, --data-task and --chat (train, stage,
+// source) set their keys over the file's; unset, they leave the file's
+// values; a flag of the same name elsewhere (eval's --model) sets nothing.
+func TestModelFlags(t *testing.T) {
+	file := writeYAML(t, "train:\n  model: from/file\n  data_task: gsm8k\nsampler:\n  chat: true\n")
+	load := func(t *testing.T, add func(*pflag.FlagSet), args ...string) Config {
+		t.Helper()
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+		addConfigFlags(fs)
+		add(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadConfig(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		add   func(*pflag.FlagSet)
+		args  []string
+		model string
+		data  string
+		task  string
+		chat  bool
+	}{
+		{"file", addModelFlags, []string{"--config", file}, "from/file", "", "gsm8k", true},
+		{"flags over file", addModelFlags, []string{"--config", file, "--model", "from/flag", "--data", "q.jsonl", "--data-task", "dataset", "--chat=false"}, "from/flag", "q.jsonl", "dataset", false},
+		{"defaults", addModelFlags, nil, "testdata/base", "", "dataset", false},
+		{"a plain flag of the same name", func(fs *pflag.FlagSet) { fs.String("model", "", "") }, []string{"--model", "elsewhere"}, "testdata/base", "", "dataset", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := load(t, tc.add, tc.args...)
+			if c.Train.Model != tc.model || c.Train.Data != tc.data || c.Train.DataTask != tc.task || c.Sampler.Chat != tc.chat {
+				t.Fatalf("train.model %q, train.data %q, train.data_task %q, sampler.chat %v; want %q, %q, %q, %v",
+					c.Train.Model, c.Train.Data, c.Train.DataTask, c.Sampler.Chat, tc.model, tc.data, tc.task, tc.chat)
+			}
+		})
+	}
+	if _, err := loadWith(t, []string{"--config", writeYAML(t, "sampler:\n  chat: true\n  prompt_template: \"Q: {prompt}\\n\"\n")}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "chat") {
+		t.Fatalf("chat with a prompt template: %v, want ErrConfig", err)
+	}
+}
