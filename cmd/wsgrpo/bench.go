@@ -42,6 +42,8 @@ type benchEnv struct {
 	rss bool
 	// pin gives the pipeline suite's sampler processes CPUs of their own.
 	pin bool
+	// ahead is the pipeline suite's in-run train.ahead (0: 2).
+	ahead int
 	rt  *ort.Runtime
 	// samplerRollouts is the sampler suite's best rollouts/s in this
 	// invocation (0 when it did not run), the verifier suite's yardstick.
@@ -81,6 +83,7 @@ var benchSuites = []benchSuite{
 
 func newBenchCmd() *cobra.Command {
 	var quick, rss, pin bool
+	var ahead int
 	names := make([]string, len(benchSuites))
 	var help strings.Builder
 	for i, s := range benchSuites {
@@ -105,7 +108,10 @@ func newBenchCmd() *cobra.Command {
 					return fmt.Errorf("%w: unknown suite %q (have %s)", ErrConfig, a, strings.Join(names, ", "))
 				}
 			}
-			env := &benchEnv{cfg: cfg, log: log, w: cmd.OutOrStdout(), quick: quick, rss: rss, pin: pin}
+			if ahead < 1 {
+				return fmt.Errorf("%w: --ahead %d must be at least 1", ErrConfig, ahead)
+			}
+			env := &benchEnv{cfg: cfg, log: log, w: cmd.OutOrStdout(), quick: quick, rss: rss, pin: pin, ahead: ahead}
 			host, _ := os.Hostname()
 			out(cmd, "# wsgrpo bench (%s, %s)\n", host, time.Now().UTC().Format(time.RFC3339))
 			for _, s := range benchSuites {
@@ -121,6 +127,7 @@ func newBenchCmd() *cobra.Command {
 	addConfigFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&quick, "quick", false, "smaller sizes and fewer repetitions (a smoke run, not for the docs)")
 	cmd.Flags().BoolVar(&pin, "pin", false, "pipeline suite: run the sampler processes on CPUs of their own and every other process on the rest (taskset; only where there are more CPUs than samplers), so that in-run against alone measures the pipeline, not CPU sharing")
+	cmd.Flags().IntVar(&ahead, "ahead", 2, "pipeline suite: train.ahead of the in-run passes (learner.max_staleness follows it); 2 is what a run uses, a value of the run's steps lets the samplers run unthrottled by the learner")
 	cmd.Flags().BoolVar(&rss, "rss", false, "learner suite: also measure the learner's peak RSS at d_model 256, one child process per micro-batch size")
 	return cmd
 }

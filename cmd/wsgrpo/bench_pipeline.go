@@ -36,6 +36,8 @@ type pipelineBench struct {
 	maxTokens int
 	labeler   string // the preference model the in-run labeler scores with
 	timeout   time.Duration
+	// ahead is the in-run passes' train.ahead (and learner.max_staleness).
+	ahead int
 }
 
 // pipelineResult is one measured run.
@@ -92,6 +94,9 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 	if b.quick {
 		pb = pipelineBench{samplers: []int{1, 2}, steps: 3, skip: 0, prompts: 2, samples: 2, maxTokens: 16, timeout: 3 * time.Minute}
 	}
+	if pb.ahead = b.ahead; pb.ahead == 0 {
+		pb.ahead = 2
+	}
 	if _, err := os.Stat(b.cfg.Train.Model); err != nil {
 		return fmt.Errorf("%w: the pipeline suite samples train.model %q: %w (run it from the repository root, or give --config)", ErrConfig, b.cfg.Train.Model, err)
 	}
@@ -99,8 +104,8 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 	if err != nil {
 		return err
 	}
-	tw := b.table(fmt.Sprintf("pipeline: every stage its own process against one NATS server (%d steps of %d prompts x G %d, up to %d new tokens, the first %d steps untimed; in-run: ahead 2, shaper %s, 1 ORT thread a process; efficiency goal >= 0.9)",
-		pb.steps, pb.prompts, pb.samples, pb.maxTokens, pb.skip, shaperOf(pb)),
+	tw := b.table(fmt.Sprintf("pipeline: every stage its own process against one NATS server (%d steps of %d prompts x G %d, up to %d new tokens, the first %d steps untimed; in-run: ahead %d, shaper %s, 1 ORT thread a process; efficiency goal >= 0.9)",
+		pb.steps, pb.prompts, pb.samples, pb.maxTokens, pb.skip, pb.ahead, shaperOf(pb)),
 		"sampler processes", "samplers' CPUs", "alone tok/s", "in-run tok/s", "efficiency", "decoding efficiency", "in-run rollouts/s", "trained tok/s", "run wall")
 	for _, n := range pb.samplers {
 		alone, err := runPipelineBench(ctx, b, exe, pb, n, true)
@@ -153,7 +158,7 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 	cfg := b.cfg
 	cfg.Run, cfg.Dir, cfg.NATS = fmt.Sprintf("benchpipe-%d-%s", n, mode), filepath.Join(dir, "run"), srv.URL()
 	cfg.Train.Steps, cfg.Train.PromptsPerStep, cfg.Train.PromptBatch = pb.steps, pb.prompts, max(1, pb.prompts/n)
-	cfg.Train.Ahead = 2
+	cfg.Train.Ahead = pb.ahead
 	if alone {
 		cfg.Train.Ahead = pb.steps
 	}
@@ -447,9 +452,9 @@ shaping:
   prompt_batch: %d
   ahead: %d
 learner:
-  max_staleness: 2
+  max_staleness: %d
 `, cfg.Run, strconv.Quote(cfg.Dir), cfg.Sampler.Samples, cfg.Sampler.MaxNewTokens, shaper, labeler,
-		strconv.Quote(model), cfg.Train.Steps, cfg.Train.PromptsPerStep, cfg.Train.PromptBatch, cfg.Train.Ahead)
+		strconv.Quote(model), cfg.Train.Steps, cfg.Train.PromptsPerStep, cfg.Train.PromptBatch, cfg.Train.Ahead, max(2, cfg.Train.Ahead))
 	p := filepath.Join(dir, "run.yaml")
 	return p, os.WriteFile(p, []byte(yaml), 0o644)
 }
