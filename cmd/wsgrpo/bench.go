@@ -44,7 +44,7 @@ type benchEnv struct {
 	pin bool
 	// ahead is the pipeline suite's in-run train.ahead (0: 2).
 	ahead int
-	rt  *ort.Runtime
+	rt    *ort.Runtime
 	// samplerRollouts is the sampler suite's best rollouts/s in this
 	// invocation (0 when it did not run), the verifier suite's yardstick.
 	samplerRollouts float64
