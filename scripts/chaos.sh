@@ -409,25 +409,16 @@ c_timeout_negative() { expect err "timeout" train --timeout -1s; }
 
 c_config_missing() { expect err "nope.yaml" train --wiring --config nope.yaml; }
 
-c_config_yaml_syntax() {
-	printf 'run: [\n' >bad.yaml
-	expect err "bad.yaml.*yaml" train --wiring --config bad.yaml
+# bad_config TEXT PATTERN: a wiring run with bad.yaml holding TEXT (printf
+# escapes) as its config fails with a message matching PATTERN.
+bad_config() {
+	printf '%b' "$1" >bad.yaml
+	expect err "$2" train --wiring --config bad.yaml
 }
-
-c_config_unknown_key() {
-	printf 'trian:\n  steps: 3\n' >bad.yaml
-	expect err "unknown keys trian.steps" train --wiring --config bad.yaml
-}
-
-c_config_wrong_type() {
-	printf 'train:\n  steps: many\n' >bad.yaml
-	expect err "train.steps" train --wiring --config bad.yaml
-}
-
-c_config_negative_value() {
-	printf 'runner:\n  concurrency: -1\n' >bad.yaml
-	expect err "runner.concurrency -1" train --wiring --config bad.yaml
-}
+c_config_yaml_syntax() { bad_config 'run: [\n' "bad.yaml.*yaml"; }
+c_config_unknown_key() { bad_config 'trian:\n  steps: 3\n' "unknown keys trian.steps"; }
+c_config_wrong_type() { bad_config 'train:\n  steps: many\n' "train.steps"; }
+c_config_negative_value() { bad_config 'runner:\n  concurrency: -1\n' "runner.concurrency -1"; }
 
 c_config_is_a_directory() {
 	mkdir conf.yaml
