@@ -112,11 +112,44 @@ start() {
 	echo "$PID" >>"$CASE_ROOT/pids"
 }
 
+# running NAME ARGS...: start NAME (a run with --progress) and wait until
+# its progress bar shows rows arrived.
+running() {
+	start "$@"
+	wait_for 60 progressed "$1.out" || {
+		fail "the $1 run made no progress"
+		return 1
+	}
+}
+
 # stop PID: SIGTERM a background process the case started and reap it.
 stop() {
 	kill "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
 	return 0
+}
+
+# kill9 PID: SIGKILL a background process the case started and reap it.
+kill9() {
+	kill -KILL "$1"
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+# absent FILE: the command wrote no FILE.
+absent() {
+	[ ! -e "$1" ] || {
+		fail "wrote $1"
+		return 1
+	}
+}
+
+# only DIR ENTRY: DIR still holds ENTRY and nothing else.
+only() {
+	[ "$(ls -A "$1")" = "$2" ] || {
+		fail "wrote into $1: $(ls -A "$1")"
+		return 1
+	}
 }
 
 # wait_for SECONDS COMMAND...: poll COMMAND every 0.2 s until it succeeds.
@@ -147,12 +180,27 @@ free_port() {
 	echo 0
 }
 
-# nats_start DIR PORT: a nats-server process with JetStream stored in DIR.
-nats_start() {
-	"$NATS" -a 127.0.0.1 -p "$2" -js -sd "$1" >"$1.log" 2>&1 &
+# need_nats: the case needs a nats-server binary (returns 1 having skipped
+# the case when there is none: the caller returns 0).
+need_nats() {
+	[ -n "$NATS" ] && return 0
+	skip "no nats-server binary"
+	return 1
+}
+
+# nats_up: a nats-server process on a free port with JetStream stored in
+# ./js; its URL goes to $URL.
+nats_up() {
+	local port dir=$PWD/js
+	port=$(free_port)
+	URL=nats://127.0.0.1:$port
+	"$NATS" -a 127.0.0.1 -p "$port" -js -sd "$dir" >"$dir.log" 2>&1 &
 	NATS_PID=$!
 	echo "$NATS_PID" >>"$CASE_ROOT/pids"
-	wait_for 30 listening "$2"
+	wait_for 30 listening "$port" || {
+		fail "nats-server did not start"
+		return 1
+	}
 }
 
 # listening PORT: something accepts connections on 127.0.0.1:PORT.
@@ -187,22 +235,36 @@ fixture() {
 	cp -a "$ROOT/fixture/runs" "$ROOT/fixture/data.parquet" "$ROOT/fixture/other.parquet" .
 }
 
+# on_data WANT PATTERN ARGS...: expect (see there) in a working directory
+# holding the fixture.
+on_data() {
+	fixture || return 1
+	expect "$@"
+}
+
+# keeps_data PATTERN ARGS...: with the fixture, wsgrpo ARGS fails with a
+# message matching PATTERN, and the run "data" still holds its 200 rows.
+keeps_data() {
+	on_data err "$@" || return 1
+	want_rows data 200
+}
+
 # tmpfs DIR SIZE: mount a tmpfs of SIZE at DIR (unmounted when the case
-# ends); fails when this machine does not allow it.
+# ends); fails, having skipped the case, when this machine does not allow
+# it (the caller returns 0).
 tmpfs() {
 	mkdir -p "$1"
-	mount -t tmpfs -o "size=$2" tmpfs "$1" 2>/dev/null || return 1
+	mount -t tmpfs -o "size=$2" tmpfs "$1" 2>/dev/null || {
+		skip "cannot mount a tmpfs here (not root, or no mount permission)"
+		return 1
+	}
 	(cd "$1" && pwd) >>"$CASE_ROOT/mounts"
 }
 
 # --------------------------------------------------- 1: one owner per run
 
 c_dual_train_refused() {
-	start first train --wiring --run dual --batches 4000 --progress
-	wait_for 60 progressed first.out || {
-		fail "the first run made no progress"
-		return 1
-	}
+	running first train --wiring --run dual --batches 4000 --progress || return 1
 	expect err "in use.*held by pid $PID" train --wiring --run dual --batches 10 || return 1
 	grep -q "wsgrpo train --wiring --run dual --batches 4000" out.txt || {
 		fail "the refusal does not name the holder's command"
@@ -213,8 +275,7 @@ c_dual_train_refused() {
 }
 
 c_dual_sql_in_use() {
-	start first train --wiring --run dual --batches 4000 --progress
-	wait_for 60 progressed first.out || return 1
+	running first train --wiring --run dual --batches 4000 --progress || return 1
 	expect err "in use.*held by pid $PID" sql --run dual "SELECT count() FROM trajectories" || return 1
 	if grep -qi "libchdb" out.txt; then
 		fail "blames libchdb for a run in use"
@@ -224,29 +285,22 @@ c_dual_sql_in_use() {
 }
 
 c_dual_stage_logger_refused() {
-	start first train --wiring --run dual --batches 4000 --progress
-	wait_for 60 progressed first.out || return 1
+	running first train --wiring --run dual --batches 4000 --progress || return 1
 	expect err "in use.*held by pid $PID" stage logger --run dual --nats nats://127.0.0.1:4222 || return 1
 	stop "$PID"
 }
 
 c_dual_stale_lock_taken_over() {
-	start first train --wiring --run dual --batches 300 --progress
-	wait_for 60 progressed first.out || return 1
-	kill -KILL "$PID"
-	wait "$PID" 2>/dev/null
+	running first train --wiring --run dual --batches 300 --progress || return 1
+	kill9 "$PID"
 	expect ok "19200 unique of 19200" train --wiring --run dual --batches 300 || return 1
 	want_rows dual 19200
 }
 
 c_dual_export_in_use() {
-	start first train --wiring --run dual --batches 4000 --progress
-	wait_for 60 progressed first.out || return 1
+	running first train --wiring --run dual --batches 4000 --progress || return 1
 	expect err "in use" export --run dual --out dual.parquet || return 1
-	[ ! -e dual.parquet ] || {
-		fail "wrote dual.parquet"
-		return 1
-	}
+	absent dual.parquet || return 1
 	stop "$PID"
 }
 
@@ -255,28 +309,19 @@ c_dual_export_in_use() {
 c_run_dotdot_etc() {
 	mkdir -p ../../etc && echo keep >../../etc/passwd
 	expect err "not a wsgrpo run directory" train --wiring --run ../../etc --batches 1 --rows 1 || return 1
-	[ "$(ls -A ../../etc)" = passwd ] || {
-		fail "wrote into ../../etc: $(ls -A ../../etc)"
-		return 1
-	}
+	only ../../etc passwd
 }
 
 c_run_absolute_dir() {
 	mkdir -p ../plain && echo keep >../plain/file
 	expect err "not a wsgrpo run directory" train --wiring --run "$(cd ../plain && pwd)" --batches 1 --rows 1 || return 1
-	[ "$(ls -A ../plain)" = file ] || {
-		fail "wrote into ../plain: $(ls -A ../plain)"
-		return 1
-	}
+	only ../plain file
 }
 
 c_run_name_of_plain_dir() {
 	mkdir docs && echo keep >docs/README
 	expect ok "64 unique of 64" train --wiring --run docs --batches 1 || return 1
-	[ "$(ls -A docs)" = README ] || {
-		fail "wrote into docs/: $(ls -A docs)"
-		return 1
-	}
+	only docs README || return 1
 	[ -d runs/docs/tracelog ] || {
 		fail "the run is not in runs/docs"
 		return 1
@@ -291,10 +336,7 @@ c_run_invalid_chars() { expect err "invalid name" train --wiring --run 'a b;rm' 
 c_run_empty() { expect err "invalid name|must have 1 to 64" train --wiring --run '' --batches 1 --rows 1; }
 c_run_too_long() { expect err "invalid name|must have 1 to 64" train --wiring --run "$(printf 'x%.0s' $(seq 80))" --batches 1 --rows 1; }
 
-c_run_dir_path_accepted() {
-	fixture || return 1
-	expect ok "^ *200 *$" sql --run runs/data "SELECT count() FROM trajectories_dedup"
-}
+c_run_dir_path_accepted() { on_data ok "^ *200 *$" sql --run runs/data "SELECT count() FROM trajectories_dedup"; }
 
 c_dir_is_a_file() {
 	echo x >afile
@@ -304,10 +346,7 @@ c_dir_is_a_file() {
 # ------------------------------------------------------------ 3: full disk
 
 c_disk_full_wiring() {
-	tmpfs small 20m || {
-		skip "cannot mount a tmpfs here (not root, or no mount permission)"
-		return 0
-	}
+	tmpfs small 20m || return 0
 	expect err "out of storage space|no space left" train --wiring --dir small/run --batches 2000 --timeout 60s || return 1
 	grep -Eiq "full|free" out.txt || {
 		fail "the message does not say what is full"
@@ -317,10 +356,7 @@ c_disk_full_wiring() {
 
 c_disk_full_report_no_partial_png() {
 	fixture || return 1
-	tmpfs small 20m || {
-		skip "cannot mount a tmpfs here (not root, or no mount permission)"
-		return 0
-	}
+	tmpfs small 20m || return 0
 	dd if=/dev/zero of=small/fill bs=1K count=$((20 * 1024 - 40)) 2>/dev/null
 	expect err "no space left" report --run data --out small/report || return 1
 	local f
@@ -341,10 +377,7 @@ c_disk_full_report_no_partial_png() {
 
 c_disk_full_export() {
 	fixture || return 1
-	tmpfs small 1m || {
-		skip "cannot mount a tmpfs here (not root, or no mount permission)"
-		return 0
-	}
+	tmpfs small 1m || return 0
 	dd if=/dev/zero of=small/fill bs=1K count=1020 2>/dev/null
 	expect err "no space left" export --run data --out small/data.parquet || return 1
 	local left
@@ -376,25 +409,16 @@ c_timeout_negative() { expect err "timeout" train --timeout -1s; }
 
 c_config_missing() { expect err "nope.yaml" train --wiring --config nope.yaml; }
 
-c_config_yaml_syntax() {
-	printf 'run: [\n' >bad.yaml
-	expect err "bad.yaml.*yaml" train --wiring --config bad.yaml
+# bad_config TEXT PATTERN: a wiring run with bad.yaml holding TEXT (printf
+# escapes) as its config fails with a message matching PATTERN.
+bad_config() {
+	printf '%b' "$1" >bad.yaml
+	expect err "$2" train --wiring --config bad.yaml
 }
-
-c_config_unknown_key() {
-	printf 'trian:\n  steps: 3\n' >bad.yaml
-	expect err "unknown keys trian.steps" train --wiring --config bad.yaml
-}
-
-c_config_wrong_type() {
-	printf 'train:\n  steps: many\n' >bad.yaml
-	expect err "train.steps" train --wiring --config bad.yaml
-}
-
-c_config_negative_value() {
-	printf 'runner:\n  concurrency: -1\n' >bad.yaml
-	expect err "runner.concurrency -1" train --wiring --config bad.yaml
-}
+c_config_yaml_syntax() { bad_config 'run: [\n' "bad.yaml.*yaml"; }
+c_config_unknown_key() { bad_config 'trian:\n  steps: 3\n' "unknown keys trian.steps"; }
+c_config_wrong_type() { bad_config 'train:\n  steps: many\n' "train.steps"; }
+c_config_negative_value() { bad_config 'runner:\n  concurrency: -1\n' "runner.concurrency -1"; }
 
 c_config_is_a_directory() {
 	mkdir conf.yaml
@@ -450,10 +474,7 @@ c_import_other_schema() {
 	fi
 }
 
-c_import_other_run_refused() {
-	fixture || return 1
-	expect err "holds another run" import data.parquet --run other
-}
+c_import_other_run_refused() { on_data err "holds another run" import data.parquet --run other; }
 
 c_import_twice_no_duplicates() {
 	fixture || return 1
@@ -462,15 +483,11 @@ c_import_twice_no_duplicates() {
 	want_rows copy 200
 }
 
-c_export_missing_dir() {
-	fixture || return 1
-	expect err "does not exist" export --run data --out nodir/x.parquet
-}
+c_export_missing_dir() { on_data err "does not exist" export --run data --out nodir/x.parquet; }
 
 c_export_keeps_existing() {
-	fixture || return 1
 	echo keep >keep.parquet
-	expect err "exists|--force" export --run data --out keep.parquet || return 1
+	on_data err "exists|--force" export --run data --out keep.parquet || return 1
 	[ "$(cat keep.parquet)" = keep ] || {
 		fail "overwrote keep.parquet"
 		return 1
@@ -479,11 +496,7 @@ c_export_keeps_existing() {
 
 # ------------------------------------------------------ --where injection
 
-where_refused() {
-	fixture || return 1
-	expect err "--where refused" replay --run data --to learner --into data2 --where "$1" || return 1
-	want_rows data 200
-}
+where_refused() { keeps_data "--where refused" replay --run data --to learner --into data2 --where "$1"; }
 c_where_semicolon_drop() { where_refused "1=1; DROP TABLE trajectories"; }
 c_where_paren_escape() { where_refused "1=1) OR (1=1"; }
 c_where_union() { where_refused "correct = 1 UNION ALL SELECT * FROM system.users"; }
@@ -495,11 +508,7 @@ c_where_backslash_semicolon() { where_refused "run_id = 'x\\\\'; DROP TABLE traj
 
 # where_literal EXPR: EXPR's quotes stay one string literal that matches
 # no row (the validator reads escapes as ClickHouse does).
-where_literal() {
-	fixture || return 1
-	expect err "nothing to replay" replay --run data --to learner --into data2 --where "$1" || return 1
-	want_rows data 200
-}
+where_literal() { keeps_data "nothing to replay" replay --run data --to learner --into data2 --where "$1"; }
 c_where_doubled_quote() { where_literal "run_id = 'x'' OR ''1''=''1'"; }
 c_where_backslash_quote() { where_literal "run_id = 'a\\' OR 1=1 OR run_id = \\'b'"; }
 
@@ -509,17 +518,9 @@ c_where_backslash_quote() { where_literal "run_id = 'a\\' OR 1=1 OR run_id = \\'
 # nats-server process with a pass-through sampler; it must be
 # dead-lettered as invalid-payload with its reason, and the stage must live.
 wire() {
-	[ -n "$NATS" ] || {
-		skip "no nats-server binary"
-		return 0
-	}
-	local port url
-	port=$(free_port)
-	url=nats://127.0.0.1:$port
-	nats_start "$PWD/js" "$port" || {
-		fail "nats-server did not start"
-		return 1
-	}
+	need_nats || return 0
+	nats_up || return 1
+	local url=$URL
 	timeout 60 "$WIRE" --nats "$url" --run wire --payload "$1" >wire.out 2>&1 || {
 		fail "publish: $(cat wire.out)"
 		return 1
@@ -548,79 +549,44 @@ c_wire_missing_columns() { wire columns "invalid-payload"; }
 
 # ---------------------------------------------------- 5: one SQL statement
 
-c_sql_two_statements() {
-	fixture || return 1
-	expect err "not exactly one SQL statement" sql --run data "SELECT 1; DROP TABLE trajectories" || return 1
-	want_rows data 200
-}
+c_sql_two_statements() { keeps_data "not exactly one SQL statement" sql --run data "SELECT 1; DROP TABLE trajectories"; }
 
-c_sql_two_statements_writable() {
-	fixture || return 1
-	expect err "not exactly one SQL statement" sql --run data --read-only=false "SELECT 1; DROP TABLE trajectories" || return 1
-	want_rows data 200
-}
+c_sql_two_statements_writable() { keeps_data "not exactly one SQL statement" sql --run data --read-only=false "SELECT 1; DROP TABLE trajectories"; }
 
-c_sql_drop_read_only() {
-	fixture || return 1
-	expect err "read-only" sql --run data "DROP TABLE trajectories" || return 1
-	want_rows data 200
-}
+c_sql_drop_read_only() { keeps_data "read-only" sql --run data "DROP TABLE trajectories"; }
 
-c_sql_insert_read_only() {
-	fixture || return 1
-	expect err "read-only" sql --run data "INSERT INTO trajectories (run_id, trajectory_id) VALUES ('data', 'x')" || return 1
-	want_rows data 200
-}
+c_sql_insert_read_only() { keeps_data "read-only" sql --run data "INSERT INTO trajectories (run_id, trajectory_id) VALUES ('data', 'x')"; }
 
 c_sql_file_function_read_only() {
-	fixture || return 1
-	expect err "read-only" sql --run data "SELECT * FROM file('/etc/passwd', 'LineAsString')"
+	on_data err "read-only" sql --run data "SELECT * FROM file('/etc/passwd', 'LineAsString')"
 }
 
 c_sql_into_outfile() {
-	fixture || return 1
-	expect err "INTO OUTFILE" sql --run data "SELECT 1 INTO OUTFILE 'out.csv'" || return 1
-	[ ! -e out.csv ] || {
-		fail "wrote out.csv"
-		return 1
-	}
+	on_data err "INTO OUTFILE" sql --run data "SELECT 1 INTO OUTFILE 'out.csv'" || return 1
+	absent out.csv
 }
 
 c_sql_trailing_semicolon() {
-	fixture || return 1
-	expect ok "^ *200 *$" sql --run data "SELECT count() FROM trajectories_dedup;"
+	on_data ok "^ *200 *$" sql --run data "SELECT count() FROM trajectories_dedup;"
 }
 
-c_sql_semicolon_in_literal() {
-	fixture || return 1
-	expect ok "a;b" sql --run data "SELECT 'a;b' AS s"
-}
+c_sql_semicolon_in_literal() { on_data ok "a;b" sql --run data "SELECT 'a;b' AS s"; }
 
 c_sql_missing_run() { expect err "no trajectory log" sql --run nope "SELECT 1"; }
 
 # ------------------------------------------------------------------ kills
 
 c_kill_whole_process() {
-	start first train --wiring --run k --batches 600 --progress
-	wait_for 60 progressed first.out || return 1
-	kill -KILL "$PID"
-	wait "$PID" 2>/dev/null
+	running first train --wiring --run k --batches 600 --progress || return 1
+	kill9 "$PID"
 	expect ok "38400 unique of 38400" train --wiring --run k --batches 600 || return 1
 	want_rows k 38400
 }
 
 c_kill_logger_stage() {
-	[ -n "$NATS" ] || {
-		skip "no nats-server binary"
-		return 0
-	}
-	local port url
-	port=$(free_port)
-	url=nats://127.0.0.1:$port
-	nats_start "$PWD/js" "$port" || {
-		fail "nats-server did not start"
-		return 1
-	}
+	need_nats || return 0
+	nats_up || return 1
+	local url=$URL
 	# The wiring run's pass-through stages in one process (--no-log), the
 	# logger in another, killed once rows flow and replaced.
 	start driver train --wiring --run lg --nats "$url" --no-log --batches 1500 --progress --dir drv
@@ -629,8 +595,7 @@ c_kill_logger_stage() {
 	local logger=$PID
 	wait_for 60 progressed driver.out || return 1
 	wait_for 60 test -d lglog/tracelog || return 1
-	kill -KILL "$logger"
-	wait "$logger" 2>/dev/null
+	kill9 "$logger"
 	start logger2 stage logger --nats "$url" --run lg --dir lglog
 	logger=$PID
 	wait "$driver" || {
@@ -694,10 +659,8 @@ EOF
 		fail "clickhouse-server did not start: $(tail -3 "$dir/err.log" 2>/dev/null)"
 		return 1
 	}
-	start first train --wiring --run chk --clickhouse-dsn "$dsn" --batches 600 --progress --timeout 20s
-	wait_for 60 progressed first.out || return 1
-	kill -KILL "$CH_PID"
-	wait "$CH_PID" 2>/dev/null
+	running first train --wiring --run chk --clickhouse-dsn "$dsn" --batches 600 --progress --timeout 20s || return 1
+	kill9 "$CH_PID"
 	# The run cannot log: it must fail with a message, not hang or crash.
 	wait "$PID"
 	local rc=$?
@@ -726,9 +689,7 @@ EOF
 		fail "the log holds $got (rows, distinct ids); want 38400 38400"
 		return 1
 	}
-	kill "$CH_PID"
-	wait "$CH_PID" 2>/dev/null
-	return 0
+	stop "$CH_PID"
 }
 
 # ------------------------------------------------------------------ runner

@@ -1,8 +1,10 @@
 package checkpoint
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/policy"
@@ -78,6 +80,42 @@ func TestReadSafetensorsErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, _, err := ReadSafetensors(tt.data); !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDecodeSafetensorsHeaderRules checks the rules a caller passes: the
+// accepted dtypes and their sizes, and the sentinels failures wrap.
+func TestDecodeSafetensorsHeaderRules(t *testing.T) {
+	errOwn := errors.New("own sentinel")
+	half := map[string]int{"BF16": 2, "F16": 2, "F32": 4}
+	file := rawSafetensors(`{"__metadata__":{"k":"v"},"a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 8))
+	h, err := DecodeSafetensorsHeader(bytes.NewReader(file), int64(len(file)), SafetensorsRules{DTypes: half, MaxElements: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Tensors) != 2 || h.Metadata["k"] != "v" || h.DataStart != int64(len(file)-8) {
+		t.Fatalf("header = %+v", h)
+	}
+	tests := []struct {
+		name  string
+		file  []byte
+		rules SafetensorsRules
+		want  error
+		msg   string
+	}{
+		{"default sentinel", file, SafetensorsRules{DTypes: map[string]int{"F32": 4}, MaxElements: 16}, ErrSafetensors, `want F32`},
+		{"dtype sentinel", file, SafetensorsRules{DTypes: map[string]int{"F32": 4}, MaxElements: 16, Err: errOwn, DTypeErr: ErrDType}, ErrDType, `dtype "BF16"`},
+		{"own sentinel", file, SafetensorsRules{DTypes: map[string]int{"F16": 2, "F32": 4}, MaxElements: 16, Err: errOwn}, errOwn, "want F16 or F32"},
+		{"element limit", file, SafetensorsRules{DTypes: half, MaxElements: 1, Err: errOwn}, errOwn, "too large"},
+		{"trailing", append(file, 0, 0), SafetensorsRules{DTypes: half, MaxElements: 16, Err: errOwn}, errOwn, "2 trailing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeSafetensorsHeader(bytes.NewReader(tt.file), int64(len(tt.file)), tt.rules)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("got %v, want %v mentioning %q", err, tt.want, tt.msg)
 			}
 		})
 	}

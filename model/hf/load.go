@@ -80,7 +80,7 @@ func Load(dir string) (*Checkpoint, error) {
 			return nil, err
 		}
 		opened[name] = f
-		for t := range f.hdr.tensors {
+		for t := range f.hdr.Tensors {
 			if prev, dup := where[t]; dup {
 				return nil, fmt.Errorf("%w: tensor %q in both %s and %s", ErrSafetensors, t, prev.path, f.path)
 			}
@@ -116,7 +116,7 @@ func Load(dir string) (*Checkpoint, error) {
 		if f == nil {
 			return nil, fmt.Errorf("%w: missing tensor %q", ErrWeights, s.Name)
 		}
-		e := f.hdr.tensors[s.Name]
+		e := f.hdr.Tensors[s.Name]
 		if !sameShape(e.Shape, s.Shape) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, config wants %v", ErrWeights, s.Name, e.Shape, s.Shape)
 		}

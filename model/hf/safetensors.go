@@ -1,14 +1,13 @@
 package hf
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"sort"
+
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 )
 
 // Safetensors dtypes this package reads and writes.
@@ -18,166 +17,32 @@ const (
 	DTypeF32  = "F32"
 )
 
-// Safetensors limits: the header is JSON of at most maxHeaderLen bytes (the
-// reference implementation's limit); each tensor has at most maxRank dims
-// and maxTensorElements values.
-const (
-	maxHeaderLen      = 100 << 20
-	maxRank           = 8
-	maxTensorElements = 1 << 34
-	metadataKey       = "__metadata__"
-)
+// maxTensorElements bounds the values of one tensor.
+const maxTensorElements = 1 << 34
+
+// stDTypes maps each dtype this package reads and writes to its size in
+// bytes per element.
+var stDTypes = map[string]int{DTypeBF16: 2, DTypeF16: 2, DTypeF32: 4}
+
+// stRules are the header rules of a Hugging Face safetensors file: BF16, F16
+// or F32 tensors; every failure wraps ErrSafetensors.
+var stRules = checkpoint.SafetensorsRules{DTypes: stDTypes, MaxElements: maxTensorElements, Err: ErrSafetensors}
 
 // dtypeSize returns the bytes per element of a supported dtype, 0 otherwise.
-func dtypeSize(dt string) int {
-	switch dt {
-	case DTypeBF16, DTypeF16:
-		return 2
-	case DTypeF32:
-		return 4
-	}
-	return 0
-}
-
-// stTensor is one tensor's record in a safetensors header.
-type stTensor struct {
-	DType       string   `json:"dtype"`
-	Shape       []int64  `json:"shape"`
-	DataOffsets []uint64 `json:"data_offsets"`
-}
-
-// stHeader is a decoded safetensors header.
-type stHeader struct {
-	tensors  map[string]stTensor
-	metadata map[string]string
-	// dataStart is the file offset of the data region.
-	dataStart int64
-}
-
-// decodeHeader parses the JSON header of a safetensors file whose data
-// region holds dataLen bytes. It checks every dtype (BF16, F16 or F32),
-// shape and offset range, and that the tensors tile the data region
-// exactly; failures wrap ErrSafetensors. It never panics on bad input.
-func decodeHeader(h []byte, dataLen uint64) (map[string]stTensor, map[string]string, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(h))
-	if err := dec.Decode(&raw); err != nil {
-		return nil, nil, fmt.Errorf("%w: header JSON: %v", ErrSafetensors, err)
-	}
-	if raw == nil {
-		return nil, nil, fmt.Errorf("%w: header is not a JSON object", ErrSafetensors)
-	}
-	var meta map[string]string
-	type span struct {
-		name       string
-		begin, end uint64
-	}
-	spans := make([]span, 0, len(raw))
-	tensors := make(map[string]stTensor, len(raw))
-	for name, msg := range raw {
-		if name == metadataKey {
-			if err := json.Unmarshal(msg, &meta); err != nil {
-				return nil, nil, fmt.Errorf("%w: metadata: %v", ErrSafetensors, err)
-			}
-			continue
-		}
-		if name == "" {
-			return nil, nil, fmt.Errorf("%w: empty tensor name", ErrSafetensors)
-		}
-		var e stTensor
-		if err := json.Unmarshal(msg, &e); err != nil {
-			return nil, nil, fmt.Errorf("%w: tensor %q: %v", ErrSafetensors, name, err)
-		}
-		size := dtypeSize(e.DType)
-		if size == 0 {
-			return nil, nil, fmt.Errorf("%w: tensor %q has dtype %q, want BF16, F16 or F32", ErrSafetensors, name, e.DType)
-		}
-		if len(e.Shape) > maxRank {
-			return nil, nil, fmt.Errorf("%w: tensor %q has rank %d", ErrSafetensors, name, len(e.Shape))
-		}
-		n, err := shapeElements(e.Shape)
-		if err != nil {
-			return nil, nil, fmt.Errorf("tensor %q: %w", name, err)
-		}
-		if len(e.DataOffsets) != 2 {
-			return nil, nil, fmt.Errorf("%w: tensor %q: data_offsets must have 2 entries", ErrSafetensors, name)
-		}
-		b, end := e.DataOffsets[0], e.DataOffsets[1]
-		if b > end || end > dataLen {
-			return nil, nil, fmt.Errorf("%w: tensor %q: offsets [%d,%d] outside data of %d bytes", ErrSafetensors, name, b, end, dataLen)
-		}
-		if end-b != uint64(size)*n {
-			return nil, nil, fmt.Errorf("%w: tensor %q: %d bytes for %s shape %v", ErrSafetensors, name, end-b, e.DType, e.Shape)
-		}
-		tensors[name] = e
-		spans = append(spans, span{name, b, end})
-	}
-	sort.Slice(spans, func(i, j int) bool {
-		if spans[i].begin != spans[j].begin {
-			return spans[i].begin < spans[j].begin
-		}
-		return spans[i].end < spans[j].end
-	})
-	var at uint64
-	for _, s := range spans {
-		if s.begin != at {
-			return nil, nil, fmt.Errorf("%w: tensor %q starts at %d, expected %d (gap or overlap)", ErrSafetensors, s.name, s.begin, at)
-		}
-		at = s.end
-	}
-	if at != dataLen {
-		return nil, nil, fmt.Errorf("%w: %d data bytes, tensors cover %d", ErrSafetensors, dataLen, at)
-	}
-	return tensors, meta, nil
-}
-
-// shapeElements returns the product of shape, failing on negative
-// dimensions or more than maxTensorElements values.
-func shapeElements(shape []int64) (uint64, error) {
-	n := uint64(1)
-	for _, d := range shape {
-		if d < 0 {
-			return 0, fmt.Errorf("%w: negative dimension %d", ErrSafetensors, d)
-		}
-		if d != 0 && n > maxTensorElements/uint64(d) {
-			return 0, fmt.Errorf("%w: shape %v too large", ErrSafetensors, shape)
-		}
-		n *= uint64(d)
-	}
-	return n, nil
-}
+func dtypeSize(dt string) int { return stDTypes[dt] }
 
 // readHeader reads and decodes the header of the safetensors file f of the
-// given size.
-func readHeader(f io.ReaderAt, size int64) (*stHeader, error) {
-	var lenBuf [8]byte
-	if size < 8 {
-		return nil, fmt.Errorf("%w: %d bytes, shorter than the 8-byte header length", ErrSafetensors, size)
-	}
-	if _, err := f.ReadAt(lenBuf[:], 0); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSafetensors, err)
-	}
-	hlen := binary.LittleEndian.Uint64(lenBuf[:])
-	if hlen > maxHeaderLen || hlen > uint64(size-8) {
-		return nil, fmt.Errorf("%w: header length %d exceeds the file (%d bytes) or the limit", ErrSafetensors, hlen, size)
-	}
-	h := make([]byte, hlen)
-	if _, err := f.ReadAt(h, 8); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrSafetensors, err)
-	}
-	start := 8 + int64(hlen)
-	tensors, meta, err := decodeHeader(h, uint64(size-start))
-	if err != nil {
-		return nil, err
-	}
-	return &stHeader{tensors: tensors, metadata: meta, dataStart: start}, nil
+// given size (see checkpoint.DecodeSafetensorsHeader); failures wrap
+// ErrSafetensors.
+func readHeader(f io.ReaderAt, size int64) (*checkpoint.SafetensorsHeader, error) {
+	return checkpoint.DecodeSafetensorsHeader(f, size, stRules)
 }
 
 // stFile is an open safetensors file.
 type stFile struct {
 	f    *os.File
 	path string
-	hdr  *stHeader
+	hdr  *checkpoint.SafetensorsHeader
 }
 
 // openSafetensors opens path and reads its header.
@@ -201,9 +66,9 @@ func openSafetensors(path string) (*stFile, error) {
 
 // read returns tensor name converted to float32.
 func (s *stFile) read(name string) ([]float32, error) {
-	e := s.hdr.tensors[name]
+	e := s.hdr.Tensors[name]
 	buf := make([]byte, e.DataOffsets[1]-e.DataOffsets[0])
-	if _, err := s.f.ReadAt(buf, s.hdr.dataStart+int64(e.DataOffsets[0])); err != nil {
+	if _, err := s.f.ReadAt(buf, s.hdr.DataStart+int64(e.DataOffsets[0])); err != nil {
 		return nil, fmt.Errorf("%w: %s: tensor %q: %v", ErrSafetensors, s.path, name, err)
 	}
 	return decodeFloats(buf, e.DType), nil

@@ -125,8 +125,8 @@ func FuzzReadHeader(f *testing.F) {
 			}
 			return
 		}
-		for name, e := range h.tensors {
-			if h.dataStart+int64(e.DataOffsets[1]) > int64(len(data)) {
+		for name, e := range h.Tensors {
+			if h.DataStart+int64(e.DataOffsets[1]) > int64(len(data)) {
 				t.Fatalf("tensor %q past the end", name)
 			}
 		}

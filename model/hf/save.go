@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
@@ -104,14 +105,14 @@ func Save(dir string, ck *Checkpoint, o SaveOptions) error {
 // encodeSafetensors encodes the named tensors of w, in that order, as one
 // safetensors file of dtype dt with metadata {"format": "pt"}.
 func encodeSafetensors(w policy.Weights, names []string, dt string) ([]byte, error) {
-	header := map[string]any{metadataKey: map[string]string{"format": "pt"}}
+	header := map[string]any{checkpoint.SafetensorsMetadataKey: map[string]string{"format": "pt"}}
 	var off uint64
 	for _, name := range names {
-		if name == metadataKey || name == "" {
+		if name == checkpoint.SafetensorsMetadataKey || name == "" {
 			return nil, fmt.Errorf("%w: reserved tensor name %q", ErrSafetensors, name)
 		}
 		n := uint64(len(w[name].Data) * dtypeSize(dt))
-		header[name] = stTensor{DType: dt, Shape: append([]int64{}, w[name].Shape...), DataOffsets: []uint64{off, off + n}}
+		header[name] = checkpoint.SafetensorsEntry{DType: dt, Shape: append([]int64{}, w[name].Shape...), DataOffsets: []uint64{off, off + n}}
 		off += n
 	}
 	h, err := json.Marshal(header)

@@ -1,7 +1,6 @@
 package hf
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/wsgrpo/wsgrpo/model/policy"
@@ -81,33 +80,10 @@ func (c Config) ParamSpecs() []policy.ParamSpec {
 }
 
 // CheckWeights reports whether w holds exactly the tensors of c, with the
-// right shapes and data lengths; failures wrap ErrWeights.
+// right shapes and data lengths (policy.Weights.CheckSpecs with
+// c.ParamSpecs()); failures wrap ErrWeights.
 func CheckWeights(c Config, w policy.Weights) error {
-	specs := c.ParamSpecs()
-	for _, s := range specs {
-		p, ok := w[s.Name]
-		if !ok {
-			return fmt.Errorf("%w: missing tensor %q", ErrWeights, s.Name)
-		}
-		if !sameShape(p.Shape, s.Shape) {
-			return fmt.Errorf("%w: tensor %q has shape %v, want %v", ErrWeights, s.Name, p.Shape, s.Shape)
-		}
-		if int64(len(p.Data)) != s.NumElements() {
-			return fmt.Errorf("%w: tensor %q has %d values, want %d", ErrWeights, s.Name, len(p.Data), s.NumElements())
-		}
-	}
-	if len(w) != len(specs) {
-		known := make(map[string]bool, len(specs))
-		for _, s := range specs {
-			known[s.Name] = true
-		}
-		for _, name := range w.Names() {
-			if !known[name] {
-				return fmt.Errorf("%w: unexpected tensor %q", ErrWeights, name)
-			}
-		}
-	}
-	return nil
+	return w.CheckSpecs(c.ParamSpecs(), ErrWeights)
 }
 
 // sameShape reports whether a and b are equal.

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/wsgrpo/wsgrpo/model/onnx"
@@ -214,5 +215,39 @@ func TestFullGraphPaddingInvariant(t *testing.T) {
 		if math.Abs(v-float64(one.F32[i])) > 1e-4 {
 			t.Fatalf("float64 logit %d = %v, float32 %v", i, v, one.F32[i])
 		}
+	}
+}
+
+// TestCheckSpecsSentinel checks CheckSpecs wraps the caller's sentinel and
+// names the tensor at fault.
+func TestCheckSpecsSentinel(t *testing.T) {
+	errOwn := errors.New("own sentinel")
+	specs := []ParamSpec{{"a", []int64{2}}, {"b", []int64{1, 3}}}
+	good := Weights{"a": {Shape: []int64{2}, Data: make([]float32, 2)}, "b": {Shape: []int64{1, 3}, Data: make([]float32, 3)}}
+	if err := good.CheckSpecs(specs, errOwn); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		mod  func(Weights)
+		msg  string
+	}{
+		{"missing", func(w Weights) { delete(w, "b") }, `missing tensor "b"`},
+		{"extra", func(w Weights) { w["c"] = Param{Shape: []int64{1}, Data: []float32{0}} }, `unexpected tensor "c"`},
+		{"shape", func(w Weights) { w["a"] = Param{Shape: []int64{1, 2}, Data: make([]float32, 2)} }, `tensor "a" has shape [1 2], want [2]`},
+		{"data", func(w Weights) { w["b"] = Param{Shape: []int64{1, 3}, Data: make([]float32, 2)} }, `tensor "b" has 2 values, want 3`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := good.Clone()
+			tt.mod(w)
+			err := w.CheckSpecs(specs, errOwn)
+			if !errors.Is(err, errOwn) || errors.Is(err, ErrWeights) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("CheckSpecs = %v, want the own sentinel mentioning %q", err, tt.msg)
+			}
+		})
+	}
+	if err := (Weights{}).CheckSpecs(specs, nil); !errors.Is(err, ErrWeights) {
+		t.Fatalf("CheckSpecs(nil sentinel) = %v, want ErrWeights", err)
 	}
 }

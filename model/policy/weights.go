@@ -135,22 +135,34 @@ func Init(c Config, seed uint64) (Weights, error) {
 }
 
 // Check reports whether w holds exactly the parameters of c with the right
-// shapes and data lengths.
+// shapes and data lengths (see CheckSpecs); failures wrap ErrWeights, or
+// what c.Validate returns.
 func (w Weights) Check(c Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	specs := c.ParamSpecs()
+	return w.CheckSpecs(c.ParamSpecs(), ErrWeights)
+}
+
+// CheckSpecs reports whether w holds exactly the tensors of specs: each
+// present with the spec's shape and as many values as that shape holds, and
+// no other. A failure names the first missing, misshapen, short or
+// unexpected tensor and wraps errKind (a package's own mismatch sentinel;
+// nil means ErrWeights).
+func (w Weights) CheckSpecs(specs []ParamSpec, errKind error) error {
+	if errKind == nil {
+		errKind = ErrWeights
+	}
 	for _, s := range specs {
 		p, ok := w[s.Name]
 		if !ok {
-			return fmt.Errorf("%w: missing %q", ErrWeights, s.Name)
+			return fmt.Errorf("%w: missing tensor %q", errKind, s.Name)
 		}
 		if !sameShape(p.Shape, s.Shape) {
-			return fmt.Errorf("%w: %q has shape %v, want %v", ErrWeights, s.Name, p.Shape, s.Shape)
+			return fmt.Errorf("%w: tensor %q has shape %v, want %v", errKind, s.Name, p.Shape, s.Shape)
 		}
 		if int64(len(p.Data)) != s.NumElements() {
-			return fmt.Errorf("%w: %q has %d values, want %d", ErrWeights, s.Name, len(p.Data), s.NumElements())
+			return fmt.Errorf("%w: tensor %q has %d values, want %d", errKind, s.Name, len(p.Data), s.NumElements())
 		}
 	}
 	if len(w) != len(specs) {
@@ -160,7 +172,7 @@ func (w Weights) Check(c Config) error {
 		}
 		for _, name := range w.Names() {
 			if !known[name] {
-				return fmt.Errorf("%w: unexpected parameter %q", ErrWeights, name)
+				return fmt.Errorf("%w: unexpected tensor %q", errKind, name)
 			}
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/wsgrpo/wsgrpo/internal/proctest"
 	"github.com/wsgrpo/wsgrpo/tracelog"
 )
 
@@ -49,8 +49,7 @@ type Server struct {
 	dir      string
 	port     int
 	env      []string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	proc     *proctest.Process
 	external bool
 }
 
@@ -91,7 +90,7 @@ func StartWith(tb testing.TB, o Options) *Server {
 	if _, err := os.Stat(ServerBinary); err != nil {
 		tb.Skipf("no ClickHouse server: %s is missing (apt-get install clickhouse-server); this test configures the server's users, so %s cannot stand in", ServerBinary, EnvDSN)
 	}
-	s := &Server{dir: dataDir(tb), port: freePort(tb), env: o.Env}
+	s := &Server{dir: dataDir(tb), port: proctest.FreePort(tb), env: o.Env}
 	if err := s.writeConfig(); err != nil {
 		tb.Fatal(err)
 	}
@@ -131,10 +130,10 @@ func (s *Server) Restart(tb testing.TB) {
 // threads: queries and background merges) has used so far, read from
 // /proc. ok is false for an external or stopped server, or without /proc.
 func (s *Server) CPU() (cpu time.Duration, ok bool) {
-	if s.external || s.cmd == nil {
+	if s.external || s.proc == nil {
 		return 0, false
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.proc.Pid()))
 	if err != nil {
 		return 0, false
 	}
@@ -157,13 +156,13 @@ func (s *Server) CPU() (cpu time.Duration, ok bool) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, true
 }
 
+// kill kills the server process, if running, and reaps it.
 func (s *Server) kill() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
 func (s *Server) startProcess(tb testing.TB) {
@@ -175,49 +174,28 @@ func (s *Server) startProcess(tb testing.TB) {
 	// docs/benchmarks/tracelog.md). Keeping freed pages saves about a
 	// quarter of the server's CPU in tests.
 	cmd.Env = append(append(os.Environ(), "MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1"), s.env...)
-	log, err := os.OpenFile(filepath.Join(s.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	proc, err := proctest.Start(cmd, filepath.Join(s.dir, "stdout.log"))
 	if err != nil {
-		tb.Fatal(err)
-	}
-	defer log.Close()
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", ServerBinary, err)
 	}
-	s.cmd, s.exited = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(s.exited) }()
-	if err := s.waitReady(30 * time.Second); err != nil {
-		s.kill()
+	if err := proc.WaitReady(30*time.Second, s.ready); err != nil {
 		errLog, _ := os.ReadFile(filepath.Join(s.dir, "err.log"))
 		tb.Fatalf("clickhouse-server did not become ready: %v\n%s", err, tail(errLog, 2000))
 	}
+	s.proc = proc
 }
 
-// waitReady polls until the server answers a ping.
-func (s *Server) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
+// ready reports whether the server answers a ping.
+func (s *Server) ready() error {
 	opts := &clickhouse.Options{Addr: []string{"127.0.0.1:" + strconv.Itoa(s.port)}, DialTimeout: time.Second}
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("server exited")
-		default:
-		}
-		conn, err := clickhouse.Open(opts)
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			err = conn.Ping(ctx)
-			cancel()
-			_ = conn.Close()
-			if err == nil {
-				return nil
-			}
-		}
-		last = err
-		time.Sleep(20 * time.Millisecond)
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return err
 	}
-	return last
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return conn.Ping(ctx)
 }
 
 func (s *Server) writeConfig() error {
@@ -365,16 +343,6 @@ func dataDir(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { _ = os.RemoveAll(d) })
 	return d
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func tail(b []byte, n int) []byte {

@@ -14,9 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wsgrpo/wsgrpo/internal/proctest"
 )
 
 // EnvBinary names a nats-server binary to use instead of building one.
@@ -93,23 +94,17 @@ type Server struct {
 	// Port is the client port.
 	Port int
 
-	conf   string
-	env    []string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    string
+	conf string
+	env  []string
+	proc *proctest.Process
+	log  string
 }
 
 // FreePort returns a TCP port that was free on the loopback interface a
 // moment ago, for a configuration file to name.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return proctest.FreePort(tb)
 }
 
 // Start runs nats-server with the configuration file conf, which must
@@ -128,25 +123,16 @@ func Start(tb testing.TB, conf string, port int, env ...string) *Server {
 // waits until it accepts connections.
 func (s *Server) start(tb testing.TB) {
 	tb.Helper()
-	log, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd := exec.Command(Binary(tb), "-c", s.conf)
+	cmd.Env = append(os.Environ(), s.env...)
+	proc, err := proctest.Start(cmd, s.log)
 	if err != nil {
-		tb.Fatal(err)
-	}
-	defer log.Close()
-	s.cmd = exec.Command(Binary(tb), "-c", s.conf)
-	s.cmd.Env = append(os.Environ(), s.env...)
-	s.cmd.Stdout, s.cmd.Stderr = log, log
-	if err := s.cmd.Start(); err != nil {
 		tb.Fatalf("start nats-server: %v", err)
 	}
-	exited := make(chan struct{})
-	s.exited = exited
-	cmd := s.cmd
-	go func() { _ = cmd.Wait(); close(exited) }()
-	if err := s.waitReady(30 * time.Second); err != nil {
-		s.Stop()
+	if err := proc.WaitReady(30*time.Second, s.ready); err != nil {
 		tb.Fatalf("nats-server did not start: %v\n%s", err, s.Log())
 	}
+	s.proc = proc
 }
 
 // Restart shuts the server down cleanly (SIGTERM: JetStream flushes its
@@ -156,16 +142,11 @@ func (s *Server) start(tb testing.TB) {
 // their own.
 func (s *Server) Restart(tb testing.TB, limit time.Duration) {
 	tb.Helper()
-	if s.cmd != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(limit):
-			tb.Logf("nats-server did not stop within %s of SIGTERM; killing it", limit)
-			_ = s.cmd.Process.Kill()
-			<-s.exited
+	if s.proc != nil {
+		if !s.proc.Terminate(limit) {
+			tb.Logf("nats-server did not stop within %s of SIGTERM; killed it", limit)
 		}
-		s.cmd = nil
+		s.proc = nil
 	}
 	s.start(tb)
 }
@@ -189,45 +170,32 @@ func (s *Server) Log() string {
 // Signal sends sig to the server process, e.g. SIGSTOP and SIGCONT to
 // stall it without closing its connections.
 func (s *Server) Signal(sig os.Signal) error {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return errors.New("nats-server is not running")
 	}
-	return s.cmd.Process.Signal(sig)
+	return s.proc.Signal(sig)
 }
 
 // Stop kills the server and waits for it to exit.
 func (s *Server) Stop() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
-// waitReady polls until the server sends its INFO line on the client port.
-func (s *Server) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
-	last := errors.New("not polled")
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return errors.New("the process exited")
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			_ = c.Close()
-			if rerr == nil && strings.HasPrefix(line, "INFO ") {
-				return nil
-			}
-			err = fmt.Errorf("first line %q: %w", line, rerr)
-		}
-		last = err
-		time.Sleep(20 * time.Millisecond)
+// ready reports whether the server sends its INFO line on the client port.
+func (s *Server) ready() error {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)), time.Second)
+	if err != nil {
+		return err
 	}
-	return last
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	_ = c.Close()
+	if err == nil && strings.HasPrefix(line, "INFO ") {
+		return nil
+	}
+	return fmt.Errorf("first line %q: %w", line, err)
 }
