@@ -209,6 +209,15 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 	}
 	own, rest := pinning(b.pin, n)
 	res.samplerCPUs = own
+	if own != "" {
+		// The bench process runs the NATS server every stage talks to:
+		// it belongs with the rest too, off the samplers' CPUs.
+		restore, err := pinProcess(n, runtime.NumCPU()-1)
+		if err != nil {
+			return res, err
+		}
+		defer restore()
+	}
 	steps := newStepClock()
 	procs := &procSet{dir: dir}
 	defer procs.stop()
@@ -304,7 +313,7 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 }
 
 // pinning returns the CPU lists of n sampler processes and of every other
-// process with pin: CPUs 0..n-1 and the rest. Without pin, or with no CPU
+// process with pin, the bench's own included: CPUs 0..n-1 and the rest. Without pin, or with no CPU
 // left over (or no taskset), both are "" (any CPU).
 func pinning(pin bool, n int) (samplers, rest string) {
 	cpus := runtime.NumCPU()
