@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,8 @@ func TestTrainAndStageErrors(t *testing.T) {
 		{"passthrough without --as", newStageCmd, []string{"passthrough", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 		{"passthrough as the learner", newStageCmd, []string{"passthrough", "--as", "learner", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 		{"logger at another position", newStageCmd, []string{"logger", "--as", "sampler", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
+		{"sampler with --chat on a wsgrpo checkpoint", newStageCmd, []string{"sampler", "--nats", "nats://127.0.0.1:1", "--chat", "--model", filepath.Join("..", "..", "testdata", "base")}, ErrConfig},
+		{"train with --chat and a prompt template", newTrainCmd, []string{"--run", "e1", "--chat", "--dir", t.TempDir(), "--config", chatTemplateConf(t)}, ErrConfig},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,6 +121,17 @@ func TestTrainAndStageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// chatTemplateConf writes a config that sets both sampler.chat's rival,
+// sampler.prompt_template, and returns its path.
+func chatTemplateConf(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "run.yaml")
+	if err := os.WriteFile(p, []byte("sampler:\n  prompt_template: \"Q: {prompt}\\n\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // TestStageTable: every stage of the table stands at positions of the
