@@ -247,8 +247,8 @@ learner:
 	if err != nil {
 		t.Fatalf("%v\n%s", err, got)
 	}
-	if !strings.Contains(got, "trained policy:") {
-		t.Errorf("summary lacks the trained policy:\n%s", got)
+	if !strings.Contains(got, "trained policy:") || !strings.Contains(got, "--data TEST.jsonl --data-task gsm8k --chat") {
+		t.Errorf("summary lacks the trained policy and how to evaluate it on GSM8K-format data:\n%s", got)
 	}
 	rows, err := execute(t, newSQLCmd(), "--run", dir, "--format", "csv",
 		fmt.Sprintf("SELECT count(), countIf(task = 'gsm8k'), countIf(prompt LIKE '%% hens lay %%'), countIf(prompt_token_ids[1] = %d) FROM trajectories_dedup WHERE run_id = 'gsm8k'", hftest.Start))

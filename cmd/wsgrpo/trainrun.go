@@ -552,6 +552,23 @@ func trainPhase(ctx context.Context, cmd *cobra.Command, cfg Config, log *slog.L
 	return final, nil
 }
 
+// evalHint is the eval command line for the trained policy in dir: on the
+// arith test split, or on the run's dataset file (a held-out file of the
+// user's is the better choice; the hint names the training file's task
+// and chat setting), with --chat when the run sampled with it.
+func evalHint(cfg Config, dir string) string {
+	hint := "wsgrpo eval --model " + dir
+	if cfg.Train.Data == "" {
+		hint += " --task arith"
+	} else {
+		hint += " --data TEST.jsonl --data-task " + cfg.Train.DataTask
+	}
+	if cfg.Sampler.Chat {
+		hint += " --chat"
+	}
+	return hint
+}
+
 func printTrainSummary(cmd *cobra.Command, cfg Config, s trainSummary) {
 	shaper := cfg.Shaping.Shaper
 	out(cmd, "training run %q (%s): %d steps x %d prompts x %d samples in %s\n", cfg.Run, shaper, s.Steps,
@@ -572,6 +589,6 @@ func printTrainSummary(cmd *cobra.Command, cfg Config, s trainSummary) {
 		out(cmd, "  sampled test eval:   accuracy %.1f%% -> %.1f%%, tokens %.1f -> %.1f, steps %.2f -> %.2f (%d prompts x %d samples, temperature %g)\n",
 			100*a.Accuracy, 100*b.Accuracy, a.MeanTokens, b.MeanTokens, a.MeanSteps, b.MeanSteps, a.N, a.Samples, cfg.Sampler.Temperature)
 	}
-	out(cmd, "  trained policy:      %s (wsgrpo eval --model %s --task arith)\n", s.Policy, s.Policy)
+	out(cmd, "  trained policy:      %s (%s)\n", s.Policy, evalHint(cfg, s.Policy))
 	out(cmd, "  per step:            wsgrpo sql --run %s \"SELECT step, accuracy, mean_tokens, mean_reward FROM steps_dedup WHERE run_id = '%s' ORDER BY step\"\n", cfg.RunDir(), cfg.Run)
 }
