@@ -18,7 +18,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/pipeline"
 	"github.com/wsgrpo/wsgrpo/prompts"
 	"github.com/wsgrpo/wsgrpo/schemas"
@@ -99,6 +98,15 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 	}
 	if _, err := os.Stat(b.cfg.Train.Model); err != nil {
 		return fmt.Errorf("%w: the pipeline suite samples train.model %q: %w (run it from the repository root, or give --config)", ErrConfig, b.cfg.Train.Model, err)
+	}
+	layout, err := detectModelLayout(b.cfg.Train.Model)
+	if err != nil {
+		return err
+	}
+	if layout == layoutHF {
+		// The shipped preference model scores the base policy's features:
+		// another model's runs are grpo.
+		pb.labeler = ""
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -228,15 +236,11 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 		if err != nil {
 			return res, err
 		}
-		base, err := checkpoint.Load(cfg.Train.Model)
+		base, err := loadTrainModel(cfg.Train.Model, "train.model")
 		if err != nil {
 			return res, err
 		}
-		blob, err := checkpoint.Marshal(base)
-		if err != nil {
-			return res, err
-		}
-		if err := ws.Put(ctx, 1, blob); err != nil {
+		if err := ws.Put(ctx, 1, base.blob); err != nil {
 			return res, err
 		}
 	} else {

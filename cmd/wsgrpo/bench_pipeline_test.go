@@ -16,7 +16,8 @@ import (
 // TestBenchPipelineQuick runs the pipeline suite in --quick mode: every
 // stage a process (the test binary as wsgrpo), alone and in a run, with 1
 // and 2 sampler processes, and checks that both rows are printed with
-// positive figures.
+// positive figures: for the shipped base policy and for a tiny Hugging
+// Face model (the stages take either kind of checkpoint unchanged).
 func TestBenchPipelineQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dozen processes")
@@ -24,6 +25,18 @@ func TestBenchPipelineQuick(t *testing.T) {
 	orttest.Runtime(t)
 	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
 	t.Setenv(envCLI, "1") // the children the suite starts are this binary
+	for _, tc := range []struct{ name, model string }{
+		{"wsgrpo checkpoint", shippedBase},
+		{"Hugging Face", writeHFModel(t, tinyHFTokenizer(t, false), 0, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			benchPipelineQuick(t, tc.model)
+		})
+	}
+}
+
+// benchPipelineQuick is TestBenchPipelineQuick with one model.
+func benchPipelineQuick(t *testing.T, model string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	cmd := newBenchCmd()
@@ -31,7 +44,7 @@ func TestBenchPipelineQuick(t *testing.T) {
 	cmd.SetOut(&stdout)
 	cmd.SetErr(&stderr)
 	cfg := filepath.Join(t.TempDir(), "bench.yaml")
-	if err := os.WriteFile(cfg, []byte("train:\n  model: "+shippedBase+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("train:\n  model: "+model+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd.SetArgs([]string{"pipeline", "--quick", "--config", cfg, "--log-level", "error"})
