@@ -61,6 +61,18 @@ type pipelineResult struct {
 
 func (r pipelineResult) tokensPerSec() float64 { return float64(r.tokens) / r.window.Seconds() }
 
+// add pools o into r: counts and times summed (wall too), the CPUs kept.
+func (r *pipelineResult) add(o pipelineResult) {
+	r.rollouts += o.rollouts
+	r.tokens += o.tokens
+	r.window += o.window
+	r.busy += o.busy
+	r.trainedTokens += o.trainedTokens
+	r.trainWindow += o.trainWindow
+	r.wall += o.wall
+	r.samplerCPUs = o.samplerCPUs
+}
+
 // busyTokensPerSec is the samplers' rate while decoding: tokens per
 // second of decoding time, per sampler process.
 func (r pipelineResult) busyTokensPerSec() float64 { return float64(r.tokens) / r.busy.Seconds() }
@@ -115,26 +127,40 @@ func benchPipeline(ctx context.Context, b *benchEnv) error {
 	tw := b.table(fmt.Sprintf("pipeline: every stage its own process against one NATS server (%d steps of %d prompts x G %d, up to %d new tokens, the first %d steps untimed; in-run: ahead %d, shaper %s, 1 ORT thread a process; efficiency goal >= 0.9)",
 		pb.steps, pb.prompts, pb.samples, pb.maxTokens, pb.skip, pb.ahead, shaperOf(pb)),
 		"sampler processes", "samplers' CPUs", "alone tok/s", "in-run tok/s", "efficiency", "decoding efficiency", "in-run rollouts/s", "trained tok/s", "run wall")
+	passes := max(b.passes, 1)
 	for _, n := range pb.samplers {
-		alone, err := runPipelineBench(ctx, b, exe, pb, n, true)
-		if err != nil {
-			return fmt.Errorf("%d samplers alone: %w", n, err)
-		}
-		in, err := runPipelineBench(ctx, b, exe, pb, n, false)
-		if err != nil {
-			return fmt.Errorf("%d samplers in a run: %w", n, err)
+		// Passes alternate alone and in-run; the row pools them (tokens
+		// over time summed), and lists each pass's efficiency.
+		var alone, in pipelineResult
+		var each []string
+		for range passes {
+			a, err := runPipelineBench(ctx, b, exe, pb, n, true)
+			if err != nil {
+				return fmt.Errorf("%d samplers alone: %w", n, err)
+			}
+			r, err := runPipelineBench(ctx, b, exe, pb, n, false)
+			if err != nil {
+				return fmt.Errorf("%d samplers in a run: %w", n, err)
+			}
+			each = append(each, fmt.Sprintf("%.2f", r.tokensPerSec()/a.tokensPerSec()))
+			alone.add(a)
+			in.add(r)
 		}
 		cpus := "shared"
 		if in.samplerCPUs != "" {
 			cpus = "own (" + in.samplerCPUs + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%.0f\t%s\n", n, cpus, alone.tokensPerSec(), in.tokensPerSec(),
-			in.tokensPerSec()/alone.tokensPerSec(), in.busyTokensPerSec()/alone.busyTokensPerSec(), in.rolloutsPerSec(), in.trainedPerSec(), in.wall.Round(100*time.Millisecond))
+		eff := fmt.Sprintf("%.2f", in.tokensPerSec()/alone.tokensPerSec())
+		if passes > 1 {
+			eff += " (" + strings.Join(each, " ") + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%s\t%.2f\t%.1f\t%.0f\t%s\n", n, cpus, alone.tokensPerSec(), in.tokensPerSec(),
+			eff, in.busyTokensPerSec()/alone.busyTokensPerSec(), in.rolloutsPerSec(), in.trainedPerSec(), (in.wall / time.Duration(passes)).Round(100*time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(b.w, "alone: the same sampler processes with only the prompt source (every step queued at once, the starting weights published by the bench); in-run: source, samplers, a verifier, a labeler, the learner and the logger, each a process; tok/s: completion tokens sampled per second from the first untimed step's last batch to the last batch; decoding efficiency: the same ratio over the samplers' decoding time only (what the pipeline costs a sampler while it works, leaving out its waits for prompts or weights); trained tok/s: completion tokens of the updates after the first untimed ones, per second between them")
+	fmt.Fprintln(b.w, "passes: alone and in-run alternate --passes times, a row pools them (the efficiency of each pass in brackets), run wall is a pass's mean; alone: the same sampler processes with only the prompt source (every step queued at once, the starting weights published by the bench); in-run: source, samplers, a verifier, a labeler, the learner and the logger, each a process; tok/s: completion tokens sampled per second from the first untimed step's last batch to the last batch; decoding efficiency: the same ratio over the samplers' decoding time only (what the pipeline costs a sampler while it works, leaving out its waits for prompts or weights); trained tok/s: completion tokens of the updates after the first untimed ones, per second between them")
 	return nil
 }
 

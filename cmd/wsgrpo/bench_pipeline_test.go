@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,18 +26,21 @@ func TestBenchPipelineQuick(t *testing.T) {
 	orttest.Runtime(t)
 	t.Setenv("WSGRPO_CHDB_LIB", chtest.Library(t))
 	t.Setenv(envCLI, "1") // the children the suite starts are this binary
-	for _, tc := range []struct{ name, model string }{
-		{"wsgrpo checkpoint", shippedBase},
-		{"Hugging Face", writeHFModel(t, tinyHFTokenizer(t, false), 0, 1)},
+	for _, tc := range []struct {
+		name, model string
+		passes      int
+	}{
+		{"wsgrpo checkpoint", shippedBase, 1},
+		{"Hugging Face, two passes", writeHFModel(t, tinyHFTokenizer(t, false), 0, 1), 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			benchPipelineQuick(t, tc.model)
+			benchPipelineQuick(t, tc.model, tc.passes)
 		})
 	}
 }
 
 // benchPipelineQuick is TestBenchPipelineQuick with one model.
-func benchPipelineQuick(t *testing.T, model string) {
+func benchPipelineQuick(t *testing.T, model string, passes int) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	cmd := newBenchCmd()
@@ -47,7 +51,7 @@ func benchPipelineQuick(t *testing.T, model string) {
 	if err := os.WriteFile(cfg, []byte("train:\n  model: "+model+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd.SetArgs([]string{"pipeline", "--quick", "--config", cfg, "--log-level", "error"})
+	cmd.SetArgs([]string{"pipeline", "--quick", "--config", cfg, "--log-level", "error", "--passes", strconv.Itoa(passes)})
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -64,6 +68,10 @@ func benchPipelineQuick(t *testing.T, model string) {
 		}
 		if len(row) < 8 || row[1] != "shared" || row[2] == "0" || row[3] == "0" || row[4] == "0.00" {
 			t.Errorf("row for %s samplers: %q\n%s", n, row, got)
+		}
+		// With several passes the efficiency lists each pass's.
+		if passes > 1 && (len(row) < 8+passes || !strings.HasPrefix(row[5], "(")) {
+			t.Errorf("row for %s samplers lists no efficiency per pass: %q", n, row)
 		}
 	}
 }
