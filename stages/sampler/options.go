@@ -130,7 +130,9 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// PromptText returns the text the policy continues for prompt p.
+// PromptText returns the text the policy continues for prompt p through
+// PromptTemplate (with Chat the template is the policy's, which Options
+// alone does not know: see tokenizer.BPE.ChatPromptTemplate).
 func (o Options) PromptText(p string) string {
 	return strings.ReplaceAll(o.withDefaults().PromptTemplate, promptPlaceholder, p)
 }
