@@ -285,12 +285,14 @@ func newHeldSetup(t *testing.T, run string, maxDeliver int) heldSetup {
 // redelivered), then publishes its output once the dependency is back,
 // with no dead letter and no redelivery.
 func TestUnavailableHeldNotDeadLettered(t *testing.T) {
-	// 30 failures at up to 50 ms each outlast both MaxDeliver (2) and
-	// AckWait (400 ms): only holding the batch gets it through.
+	// 60 failures at up to 50 ms each (about 3 s) outlast both MaxDeliver
+	// (2) and AckWait (1 s): only holding the batch gets it through.
+	// AckWait leaves the heartbeat (every AckWait/3) room on a loaded
+	// machine, where a missed one would redeliver the batch.
 	h := newHeldSetup(t, "outage", 2)
-	h.cfg.AckWait = 400 * time.Millisecond
+	h.cfg.AckWait = time.Second
 	js, top, cfg := h.js, h.top, h.cfg
-	p := &unavailableProcessor{failures: 30, next: h.next}
+	p := &unavailableProcessor{failures: 60, next: h.next}
 	r, _ := startRunner(t, js, cfg, p)
 	waitFor(t, 30*time.Second, "the batch's rows downstream", func() bool { return h.sink.distinct() == h.rows })
 	if got := p.calls.Load(); got != p.failures+1 {
