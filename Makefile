@@ -8,7 +8,7 @@ LINT        := $(WSGRPO_HOME)/bin/golangci-lint
 # Packages with concurrency, run again under the race detector.
 RACE_PKGS   := ./pipeline/... ./stages/... ./tracelog/... ./replay/... ./prompts/...
 
-.PHONY: setup setup-test setup-lint build demo test race test-short bench bench-tokenizer fuzz lint clean results results-short scaleout soak chaos
+.PHONY: setup setup-test setup-lint build demo test race test-short bench bench-tokenizer fuzz lint clean results results-short scaleout soak chaos gpu-check gpu-check-cpu
 
 ## setup: fetch and cache ONNX Runtime and libchdb (idempotent)
 setup:
@@ -60,6 +60,13 @@ soak: setup
 ## chaos: hostile inputs and faults against bin/wsgrpo (issue #13), each case in its own temporary directory; PASS/FAIL per case and the totals (scripts/chaos.sh PATTERN runs the matching cases)
 chaos: setup
 	bash scripts/chaos.sh
+
+## gpu-check: wsgrpo on CUDA against CPU (greedy agreement, sampler and learner benches) on a GPU machine with a GPU build of ONNX Runtime in WSGRPO_ORT_LIB; gpu-check-cpu runs the same script with its device passes on CPU (a check of the script; in CI)
+gpu-check: setup build
+	bash scripts/gpu-check.sh
+
+gpu-check-cpu: setup build
+	bash scripts/gpu-check.sh --cpu-only --quick --n 8
 
 ## test-short: the quick subset (no multi-process or long tests)
 test-short: setup
