@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,11 @@ type LockInfo struct {
 	Host      string    `json:"host"`
 	PID       int       `json:"pid"`
 	Heartbeat time.Time `json:"heartbeat"`
+	// Token is random and the same in every value one Lock writes: an
+	// acquirer whose create timed out although the server applied it (a
+	// stalled server) recognizes the lock as its own instead of as
+	// another holder's.
+	Token string `json:"token,omitempty"`
 }
 
 // LockOption configures AcquireLock.
@@ -94,7 +100,7 @@ func AcquireLock(ctx context.Context, js jetstream.JetStream, t Topology, name, 
 	host, _ := os.Hostname()
 	l := &Lock{
 		kv: kv, key: lockKey(name), run: t.Run, ttl: ttl,
-		info: LockInfo{Holder: holder, Host: host, PID: os.Getpid()},
+		info: LockInfo{Holder: holder, Host: host, PID: os.Getpid(), Token: rand.Text()},
 		log:  o.log.With("lock", name, "run", t.Run),
 		done: make(chan struct{}), lost: make(chan struct{}),
 	}
@@ -118,10 +124,17 @@ func (l *Lock) value() []byte {
 	return b
 }
 
-// acquire creates the key, or takes it over when stale.
+// acquire creates the key, or takes it over when stale. Calls that time
+// out (a stalled or restarting server) are tried again; a create or
+// take-over that the server applied although its reply was lost shows up
+// as a lock with our Token, which is ours.
 func (l *Lock) acquire(ctx context.Context) error {
 	for range lockAttempts {
-		rev, err := l.kv.Create(ctx, l.key, l.value())
+		var rev uint64
+		err := retryTimeout(ctx, nil, func(ctx context.Context) (err error) {
+			rev, err = l.kv.Create(ctx, l.key, l.value())
+			return err
+		})
 		if err == nil {
 			l.rev = rev
 			return nil
@@ -129,7 +142,11 @@ func (l *Lock) acquire(ctx context.Context) error {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("lock %s of run %s: %w", l.key, l.run, err)
 		}
-		e, err := l.kv.Get(ctx, l.key)
+		var e jetstream.KeyValueEntry
+		err = retryTimeout(ctx, nil, func(ctx context.Context) (err error) {
+			e, err = l.kv.Get(ctx, l.key)
+			return err
+		})
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // released meanwhile
 		}
@@ -140,13 +157,20 @@ func (l *Lock) acquire(ctx context.Context) error {
 		if err := json.Unmarshal(e.Value(), &other); err != nil {
 			l.log.Warn("lock value is not JSON; treating it as stale", "err", err)
 		}
+		if other.Token != "" && other.Token == l.info.Token {
+			l.rev = e.Revision() // our own write, whose reply was lost
+			return nil
+		}
 		// The server's time of the last write, not the holder's clock.
 		age := time.Since(e.Created())
 		if age < l.ttl {
 			return fmt.Errorf("%w: a %s is already running for run %s (holder %q, pid %d on host %q, heartbeat %s ago); stop it, or wait %s if it crashed",
 				ErrLocked, l.key[len("lock."):], l.run, other.Holder, other.PID, other.Host, age.Round(time.Millisecond), l.ttl)
 		}
-		rev, err = l.kv.Update(ctx, l.key, l.value(), e.Revision())
+		err = retryTimeout(ctx, nil, func(ctx context.Context) (err error) {
+			rev, err = l.kv.Update(ctx, l.key, l.value(), e.Revision())
+			return err
+		})
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue // another acquirer was faster; look again
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -160,5 +161,30 @@ func TestAcquireLockRejects(t *testing.T) {
 				t.Errorf("AcquireLock = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLockOwnWriteWhoseReplyWasLost: a lock value carrying the acquirer's
+// own token (its create reached the server, the reply did not, and the
+// retry found the key) is taken as the acquirer's lock, at that
+// revision; the same value with another token is another holder's.
+func TestLockOwnWriteWhoseReplyWasLost(t *testing.T) {
+	js, top, _ := lockRun(t, "lostreply")
+	kv, err := stateBucket(t.Context(), js, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := LockInfo{Holder: "learner", Host: "h", PID: 1, Token: "tok-mine"}
+	l := &Lock{kv: kv, key: lockKey(StageLearner), run: top.Run, ttl: time.Minute, info: mine, log: slog.New(slog.DiscardHandler)}
+	rev, err := kv.Create(t.Context(), l.key, l.value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.acquire(t.Context()); err != nil || l.rev != rev {
+		t.Fatalf("acquire with our own value in place = %v (rev %d, want %d)", err, l.rev, rev)
+	}
+	other := &Lock{kv: kv, key: l.key, run: top.Run, ttl: time.Minute, info: LockInfo{Holder: "learner", Host: "h", PID: 1, Token: "tok-other"}, log: slog.New(slog.DiscardHandler)}
+	if err := other.acquire(t.Context()); !errors.Is(err, ErrLocked) {
+		t.Fatalf("acquire with another token = %v, want ErrLocked", err)
 	}
 }
