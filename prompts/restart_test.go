@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest/natsproc"
 	"github.com/wsgrpo/wsgrpo/prompts"
 	"github.com/wsgrpo/wsgrpo/tasks"
@@ -61,15 +62,7 @@ func TestSourceAcrossServerRestarts(t *testing.T) {
 			t.Logf("nats-server log:\n%s", srv.Log())
 		}
 	}()
-	nc, err := pipeline.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := pipetest.Connect(t, fmt.Sprintf("nats://127.0.0.1:%d", port))
 	topo, err := pipeline.NewTopology("restarts")
 	if err != nil {
 		t.Fatal(err)

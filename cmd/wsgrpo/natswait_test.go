@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest/natsproc"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/tracelog/chtest"
@@ -144,15 +145,7 @@ func TestStageWaitsForNATS(t *testing.T) {
 			}
 			natsproc.Start(t, natsConf, port)
 
-			nc, err := pipeline.Connect(cfg.NATS)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			js, err := pipeline.NewJetStream(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			js := pipetest.Connect(t, cfg.NATS)
 			topo, err := cfg.topology()
 			if err != nil {
 				t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/checkpoint"
 	"github.com/wsgrpo/wsgrpo/model/shaping"
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest/natsproc"
 	"github.com/wsgrpo/wsgrpo/prompts"
 	"github.com/wsgrpo/wsgrpo/schemas"
@@ -449,15 +450,7 @@ func TestScaleOutProcesses(t *testing.T) {
 
 	// This process's view: a reconnecting client, the run's state and its
 	// trajectory log.
-	nc, err := pipeline.Connect(cfg.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := pipeline.NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := pipetest.Connect(t, cfg.NATS)
 	s.js = js
 	// A deferred report runs before the cleanups that kill the processes
 	// and stop the server, so it shows them as they were.
