@@ -1,16 +1,11 @@
 package pipeline
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/wsgrpo/wsgrpo/pipeline/pipetest/natsproc"
 )
 
 // TestOpenAcrossStalledServer stalls a nats-server process (SIGSTOP) for
@@ -28,25 +23,8 @@ func TestOpenAcrossStalledServer(t *testing.T) {
 		// lookups are slow enough to fall into the stall too.
 		t.Skip("timing-bound (a 6 s server stall against 5 s timeouts); run without -race")
 	}
-	port := natsproc.FreePort(t)
-	conf, err := NATSConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: t.TempDir()}.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "nats.conf")
-	if err := os.WriteFile(path, conf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := natsproc.Start(t, path, port)
-	nc, err := Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := NewJetStream(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := startProcServer(t)
+	js := srv.connect(t)
 	top := ensureRun(t, js, "stalled", jetstream.FileStorage)
 
 	if err := srv.Signal(syscall.SIGSTOP); err != nil {
