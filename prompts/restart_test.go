@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -46,16 +44,7 @@ func TestSourceAcrossServerRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a nats-server process and restarts it")
 	}
-	natsproc.Binary(t)
-	port := natsproc.FreePort(t)
-	conf, err := pipeline.NATSConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: filepath.Join(t.TempDir(), "jetstream")}.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "nats.conf")
-	if err := os.WriteFile(path, conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, port := pipetest.NATSProcessConf(t, t.TempDir())
 	srv := natsproc.Start(t, path, port)
 	defer func() {
 		if t.Failed() {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -47,16 +45,7 @@ func (s *syncBuffer) String() string {
 // labeler) pointing at it.
 func downServer(tb testing.TB, run string) (cfg Config, natsConf string, port int) {
 	tb.Helper()
-	natsproc.Binary(tb) // skips without a nats-server binary
-	port = natsproc.FreePort(tb)
-	b, err := pipeline.NATSConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: filepath.Join(tb.TempDir(), "jetstream")}.Render()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	natsConf = filepath.Join(tb.TempDir(), "nats.conf")
-	if err := os.WriteFile(natsConf, b, 0o644); err != nil {
-		tb.Fatal(err)
-	}
+	natsConf, port = pipetest.NATSProcessConf(tb, tb.TempDir()) // skips without a nats-server binary
 	cfg = DefaultConfig()
 	cfg.Run, cfg.NoLabeler, cfg.Dir = run, true, tb.TempDir()
 	cfg.NATS = fmt.Sprintf("nats://127.0.0.1:%d", port)

@@ -138,15 +138,7 @@ func newScaleOut(t *testing.T, dsn, model string) *scaleOut {
 	}
 	t.Cleanup(func() { _ = f.Close() })
 	s.sourceLog = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	port := natsproc.FreePort(t)
-	natsConf, err := pipeline.NATSConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: filepath.Join(s.dir, "jetstream")}.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	natsFile := filepath.Join(s.dir, "nats.conf")
-	if err := os.WriteFile(natsFile, natsConf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	natsFile, port := pipetest.NATSProcessConf(t, s.dir)
 	s.nats = natsproc.Start(t, natsFile, port)
 
 	s.cfg = DefaultConfig()

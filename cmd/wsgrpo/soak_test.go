@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgrpo/wsgrpo/pipeline"
+	"github.com/wsgrpo/wsgrpo/pipeline/pipetest"
 	"github.com/wsgrpo/wsgrpo/pipeline/pipetest/natsproc"
 	"github.com/wsgrpo/wsgrpo/schemas"
 	"github.com/wsgrpo/wsgrpo/schemas/ddl"
@@ -295,15 +296,7 @@ func TestSoakWiring(t *testing.T) {
 	began := time.Now()
 
 	dir := t.TempDir()
-	port := natsproc.FreePort(t)
-	natsConf, err := pipeline.NATSConfig{Listen: fmt.Sprintf("127.0.0.1:%d", port), StoreDir: filepath.Join(dir, "jetstream")}.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	natsFile := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(natsFile, natsConf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	natsFile, port := pipetest.NATSProcessConf(t, dir)
 	srv := natsproc.Start(t, natsFile, port)
 
 	cfg := DefaultConfig()
