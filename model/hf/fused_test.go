@@ -9,14 +9,18 @@ import (
 	"github.com/wsgrpo/wsgrpo/model/policy"
 )
 
-// TestFusedVariantsMatchReference checks every way of writing FusedKVGraph
-// (fusedVariants) the way TestGraphsMatchReference checks the default one:
-// the logits of every real token of a left-padded batch, prefilled then
-// decoded one column per step into an in-place cache, against the Go
-// reference (tolerance tolF32), and greedy generation with and without the
-// cache against the reference's, for every architecture.
-func TestFusedVariantsMatchReference(t *testing.T) {
-	rt := orttest.Runtime(t)
+// f32Checkpoint is a float32 case of checkpointCases written and loaded,
+// with the Go reference over the same weights.
+type f32Checkpoint struct {
+	name string
+	ck   *Checkpoint
+	ref  refModel
+}
+
+// f32Checkpoints writes and loads the float32 cases of checkpointCases.
+func f32Checkpoints(t *testing.T) []f32Checkpoint {
+	t.Helper()
+	var out []f32Checkpoint
 	for i, tc := range checkpointCases {
 		if tc.dtype != "F32" {
 			continue
@@ -25,9 +29,23 @@ func TestFusedVariantsMatchReference(t *testing.T) {
 		dir, ts := writeTestCheckpoint(t, a, tc.dtype, tc.sharded, uint64(i+1))
 		ck, err := Load(dir)
 		if err != nil {
-			t.Fatalf("Load: %v", err)
+			t.Fatalf("Load %s: %v", tc.name, err)
 		}
-		ref := refModel{a: a, w: ts}
+		out = append(out, f32Checkpoint{name: tc.name, ck: ck, ref: refModel{a: a, w: ts}})
+	}
+	return out
+}
+
+// TestFusedVariantsMatchReference checks every way of writing FusedKVGraph
+// (fusedVariants) the way TestGraphsMatchReference checks the default one:
+// the logits of every real token of a left-padded batch, prefilled then
+// decoded one column per step into an in-place cache, against the Go
+// reference (tolerance tolF32), and greedy generation with and without the
+// cache against the reference's, for every architecture.
+func TestFusedVariantsMatchReference(t *testing.T) {
+	rt := orttest.Runtime(t)
+	for _, tc := range f32Checkpoints(t) {
+		ck, ref := tc.ck, tc.ref
 		refLogits := make([][][]float64, len(testPrompts))
 		for r, p := range testPrompts {
 			refLogits[r], _ = ref.forward(toInts(p))
@@ -56,17 +74,8 @@ func TestFusedVariantsMatchReference(t *testing.T) {
 // takes several new positions after a cache for a batch of one row only.
 func TestFusedChunkedSteps(t *testing.T) {
 	rt := orttest.Runtime(t)
-	for i, tc := range checkpointCases {
-		if tc.dtype != "F32" {
-			continue
-		}
-		a := tinyArchs[tc.arch]
-		dir, ts := writeTestCheckpoint(t, a, tc.dtype, tc.sharded, uint64(i+1))
-		ck, err := Load(dir)
-		if err != nil {
-			t.Fatalf("Load: %v", err)
-		}
-		ref := refModel{a: a, w: ts}
+	for _, tc := range f32Checkpoints(t) {
+		ck, ref := tc.ck, tc.ref
 		for _, v := range fusedVariants {
 			t.Run(tc.name+"/"+v.name, func(t *testing.T) {
 				m, err := fusedKVGraph(ck.Config, ck.Weights, GraphOptions{MaxSeq: 32}, v.opts)
