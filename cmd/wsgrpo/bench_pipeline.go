@@ -266,7 +266,7 @@ func runPipelineBench(ctx context.Context, b *benchEnv, exe string, pb pipelineB
 		if err != nil {
 			return res, err
 		}
-		if err := ws.Put(ctx, 1, base.blob); err != nil {
+		if err := ws.Put(ctx, 1, base); err != nil {
 			return res, err
 		}
 	} else {

@@ -105,43 +105,33 @@ func detectModelLayout(dir string) (modelLayout, error) {
 	return 0, notModel(hf.ConfigFile + " has neither a wsgrpo format nor a Hugging Face model_type")
 }
 
-// trainModel is train.model as a run starts from it: its layout and the
-// blob published as version 1 (checkpoint.Marshal of a wsgrpo
-// checkpoint, hf.MarshalBundle of a Hugging Face model).
-type trainModel struct {
-	layout modelLayout
-	blob   []byte
-}
-
 // loadTrainModel reads the model in dir, which the message calls what
-// (train.model): a directory of neither layout is an error wrapping
-// ErrConfig and ErrModelDir, a Hugging Face model whose tokenizer does not
-// fit it one wrapping ErrConfig (see loadHFModel).
-func loadTrainModel(dir, what string) (trainModel, error) {
+// (train.model), and returns the blob a run publishes as version 1:
+// checkpoint.Marshal of a wsgrpo checkpoint, hf.MarshalBundle of a Hugging
+// Face model. A directory of neither layout is an error wrapping ErrConfig
+// and ErrModelDir, a Hugging Face model whose tokenizer does not fit it
+// one wrapping ErrConfig (see loadHFModel).
+func loadTrainModel(dir, what string) ([]byte, error) {
 	layout, err := detectModelLayout(dir)
 	if err != nil {
-		return trainModel{}, fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if layout == layoutHF {
 		m, err := loadHFModel(dir)
 		if err != nil {
-			return trainModel{}, fmt.Errorf("%s: %w", what, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		blob, err := hf.MarshalBundle(m.Bundle)
 		if err != nil {
-			return trainModel{}, fmt.Errorf("%s %s: %w", what, dir, err)
+			return nil, fmt.Errorf("%s %s: %w", what, dir, err)
 		}
-		return trainModel{layout: layout, blob: blob}, nil
+		return blob, nil
 	}
 	ck, err := checkpoint.Load(dir)
 	if err != nil {
-		return trainModel{}, fmt.Errorf("load %s %s: %w", what, dir, err)
+		return nil, fmt.Errorf("load %s %s: %w", what, dir, err)
 	}
-	blob, err := checkpoint.Marshal(ck)
-	if err != nil {
-		return trainModel{}, err
-	}
-	return trainModel{layout: layout, blob: blob}, nil
+	return checkpoint.Marshal(ck)
 }
 
 // referenceFeaturizer opens the featurizer (model/labeler) of the

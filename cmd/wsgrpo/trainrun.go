@@ -292,11 +292,10 @@ func runTrain(cmd *cobra.Command, cfg Config, log *slog.Logger, o trainOptions) 
 		return err
 	}
 	defer release()
-	tm, err := loadTrainModel(cfg.Train.Model, "train.model")
+	blob, err := loadTrainModel(cfg.Train.Model, "train.model")
 	if err != nil {
 		return err
 	}
-	blob := tm.blob
 	src, err := trainTask(cfg)
 	if err != nil {
 		return err
