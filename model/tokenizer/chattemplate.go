@@ -79,11 +79,16 @@ func (c *ChatTemplate) RenderWith(messages []ChatMessage, addGenerationPrompt bo
 	return out, nil
 }
 
-// chatOnce compiles a BPE's chat template on first use.
+// chatOnce compiles a BPE's chat template, and renders its prompt
+// template, on first use.
 type chatOnce struct {
 	once sync.Once
 	tmpl *ChatTemplate
 	err  error
+
+	promptOnce sync.Once
+	prompt     string
+	promptErr  error
 }
 
 // Chat returns the model's chat template from tokenizer_config.json,
@@ -122,16 +127,22 @@ func (t *BPE) RenderChat(messages []ChatMessage, addGenerationPrompt bool) (stri
 // turn: what a chat model continues. The template is rendered once, with
 // the placeholder as the user's text, so a prompt goes in as it is (what a
 // template does to the content, such as Llama's trim, is not applied to
-// it). The error wraps ErrNoChatTemplate when the model has none,
-// ErrChatTemplate when it fails to render, ErrChatPrompt when the user's
-// text does not come out once and unchanged.
+// it), on first use; the sampler asks for it with every batch. The error
+// wraps ErrNoChatTemplate when the model has none, ErrChatTemplate when it
+// fails to render, ErrChatPrompt when the user's text does not come out
+// once and unchanged.
 func (t *BPE) ChatPromptTemplate() (string, error) {
-	text, err := t.RenderChat([]ChatMessage{{Role: "user", Content: PromptPlaceholder}}, true)
-	if err != nil {
-		return "", err
-	}
-	if strings.Count(text, PromptPlaceholder) != 1 {
-		return "", ErrChatPrompt
-	}
-	return text, nil
+	c := &t.chat
+	c.promptOnce.Do(func() {
+		text, err := t.RenderChat([]ChatMessage{{Role: "user", Content: PromptPlaceholder}}, true)
+		switch {
+		case err != nil:
+			c.promptErr = err
+		case strings.Count(text, PromptPlaceholder) != 1:
+			c.promptErr = ErrChatPrompt
+		default:
+			c.prompt = text
+		}
+	})
+	return c.prompt, c.promptErr
 }
