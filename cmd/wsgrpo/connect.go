@@ -53,23 +53,13 @@ func openSession(ctx context.Context, cfg Config, log *slog.Logger, listen bool)
 // come back on that stage's own inbox, the only one a stage user of a
 // secured server (`wsgrpo nats-config`) may read.
 func openStageSession(ctx context.Context, cfg Config, log *slog.Logger, principal string) (*session, error) {
-	topo, err := cfg.topology()
-	if err != nil {
-		return nil, err
-	}
-	return openSessionAs(ctx, cfg, topo, log, false, "", 0, principal)
+	return openStageSessionWait(ctx, cfg, log, principal, 0)
 }
 
 // openSessionAt is openSession with the run's topology (cfg.topology(),
 // possibly adjusted) and the embedded server's listen address.
 func openSessionAt(ctx context.Context, cfg Config, topo pipeline.Topology, log *slog.Logger, listen bool, host string, port int) (*session, error) {
-	return openSessionAs(ctx, cfg, topo, log, listen, host, port, "")
-}
-
-// openSessionAs is openSessionAt for principal ("" for no stage in
-// particular).
-func openSessionAs(ctx context.Context, cfg Config, topo pipeline.Topology, log *slog.Logger, listen bool, host string, port int, principal string) (*session, error) {
-	return openSessionWait(ctx, cfg, topo, log, listen, host, port, principal, 0)
+	return openSessionWait(ctx, cfg, topo, log, listen, host, port, "", 0)
 }
 
 // defaultNATSWait is the default --nats-wait of the commands that run a
@@ -101,7 +91,8 @@ func waitable(nc *nats.Conn, err error) bool {
 	return pipeline.IsTransient(err) && !errors.Is(pipeline.WithRefusal(nc, err), nats.ErrPermissionViolation)
 }
 
-// openSessionWait is openSessionAs that, with an external server, waits
+// openSessionWait is openSessionAt for principal ("" for no stage in
+// particular: see openStageSession) that, with an external server, waits
 // up to wait for it (0: not at all).
 func openSessionWait(ctx context.Context, cfg Config, topo pipeline.Topology, log *slog.Logger, listen bool, host string, port int, principal string, wait time.Duration) (*session, error) {
 	var err error
