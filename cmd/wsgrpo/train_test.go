@@ -108,6 +108,8 @@ func TestTrainAndStageErrors(t *testing.T) {
 		{"passthrough as the learner", newStageCmd, []string{"passthrough", "--as", "learner", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 		{"logger at another position", newStageCmd, []string{"logger", "--as", "sampler", "--nats", "nats://127.0.0.1:1"}, ErrConfig},
 		{"sampler with --chat on a wsgrpo checkpoint", newStageCmd, []string{"sampler", "--nats", "nats://127.0.0.1:1", "--chat", "--model", filepath.Join("..", "..", "testdata", "base")}, ErrConfig},
+		{"bench pipeline with --ahead 0", newBenchCmd, []string{"pipeline", "--ahead", "0"}, ErrConfig},
+		{"bench pipeline with --passes 0", newBenchCmd, []string{"pipeline", "--passes", "0"}, ErrConfig},
 		{"train with --chat and a prompt template", newTrainCmd, []string{"--run", "e1", "--chat", "--dir", t.TempDir(), "--config", chatTemplateConf(t)}, ErrConfig},
 	}
 	for _, tc := range tests {
